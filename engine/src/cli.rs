@@ -1,0 +1,243 @@
+//! The `archsim` command line: run, report, validate, list.
+//!
+//! Exit codes: 0 success; 1 a run failed or output could not be written; 2 bad input (a
+//! scenario with errors, bad arguments, an unreadable results file). Nothing is written
+//! unless the whole run succeeded, and every file is written through a temp file + rename.
+
+use crate::output::{write_atomically, write_files_atomically};
+use crate::registry::Registry;
+use crate::results::Results;
+use crate::runner::{RunOptions, run};
+use crate::scenario::{self, LoadError};
+use crate::{list, report};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Deterministic discrete-event simulation of distributed-system designs.
+#[derive(Parser, Debug)]
+#[command(name = "archsim", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a scenario: print the table and write results.json, summary.md, plots, index.html.
+    Run {
+        /// Scenario file (RON).
+        file: PathBuf,
+        /// Seed to use instead of the scenario's `seed`.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output directory. Default: reports/<scenario file name without .ron>/
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Run only this variant (repeatable).
+        #[arg(long = "variant", value_name = "NAME")]
+        variants: Vec<String>,
+        /// Run everything twice (the second time on one thread) and fail unless the results
+        /// are byte-identical.
+        #[arg(long)]
+        check_determinism: bool,
+        /// Worker threads for running variants in parallel. Default: one per core.
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+    },
+    /// Rebuild summary.md, the plots and index.html from a saved results.json, without simulating.
+    Report {
+        /// A results.json written by `archsim run`.
+        results: PathBuf,
+        /// Output directory. Default: the directory holding results.json.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check scenario files for errors without running them.
+    Validate {
+        /// Scenario files (RON).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show every built-in component, fault, distribution and strategy with its fields.
+    List,
+}
+
+/// Run the `archsim` command line with the built-in components.
+pub fn main() -> ExitCode {
+    main_with(Registry::builtin())
+}
+
+/// Run the `archsim` command line with `registry` (built-ins plus the caller's plug-ins).
+pub fn main_with(registry: Registry) -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::Run { file, seed, out, variants, check_determinism, jobs } => {
+            let opts = RunOptions { seed, variants };
+            cmd_run(&registry, &file, out, &opts, check_determinism, jobs)
+        }
+        Command::Report { results, out } => cmd_report(&results, out),
+        Command::Validate { files } => cmd_validate(&registry, &files),
+        Command::List => {
+            print!("{}", list::render(&registry));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn load(registry: &Registry, file: &Path) -> Result<scenario::Scenario, ExitCode> {
+    scenario::load(file, registry).map_err(|e| {
+        eprintln!("{e}");
+        match e {
+            LoadError::Io(..) | LoadError::Scenario(_) => ExitCode::from(2),
+        }
+    })
+}
+
+fn cmd_validate(registry: &Registry, files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for f in files {
+        match load(registry, f) {
+            Ok(s) => {
+                let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
+                println!("{}: ok ({} variant{}: {})", f.display(), names.len(), plural(names.len()), names.join(", "));
+            }
+            Err(_) => ok = false,
+        }
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(2) }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn default_out(file: &Path) -> PathBuf {
+    let stem = file.file_stem().map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
+    Path::new("reports").join(stem)
+}
+
+fn run_with_threads(
+    registry: &Registry,
+    s: &scenario::Scenario,
+    opts: &RunOptions,
+    jobs: Option<usize>,
+) -> Result<Results, String> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.unwrap_or(0))
+        .build()
+        .map_err(|e| format!("error: cannot start worker threads: {e}"))?;
+    pool.install(|| run(s, registry, opts)).map_err(|e| e.to_string())
+}
+
+fn cmd_run(
+    registry: &Registry,
+    file: &Path,
+    out: Option<PathBuf>,
+    opts: &RunOptions,
+    check_determinism: bool,
+    jobs: Option<usize>,
+) -> ExitCode {
+    let s = match load(registry, file) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let seed = opts.seed.unwrap_or(s.base.seed);
+    eprintln!(
+        "archsim {}: running {} \"{}\" (seed {seed}, {} variant{}, {} simulated each)",
+        env!("CARGO_PKG_VERSION"),
+        file.display(),
+        s.base.name,
+        s.variants.len(),
+        plural(s.variants.len()),
+        s.base.duration
+    );
+    let results = match run_with_threads(registry, &s, opts, jobs) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let json = results_json(&results);
+    if check_determinism {
+        match run_with_threads(registry, &s, opts, Some(1)) {
+            Ok(again) if results_json(&again) == json => {
+                eprintln!("determinism: ok (two runs, {} bytes identical, digest {})", json.len(), results.digest)
+            }
+            Ok(again) => {
+                eprintln!(
+                    "error: determinism check failed: digest {} then {} (seed {seed})",
+                    results.digest, again.digest
+                );
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    print!("{}", report::terminal_table(&results));
+    let dir = out.unwrap_or_else(|| default_out(file));
+    write_report(&dir, &results, Some(json))
+}
+
+/// The bytes of results.json.
+pub fn results_json(r: &Results) -> Vec<u8> {
+    let mut v = serde_json::to_vec_pretty(r).expect("results serialize");
+    v.push(b'\n');
+    v
+}
+
+fn write_report(dir: &Path, results: &Results, json: Option<Vec<u8>>) -> ExitCode {
+    let files = match report::render(results) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: cannot render the report: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = write_files_atomically(dir, &files) {
+        eprintln!("error: cannot write {}: {e}", dir.display());
+        return ExitCode::from(1);
+    }
+    if let Some(json) = json
+        && let Err(e) = write_atomically(&dir.join("results.json"), &json)
+    {
+        eprintln!("error: cannot write {}: {e}", dir.join("results.json").display());
+        return ExitCode::from(1);
+    }
+    eprintln!("wrote {}/ ({} files)", dir.display(), files.len() + 1);
+    ExitCode::SUCCESS
+}
+
+fn cmd_report(path: &Path, out: Option<PathBuf>) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let results: Results = match serde_json::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: {}:{}:{}: not a results.json written by archsim: {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let dir = out.unwrap_or_else(|| path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf));
+    write_report(&dir, &results, None)
+}

@@ -1,0 +1,336 @@
+//! `Client`: the users. Issues requests open-loop (at a rate) or closed-loop (N users who
+//! think between requests), times them out, and records every request's outcome.
+//!
+//! ```text
+//!  arrival timer ─▶ issue ─▶ target reachable? ─no─▶ ends: Unreachable
+//!                              │ yes
+//!                              ▼
+//!                     send + timeout timer ─▶ response ─▶ ends: Ok or the callee's cause
+//!                                       └──▶ timer fires ─▶ ends: Timeout
+//! ```
+//! Every issued request ends exactly once; a late answer to a timed-out request is ignored.
+//! Arrivals, keys and per-request work bits come from three separate random streams of the
+//! client, so variants that share a seed see the same requests at the same times.
+
+use super::keys::{KeySampler, Keys};
+use crate::build::BuildCtx;
+use crate::dist::Dist;
+use crate::metrics::NodeStats;
+use crate::scenario::validate::{Path, Validator};
+use crate::sim::message::{CallId, Cause, Message, NodeId, Op, Request, RequestId, Response};
+use crate::sim::rng::{RandomSource, SimRng};
+use crate::sim::time::{SimDuration, SimTime};
+use crate::sim::{Ctx, Node, TimerId};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How requests arrive.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub enum Arrival {
+    /// Open loop, exponential gaps: `Poisson(rate: 8000.0)` (requests/s).
+    Poisson {
+        /// Mean arrival rate (requests/s).
+        rate: f64,
+    },
+    /// Open loop, evenly spaced: `Constant(rate: 100.0)` (requests/s).
+    Constant {
+        /// Arrival rate (requests/s).
+        rate: f64,
+    },
+    /// Closed loop: `Closed(users: 50, think_time: Exponential(mean: "100ms"))`. Each user
+    /// waits for its answer (or timeout), thinks, then sends the next request.
+    Closed {
+        /// Number of concurrent users (count).
+        users: u32,
+        /// Pause between an answer and the user's next request (distribution of durations).
+        think_time: Dist,
+    },
+}
+
+/// Users that send requests to a node or group and measure what comes back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename = "Client", deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Node or group the requests go to; with several nodes, each request picks a reachable
+    /// one at random.
+    pub target: String,
+    /// How requests arrive (open or closed loop).
+    pub arrival: Arrival,
+    /// Give up on a request after this long (duration). Default "1s".
+    #[serde(default = "default_timeout")]
+    pub timeout: SimDuration,
+    /// Which key each request touches. Default `Uniform(count: 1000000)`.
+    #[serde(default)]
+    pub keys: Keys,
+    /// Fraction of requests that are writes (0..1). Default 0.
+    #[serde(default)]
+    pub write_fraction: f64,
+    /// Stop after issuing this many requests (count). Default `None`: issue until `duration`.
+    #[serde(default)]
+    pub max_requests: Option<u64>,
+}
+
+fn default_timeout() -> SimDuration {
+    SimDuration::from_secs(1)
+}
+
+crate::settable!(ClientConfig { target, arrival, timeout, keys, write_fraction, max_requests });
+
+impl ClientConfig {
+    /// Check values the types cannot express, and that the target exists.
+    pub fn validate(&self, v: &mut Validator, at: &Path) {
+        v.resolve(&at.field("target"), &self.target);
+        match &self.arrival {
+            Arrival::Poisson { rate } | Arrival::Constant { rate } => {
+                v.check_positive(&at.field("arrival").field("rate"), *rate, "requests/s")
+            }
+            Arrival::Closed { users, think_time } => {
+                if *users == 0 {
+                    v.error(&at.field("arrival").field("users"), "no users", "expected a count >= 1");
+                }
+                v.check_dist(&at.field("arrival").field("think_time"), think_time);
+            }
+        }
+        if self.timeout == SimDuration::ZERO {
+            v.error(&at.field("timeout"), "a zero timeout fails every request", "expected a positive duration");
+        }
+        for (field, expected) in self.keys.problems() {
+            v.error(&at.field("keys").field(field), "invalid key distribution", expected);
+        }
+        if !(0.0..=1.0).contains(&self.write_fraction) {
+            v.error(
+                &at.field("write_fraction"),
+                format!("write fraction {} is not a fraction", self.write_fraction),
+                "expected a number from 0.0 to 1.0",
+            );
+        }
+    }
+}
+
+/// Timer tags: the top two bits say what the timer is for.
+const TAG_KIND_SHIFT: u32 = 62;
+const TAG_ARRIVAL: u64 = 1 << TAG_KIND_SHIFT;
+const TAG_THINK: u64 = 2 << TAG_KIND_SHIFT;
+const TAG_MASK: u64 = (1 << TAG_KIND_SHIFT) - 1;
+
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    generation: u32,
+    live: bool,
+    issued_at: SimTime,
+    timer: Option<TimerId>,
+    user: u32,
+}
+
+/// One client node.
+pub struct Client {
+    cfg: ClientConfig,
+    targets: Vec<NodeId>,
+    candidates: Vec<NodeId>,
+    keys: KeySampler,
+    arrivals: SimRng,
+    key_rng: SimRng,
+    work_rng: SimRng,
+    stop_at: SimTime,
+    id_base: u64,
+    issued: u64,
+    pending: Vec<Pending>,
+    free: Vec<u32>,
+    late: u64,
+    lost_in_crash: u64,
+}
+
+impl Client {
+    /// A client built from its configuration.
+    pub fn new(cfg: &ClientConfig, b: &BuildCtx<'_>) -> Client {
+        Client {
+            cfg: cfg.clone(),
+            targets: b.resolve(&cfg.target),
+            candidates: Vec::new(),
+            keys: cfg.keys.sampler(),
+            arrivals: b.rng("arrivals"),
+            key_rng: b.rng("keys"),
+            work_rng: b.rng("work"),
+            stop_at: b.arrivals_end(),
+            id_base: (b.me().0 as u64) << 40,
+            issued: 0,
+            pending: Vec::new(),
+            free: Vec::new(),
+            late: 0,
+            lost_in_crash: 0,
+        }
+    }
+
+    fn may_issue(&self, now: SimTime) -> bool {
+        now < self.stop_at && self.cfg.max_requests.is_none_or(|m| self.issued < m)
+    }
+
+    fn next_gap(&mut self) -> SimDuration {
+        match self.cfg.arrival {
+            Arrival::Poisson { rate } => {
+                SimDuration::from_secs_f64(-libm::log(self.arrivals.uniform_open0()) / rate)
+            }
+            Arrival::Constant { rate } => SimDuration::from_secs_f64(1.0 / rate),
+            Arrival::Closed { ref think_time, .. } => think_time.sample(&mut self.arrivals),
+        }
+    }
+
+    fn schedule_arrival(&mut self, ctx: &mut Ctx<'_>, tag: u64) {
+        let gap = self.next_gap();
+        if self.may_issue(ctx.now().after(gap)) {
+            ctx.set_timer(gap, tag);
+        }
+    }
+
+    fn pick_target(&mut self, ctx: &Ctx<'_>) -> Option<NodeId> {
+        if let [only] = self.targets[..] {
+            return ctx.reachable(only).then_some(only);
+        }
+        self.candidates.clear();
+        self.candidates.extend(self.targets.iter().copied().filter(|&t| ctx.reachable(t)));
+        match self.candidates.len() {
+            0 => None,
+            n => Some(self.candidates[self.key_rng.below(n as u64) as usize]),
+        }
+    }
+
+    fn issue(&mut self, ctx: &mut Ctx<'_>, user: u32) {
+        self.issued += 1;
+        ctx.request_started();
+        let now = ctx.now();
+        let key = self.keys.sample(&mut self.key_rng);
+        let write = self.cfg.write_fraction > 0.0 && self.key_rng.uniform() < self.cfg.write_fraction;
+        let work = self.work_rng.next_u64();
+        let Some(target) = self.pick_target(ctx) else {
+            ctx.request_ended(now, Err(Cause::Unreachable));
+            self.after_end(ctx, user);
+            return;
+        };
+        let slot = self.alloc(now, user);
+        let call = CallId(((self.pending[slot].generation as u64) << 32) | slot as u64);
+        self.pending[slot].timer = Some(ctx.set_timer(self.cfg.timeout, call.0));
+        let req = Request {
+            call,
+            id: RequestId(self.id_base | self.issued),
+            op: if write { Op::Write } else { Op::Read },
+            key,
+            value: self.issued,
+            work,
+            issued_at: now,
+        };
+        ctx.send(target, Message::Request(req));
+    }
+
+    fn alloc(&mut self, now: SimTime, user: u32) -> usize {
+        let slot = match self.free.pop() {
+            Some(s) => s as usize,
+            None => {
+                self.pending.push(Pending { generation: 0, live: false, issued_at: now, timer: None, user });
+                self.pending.len() - 1
+            }
+        };
+        let p = &mut self.pending[slot];
+        p.live = true;
+        p.issued_at = now;
+        p.user = user;
+        slot
+    }
+
+    /// End the pending call `call` if it is still live; returns its user.
+    fn end(&mut self, ctx: &mut Ctx<'_>, call: CallId, result: Result<(), Cause>) -> Option<u32> {
+        let slot = (call.0 & 0xffff_ffff) as usize;
+        let generation = (call.0 >> 32) as u32;
+        let p = self.pending.get_mut(slot).filter(|p| p.live && p.generation == generation)?;
+        p.live = false;
+        p.generation = p.generation.wrapping_add(1);
+        let (issued_at, user, timer) = (p.issued_at, p.user, p.timer.take());
+        self.free.push(slot as u32);
+        if let Some(t) = timer {
+            ctx.cancel_timer(t);
+        }
+        ctx.request_ended(issued_at, result);
+        Some(user)
+    }
+
+    /// A closed-loop user thinks before its next request.
+    fn after_end(&mut self, ctx: &mut Ctx<'_>, user: u32) {
+        if matches!(self.cfg.arrival, Arrival::Closed { .. }) {
+            self.schedule_arrival(ctx, TAG_THINK | user as u64);
+        }
+    }
+
+    fn on_response(&mut self, ctx: &mut Ctx<'_>, resp: Response) {
+        let result = resp.result.map(|_| ());
+        match self.end(ctx, resp.call, result) {
+            Some(user) => self.after_end(ctx, user),
+            None => self.late += 1,
+        }
+    }
+}
+
+impl Node for Client {
+    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        match self.cfg.arrival {
+            Arrival::Closed { users, .. } => {
+                for user in 0..users {
+                    self.schedule_arrival(ctx, TAG_THINK | user as u64);
+                }
+            }
+            Arrival::Poisson { .. } | Arrival::Constant { .. } => self.schedule_arrival(ctx, TAG_ARRIVAL),
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, _from: NodeId, msg: Message) {
+        match msg {
+            Message::Response(resp) => self.on_response(ctx, resp),
+            // Clients serve no one.
+            Message::Request(_) | Message::User(_) => {}
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _timer: TimerId, tag: u64) {
+        match tag & !TAG_MASK {
+            TAG_ARRIVAL => {
+                self.issue(ctx, 0);
+                self.schedule_arrival(ctx, TAG_ARRIVAL);
+            }
+            TAG_THINK => {
+                if self.may_issue(ctx.now()) {
+                    self.issue(ctx, (tag & TAG_MASK) as u32);
+                }
+            }
+            _ => {
+                // The timer of a pending call: it timed out. The pending entry's timer was
+                // this one, which has already fired, so forget it before ending the call.
+                let slot = (tag & 0xffff_ffff) as usize;
+                if let Some(p) = self.pending.get_mut(slot) {
+                    p.timer = None;
+                }
+                if let Some(user) = self.end(ctx, CallId(tag), Err(Cause::Timeout)) {
+                    self.after_end(ctx, user);
+                }
+            }
+        }
+    }
+
+    fn on_crash(&mut self, _now: SimTime) {
+        // The users behind a crashed client are gone with it: their pending requests are
+        // abandoned (reported as `lost_in_crash`), and arrivals stop until the restart.
+        for p in self.pending.iter_mut().filter(|p| p.live) {
+            p.live = false;
+            p.generation = p.generation.wrapping_add(1);
+            self.lost_in_crash += 1;
+        }
+        self.free = (0..self.pending.len() as u32).rev().collect();
+    }
+
+    fn finish(&mut self, _now: SimTime) -> Option<NodeStats> {
+        let counters = BTreeMap::from([
+            ("issued".to_string(), self.issued as f64),
+            ("late_responses".to_string(), self.late as f64),
+            ("lost_in_crash".to_string(), self.lost_in_crash as f64),
+        ]);
+        Some(NodeStats::Counters(counters))
+    }
+}

@@ -1,0 +1,137 @@
+//! The built-in components, one file per family, and the enum that dispatches to them.
+//!
+//! Built-ins are a closed list the compiler checks ([`NodeConfig`], [`AnyNode`]); a user's own
+//! component comes in through [`crate::Registry::register`] and runs as [`AnyNode::Plugin`].
+
+pub mod client;
+pub mod keys;
+pub mod load_balancer;
+pub mod server;
+
+use crate::build::BuildCtx;
+use crate::metrics::NodeStats;
+use crate::scenario::{SetError, Settable};
+use crate::sim::message::{Message, NodeId};
+use crate::sim::time::{SimDuration, SimTime};
+use crate::sim::{Ctx, Node, TimerId};
+use client::{Client, ClientConfig};
+use load_balancer::{LoadBalancer, LoadBalancerConfig};
+use serde::Serialize;
+use server::{Server, ServerConfig};
+
+/// A plug-in node's configuration, kept as RON text until its registered kind reads it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PluginConfig {
+    /// The name it was registered under.
+    pub kind: String,
+    /// Its configuration as written, e.g. `Echo(delay: "1ms")`.
+    pub ron: String,
+}
+
+/// A node's configuration, as declared under `nodes:`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum NodeConfig {
+    /// See [`ClientConfig`].
+    Client(ClientConfig),
+    /// See [`LoadBalancerConfig`].
+    LoadBalancer(LoadBalancerConfig),
+    /// See [`ServerConfig`].
+    Server(ServerConfig),
+    /// A registered plug-in component.
+    Plugin(PluginConfig),
+}
+
+impl NodeConfig {
+    /// For pools, how many replicas it declares (they are named `name-0 ..`).
+    pub fn replicas(&self) -> Option<u32> {
+        match self {
+            NodeConfig::Server(s) => Some(s.replicas),
+            NodeConfig::Client(_) | NodeConfig::LoadBalancer(_) | NodeConfig::Plugin(_) => None,
+        }
+    }
+
+    /// A client's timeout: the run goes on this long after `duration` so every request ends.
+    pub fn client_timeout(&self) -> Option<SimDuration> {
+        match self {
+            NodeConfig::Client(c) => Some(c.timeout),
+            NodeConfig::LoadBalancer(_) | NodeConfig::Server(_) | NodeConfig::Plugin(_) => None,
+        }
+    }
+
+    /// Apply a variant override to one field.
+    pub fn set(&mut self, field: &str, text: &str) -> Result<(), SetError> {
+        match self {
+            NodeConfig::Client(c) => c.set(field, text),
+            NodeConfig::LoadBalancer(c) => c.set(field, text),
+            NodeConfig::Server(c) => c.set(field, text),
+            // A plug-in's config is opaque text to the engine, so its fields have no names here.
+            NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
+                "plug-in component `{}` cannot be overridden field by field; override the whole \
+                 node in a separate scenario",
+                p.kind
+            ))),
+        }
+    }
+
+    /// Build the node with id `b.me()`.
+    pub fn build(&self, b: &BuildCtx<'_>) -> AnyNode {
+        match self {
+            NodeConfig::Client(c) => AnyNode::Client(Client::new(c, b)),
+            NodeConfig::LoadBalancer(c) => AnyNode::LoadBalancer(LoadBalancer::new(c, b)),
+            NodeConfig::Server(c) => AnyNode::Server(Server::new(c, b)),
+            NodeConfig::Plugin(p) => AnyNode::Plugin(b.registry().build_plugin(p, b)),
+        }
+    }
+}
+
+/// Any node of a run. Built-ins are dispatched statically; plug-ins through a trait object.
+pub enum AnyNode {
+    /// A client.
+    Client(Client),
+    /// A load balancer.
+    LoadBalancer(LoadBalancer),
+    /// A server replica.
+    Server(Server),
+    /// A plug-in node.
+    Plugin(Box<dyn Node + Send>),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $n:ident => $e:expr) => {
+        match $self {
+            AnyNode::Client($n) => $e,
+            AnyNode::LoadBalancer($n) => $e,
+            AnyNode::Server($n) => $e,
+            AnyNode::Plugin($n) => $e,
+        }
+    };
+}
+
+impl Node for AnyNode {
+    #[inline]
+    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        dispatch!(self, n => n.on_start(ctx))
+    }
+
+    #[inline]
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
+        dispatch!(self, n => n.on_message(ctx, from, msg))
+    }
+
+    #[inline]
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: TimerId, tag: u64) {
+        dispatch!(self, n => n.on_timer(ctx, timer, tag))
+    }
+
+    fn on_crash(&mut self, now: SimTime) {
+        dispatch!(self, n => n.on_crash(now))
+    }
+
+    fn on_restart(&mut self, ctx: &mut Ctx<'_>) {
+        dispatch!(self, n => n.on_restart(ctx))
+    }
+
+    fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
+        dispatch!(self, n => n.finish(now))
+    }
+}

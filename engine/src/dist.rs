@@ -1,0 +1,220 @@
+//! Probability distributions of durations (service times, latencies, think times).
+//!
+//! Sampling goes through the pure-Rust `libm` crate rather than the platform's `ln`/`exp`/`pow`
+//! (which `rand_distr` uses): those differ in the last bit between FMA and non-FMA code paths,
+//! and a run must give the same bytes on every machine. Each sampler is an inverse transform
+//! or a textbook method over [`RandomSource::uniform`].
+
+use crate::sim::rng::RandomSource;
+use crate::sim::time::SimDuration;
+use serde::{Deserialize, Serialize};
+
+/// A distribution of durations. Written in scenario files as, for example,
+/// `Exponential(mean: "1ms")` or `LogNormal(median: "400us", p99: "3ms")`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum Dist {
+    /// Always the same value: `Constant("2ms")`.
+    Constant(SimDuration),
+    /// Memoryless, with the given mean: `Exponential(mean: "1ms")`.
+    Exponential {
+        /// Mean value.
+        mean: SimDuration,
+    },
+    /// Uniform between `low` and `high`: `Uniform(low: "1ms", high: "3ms")`.
+    Uniform {
+        /// Smallest value.
+        low: SimDuration,
+        /// Largest value.
+        high: SimDuration,
+    },
+    /// Normal, truncated at zero (negative draws are redrawn): `Normal(mean: "5ms", std_dev: "1ms")`.
+    Normal {
+        /// Mean before truncation.
+        mean: SimDuration,
+        /// Standard deviation before truncation.
+        std_dev: SimDuration,
+    },
+    /// Log-normal given by its median and 99th percentile: `LogNormal(median: "400us", p99: "3ms")`.
+    LogNormal {
+        /// Median (50th percentile).
+        median: SimDuration,
+        /// 99th percentile; at least the median.
+        p99: SimDuration,
+    },
+    /// Pareto (heavy tail) with minimum `scale` and tail index `shape`:
+    /// `Pareto(scale: "1ms", shape: 2.5)`. The mean is finite only for shape > 1.
+    Pareto {
+        /// Minimum value.
+        scale: SimDuration,
+        /// Tail index (alpha), positive.
+        shape: f64,
+    },
+    /// One of the listed values, each equally likely: `Empirical(["1ms", "1ms", "9ms"])`.
+    Empirical(Vec<SimDuration>),
+}
+
+/// The 99th percentile of the standard normal distribution.
+const Z_99: f64 = 2.326_347_874_040_841;
+
+impl Dist {
+    /// Draw one duration.
+    pub fn sample<R: RandomSource>(&self, rng: &mut R) -> SimDuration {
+        let ns = match self {
+            Dist::Constant(d) => return *d,
+            Dist::Exponential { mean } => -(mean.0 as f64) * libm::log(rng.uniform_open0()),
+            Dist::Uniform { low, high } => low.0 as f64 + (high.0 - low.0) as f64 * rng.uniform(),
+            Dist::Normal { mean, std_dev } => truncated_normal(mean.0 as f64, std_dev.0 as f64, rng),
+            Dist::LogNormal { median, p99 } => {
+                let (mu, sigma) = lognormal_params(*median, *p99);
+                libm::exp(mu + sigma * standard_normal(rng))
+            }
+            Dist::Pareto { scale, shape } => {
+                scale.0 as f64 * libm::pow(rng.uniform_open0(), -1.0 / shape)
+            }
+            Dist::Empirical(values) => return values[rng.below(values.len() as u64) as usize],
+        };
+        SimDuration::from_nanos_f64(ns)
+    }
+
+    /// The mean in seconds (before truncation for `Normal`; infinite for Pareto with shape <= 1).
+    pub fn mean_secs(&self) -> f64 {
+        match self {
+            Dist::Constant(d) => d.as_secs_f64(),
+            Dist::Exponential { mean } => mean.as_secs_f64(),
+            Dist::Uniform { low, high } => (low.as_secs_f64() + high.as_secs_f64()) / 2.0,
+            Dist::Normal { mean, .. } => mean.as_secs_f64(),
+            Dist::LogNormal { median, p99 } => {
+                let (mu, sigma) = lognormal_params(*median, *p99);
+                libm::exp(mu + sigma * sigma / 2.0) / 1e9
+            }
+            Dist::Pareto { scale, shape } if *shape > 1.0 => scale.as_secs_f64() * shape / (shape - 1.0),
+            Dist::Pareto { .. } => f64::INFINITY,
+            Dist::Empirical(v) => v.iter().map(|d| d.as_secs_f64()).sum::<f64>() / v.len().max(1) as f64,
+        }
+    }
+
+    /// Problems with the parameters, each as (field, what was expected).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        match self {
+            Dist::Constant(_) | Dist::Exponential { .. } => {}
+            Dist::Uniform { low, high } if high < low => {
+                out.push(("high", format!("expected `high` >= `low` ({low})")))
+            }
+            Dist::Uniform { .. } => {}
+            Dist::Normal { mean, std_dev } if mean.0 == 0 && std_dev.0 > 0 => out.push((
+                "mean",
+                "expected a positive mean (the distribution is truncated at zero)".to_string(),
+            )),
+            Dist::Normal { .. } => {}
+            Dist::LogNormal { median, p99 } => {
+                if median.0 == 0 {
+                    out.push(("median", "expected a positive median".to_string()));
+                }
+                if p99 < median {
+                    out.push(("p99", format!("expected `p99` >= `median` ({median})")));
+                }
+            }
+            Dist::Pareto { scale, shape } => {
+                if scale.0 == 0 {
+                    out.push(("scale", "expected a positive scale".to_string()));
+                }
+                if !(shape.is_finite() && *shape > 0.0) {
+                    out.push(("shape", format!("expected a positive, finite shape, found {shape}")));
+                }
+            }
+            Dist::Empirical(v) if v.is_empty() => {
+                out.push(("", "expected at least one value in the list".to_string()))
+            }
+            Dist::Empirical(_) => {}
+        }
+        out
+    }
+}
+
+fn lognormal_params(median: SimDuration, p99: SimDuration) -> (f64, f64) {
+    let mu = libm::log(median.0.max(1) as f64);
+    let sigma = (libm::log(p99.0.max(1) as f64) - mu).max(0.0) / Z_99;
+    (mu, sigma)
+}
+
+/// A standard normal draw by the Box–Muller transform (one of the pair is used, so that
+/// each draw consumes a fixed number of uniforms and streams stay aligned).
+fn standard_normal<R: RandomSource>(rng: &mut R) -> f64 {
+    let u1 = rng.uniform_open0();
+    let u2 = rng.uniform();
+    libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(std::f64::consts::TAU * u2)
+}
+
+/// Normal truncated at zero by rejection; validation keeps the mean non-negative, so at least
+/// half the draws are accepted and 64 rejections in a row has probability below 2^-64.
+fn truncated_normal<R: RandomSource>(mean: f64, sd: f64, rng: &mut R) -> f64 {
+    for _ in 0..64 {
+        let x = mean + sd * standard_normal(rng);
+        if x >= 0.0 {
+            return x;
+        }
+    }
+    0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::rng::SimRng;
+
+    fn ms(x: u64) -> SimDuration {
+        SimDuration::from_millis(x)
+    }
+
+    fn sample_mean(d: &Dist, n: usize) -> f64 {
+        let mut rng = SimRng::derive(42, "dist-test");
+        (0..n).map(|_| d.sample(&mut rng).as_secs_f64()).sum::<f64>() / n as f64
+    }
+
+    #[test]
+    fn sample_means_match_theory() {
+        let cases = [
+            Dist::Constant(ms(2)),
+            Dist::Exponential { mean: ms(1) },
+            Dist::Uniform { low: ms(1), high: ms(3) },
+            Dist::Normal { mean: ms(10), std_dev: ms(1) },
+            Dist::LogNormal { median: ms(1), p99: ms(5) },
+            Dist::Pareto { scale: ms(1), shape: 3.0 },
+            Dist::Empirical(vec![ms(1), ms(1), ms(10)]),
+        ];
+        for d in &cases {
+            let m = sample_mean(d, 200_000);
+            let want = d.mean_secs();
+            assert!((m - want).abs() / want < 0.02, "{d:?}: sample mean {m} vs {want}");
+        }
+    }
+
+    #[test]
+    fn lognormal_percentiles_are_the_given_ones() {
+        let d = Dist::LogNormal { median: ms(1), p99: ms(5) };
+        let mut rng = SimRng::derive(1, "ln");
+        let mut v: Vec<u64> = (0..100_000).map(|_| d.sample(&mut rng).0).collect();
+        v.sort_unstable();
+        let p50 = v[50_000] as f64 / 1e6;
+        let p99 = v[99_000] as f64 / 1e6;
+        assert!((p50 - 1.0).abs() < 0.03, "p50 {p50}");
+        assert!((p99 - 5.0).abs() < 0.3, "p99 {p99}");
+    }
+
+    #[test]
+    fn truncated_normal_never_negative() {
+        let d = Dist::Normal { mean: ms(1), std_dev: ms(5) };
+        let mut rng = SimRng::derive(3, "n");
+        assert!((0..10_000).all(|_| d.sample(&mut rng).0 < u64::MAX));
+    }
+
+    #[test]
+    fn problems_are_reported() {
+        assert!(!Dist::Uniform { low: ms(3), high: ms(1) }.problems().is_empty());
+        assert!(!Dist::Pareto { scale: ms(1), shape: f64::NAN }.problems().is_empty());
+        assert!(!Dist::Empirical(vec![]).problems().is_empty());
+        assert!(!Dist::LogNormal { median: ms(5), p99: ms(1) }.problems().is_empty());
+        assert!(Dist::Exponential { mean: ms(1) }.problems().is_empty());
+    }
+}

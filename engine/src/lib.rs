@@ -1,0 +1,22 @@
+//! archsim: a deterministic discrete-event simulator for distributed-system designs.
+//!
+//! Data flows one way: a RON scenario is parsed and validated ([`scenario`]), expanded into
+//! concrete runs (one per variant), each run is assembled into a [`sim::World`] ([`build`]) and
+//! simulated single-threaded, its streaming metrics become a [`results::Results`], and
+//! [`report`] turns that into tables and plots. See `ARCHITECTURE.md` for the map.
+
+pub mod build;
+pub mod cli;
+pub mod components;
+pub mod dist;
+pub mod list;
+pub mod metrics;
+pub mod output;
+pub mod registry;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod scenario;
+pub mod sim;
+
+pub use registry::Registry;

@@ -1,0 +1,195 @@
+//! `archsim list`: every built-in component, fault and value type with its fields.
+//!
+//! The text comes from one source, the config types' doc comments and serde defaults, read
+//! through their JSON schemas (schemars), so the list cannot drift from what the parser accepts.
+
+use crate::components::client::{Arrival, ClientConfig};
+use crate::components::keys::Keys;
+use crate::components::load_balancer::{LoadBalancerConfig, Strategy};
+use crate::components::server::ServerConfig;
+use crate::dist::Dist;
+use crate::registry::Registry;
+use crate::scenario::{FaultConfig, LimitsConfig, LinkConfig, NetworkConfig};
+use schemars::{Schema, schema_for};
+use serde_json::Value;
+use std::fmt::Write;
+
+/// The whole listing.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "archsim building blocks. Durations are strings with a unit: \"250us\", \"3ms\", \"1.5s\"\n\
+         (units ns, us, ms, s, min, h). Fields with a default may be left out.\n\n",
+    );
+    section(&mut out, "COMPONENTS (declare under `nodes: { \"name\": Kind(...) }`)");
+    let mut components = vec![
+        ("Client", schema_for!(ClientConfig)),
+        ("LoadBalancer", schema_for!(LoadBalancerConfig)),
+        ("Server", schema_for!(ServerConfig)),
+    ];
+    components.extend(registry.plugin_schemas());
+    for (kind, schema) in &components {
+        structure(&mut out, kind, schema.as_value(), schema.as_value());
+    }
+    let enums: [(&str, Schema); 5] = [
+        ("FAULTS (under `faults: [...]`)", schema_for!(FaultConfig)),
+        ("DISTRIBUTIONS (fields of type Dist)", schema_for!(Dist)),
+        ("ARRIVALS (Client `arrival`)", schema_for!(Arrival)),
+        ("KEYS (Client `keys`)", schema_for!(Keys)),
+        ("LOAD-BALANCER STRATEGIES (LoadBalancer `strategy`)", schema_for!(Strategy)),
+    ];
+    for (title, schema) in &enums {
+        section(&mut out, title);
+        variants(&mut out, schema.as_value());
+    }
+    section(&mut out, "NETWORK (`network: (...)`), LINKS and LIMITS (`limits: (...)`)");
+    for (kind, schema) in [
+        ("network", schema_for!(NetworkConfig)),
+        ("link", schema_for!(LinkConfig)),
+        ("limits", schema_for!(LimitsConfig)),
+    ] {
+        structure(&mut out, kind, schema.as_value(), schema.as_value());
+    }
+    out
+}
+
+fn section(out: &mut String, title: &str) {
+    let _ = writeln!(out, "{title}\n{}\n", "=".repeat(title.chars().count()));
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or("").replace('\n', " ")
+}
+
+/// A struct: its description and one line per field.
+fn structure(out: &mut String, name: &str, s: &Value, root: &Value) {
+    let _ = writeln!(out, "{name}: {}", text(s, "description"));
+    fields(out, s, root, "  ");
+    out.push('\n');
+}
+
+fn fields(out: &mut String, s: &Value, root: &Value, indent: &str) {
+    let Some(props) = s.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    let required: Vec<&str> =
+        s.get("required").and_then(Value::as_array).map_or(Vec::new(), |r| r.iter().filter_map(Value::as_str).collect());
+    for (field, p) in props {
+        let when = match p.get("default") {
+            Some(d) => format!("default {}", show_default(d)),
+            None if required.contains(&field.as_str()) => "required".to_string(),
+            None => "optional".to_string(),
+        };
+        let _ = writeln!(out, "{indent}{field:<16} {:<22} {when}", type_name(p, root));
+        let doc = text(p, "description");
+        if !doc.is_empty() {
+            let _ = writeln!(out, "{indent}    {doc}");
+        }
+    }
+}
+
+fn show_default(d: &Value) -> String {
+    match d {
+        Value::Null => "None".to_string(),
+        Value::Object(m) if m.len() == 1 => {
+            let (k, v) = m.iter().next().expect("one entry");
+            format!("{k}({})", compact(v))
+        }
+        other => compact(other),
+    }
+}
+
+fn compact(v: &Value) -> String {
+    match v {
+        Value::Object(m) => m.iter().map(|(k, v)| format!("{k}: {}", compact(v))).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// A short name for a field's type: `duration`, `Dist`, `[string]`, `integer or None`.
+fn type_name(p: &Value, root: &Value) -> String {
+    if let Some(r) = p.get("$ref").and_then(Value::as_str) {
+        let name = r.rsplit('/').next().unwrap_or(r);
+        return if name == "SimDuration" { "duration".to_string() } else { name.to_string() };
+    }
+    if let Some(any) = p.get("anyOf").and_then(Value::as_array) {
+        let parts: Vec<String> = any.iter().map(|a| type_name(a, root)).collect();
+        return parts.join(" or ").replace("null", "None");
+    }
+    match p.get("type") {
+        Some(Value::String(t)) if t == "array" => {
+            format!("[{}]", p.get("items").map_or("?".to_string(), |i| type_name(i, root)))
+        }
+        Some(Value::String(t)) if t == "string" && p.get("format").is_some_and(|f| f == "duration") => {
+            "duration".to_string()
+        }
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(ts)) => {
+            let names: Vec<String> = ts
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|t| if t == "null" { "None".to_string() } else { t.to_string() })
+                .collect();
+            names.join(" or ")
+        }
+        _ => "value".to_string(),
+    }
+}
+
+/// An externally tagged enum: one entry per variant with its fields.
+fn variants(out: &mut String, s: &Value) {
+    let Some(list) = s.get("oneOf").and_then(Value::as_array) else {
+        return;
+    };
+    for v in list {
+        let doc = text(v, "description");
+        if let Some(name) = v.get("const").and_then(Value::as_str) {
+            let _ = writeln!(out, "{name}: {doc}");
+        } else if let Some(names) = v.get("enum").and_then(Value::as_array) {
+            for n in names.iter().filter_map(Value::as_str) {
+                let _ = writeln!(out, "{n}: {doc}");
+            }
+        } else if let Some((name, inner)) = v.get("properties").and_then(Value::as_object).and_then(|m| m.iter().next())
+        {
+            let _ = writeln!(out, "{name}: {doc}");
+            if inner.get("properties").is_some() {
+                fields(out, inner, s, "  ");
+            } else {
+                let _ = writeln!(out, "  (value)          {}", type_name(inner, s));
+            }
+        }
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_every_builtin_with_fields_defaults_and_docs() {
+        let text = render(&Registry::builtin());
+        for needle in [
+            "Client:",
+            "LoadBalancer:",
+            "Server:",
+            "queue_limit",
+            "service_time",
+            "default \"1s\"",
+            "PowerOfTwoChoices",
+            "ConsistentHash",
+            "LogNormal",
+            "Pareto",
+            "Empirical",
+            "Crash",
+            "Slowdown",
+            "Partition",
+            "Poisson",
+            "Closed",
+            "Zipf",
+            "max_pending_events",
+        ] {
+            assert!(text.contains(needle), "`archsim list` lacks {needle}:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The saved outcome of a run: what `results.json` holds and all that `report` needs.
+//!
+//! This is the serialization boundary between simulating and reporting: `run` builds a
+//! [`Results`], writes it as JSON, and renders the report from it; `report` reads the JSON back
+//! and renders the same bytes. Everything a plot or table shows must therefore live here.
+//! Field names carry their unit (`_ms`, `_s`, `_rps`).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Everything one `archsim run` produced: one entry per variant.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Results {
+    /// Version of archsim that wrote the file.
+    pub archsim_version: String,
+    /// The scenario as run: its name, source file and resolved configuration.
+    pub scenario: ScenarioEcho,
+    /// The seed every variant ran with (common random numbers).
+    pub seed: u64,
+    /// Hex digest over every variant's event trace: equal digests mean equal runs.
+    pub digest: String,
+    /// Measurement settings shared by all variants.
+    pub timing: Timing,
+    /// Fault windows to shade on time-series plots.
+    pub faults: Vec<FaultWindow>,
+    /// One entry per variant, in the order the scenario file declares them.
+    pub variants: Vec<VariantResult>,
+}
+
+/// The scenario echoed into the results, so a results file explains itself.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioEcho {
+    /// The scenario's `name:` field.
+    pub name: String,
+    /// The scenario's `description:` field, if any.
+    pub description: Option<String>,
+    /// The file the scenario was read from, as given on the command line.
+    pub file: String,
+    /// The scenario with every default filled in, before variant overrides.
+    pub resolved: serde_json::Value,
+}
+
+/// Run length and measurement settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    /// Simulated run length: clients issue requests during [0, duration).
+    pub duration_s: f64,
+    /// Requests issued before this time are left out of the summary numbers.
+    pub warmup_s: f64,
+    /// Width of one time window of the time series.
+    pub window_s: f64,
+}
+
+/// A fault's active interval, for shading plots.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultWindow {
+    /// Short human label, e.g. `crash app-3` or `slowdown app-2 x10`.
+    pub label: String,
+    /// Start of the fault, seconds of simulated time.
+    pub start_s: f64,
+    /// End of the fault (the run's end if it never ends), seconds of simulated time.
+    pub end_s: f64,
+}
+
+/// The measured outcome of one variant.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VariantResult {
+    /// Variant name from the scenario's `variants` map (`base` when there are none).
+    pub name: String,
+    /// The overrides this variant applies, path to RON text.
+    pub overrides: BTreeMap<String, String>,
+    /// Hex digest of this variant's event trace.
+    pub digest: String,
+    /// Events the kernel processed.
+    pub events: u64,
+    /// Requests issued after warm-up (each ends exactly once: ok or one error cause).
+    pub requests: u64,
+    /// Requests that succeeded.
+    pub ok: u64,
+    /// Failed requests by cause (every cause listed, zeros included).
+    pub errors: BTreeMap<String, u64>,
+    /// ok / requests (1.0 when there were no requests).
+    pub availability: f64,
+    /// Successful requests per second of measured time.
+    pub throughput_rps: f64,
+    /// Latency of successful requests, from the client's first send to its answer.
+    pub latency_ms: LatencySummary,
+    /// Points of the latency CDF of successful requests: `[latency_ms, fraction <= latency]`.
+    pub latency_cdf: Vec<[f64; 2]>,
+    /// Per time window, from time 0 (warm-up included), by completion time.
+    pub windows: Vec<WindowResult>,
+    /// Per server replica.
+    pub servers: Vec<ServerResult>,
+    /// Other per-node counters reported by components, node name to counter name to value.
+    pub components: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// Latency summary statistics in milliseconds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySummary {
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest observed.
+    pub max: f64,
+}
+
+/// One time window of the time series.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WindowResult {
+    /// Window start, seconds of simulated time.
+    pub start_s: f64,
+    /// Requests that succeeded in this window.
+    pub ok: u64,
+    /// Requests that failed in this window (all causes).
+    pub errors: u64,
+    /// ok / (ok + errors); `null` when nothing completed in the window.
+    pub availability: Option<f64>,
+    /// ok per second.
+    pub throughput_rps: f64,
+    /// Median latency of successful requests; `null` when there were none.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile latency of successful requests; `null` when there were none.
+    pub p99_ms: Option<f64>,
+}
+
+/// Per-server statistics over the measured period.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerResult {
+    /// Replica name, e.g. `app-2`.
+    pub name: String,
+    /// Busy worker-time / (workers × measured time), 0..1.
+    pub utilisation: f64,
+    /// Time-averaged number of requests waiting (not in service).
+    pub mean_queue_len: f64,
+    /// Requests whose service completed.
+    pub served: u64,
+    /// Requests turned away because the queue was full.
+    pub rejected: u64,
+}

@@ -1,0 +1,128 @@
+//! Running a scenario: every variant in parallel (one thread each, rayon), results in file order.
+//!
+//! A run is a pure function of (model, seed), so running variants on any number of threads
+//! gives the same bytes as running them one after another.
+
+use crate::build::build;
+use crate::metrics::NodeStats;
+use crate::registry::Registry;
+use crate::results::{Results, ScenarioEcho, ServerResult, Timing, VariantResult};
+use crate::scenario::{Scenario, Variant};
+use crate::sim::RunError;
+use crate::sim::rng::mix64;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Choices for one `archsim run`.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Use this seed instead of the scenario's.
+    pub seed: Option<u64>,
+    /// Run only these variants (all when empty).
+    pub variants: Vec<String>,
+}
+
+/// Why a run failed.
+#[derive(Debug)]
+pub enum RunFailure {
+    /// `--variant` named a variant the scenario does not have.
+    UnknownVariant(String, Vec<String>),
+    /// A variant's run stopped early.
+    Run(String, u64, RunError),
+}
+
+impl fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunFailure::UnknownVariant(v, known) => {
+                write!(f, "error: no variant named \"{v}\"; expected one of: {}", known.join(", "))
+            }
+            RunFailure::Run(v, seed, e) => write!(f, "error: variant \"{v}\" (seed {seed}): {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunFailure {}
+
+/// Run the scenario's variants (in parallel) and gather their results.
+pub fn run(scenario: &Scenario, registry: &Registry, opts: &RunOptions) -> Result<Results, RunFailure> {
+    let seed = opts.seed.unwrap_or(scenario.base.seed);
+    let known: Vec<String> = scenario.variants.iter().map(|v| v.name.clone()).collect();
+    if let Some(bad) = opts.variants.iter().find(|v| !known.contains(v)) {
+        return Err(RunFailure::UnknownVariant(bad.clone(), known));
+    }
+    let chosen: Vec<&Variant> =
+        scenario.variants.iter().filter(|v| opts.variants.is_empty() || opts.variants.contains(&v.name)).collect();
+    let variants = chosen
+        .par_iter()
+        .map(|v| run_variant(v, registry, seed))
+        .collect::<Result<Vec<_>, _>>()?;
+    let digest = variants.iter().fold(mix64(seed), |h, v| mix64(h ^ u64::from_str_radix(&v.digest, 16).unwrap_or(0)));
+    let base = &scenario.base;
+    let model = &scenario.variants[0].model;
+    Ok(Results {
+        archsim_version: env!("CARGO_PKG_VERSION").to_string(),
+        scenario: ScenarioEcho {
+            name: base.name.clone(),
+            description: base.description.clone(),
+            file: scenario.file.clone(),
+            resolved: serde_json::to_value(base).unwrap_or(serde_json::Value::Null),
+        },
+        seed,
+        digest: format!("{digest:016x}"),
+        timing: Timing {
+            duration_s: base.duration.as_secs_f64(),
+            warmup_s: base.warmup.as_secs_f64(),
+            window_s: model.window.as_secs_f64(),
+        },
+        faults: model.fault_windows.clone(),
+        variants,
+    })
+}
+
+/// Run one variant to completion and summarise it.
+pub fn run_variant(v: &Variant, registry: &Registry, seed: u64) -> Result<VariantResult, RunFailure> {
+    let m = &v.model;
+    let world = build(m, registry, seed);
+    let out = world.run(m.end).map_err(|e| RunFailure::Run(v.name.clone(), seed, e))?;
+    let mut servers = Vec::new();
+    let mut components = BTreeMap::new();
+    let mut lost_in_crash = 0.0;
+    for (name, stats) in out.node_stats {
+        match stats {
+            NodeStats::Server(s) => servers.push(ServerResult { name, ..s }),
+            NodeStats::Counters(c) => {
+                lost_in_crash += c.get("lost_in_crash").copied().unwrap_or(0.0);
+                components.insert(name, c);
+            }
+        }
+    }
+    let r = &out.requests;
+    // Every request ends exactly once: the run drains for the longest client timeout, so a
+    // request still in flight here means a component lost track of one.
+    assert_eq!(
+        r.in_flight() as f64,
+        lost_in_crash,
+        "variant {} seed {seed}: requests neither succeeded nor failed",
+        v.name
+    );
+    let measured_s = m.arrivals_end.since(m.measure_from).as_secs_f64();
+    let requests = r.requests();
+    Ok(VariantResult {
+        name: v.name.clone(),
+        overrides: v.overrides.iter().cloned().collect(),
+        digest: format!("{:016x}", out.digest),
+        events: out.events,
+        requests,
+        ok: r.ok(),
+        errors: r.errors(),
+        availability: if requests == 0 { 1.0 } else { r.ok() as f64 / requests as f64 },
+        throughput_rps: r.ok() as f64 / measured_s,
+        latency_ms: r.latency_summary(),
+        latency_cdf: r.latency_cdf(),
+        windows: r.windows(m.arrivals_end),
+        servers,
+        components,
+    })
+}

@@ -1,0 +1,599 @@
+//! Scenario files: parse RON, apply variant overrides, validate into runnable models.
+//!
+//! ```text
+//!  text ──ron──▶ FileRepr (borrowed raw node values) ──▶ Spec (typed, defaults filled)
+//!                         variants: Spec + overrides ──▶ one Spec per variant
+//!                         validate(Spec) ──▶ Model (names resolved to ids)
+//! ```
+//! Every error becomes a [`diag::Diagnostic`] with the file's line and column; all of them are
+//! collected and shown together.
+
+pub mod diag;
+pub mod locate;
+pub mod validate;
+
+use crate::components::{NodeConfig, PluginConfig};
+use crate::dist::Dist;
+use crate::registry::Registry;
+use crate::sim::time::SimDuration;
+use diag::Diagnostic;
+use indexmap::IndexMap;
+use locate::{PathSeg, Span};
+use ron::extensions::Extensions;
+use ron::value::RawValue;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use validate::{Model, Path, Problem};
+
+/// The scenario as written, with defaults filled in: what `results.json` echoes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Spec {
+    /// Title of the scenario, shown on every report.
+    pub name: String,
+    /// A sentence or two on what the scenario shows.
+    pub description: Option<String>,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Clients issue requests during [0, duration).
+    pub duration: SimDuration,
+    /// Requests issued earlier are left out of the summary.
+    pub warmup: SimDuration,
+    /// Width of a time-series window.
+    pub window: SimDuration,
+    /// The network model.
+    pub network: NetworkConfig,
+    /// Nodes by name, in file order.
+    pub nodes: IndexMap<String, NodeConfig>,
+    /// The fault schedule.
+    pub faults: Vec<FaultConfig>,
+    /// Run bounds.
+    pub limits: LimitsConfig,
+}
+
+/// The network model: default latency and loss, with per-link overrides.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// One-way latency of every link (distribution of durations). Default `Constant("0s")`.
+    #[serde(default = "zero_latency")]
+    pub latency: Dist,
+    /// Probability that a message is lost (0..1). Default 0.
+    #[serde(default)]
+    pub loss: f64,
+    /// Per-link overrides, e.g. `[(from: "lb", to: "app", latency: Constant("2ms"))]`.
+    #[serde(default)]
+    pub links: Vec<LinkConfig>,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig { latency: zero_latency(), loss: 0.0, links: Vec::new() }
+    }
+}
+
+fn zero_latency() -> Dist {
+    Dist::Constant(SimDuration::ZERO)
+}
+
+/// Latency and loss of the links from one node or group to another.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    /// Sending node or group.
+    pub from: String,
+    /// Receiving node or group.
+    pub to: String,
+    /// One-way latency on these links. Default: the network's.
+    #[serde(default)]
+    pub latency: Option<Dist>,
+    /// Loss probability on these links (0..1). Default: the network's.
+    #[serde(default)]
+    pub loss: Option<f64>,
+    /// Apply to the reverse direction too. Default false.
+    #[serde(default)]
+    pub both_ways: bool,
+}
+
+/// Something that goes wrong on a timeline. `at` and `until` are times since the start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub enum FaultConfig {
+    /// The node (or every node of a group) crashes at `at` and restarts at `until`
+    /// (never, if omitted), losing its volatile state: `Crash(node: "app-3", at: "40s", until: "45s")`.
+    Crash {
+        /// Node or group.
+        node: String,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// Restart (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
+    /// Service on the node takes `factor` times longer:
+    /// `Slowdown(node: "app-2", factor: 10.0, at: "20s", until: "35s")`.
+    Slowdown {
+        /// Node or group.
+        node: String,
+        /// Multiplier of service time (> 0).
+        factor: f64,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// End (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
+    /// Nodes in different groups cannot reach each other; nodes in no group are unaffected.
+    /// A single group is cut off from everyone else:
+    /// `Partition(groups: [["lb"], ["app-1"]], at: "50s", until: "53s")`.
+    Partition {
+        /// Lists of node or group names.
+        groups: Vec<Vec<String>>,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// Heal (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
+}
+
+impl FaultConfig {
+    /// (at, until) of any fault.
+    pub fn timing(&self) -> (SimDuration, Option<SimDuration>) {
+        match self {
+            FaultConfig::Crash { at, until, .. }
+            | FaultConfig::Slowdown { at, until, .. }
+            | FaultConfig::Partition { at, until, .. } => (*at, *until),
+        }
+    }
+}
+
+/// Bounds on one run, so a runaway model stops with a clear error instead of hanging or
+/// exhausting memory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Most events one run may process (count). Default 20000000000.
+    #[serde(default = "default_max_events")]
+    pub max_events: u64,
+    /// Most events pending at once, and most requests waiting in one unbounded queue (count).
+    /// Default 20000000.
+    #[serde(default = "default_max_pending")]
+    pub max_pending_events: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { max_events: default_max_events(), max_pending_events: default_max_pending() }
+    }
+}
+
+fn default_max_events() -> u64 {
+    crate::sim::Limits::default().max_events
+}
+
+fn default_max_pending() -> usize {
+    crate::sim::Limits::default().max_pending_events
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+fn default_window() -> SimDuration {
+    SimDuration::from_secs(1)
+}
+
+/// The file as serde sees it; node values and overrides stay raw text until their type is
+/// known.
+#[derive(Deserialize)]
+#[serde(rename = "Scenario", deny_unknown_fields)]
+struct FileRepr<'a> {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default = "default_seed")]
+    seed: u64,
+    duration: SimDuration,
+    #[serde(default)]
+    warmup: SimDuration,
+    #[serde(default = "default_window")]
+    window: SimDuration,
+    #[serde(default)]
+    network: NetworkConfig,
+    #[serde(borrow)]
+    nodes: IndexMap<String, &'a RawValue>,
+    #[serde(default)]
+    faults: Vec<FaultConfig>,
+    #[serde(default, borrow)]
+    variants: IndexMap<String, IndexMap<String, &'a RawValue>>,
+    #[serde(default)]
+    limits: LimitsConfig,
+}
+
+/// One concrete run of a scenario: the base with a variant's overrides applied.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    /// Variant name (`base` when the file declares none).
+    pub name: String,
+    /// Its overrides, path to RON text, in file order.
+    pub overrides: Vec<(String, String)>,
+    /// The validated model.
+    pub model: Model,
+}
+
+/// A parsed and validated scenario file.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The file name as given.
+    pub file: String,
+    /// The base scenario (before overrides).
+    pub base: Spec,
+    /// Runs to make, in file order.
+    pub variants: Vec<Variant>,
+}
+
+/// Everything wrong with a scenario file, rendered like rustc's errors.
+#[derive(Clone, Debug)]
+pub struct ScenarioError {
+    /// File name as given.
+    pub file: String,
+    /// Each problem with its location.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The rendered text (file:line:col, source line, caret, expectation).
+    pub rendered: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.rendered.trim_end())?;
+        let n = self.diagnostics.len();
+        write!(f, "\n\n{}: {n} error{} found; nothing was run", self.file, if n == 1 { "" } else { "s" })
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// The RON options every scenario value is read with: `Some(..)` may be left out.
+pub fn ron_options() -> ron::Options {
+    ron::Options::default().with_default_extension(Extensions::IMPLICIT_SOME)
+}
+
+/// Deserialize one RON value (an override or a plug-in's config).
+pub fn parse_value<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ron::error::SpannedError> {
+    ron_options().from_str(text)
+}
+
+/// Why an override could not be applied to a config.
+#[derive(Debug)]
+pub enum SetError {
+    /// The config has no such field.
+    UnknownField(&'static [&'static str]),
+    /// The value does not fit the field.
+    Value(ron::error::SpannedError),
+    /// This config cannot be overridden by field (the reason says why).
+    Unsupported(String),
+}
+
+/// Configs whose fields a variant can override by name.
+pub trait Settable {
+    /// Replace field `field` with the RON value `text`.
+    fn set(&mut self, field: &str, text: &str) -> Result<(), SetError>;
+}
+
+/// Implement [`Settable`] for a config struct by listing its fields.
+#[macro_export]
+macro_rules! settable {
+    ($ty:ty { $($field:ident),* $(,)? }) => {
+        impl $crate::scenario::Settable for $ty {
+            fn set(&mut self, field: &str, text: &str) -> Result<(), $crate::scenario::SetError> {
+                match field {
+                    $(stringify!($field) => {
+                        self.$field = $crate::scenario::parse_value(text).map_err($crate::scenario::SetError::Value)?;
+                        Ok(())
+                    })*
+                    _ => Err($crate::scenario::SetError::UnknownField(&[$(stringify!($field)),*])),
+                }
+            }
+        }
+    };
+}
+
+/// Parse and validate a scenario. `file` names it in error messages.
+pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, ScenarioError> {
+    let mut errs = Errors { src, diags: Vec::new() };
+    let repr: FileRepr<'_> = match ron_options().from_str(src) {
+        Ok(r) => r,
+        Err(e) => {
+            errs.ron(0, &e, "");
+            return Err(errs.finish(file));
+        }
+    };
+    let mut nodes = IndexMap::new();
+    for (name, raw) in &repr.nodes {
+        if let Some(cfg) = errs.node(name, raw, registry) {
+            nodes.insert(name.clone(), cfg);
+        }
+    }
+    let base = Spec {
+        name: repr.name,
+        description: repr.description,
+        seed: repr.seed,
+        duration: repr.duration,
+        warmup: repr.warmup,
+        window: repr.window,
+        network: repr.network,
+        nodes,
+        faults: repr.faults,
+        limits: repr.limits,
+    };
+    if !errs.diags.is_empty() {
+        return Err(errs.finish(file));
+    }
+    let mut variants = Vec::new();
+    let plans: Vec<(String, Vec<(String, &RawValue)>)> = if repr.variants.is_empty() {
+        vec![("base".to_string(), Vec::new())]
+    } else {
+        repr.variants.iter().map(|(n, o)| (n.clone(), o.iter().map(|(k, v)| (k.clone(), *v)).collect())).collect()
+    };
+    for (name, overrides) in plans {
+        if let Some(v) = errs.variant(&base, &name, &overrides, registry) {
+            variants.push(v);
+        }
+    }
+    if errs.diags.is_empty() {
+        Ok(Scenario { file: file.to_string(), base, variants })
+    } else {
+        Err(errs.finish(file))
+    }
+}
+
+/// Diagnostics collected while reading one file.
+struct Errors<'s> {
+    src: &'s str,
+    diags: Vec<Diagnostic>,
+}
+
+impl<'s> Errors<'s> {
+    fn finish(mut self, file: &str) -> ScenarioError {
+        self.diags.dedup();
+        let rendered = diag::render(file, self.src, &self.diags);
+        ScenarioError { file: file.to_string(), diagnostics: self.diags, rendered }
+    }
+
+    /// Byte offset of a raw value inside the file (it borrows from the file's text).
+    fn offset_of(&self, raw: &RawValue) -> usize {
+        let text = raw.get_ron();
+        (text.as_ptr() as usize).saturating_sub(self.src.as_ptr() as usize).min(self.src.len())
+    }
+
+    /// A ron error in text that starts at byte `base` of the file.
+    fn ron(&mut self, base: usize, e: &ron::error::SpannedError, note: &str) {
+        let text = &self.src[base..];
+        let start = base + offset_at(text, e.span.start.line, e.span.start.col);
+        let end = (base + offset_at(text, e.span.end.line, e.span.end.col)).max(start);
+        let (message, label) = ron_message(&e.code);
+        let notes = if note.is_empty() { Vec::new() } else { vec![note.to_string()] };
+        self.diags.push(Diagnostic { message, span: Span { start, end }, label, notes });
+    }
+
+    fn at_path(&mut self, path: &Path, message: String, label: String, notes: Vec<String>) {
+        let span = locate::locate(self.src, &path.0);
+        self.diags.push(Diagnostic { message, span, label, notes });
+    }
+
+    fn node(&mut self, name: &str, raw: &RawValue, registry: &Registry) -> Option<NodeConfig> {
+        let text = raw.get_ron();
+        let base = self.offset_of(raw);
+        let kind = leading_ident(text);
+        let parsed = match kind {
+            "Client" => parse_value(text).map(NodeConfig::Client),
+            "LoadBalancer" => parse_value(text).map(NodeConfig::LoadBalancer),
+            "Server" => parse_value(text).map(NodeConfig::Server),
+            other if registry.has_plugin(other) => {
+                let plugin = PluginConfig { kind: other.to_string(), ron: text.trim().to_string() };
+                registry.check_plugin_syntax(&plugin).map(|()| NodeConfig::Plugin(plugin))
+            }
+            other => {
+                let path = Path::root().field("nodes").key(name);
+                let known = registry.kind_names().join(", ");
+                let what = if other.is_empty() { "a component".to_string() } else { format!("`{other}`") };
+                self.at_path(
+                    &path,
+                    format!("{what} is not a known component"),
+                    format!("expected one of: {known}"),
+                    vec!["`archsim list` shows every component and its fields".to_string()],
+                );
+                return None;
+            }
+        };
+        match parsed {
+            Ok(cfg) => Some(cfg),
+            Err(e) => {
+                self.ron(base, &e, &format!("in node \"{name}\" ({kind}); `archsim list` shows its fields"));
+                None
+            }
+        }
+    }
+
+    fn variant(&mut self, base: &Spec, name: &str, overrides: &[(String, &RawValue)], registry: &Registry) -> Option<Variant> {
+        let mut spec = base.clone();
+        let before = self.diags.len();
+        for (path, raw) in overrides {
+            let at = Path::root().field("variants").key(name).key(path);
+            match apply_override(&mut spec, path, raw.get_ron()) {
+                Ok(()) => {}
+                Err(OverrideError::Path(expected)) => {
+                    self.at_path(&at, format!("variant \"{name}\": cannot override `{path}`"), expected, Vec::new())
+                }
+                Err(OverrideError::Value(e)) => {
+                    let base = self.offset_of(raw);
+                    self.ron(base, &e, &format!("in variant \"{name}\", override `{path}`"));
+                }
+            }
+        }
+        if self.diags.len() > before {
+            return None;
+        }
+        match validate::validate(&spec, registry) {
+            Ok(model) => {
+                let overrides = overrides.iter().map(|(p, r)| (p.clone(), r.get_ron().trim().to_string())).collect();
+                Some(Variant { name: name.to_string(), overrides, model })
+            }
+            Err(problems) => {
+                for p in problems {
+                    self.problem(p, name, overrides);
+                }
+                None
+            }
+        }
+    }
+
+    /// Report a validation problem; if a variant's override set the value, point there.
+    fn problem(&mut self, p: Problem, variant: &str, overrides: &[(String, &RawValue)]) {
+        let overridden = overrides.iter().find(|(path, _)| override_covers(path, &p.path.0));
+        let (path, notes) = match overridden {
+            Some((path, _)) => (
+                Path::root().field("variants").key(variant).key(path),
+                vec![format!("at {} after variant \"{variant}\" applies its overrides", locate::path_to_string(&p.path.0))],
+            ),
+            None => (p.path.clone(), vec![format!("at {}", locate::path_to_string(&p.path.0))]),
+        };
+        self.at_path(&path, p.message, p.expected, notes);
+    }
+}
+
+/// Does override `path` (`lb.strategy`) set the value at validation path `at`?
+fn override_covers(path: &str, at: &[PathSeg]) -> bool {
+    let want: Vec<PathSeg> = match path.split_once('.') {
+        Some(("network", field)) => vec![PathSeg::Field("network".into()), PathSeg::Field(field.into())],
+        Some((node, field)) => {
+            vec![PathSeg::Field("nodes".into()), PathSeg::Key(node.into()), PathSeg::Field(field.into())]
+        }
+        None => vec![PathSeg::Field(path.into())],
+    };
+    at.starts_with(&want)
+}
+
+enum OverrideError {
+    Path(String),
+    Value(ron::error::SpannedError),
+}
+
+const TOP_LEVEL_OVERRIDES: &str =
+    "expected `node.field` (e.g. \"lb.strategy\"), `network.latency`, `network.loss`, `network.links`, \
+     `duration`, `warmup`, `window` or `faults`";
+
+/// Apply one override (`lb.strategy` = `PowerOfTwoChoices`) to a spec.
+fn apply_override(spec: &mut Spec, path: &str, text: &str) -> Result<(), OverrideError> {
+    fn value<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, OverrideError> {
+        parse_value(text).map_err(OverrideError::Value)
+    }
+    match path.split_once('.') {
+        None => match path {
+            "duration" => spec.duration = value(text)?,
+            "warmup" => spec.warmup = value(text)?,
+            "window" => spec.window = value(text)?,
+            "faults" => spec.faults = value(text)?,
+            _ => return Err(OverrideError::Path(TOP_LEVEL_OVERRIDES.to_string())),
+        },
+        Some(("network", field)) => match field {
+            "latency" => spec.network.latency = value(text)?,
+            "loss" => spec.network.loss = value(text)?,
+            "links" => spec.network.links = value(text)?,
+            _ => return Err(OverrideError::Path("expected `network.latency`, `network.loss` or `network.links`".into())),
+        },
+        Some((node, field)) => {
+            let Some(cfg) = spec.nodes.get_mut(node) else {
+                let names: Vec<&str> = spec.nodes.keys().map(String::as_str).collect();
+                return Err(OverrideError::Path(format!(
+                    "`{node}` is not a declared node; expected one of: {}",
+                    names.join(", ")
+                )));
+            };
+            return cfg.set(field, text).map_err(|e| match e {
+                SetError::UnknownField(fields) => {
+                    OverrideError::Path(format!("`{node}` has no field `{field}`; expected one of: {}", fields.join(", ")))
+                }
+                SetError::Value(e) => OverrideError::Value(e),
+                SetError::Unsupported(why) => OverrideError::Path(why),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The identifier a RON value starts with (`Client` in `Client(target: ..)`), skipping
+/// whitespace and comments.
+fn leading_ident(text: &str) -> &str {
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix("//") {
+            rest = r.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            break;
+        }
+    }
+    let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// Byte offset of 1-based (line, col) in `text`, col counted in chars; clamped to the text.
+fn offset_at(text: &str, line: usize, col: usize) -> usize {
+    let mut offset = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            return offset + l.char_indices().nth(col.saturating_sub(1)).map_or(l.len(), |(b, _)| b);
+        }
+        offset += l.len();
+    }
+    text.len()
+}
+
+/// Split a ron error into a headline and an "expected ..." label.
+fn ron_message(code: &ron::Error) -> (String, String) {
+    let text = code.to_string();
+    match code {
+        ron::Error::NoSuchStructField { expected, found, .. } => (
+            format!("unknown field `{found}`"),
+            format!("expected one of: {}", expected.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")),
+        ),
+        ron::Error::MissingStructField { field, outer } => (
+            format!("missing field `{field}`{}", outer.as_ref().map(|o| format!(" in `{o}`")).unwrap_or_default()),
+            format!("expected `{field}: ...` here"),
+        ),
+        ron::Error::NoSuchEnumVariant { expected, found, .. } => (
+            format!("unknown variant `{found}`"),
+            format!("expected one of: {}", expected.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")),
+        ),
+        _ => (text.clone(), text.split_once(": ").map_or(String::new(), |(_, e)| e.to_string())),
+    }
+}
+
+/// Read a scenario file from disk and parse it.
+pub fn load(path: &std::path::Path, registry: &Registry) -> Result<Scenario, LoadError> {
+    let src = std::fs::read_to_string(path).map_err(|e| LoadError::Io(path.display().to_string(), e))?;
+    parse(&path.display().to_string(), &src, registry).map_err(LoadError::Scenario)
+}
+
+/// Why a scenario could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The file could not be read.
+    Io(String, std::io::Error),
+    /// It was read but is not a valid scenario.
+    Scenario(ScenarioError),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Io(file, e) => write!(f, "error: cannot read {file}: {e}"),
+            LoadError::Scenario(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}

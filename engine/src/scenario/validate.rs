@@ -1,0 +1,375 @@
+//! Validation: from the typed scenario to a [`Model`] with names resolved and bounds checked.
+//!
+//! Every problem is collected (not just the first) with the path of the value it is about;
+//! [`super::locate`] turns the path back into a line and column for the message.
+
+use super::locate::PathSeg;
+use super::{FaultConfig, NetworkConfig, Spec};
+use crate::components::NodeConfig;
+use crate::dist::Dist;
+use crate::registry::Registry;
+use crate::results::FaultWindow;
+use crate::sim::message::NodeId;
+use crate::sim::network::LinkModel;
+use crate::sim::time::{SimDuration, SimTime};
+use crate::sim::{Fault, FaultAction, Limits};
+use std::collections::BTreeMap;
+
+/// A path from the top of the scenario file to one value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Path(pub Vec<PathSeg>);
+
+impl Path {
+    /// The whole file.
+    pub fn root() -> Path {
+        Path(Vec::new())
+    }
+
+    /// A struct field below this path.
+    pub fn field(&self, name: &str) -> Path {
+        self.with(PathSeg::Field(name.to_string()))
+    }
+
+    /// A map entry below this path.
+    pub fn key(&self, key: &str) -> Path {
+        self.with(PathSeg::Key(key.to_string()))
+    }
+
+    /// A list element below this path.
+    pub fn index(&self, i: usize) -> Path {
+        self.with(PathSeg::Index(i))
+    }
+
+    fn with(&self, seg: PathSeg) -> Path {
+        let mut p = self.0.clone();
+        if !matches!(&seg, PathSeg::Field(f) if f.is_empty()) {
+            p.push(seg);
+        }
+        Path(p)
+    }
+}
+
+/// One thing wrong with a scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where in the file.
+    pub path: Path,
+    /// What is wrong.
+    pub message: String,
+    /// What was expected instead.
+    pub expected: String,
+}
+
+/// Node names and groups: a group (`app` with `replicas: 4`) names several nodes, a plain
+/// node names itself.
+#[derive(Clone, Debug, Default)]
+pub struct NameTable {
+    /// Per node id: (node name, the group it was declared as).
+    pub nodes: Vec<(String, String)>,
+    /// Every name a scenario may use, to the nodes it stands for.
+    pub by_name: BTreeMap<String, Vec<NodeId>>,
+}
+
+impl NameTable {
+    /// The nodes `name` stands for (empty if it is not declared).
+    pub fn resolve(&self, name: &str) -> &[NodeId] {
+        self.by_name.get(name).map_or(&[], |v| v.as_slice())
+    }
+
+    fn declared(&self) -> String {
+        let names: Vec<String> = self.by_name.keys().take(12).map(|n| format!("\"{n}\"")).collect();
+        let more = if self.by_name.len() > 12 { ", ..." } else { "" };
+        format!("expected a declared node or group: {}{more}", names.join(", "))
+    }
+}
+
+/// Collects problems while checking a scenario.
+pub struct Validator<'a> {
+    names: &'a NameTable,
+    problems: Vec<Problem>,
+}
+
+impl<'a> Validator<'a> {
+    /// A validator that resolves names in `names`.
+    pub fn new(names: &'a NameTable) -> Self {
+        Validator { names, problems: Vec::new() }
+    }
+
+    /// Record a problem at `at`.
+    pub fn error(&mut self, at: &Path, message: impl Into<String>, expected: impl Into<String>) {
+        self.problems.push(Problem { path: at.clone(), message: message.into(), expected: expected.into() });
+    }
+
+    /// The nodes `name` stands for, or a problem at `at` if it is not declared.
+    pub fn resolve(&mut self, at: &Path, name: &str) -> Option<&'a [NodeId]> {
+        let ids = self.names.resolve(name);
+        if ids.is_empty() {
+            let expected = self.names.declared();
+            self.error(at, format!("unknown node \"{name}\""), expected);
+            None
+        } else {
+            Some(ids)
+        }
+    }
+
+    /// A problem unless `value` is finite and positive.
+    pub fn check_positive(&mut self, at: &Path, value: f64, unit: &str) {
+        if !(value.is_finite() && value > 0.0) {
+            self.error(at, format!("{value} is not a positive number"), format!("expected a positive, finite number ({unit})"));
+        }
+    }
+
+    /// Problems with a distribution's parameters.
+    pub fn check_dist(&mut self, at: &Path, d: &Dist) {
+        for (field, expected) in d.problems() {
+            self.error(&at.field(field), "invalid distribution parameters", expected);
+        }
+    }
+
+    /// The problems found so far.
+    pub fn into_problems(self) -> Vec<Problem> {
+        self.problems
+    }
+}
+
+/// A validated scenario, ready to assemble: plain types, names resolved to ids.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// The (variant's) scenario as written, defaults filled.
+    pub spec: Spec,
+    /// Node names and groups.
+    pub names: NameTable,
+    /// Per node id: the index of its declaration in `spec.nodes`.
+    pub decl_of: Vec<usize>,
+    /// Every link's default latency and loss.
+    pub default_link: LinkModel,
+    /// Per-link overrides.
+    pub links: BTreeMap<(NodeId, NodeId), LinkModel>,
+    /// The fault schedule.
+    pub faults: Vec<Fault>,
+    /// The fault windows, for plot shading.
+    pub fault_windows: Vec<FaultWindow>,
+    /// Run bounds.
+    pub limits: Limits,
+    /// Clients stop issuing requests here (the scenario's `duration`).
+    pub arrivals_end: SimTime,
+    /// The summary counts requests issued from here on (the scenario's `warmup`).
+    pub measure_from: SimTime,
+    /// Time-series window width.
+    pub window: SimDuration,
+    /// The run stops here: `duration` plus the longest client timeout, so every request ends.
+    pub end: SimTime,
+}
+
+/// Check `spec` and resolve it into a [`Model`], or return every problem found.
+pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>> {
+    let mut names_problems = Vec::new();
+    let (names, decl_of) = name_table(spec, &mut names_problems);
+    let mut v = Validator::new(&names);
+    v.problems = names_problems;
+    check_top(spec, &mut v);
+    let nodes = Path::root().field("nodes");
+    for (name, cfg) in &spec.nodes {
+        let at = nodes.key(name);
+        match cfg {
+            NodeConfig::Client(c) => c.validate(&mut v, &at),
+            NodeConfig::LoadBalancer(c) => c.validate(&mut v, &at),
+            NodeConfig::Server(c) => c.validate(&mut v, &at),
+            NodeConfig::Plugin(p) => registry.validate_plugin(p, &mut v, &at),
+        }
+    }
+    let (default_link, links) = network(&spec.network, &mut v);
+    let (faults, fault_windows) = faults(spec, &names, &mut v);
+    let problems = v.into_problems();
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let arrivals_end = SimTime(spec.duration.0);
+    let drain = spec.nodes.values().filter_map(NodeConfig::client_timeout).max().unwrap_or_default();
+    let window = widen_window(spec.window, spec.duration);
+    Ok(Model {
+        spec: spec.clone(),
+        names,
+        decl_of,
+        default_link,
+        links,
+        faults,
+        fault_windows,
+        limits: Limits { max_events: spec.limits.max_events, max_pending_events: spec.limits.max_pending_events },
+        arrivals_end,
+        measure_from: SimTime(spec.warmup.0),
+        window,
+        end: arrivals_end.after(drain),
+    })
+}
+
+/// Keep the number of windows bounded: a long run gets wider windows.
+fn widen_window(window: SimDuration, duration: SimDuration) -> SimDuration {
+    let min = duration.0.div_ceil(crate::metrics::MAX_WINDOWS);
+    if window.0 >= min { window } else { SimDuration(min.div_ceil(1_000_000_000) * 1_000_000_000) }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn name_table(spec: &Spec, problems: &mut Vec<Problem>) -> (NameTable, Vec<usize>) {
+    let mut t = NameTable::default();
+    let mut decl_of = Vec::new();
+    let nodes = Path::root().field("nodes");
+    for (decl, (group, cfg)) in spec.nodes.iter().enumerate() {
+        if !valid_name(group) {
+            problems.push(Problem {
+                path: nodes.key(group),
+                message: format!("\"{group}\" is not a valid node name"),
+                expected: "expected letters, digits, '-' and '_' only".to_string(),
+            });
+        }
+        let replicas = cfg.replicas();
+        // A pool always expands (`app` → `app-0 ..`), even with one replica, so fault
+        // targets and report rows keep their names when a variant changes `replicas`.
+        let members: Vec<String> = match replicas {
+            Some(n) => (0..n).map(|i| format!("{group}-{i}")).collect(),
+            None => vec![group.clone()],
+        };
+        let mut ids = Vec::new();
+        for m in members {
+            let id = NodeId(t.nodes.len() as u32);
+            if t.by_name.insert(m.clone(), vec![id]).is_some() {
+                problems.push(Problem {
+                    path: nodes.key(group),
+                    message: format!("node name \"{m}\" is declared twice"),
+                    expected: "expected unique node names (a group `app` with replicas declares app-0, app-1, ...)".to_string(),
+                });
+            }
+            t.nodes.push((m, group.clone()));
+            decl_of.push(decl);
+            ids.push(id);
+        }
+        t.by_name.insert(group.clone(), ids);
+    }
+    (t, decl_of)
+}
+
+fn check_top(spec: &Spec, v: &mut Validator<'_>) {
+    let root = Path::root();
+    if spec.duration == SimDuration::ZERO {
+        v.error(&root.field("duration"), "the run has no duration", "expected a positive duration such as \"60s\"");
+    }
+    if spec.warmup >= spec.duration && spec.duration > SimDuration::ZERO {
+        v.error(
+            &root.field("warmup"),
+            format!("warm-up {} is not shorter than the duration {}", spec.warmup, spec.duration),
+            "expected a warm-up shorter than `duration`",
+        );
+    }
+    if spec.window == SimDuration::ZERO {
+        v.error(&root.field("window"), "zero-width time windows", "expected a positive duration such as \"1s\"");
+    }
+    if spec.nodes.is_empty() {
+        v.error(&root.field("nodes"), "the scenario declares no nodes", "expected at least a client and a server");
+    }
+    if spec.limits.max_events == 0 || spec.limits.max_pending_events == 0 {
+        v.error(&root.field("limits"), "a zero limit stops every run", "expected positive limits");
+    }
+}
+
+fn network(cfg: &NetworkConfig, v: &mut Validator<'_>) -> (LinkModel, BTreeMap<(NodeId, NodeId), LinkModel>) {
+    let at = Path::root().field("network");
+    v.check_dist(&at.field("latency"), &cfg.latency);
+    check_loss(v, &at.field("loss"), cfg.loss);
+    let default = LinkModel { latency: cfg.latency.clone(), loss: cfg.loss };
+    let mut links = BTreeMap::new();
+    for (i, l) in cfg.links.iter().enumerate() {
+        let at = at.field("links").index(i);
+        let from = v.resolve(&at.field("from"), &l.from).unwrap_or(&[]);
+        let to = v.resolve(&at.field("to"), &l.to).unwrap_or(&[]);
+        if let Some(d) = &l.latency {
+            v.check_dist(&at.field("latency"), d);
+        }
+        if let Some(loss) = l.loss {
+            check_loss(v, &at.field("loss"), loss);
+        }
+        let model = LinkModel {
+            latency: l.latency.clone().unwrap_or_else(|| cfg.latency.clone()),
+            loss: l.loss.unwrap_or(cfg.loss),
+        };
+        for &a in from {
+            for &b in to {
+                links.insert((a, b), model.clone());
+                if l.both_ways {
+                    links.insert((b, a), model.clone());
+                }
+            }
+        }
+    }
+    (default, links)
+}
+
+fn check_loss(v: &mut Validator<'_>, at: &Path, loss: f64) {
+    if !(0.0..=1.0).contains(&loss) {
+        v.error(at, format!("loss {loss} is not a probability"), "expected a number from 0.0 to 1.0");
+    }
+}
+
+fn faults(spec: &Spec, names: &NameTable, v: &mut Validator<'_>) -> (Vec<Fault>, Vec<FaultWindow>) {
+    let mut out = Vec::new();
+    let mut windows = Vec::new();
+    let end_s = spec.duration.as_secs_f64();
+    for (i, f) in spec.faults.iter().enumerate() {
+        let at_path = Path::root().field("faults").index(i);
+        let (at, until) = f.timing();
+        if let Some(u) = until
+            && u <= at
+        {
+            v.error(&at_path.field("until"), format!("`until` ({u}) is not after `at` ({at})"), "expected `until` later than `at`");
+        }
+        let (action, label) = match f {
+            FaultConfig::Crash { node, .. } => {
+                let ids = v.resolve(&at_path.field("node"), node).unwrap_or(&[]).to_vec();
+                (FaultAction::Crash(ids), format!("crash {node}"))
+            }
+            FaultConfig::Slowdown { node, factor, .. } => {
+                v.check_positive(&at_path.field("factor"), *factor, "a multiplier of service time");
+                let ids = v.resolve(&at_path.field("node"), node).unwrap_or(&[]).to_vec();
+                (FaultAction::Slowdown(ids, *factor), format!("slowdown {node} x{factor}"))
+            }
+            FaultConfig::Partition { groups, .. } => {
+                let side = partition_sides(groups, names, v, &at_path.field("groups"));
+                let label = groups.iter().map(|g| g.join(",")).collect::<Vec<_>>().join(" | ");
+                (FaultAction::Partition { side, one_way: false }, format!("partition {label}"))
+            }
+        };
+        out.push(Fault { action, at: SimTime(at.0), until: until.map(|u| SimTime(u.0)) });
+        let end = until.map_or(end_s, |u| u.as_secs_f64().min(end_s));
+        windows.push(FaultWindow { label, start_s: at.as_secs_f64(), end_s: end });
+    }
+    (out, windows)
+}
+
+/// Side numbers for a partition: group i is side i+1. With a single group, that group is cut
+/// off from every other node.
+fn partition_sides(groups: &[Vec<String>], names: &NameTable, v: &mut Validator<'_>, at: &Path) -> Vec<u16> {
+    let n = names.nodes.len();
+    let mut side = vec![0u16; n];
+    if groups.is_empty() {
+        v.error(at, "a partition without groups", "expected a list of groups, e.g. [[\"lb\"], [\"app-1\"]]");
+    }
+    for (g, group) in groups.iter().enumerate() {
+        if group.is_empty() {
+            v.error(&at.index(g), "an empty group", "expected at least one node name in each group");
+        }
+        for (k, name) in group.iter().enumerate() {
+            for &id in v.resolve(&at.index(g).index(k), name).unwrap_or(&[]) {
+                if side[id.idx()] != 0 && side[id.idx()] != g as u16 + 1 {
+                    v.error(&at.index(g).index(k), format!("\"{name}\" is in two groups"), "expected each node in one group at most");
+                }
+                side[id.idx()] = g as u16 + 1;
+            }
+        }
+    }
+    if groups.len() == 1 {
+        side.iter_mut().filter(|s| **s == 0).for_each(|s| *s = 2);
+    }
+    side
+}

@@ -1,0 +1,507 @@
+//! The kernel: simulated time, the event loop, and the one trait every node implements.
+//!
+//! ```text
+//!   World::new(nodes, network, faults, limits)      assembly (crate::build does this)
+//!        │
+//!        ▼
+//!   run(end) ── pop (time, seq) ──▶ Deliver ──▶ node.on_message(ctx, from, msg)
+//!                               ├─▶ Timer   ──▶ node.on_timer(ctx, id, tag)
+//!                               └─▶ Fault   ──▶ crash / restart / slowdown / cut links
+//!        ctx.send / ctx.set_timer ──▶ network model ──▶ new events
+//! ```
+//!
+//! Nodes are sans-IO state machines: they never call each other and never see the queue.
+//! Everything they do goes through [`Ctx`]. The event loop is the only place that branches on
+//! event kinds. Nothing here reads the OS clock or OS entropy.
+
+pub mod message;
+pub mod network;
+pub mod queue;
+pub mod rng;
+pub mod time;
+
+use crate::metrics::{NodeStats, RequestMetrics};
+use message::{Message, NodeId};
+use network::{Cut, Network};
+use queue::EventQueue;
+use rng::{SimRng, mix64};
+use std::fmt;
+use time::{SimDuration, SimTime};
+
+/// A node: a state machine that reacts to start, messages, timers, crash and restart.
+///
+/// Handlers act only through the [`Ctx`]: read the clock, send messages, set and cancel
+/// timers, draw random numbers, record metrics.
+pub trait Node {
+    /// Called once at time zero, in node order.
+    fn on_start(&mut self, ctx: &mut Ctx<'_>);
+
+    /// A message arrived from `from`.
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message);
+
+    /// A timer set with [`Ctx::set_timer`] fired; `tag` is what was passed then.
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: TimerId, tag: u64);
+
+    /// The node crashed at `now`: drop all volatile state (queues, in-progress work, pending
+    /// calls) and keep only what the component declares durable. It receives nothing until it
+    /// restarts, and every timer it had set is gone.
+    fn on_crash(&mut self, now: SimTime);
+
+    /// The node restarts after a crash. By default it starts again as at time zero.
+    fn on_restart(&mut self, ctx: &mut Ctx<'_>) {
+        self.on_start(ctx);
+    }
+
+    /// End of the run at `now`: statistics for the report, if the node has any.
+    fn finish(&mut self, _now: SimTime) -> Option<NodeStats> {
+        None
+    }
+}
+
+/// Handle of a timer, for cancelling it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerId {
+    slot: u32,
+    generation: u32,
+}
+
+/// What the fault schedule does to the world at a point in time.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultAction {
+    /// Crash these nodes (they restart when the fault ends).
+    Crash(Vec<NodeId>),
+    /// Multiply the service times of these nodes by `factor`.
+    Slowdown(Vec<NodeId>, f64),
+    /// Cut links between sides (see [`network::Cut`]).
+    Partition {
+        /// Side of each node, indexed by `NodeId`; 0 = not involved.
+        side: Vec<u16>,
+        /// Only side 1 → other sides is cut.
+        one_way: bool,
+    },
+}
+
+/// A fault with its timing, resolved to node ids.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    /// What it does.
+    pub action: FaultAction,
+    /// When it starts.
+    pub at: SimTime,
+    /// When it ends, if it does.
+    pub until: Option<SimTime>,
+}
+
+/// Bounds that stop a run cleanly instead of hanging or exhausting memory.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    /// Most events one run may process.
+    pub max_events: u64,
+    /// Most events that may be pending at once (also bounds unbounded server queues).
+    pub max_pending_events: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_events: 20_000_000_000, max_pending_events: 20_000_000 }
+    }
+}
+
+/// Why a run stopped early.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunError {
+    /// A limit from [`Limits`] was exceeded.
+    Limit {
+        /// Which limit (`limits.max_events`, ...).
+        which: &'static str,
+        /// Its value.
+        limit: u64,
+        /// Simulated time when it was exceeded.
+        at: SimTime,
+        /// Extra context, e.g. which node.
+        detail: String,
+    },
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Limit { which, limit, at, detail } => write!(
+                f,
+                "run stopped at t={:.6}s: {which} ({limit}) exceeded{}{detail}; raise it in the \
+                 scenario's `limits: (...)` if the model really needs that much",
+                at.as_secs_f64(),
+                if detail.is_empty() { "" } else { ": " },
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+enum Event {
+    Deliver { to: NodeId, from: NodeId, msg: Message },
+    Timer { node: NodeId, id: TimerId },
+    FaultStart(u32),
+    FaultEnd(u32),
+}
+
+struct TimerSlot {
+    generation: u32,
+    incarnation: u32,
+    tag: u64,
+}
+
+/// Everything except the nodes themselves: what a [`Ctx`] gives access to.
+struct Io {
+    now: SimTime,
+    queue: EventQueue<Event>,
+    timers: Vec<TimerSlot>,
+    free_timers: Vec<u32>,
+    network: Network,
+    up: Vec<bool>,
+    down_count: Vec<u32>,
+    incarnation: Vec<u32>,
+    slowdown: Vec<f64>,
+    requests: RequestMetrics,
+    measure_from: SimTime,
+    limits: Limits,
+    error: Option<RunError>,
+}
+
+/// A node's window on the world while it handles one event.
+pub struct Ctx<'a> {
+    io: &'a mut Io,
+    rng: &'a mut SimRng,
+    me: NodeId,
+}
+
+impl Ctx<'_> {
+    /// The current simulated time.
+    #[inline]
+    pub fn now(&self) -> SimTime {
+        self.io.now
+    }
+
+    /// This node's id.
+    #[inline]
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    /// This node's random stream.
+    #[inline]
+    pub fn rng(&mut self) -> &mut SimRng {
+        self.rng
+    }
+
+    /// Send `msg` to `to`; the network decides when (and whether) it arrives.
+    #[inline]
+    pub fn send(&mut self, to: NodeId, msg: Message) {
+        if let Some(delay) = self.io.network.transit(self.me, to) {
+            let at = self.io.now.after(delay);
+            self.io.push(at, Event::Deliver { to, from: self.me, msg });
+        }
+    }
+
+    /// Whether a message sent now could reach `to`: it is up and no partition is in the way.
+    /// Models connection-level knowledge (a refused or unroutable connection), not loss.
+    #[inline]
+    pub fn reachable(&self, to: NodeId) -> bool {
+        self.io.up[to.idx()] && self.io.network.connected(self.me, to)
+    }
+
+    /// Call [`Node::on_timer`] with `tag` after `after`.
+    #[inline]
+    pub fn set_timer(&mut self, after: SimDuration, tag: u64) -> TimerId {
+        let incarnation = self.io.incarnation[self.me.idx()];
+        let slot = match self.io.free_timers.pop() {
+            Some(s) => s,
+            None => {
+                self.io.timers.push(TimerSlot { generation: 0, incarnation, tag });
+                (self.io.timers.len() - 1) as u32
+            }
+        };
+        let t = &mut self.io.timers[slot as usize];
+        t.incarnation = incarnation;
+        t.tag = tag;
+        let id = TimerId { slot, generation: t.generation };
+        let at = self.io.now.after(after);
+        self.io.push(at, Event::Timer { node: self.me, id });
+        id
+    }
+
+    /// Cancel a timer; cancelling one that already fired or was cancelled does nothing.
+    #[inline]
+    pub fn cancel_timer(&mut self, id: TimerId) {
+        self.io.release_timer(id);
+    }
+
+    /// Factor by which this node's work is currently slowed (1.0 = normal speed).
+    #[inline]
+    pub fn slowdown(&self) -> f64 {
+        self.io.slowdown[self.me.idx()]
+    }
+
+    /// Requests issued before this time are left out of the summary.
+    pub fn measure_from(&self) -> SimTime {
+        self.io.measure_from
+    }
+
+    /// A client issued a request (for the end-to-end accounting).
+    #[inline]
+    pub fn request_started(&mut self) {
+        self.io.requests.started();
+    }
+
+    /// A client's request ended: success, or failure with its cause.
+    #[inline]
+    pub fn request_ended(&mut self, issued_at: SimTime, result: Result<(), message::Cause>) {
+        let now = self.io.now;
+        self.io.requests.ended(issued_at, now, result);
+    }
+
+    /// Stop the run: a component hit a bound it cannot honour (e.g. an unbounded queue grew
+    /// past `limits.max_pending_events`).
+    pub fn exceed_limit(&mut self, which: &'static str, limit: u64, detail: String) {
+        if self.io.error.is_none() {
+            let at = self.io.now;
+            self.io.error = Some(RunError::Limit { which, limit, at, detail });
+        }
+    }
+
+    /// The run's bounds.
+    pub fn limits(&self) -> Limits {
+        self.io.limits
+    }
+}
+
+impl Io {
+    #[inline]
+    fn push(&mut self, at: SimTime, ev: Event) {
+        self.queue.push(at.0, ev);
+    }
+
+    /// Free a timer slot. Bumping the generation makes any event still queued for it stale.
+    #[inline]
+    fn release_timer(&mut self, id: TimerId) {
+        let t = &mut self.timers[id.slot as usize];
+        if t.generation == id.generation {
+            t.generation = t.generation.wrapping_add(1);
+            self.free_timers.push(id.slot);
+        }
+    }
+}
+
+/// A node with its name and its random stream.
+pub struct Slot<N> {
+    /// Unique node name (`app-2`).
+    pub name: String,
+    /// The state machine.
+    pub node: N,
+    /// Its random stream, derived from (seed, name).
+    pub rng: SimRng,
+}
+
+/// What a finished run hands to the runner.
+pub struct Outcome {
+    /// Events processed.
+    pub events: u64,
+    /// Digest of the event trace (time, node and kind of every event).
+    pub digest: u64,
+    /// Request metrics.
+    pub requests: RequestMetrics,
+    /// Per-node statistics, by node name, in node order.
+    pub node_stats: Vec<(String, NodeStats)>,
+    /// Simulated time when the run ended.
+    pub end: SimTime,
+}
+
+/// A world ready to run: nodes, network, fault schedule and bounds.
+pub struct World<N: Node> {
+    nodes: Vec<Slot<N>>,
+    io: Io,
+    faults: Vec<Fault>,
+    events: u64,
+    digest: u64,
+}
+
+impl<N: Node> World<N> {
+    /// Assemble a world. Node ids are indices into `nodes`.
+    pub fn new(
+        nodes: Vec<Slot<N>>,
+        network: Network,
+        faults: Vec<Fault>,
+        limits: Limits,
+        measure_from: SimTime,
+        window: SimDuration,
+    ) -> Self {
+        let n = nodes.len();
+        let mut io = Io {
+            now: SimTime::ZERO,
+            queue: EventQueue::with_capacity(1024),
+            timers: Vec::new(),
+            free_timers: Vec::new(),
+            network,
+            up: vec![true; n],
+            down_count: vec![0; n],
+            incarnation: vec![0; n],
+            slowdown: vec![1.0; n],
+            requests: RequestMetrics::new(measure_from, window),
+            measure_from,
+            limits,
+            error: None,
+        };
+        for (i, f) in faults.iter().enumerate() {
+            io.push(f.at, Event::FaultStart(i as u32));
+            if let Some(until) = f.until {
+                io.push(until, Event::FaultEnd(i as u32));
+            }
+        }
+        World { nodes, io, faults, events: 0, digest: 0 }
+    }
+
+    /// Run until no event is pending or the next one is after `end`.
+    pub fn run(mut self, end: SimTime) -> Result<Outcome, RunError> {
+        for i in 0..self.nodes.len() {
+            self.with_node(NodeId(i as u32), |node, ctx| node.on_start(ctx));
+        }
+        while let Some((t, ev)) = self.io.queue.pop() {
+            if t > end.0 {
+                break;
+            }
+            self.step(SimTime(t), ev);
+            if let Some(e) = self.io.error.take() {
+                return Err(e);
+            }
+        }
+        let now = self.io.now;
+        Ok(self.finish(now))
+    }
+
+    fn step(&mut self, t: SimTime, ev: Event) {
+        assert!(t >= self.io.now, "time went back from {:?} to {t:?}", self.io.now);
+        self.io.now = t;
+        self.events += 1;
+        if self.events > self.io.limits.max_events {
+            let limit = self.io.limits.max_events;
+            self.io.error = Some(RunError::Limit { which: "limits.max_events", limit, at: t, detail: String::new() });
+            return;
+        }
+        if self.io.queue.len() > self.io.limits.max_pending_events {
+            let limit = self.io.limits.max_pending_events as u64;
+            self.io.error =
+                Some(RunError::Limit { which: "limits.max_pending_events", limit, at: t, detail: String::new() });
+            return;
+        }
+        match ev {
+            Event::Deliver { to, from, msg } => {
+                self.trace(t, to.0 as u64, 1);
+                if self.io.up[to.idx()] && self.io.network.connected(from, to) {
+                    self.with_node(to, |node, ctx| node.on_message(ctx, from, msg));
+                }
+            }
+            Event::Timer { node, id } => {
+                let slot = &self.io.timers[id.slot as usize];
+                let live = slot.generation == id.generation;
+                let current = slot.incarnation == self.io.incarnation[node.idx()];
+                if live {
+                    let tag = slot.tag;
+                    self.io.release_timer(id);
+                    if current && self.io.up[node.idx()] {
+                        self.trace(t, node.0 as u64, 2);
+                        self.with_node(node, |n, ctx| n.on_timer(ctx, id, tag));
+                    }
+                }
+            }
+            Event::FaultStart(i) => {
+                self.trace(t, i as u64, 3);
+                self.fault(i as usize, true);
+            }
+            Event::FaultEnd(i) => {
+                self.trace(t, i as u64, 4);
+                self.fault(i as usize, false);
+            }
+        }
+    }
+
+    #[inline]
+    fn trace(&mut self, t: SimTime, who: u64, kind: u64) {
+        self.digest = mix64(self.digest ^ t.0.rotate_left(17) ^ (who << 3) ^ kind);
+    }
+
+    #[inline]
+    fn with_node(&mut self, id: NodeId, f: impl FnOnce(&mut N, &mut Ctx<'_>)) {
+        let slot = &mut self.nodes[id.idx()];
+        let mut ctx = Ctx { io: &mut self.io, rng: &mut slot.rng, me: id };
+        f(&mut slot.node, &mut ctx);
+    }
+
+    fn fault(&mut self, i: usize, start: bool) {
+        let action = self.faults[i].action.clone();
+        match action {
+            FaultAction::Crash(nodes) => {
+                for id in nodes {
+                    if start {
+                        self.crash(id);
+                    } else {
+                        self.restart(id);
+                    }
+                }
+            }
+            FaultAction::Slowdown(nodes, factor) => {
+                for id in nodes {
+                    let s = &mut self.io.slowdown[id.idx()];
+                    *s = if start { *s * factor } else { *s / factor };
+                }
+            }
+            FaultAction::Partition { side, one_way } => {
+                if start {
+                    self.io.network.add_cut(Cut { fault: i, side, one_way });
+                } else {
+                    self.io.network.remove_cut(i);
+                }
+            }
+        }
+    }
+
+    fn crash(&mut self, id: NodeId) {
+        let i = id.idx();
+        self.io.down_count[i] += 1;
+        if self.io.down_count[i] == 1 {
+            self.io.up[i] = false;
+            // Timers set before the crash carry the old incarnation and are dropped on firing.
+            self.io.incarnation[i] = self.io.incarnation[i].wrapping_add(1);
+            let now = self.io.now;
+            self.nodes[i].node.on_crash(now);
+        }
+    }
+
+    fn restart(&mut self, id: NodeId) {
+        let i = id.idx();
+        self.io.down_count[i] = self.io.down_count[i].saturating_sub(1);
+        if self.io.down_count[i] == 0 && !self.io.up[i] {
+            self.io.up[i] = true;
+            self.with_node(id, |node, ctx| node.on_restart(ctx));
+        }
+    }
+
+    fn finish(mut self, now: SimTime) -> Outcome {
+        let node_stats = self
+            .nodes
+            .iter_mut()
+            .filter_map(|s| s.node.finish(now).map(|st| (s.name.clone(), st)))
+            .collect();
+        Outcome { events: self.events, digest: self.digest, requests: self.io.requests, node_stats, end: now }
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True for a world without nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
