@@ -1,5 +1,128 @@
-//! output (temporary stub)
-#![allow(missing_docs)]
-use std::path::Path;
-pub fn write_files_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> std::io::Result<()> { std::fs::create_dir_all(dir)?; for (n, b) in files { write_atomically(&dir.join(n), b)?; } Ok(()) }
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> { let tmp = path.with_extension("tmp"); std::fs::write(&tmp, bytes)?; std::fs::rename(tmp, path) }
+//! Writes output files atomically, so a reader (or a crash mid-write) never sees half a file.
+//!
+//! Each file is written to a hidden temporary file in the same directory, flushed to disk,
+//! and renamed over the target: a rename within one directory replaces the old file in one
+//! step on every platform we support, while a write in place would leave a truncated file
+//! behind if the run were killed.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Creates `dir` (and its parents) and writes every `(name, bytes)` into it atomically.
+///
+/// Names are relative to `dir` and must be plain file names; stops at the first error.
+pub fn write_files_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    for (name, bytes) in files {
+        if !is_plain_file_name(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("report file name {name:?} is not a plain file name"),
+            ));
+        }
+        write_atomically(&dir.join(name), bytes)?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+///
+/// The parent directory must exist. On error the temporary file is removed and any previous
+/// file at `path` is left untouched.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let temp = temp_path(path)?;
+    let result = write_and_sync(&temp, bytes).and_then(|()| fs::rename(&temp, path));
+    if result.is_err() {
+        // Best effort: the error worth reporting is the one that made us stop.
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+/// `dir/.name.tmp` for `dir/name`: hidden, and in the same directory so rename is atomic.
+fn temp_path(path: &Path) -> io::Result<PathBuf> {
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} has no file name", path.display()),
+        )
+    })?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(".tmp");
+    Ok(path.with_file_name(temp_name))
+}
+
+fn write_and_sync(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = File::create(path)?;
+    file.write_all(bytes)?;
+    // Without the sync, a power loss after the rename could leave an empty file in place.
+    file.sync_all()
+}
+
+/// A name that stays inside the output directory: no separators, not `.` or `..`.
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch_dir(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "archsim-output-{test}-{pid}",
+            pid = std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn writes_files_and_leaves_no_temporaries() {
+        let dir = scratch_dir("writes").join("nested");
+        let files = vec![
+            ("a.txt".to_string(), b"first".to_vec()),
+            ("b.bin".to_string(), vec![0, 1, 2]),
+        ];
+        write_files_atomically(&dir, &files).expect("writes");
+        assert_eq!(fs::read(dir.join("a.txt")).expect("a"), b"first");
+        assert_eq!(fs::read(dir.join("b.bin")).expect("b"), [0, 1, 2]);
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .expect("lists")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.txt", "b.bin"]);
+        let _ = fs::remove_dir_all(dir.parent().expect("parent"));
+    }
+
+    #[test]
+    fn overwrites_an_existing_file() {
+        let dir = scratch_dir("overwrites");
+        fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("f.txt");
+        write_atomically(&path, b"a much longer old content").expect("first");
+        write_atomically(&path, b"new").expect("second");
+        assert_eq!(fs::read(&path).expect("reads"), b"new");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rejects_names_that_leave_the_directory() {
+        let dir = scratch_dir("rejects");
+        let files = vec![("../escape.txt".to_string(), Vec::new())];
+        let err = write_files_atomically(&dir, &files).expect_err("rejected");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn missing_parent_is_an_error_and_leaves_nothing() {
+        let dir = scratch_dir("missing");
+        let err = write_atomically(&dir.join("f.txt"), b"x").expect_err("no parent");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(!dir.exists());
+    }
+}

@@ -1,8 +1,128 @@
-//! report (temporary stub until the report helper lands)
-#![allow(missing_docs)]
+//! Turns a [`Results`] into the report files (tables, SVG/PNG plots, one HTML page) and the
+//! terminal table; the only module that knows plotters and resvg.
+//!
+//! Rendering is a pure function of the results: the same `Results` gives the same bytes on
+//! every run and machine, so `archsim report` can rebuild a committed report exactly. Hence no
+//! clock, no hash-map order, fixed float formatting, and tick positions computed by us.
+//!
+//! ```text
+//! Results ──table.rs──▶ Table ──▶ summary.md, index.html, terminal
+//!         ──charts.rs─▶ Plot ──plot.rs──▶ SVG ──raster.rs──▶ PNG
+//! ```
+
+mod axis;
+mod charts;
+mod format;
+mod html;
+mod plot;
+mod raster;
+mod summary;
+mod table;
+
 use crate::results::Results;
-#[derive(Debug)]
-pub struct ReportError;
-impl std::fmt::Display for ReportError { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("stub") } }
-pub fn render(_r: &Results) -> Result<Vec<(String, Vec<u8>)>, ReportError> { Ok(vec![]) }
-pub fn terminal_table(r: &Results) -> String { format!("{:#?}\n", r.variants.iter().map(|v| (&v.name, v.requests, v.availability, &v.latency_ms)).collect::<Vec<_>>()) }
+use std::fmt;
+
+/// A report file: name (relative to the output directory) and contents.
+pub type ReportFile = (String, Vec<u8>);
+
+/// One kind of plot: where it goes, what it is called, how it is built.
+struct PlotKind {
+    /// File name without extension; the plot is written as `.svg` and `.png`.
+    stem: &'static str,
+    /// Caption in `summary.md` and `index.html`.
+    caption: &'static str,
+    /// Builds the plot description from the results.
+    build: fn(&Results) -> plot::Plot,
+}
+
+/// The plots, in the order their files are listed.
+const PLOTS: [PlotKind; 4] = [
+    PlotKind {
+        stem: "latency_cdf",
+        caption: "Latency CDF",
+        build: charts::latency_cdf,
+    },
+    PlotKind {
+        stem: "latency_over_time",
+        caption: "Latency over time",
+        build: charts::latency_over_time,
+    },
+    PlotKind {
+        stem: "availability",
+        caption: "Availability over time",
+        build: charts::availability,
+    },
+    PlotKind {
+        stem: "throughput",
+        caption: "Throughput over time",
+        build: charts::throughput,
+    },
+];
+
+/// Why the report could not be rendered. Bad numbers in the results are not errors (they
+/// print as `-` or break a plot's line); these are failures of the drawing libraries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportError {
+    /// plotters failed while drawing a chart.
+    Plot {
+        /// The chart's title.
+        title: String,
+        /// What plotters reported.
+        message: String,
+    },
+    /// A generated SVG could not be turned into a PNG.
+    Png {
+        /// The PNG file being produced.
+        file: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl fmt::Display for ReportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReportError::Plot { title, message } => {
+                write!(f, "cannot draw the plot {title:?}: {message}")
+            }
+            ReportError::Png { file, message } => write!(f, "cannot render {file}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ReportError {}
+
+/// Renders every report file, in a fixed order: `summary.md`, then each plot as SVG and PNG
+/// (latency CDF, latency over time, availability, throughput), then `index.html`.
+pub fn render(results: &Results) -> Result<Vec<ReportFile>, ReportError> {
+    let mut files = vec![(
+        "summary.md".to_string(),
+        summary::markdown(results).into_bytes(),
+    )];
+    let mut svgs = Vec::with_capacity(PLOTS.len());
+    for kind in &PLOTS {
+        let svg = plot::to_svg(&(kind.build)(results))?;
+        let png_name = format!("{}.png", kind.stem);
+        let png = raster::svg_to_png(&svg, &png_name)?;
+        files.push((format!("{}.svg", kind.stem), svg.clone().into_bytes()));
+        files.push((png_name, png));
+        svgs.push((kind.caption, svg));
+    }
+    let figures: Vec<html::Figure<'_>> = svgs
+        .iter()
+        .map(|(caption, svg)| html::Figure { caption, svg })
+        .collect();
+    files.push((
+        "index.html".to_string(),
+        html::page(results, &figures).into_bytes(),
+    ));
+    Ok(files)
+}
+
+/// The table printed on the terminal after a run: one aligned row per variant.
+pub fn terminal_table(results: &Results) -> String {
+    table::variants(results, table::VARIANT_HEADINGS_SHORT).to_text()
+}
+
+#[cfg(test)]
+mod tests;

@@ -300,7 +300,7 @@ macro_rules! settable {
 
 /// Parse and validate a scenario. `file` names it in error messages.
 pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, ScenarioError> {
-    let mut errs = Errors { src, diags: Vec::new() };
+    let mut errs = Errors { src, diags: Vec::new(), variant_count: 0 };
     let repr: FileRepr<'_> = match ron_options().from_str(src) {
         Ok(r) => r,
         Err(e) => {
@@ -335,6 +335,7 @@ pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, Sce
     } else {
         repr.variants.iter().map(|(n, o)| (n.clone(), o.iter().map(|(k, v)| (k.clone(), *v)).collect())).collect()
     };
+    errs.variant_count = plans.len();
     for (name, overrides) in plans {
         if let Some(v) = errs.variant(&base, &name, &overrides, registry) {
             variants.push(v);
@@ -351,11 +352,11 @@ pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, Sce
 struct Errors<'s> {
     src: &'s str,
     diags: Vec<Diagnostic>,
+    variant_count: usize,
 }
 
 impl<'s> Errors<'s> {
-    fn finish(mut self, file: &str) -> ScenarioError {
-        self.diags.dedup();
+    fn finish(self, file: &str) -> ScenarioError {
         let rendered = diag::render(file, self.src, &self.diags);
         ScenarioError { file: file.to_string(), diagnostics: self.diags, rendered }
     }
@@ -371,6 +372,9 @@ impl<'s> Errors<'s> {
         let text = &self.src[base..];
         let start = base + offset_at(text, e.span.start.line, e.span.start.col);
         let end = (base + offset_at(text, e.span.end.line, e.span.end.col)).max(start);
+        // A span over several lines (ron's end-of-file errors) draws badly; keep the first line.
+        let line_end = self.src[start..].find('\n').map_or(self.src.len(), |i| start + i);
+        let end = end.min(line_end).max(start);
         let (message, label) = ron_message(&e.code);
         let notes = if note.is_empty() { Vec::new() } else { vec![note.to_string()] };
         self.diags.push(Diagnostic { message, span: Span { start, end }, label, notes });
@@ -458,7 +462,20 @@ impl<'s> Errors<'s> {
             ),
             None => (p.path.clone(), vec![format!("at {}", locate::path_to_string(&p.path.0))]),
         };
-        self.at_path(&path, p.message, p.expected, notes);
+        let span = locate::locate(self.src, &path.0);
+        let variant_note = format!("in variant \"{variant}\"");
+        if let Some(d) = self.diags.iter_mut().find(|d| d.span == span && d.message == p.message) {
+            // The same problem in several variants: say so once.
+            if let Some(n) = d.notes.iter_mut().find(|n| n.starts_with("in variant")) {
+                *n = format!("{}, \"{variant}\"", n.replacen("in variant ", "in variants ", 1));
+            }
+            return;
+        }
+        let mut notes = notes;
+        if self.variant_count > 1 && overridden.is_none() {
+            notes.push(variant_note);
+        }
+        self.diags.push(Diagnostic { message: p.message, span, label: p.expected, notes });
     }
 }
 
@@ -568,7 +585,15 @@ fn ron_message(code: &ron::Error) -> (String, String) {
             format!("unknown variant `{found}`"),
             format!("expected one of: {}", expected.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")),
         ),
-        _ => (text.clone(), text.split_once(": ").map_or(String::new(), |(_, e)| e.to_string())),
+        // Our own messages (durations) read "what is wrong; expected ...".
+        ron::Error::Message(m) => match m.split_once("; ") {
+            Some((what, expected)) => (what.to_string(), expected.to_string()),
+            None => (m.clone(), String::new()),
+        },
+        ron::Error::ExpectedString | ron::Error::ExpectedStringEnd => {
+            (text, "expected a string, e.g. a duration such as \"3ms\" or a node name".to_string())
+        }
+        _ => (text, String::new()),
     }
 }
 

@@ -1,0 +1,268 @@
+//! The four report plots, each described as a [`Plot`] from the results: pure data, no drawing.
+//!
+//! This is where the report decides what to show (axes, units, which series, which intervals
+//! to shade); `plot.rs` decides how. Values that cannot be shown (missing windows, NaN,
+//! non-positive latency on a log axis) break the line rather than being invented.
+
+use super::axis::Axis;
+use super::plot::{LegendEntry, Line, Plot, Shade, ShadeKind, Stroke, colour};
+use crate::results::{Results, VariantResult, WindowResult};
+use plotters::style::RGBColor;
+
+const TIME_LABEL: &str = "time (s)";
+const LATENCY_LABEL: &str = "latency (ms)";
+
+/// Grey for legend entries that explain a line style rather than name a variant.
+const NEUTRAL: RGBColor = RGBColor(0x55, 0x55, 0x55);
+
+/// Fraction of successful requests at or below each latency, one line per variant.
+pub fn latency_cdf(results: &Results) -> Plot {
+    let latencies = results
+        .variants
+        .iter()
+        .flat_map(|v| v.latency_cdf.iter().map(|p| p[0]));
+    let x = Axis::auto(LATENCY_LABEL, latencies);
+    // A little headroom above 1.0 keeps the top of the curves off the frame.
+    let y = Axis::linear_exact("fraction of requests", 0.0, 1.02);
+    let lines = enumerate_variants(results)
+        .map(|(i, variant)| {
+            // On a log axis a zero latency has no place; skip the point, keep the curve whole.
+            let points = variant
+                .latency_cdf
+                .iter()
+                .filter_map(|p| Some((x.to_plot_clamped(p[0])?, y.to_plot_clamped(p[1])?)))
+                .collect::<Vec<_>>();
+            Line {
+                colour: colour(i),
+                stroke: Stroke::Solid,
+                segments: vec![points],
+            }
+        })
+        .collect();
+    Plot {
+        title: "Latency CDF of successful requests (after warm-up)".to_string(),
+        x,
+        y,
+        shades: Vec::new(),
+        lines,
+        legend: variant_legend(results),
+    }
+}
+
+/// Per-window p99 (solid) and p50 (dashed) latency, one colour per variant.
+pub fn latency_over_time(results: &Results) -> Plot {
+    let latencies = results.variants.iter().flat_map(|v| {
+        v.windows
+            .iter()
+            .flat_map(|w| [w.p50_ms, w.p99_ms])
+            .flatten()
+    });
+    let y = Axis::auto(LATENCY_LABEL, latencies);
+    let x = time_axis(results);
+    let mut lines = Vec::new();
+    for (i, variant) in enumerate_variants(results) {
+        for (stroke, pick) in [
+            (
+                Stroke::Solid,
+                (|w| w.p99_ms) as fn(&WindowResult) -> Option<f64>,
+            ),
+            (Stroke::Dashed, |w| w.p50_ms),
+        ] {
+            lines.push(Line {
+                colour: colour(i),
+                stroke,
+                segments: window_segments(variant, &x, &y, pick),
+            });
+        }
+    }
+    let mut legend = variant_legend(results);
+    if !results.variants.is_empty() {
+        legend.push(neutral_entry("p99", Stroke::Solid));
+        legend.push(neutral_entry("p50", Stroke::Dashed));
+    }
+    Plot {
+        title: "Latency over time: p99 (solid) and p50 (dashed)".to_string(),
+        x: x.clone(),
+        y,
+        shades: shades(results, &x),
+        lines,
+        legend,
+    }
+}
+
+/// Per-window availability in percent, on an axis that zooms in on the nines that matter.
+pub fn availability(results: &Results) -> Plot {
+    let lowest = results
+        .variants
+        .iter()
+        .flat_map(|v| v.windows.iter().filter_map(|w| w.availability))
+        .map(|a| a * 100.0)
+        .filter(|a| a.is_finite())
+        .fold(100.0_f64, f64::min);
+    let y = availability_axis(lowest);
+    let x = time_axis(results);
+    let lines = enumerate_variants(results)
+        .map(|(i, variant)| Line {
+            colour: colour(i),
+            stroke: Stroke::Solid,
+            segments: window_segments(variant, &x, &y, |w| w.availability.map(|a| a * 100.0)),
+        })
+        .collect();
+    Plot {
+        title: "Availability over time".to_string(),
+        x: x.clone(),
+        y,
+        shades: shades(results, &x),
+        lines,
+        legend: variant_legend(results),
+    }
+}
+
+/// Per-window successful requests per second.
+pub fn throughput(results: &Results) -> Plot {
+    let highest = results
+        .variants
+        .iter()
+        .flat_map(|v| v.windows.iter().map(|w| w.throughput_rps))
+        .filter(|t| t.is_finite())
+        .fold(0.0_f64, f64::max);
+    let y = Axis::linear_nice("throughput (req/s)", 0.0, highest * 1.05);
+    let x = time_axis(results);
+    let lines = enumerate_variants(results)
+        .map(|(i, variant)| Line {
+            colour: colour(i),
+            stroke: Stroke::Solid,
+            segments: window_segments(variant, &x, &y, |w| Some(w.throughput_rps)),
+        })
+        .collect();
+    Plot {
+        title: "Throughput over time (successful requests)".to_string(),
+        x: x.clone(),
+        y,
+        shades: shades(results, &x),
+        lines,
+        legend: variant_legend(results),
+    }
+}
+
+fn enumerate_variants(results: &Results) -> impl Iterator<Item = (usize, &VariantResult)> {
+    results.variants.iter().enumerate()
+}
+
+/// The run's simulated time, 0 to its end (or to the last window if that is later).
+fn time_axis(results: &Results) -> Axis {
+    let window_s = results.timing.window_s;
+    let last_window_end = results
+        .variants
+        .iter()
+        .filter_map(|v| v.windows.last())
+        .map(|w| w.start_s + if window_s.is_finite() { window_s } else { 0.0 })
+        .filter(|end| end.is_finite())
+        .fold(0.0_f64, f64::max);
+    let duration_s = results.timing.duration_s;
+    let end = if duration_s.is_finite() {
+        duration_s.max(last_window_end)
+    } else {
+        last_window_end
+    };
+    Axis::linear_exact(TIME_LABEL, 0.0, end)
+}
+
+/// Nines-style lower bound: the highest of 99.9, 99, 90, 50, 0 that leaves room below `lowest`.
+fn availability_axis(lowest_pct: f64) -> Axis {
+    let floor = [99.9, 99.0, 90.0, 50.0]
+        .into_iter()
+        .find(|c| *c <= lowest_pct - (100.0 - c) * 0.05)
+        .unwrap_or(0.0);
+    // Headroom above 100% so a line at full availability is not hidden by the frame.
+    Axis::linear_exact("availability (%)", floor, 100.0 + (100.0 - floor) * 0.04)
+}
+
+/// One variant's windows as line segments, broken wherever `pick` has no value.
+fn window_segments(
+    variant: &VariantResult,
+    x: &Axis,
+    y: &Axis,
+    pick: impl Fn(&WindowResult) -> Option<f64>,
+) -> Vec<Vec<(f64, f64)>> {
+    let mut segments = Vec::new();
+    let mut current = Vec::new();
+    for window in &variant.windows {
+        let point = pick(window)
+            .and_then(|v| y.to_plot_clamped(v))
+            .zip(x.to_plot_clamped(window.start_s));
+        match point {
+            Some((py, px)) => current.push((px, py)),
+            None if !current.is_empty() => segments.push(std::mem::take(&mut current)),
+            None => {}
+        }
+    }
+    if !current.is_empty() {
+        segments.push(current);
+    }
+    segments
+}
+
+/// The warm-up and every fault, clamped to the time axis; intervals outside it are dropped.
+fn shades(results: &Results, x: &Axis) -> Vec<Shade> {
+    let warmup = (results.timing.warmup_s > 0.0).then(|| {
+        (
+            "warm-up".to_string(),
+            0.0,
+            results.timing.warmup_s,
+            ShadeKind::Warmup,
+        )
+    });
+    let faults = results
+        .faults
+        .iter()
+        .map(|f| (f.label.clone(), f.start_s, f.end_s, ShadeKind::Fault));
+    warmup
+        .into_iter()
+        .chain(faults)
+        .filter_map(|(label, start, end, kind)| {
+            let start = x.to_plot(start)?;
+            let end = x.to_plot(end)?.max(start);
+            (start < x.hi && end >= x.lo).then(|| Shade {
+                start: start.max(x.lo),
+                end: end.min(x.hi),
+                label,
+                kind,
+            })
+        })
+        .collect()
+}
+
+fn variant_legend(results: &Results) -> Vec<LegendEntry> {
+    enumerate_variants(results)
+        .map(|(i, variant)| LegendEntry {
+            label: variant.name.clone(),
+            colour: colour(i),
+            stroke: Stroke::Solid,
+        })
+        .collect()
+}
+
+fn neutral_entry(label: &str, stroke: Stroke) -> LegendEntry {
+    LegendEntry {
+        label: label.to_string(),
+        colour: NEUTRAL,
+        stroke,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn availability_axis_zooms_to_the_nines() {
+        assert_eq!(availability_axis(100.0).lo, 99.9);
+        assert_eq!(availability_axis(99.95).lo, 99.9);
+        assert_eq!(availability_axis(99.5).lo, 99.0);
+        assert_eq!(availability_axis(97.0).lo, 90.0);
+        assert_eq!(availability_axis(60.0).lo, 50.0);
+        assert_eq!(availability_axis(10.0).lo, 0.0);
+        assert!(availability_axis(f64::NAN).hi > 100.0);
+    }
+}

@@ -1,0 +1,84 @@
+//! Turns the report's SVGs into PNGs with resvg, using fonts embedded in the binary.
+//!
+//! Plotters' own bitmap backend would need the system's fonts (fontconfig); a CI machine or a
+//! container often has none, and a different machine's fonts would give different pixels. So
+//! we rasterise the SVG instead, with DejaVu Sans compiled in and no system font ever loaded.
+
+use super::ReportError;
+use resvg::tiny_skia::{Color, Pixmap, Transform};
+use resvg::usvg::{self, fontdb};
+use std::sync::{Arc, OnceLock};
+
+/// PNG pixels per SVG pixel: 2 gives sharp images on high-density screens and in print.
+pub const SCALE: f32 = 2.0;
+
+/// The family name inside the embedded font files; `sans-serif` resolves to it.
+const FAMILY: &str = "DejaVu Sans";
+
+/// The font database, built once: parsing the fonts costs more than rendering a plot.
+fn fonts() -> Arc<fontdb::Database> {
+    static FONTS: OnceLock<Arc<fontdb::Database>> = OnceLock::new();
+    FONTS
+        .get_or_init(|| {
+            let mut db = fontdb::Database::new();
+            db.load_font_data(dejavu::sans::regular().to_vec());
+            db.load_font_data(dejavu::sans::bold().to_vec());
+            db.set_sans_serif_family(FAMILY);
+            Arc::new(db)
+        })
+        .clone()
+}
+
+/// Renders `svg` to PNG bytes at [`SCALE`] times its size, on a white background.
+///
+/// `file` names the output in errors.
+pub fn svg_to_png(svg: &str, file: &str) -> Result<Vec<u8>, ReportError> {
+    let fail = |message: String| ReportError::Png {
+        file: file.to_string(),
+        message,
+    };
+    let options = usvg::Options {
+        fontdb: fonts(),
+        // Text without a family (there should be none) gets DejaVu rather than a serif nobody has.
+        font_family: FAMILY.to_string(),
+        ..usvg::Options::default()
+    };
+    let tree = usvg::Tree::from_str(svg, &options).map_err(|e| fail(e.to_string()))?;
+    let size = tree
+        .size()
+        .to_int_size()
+        .scale_by(SCALE)
+        .ok_or_else(|| fail("image size out of range".to_string()))?;
+    let mut pixmap = Pixmap::new(size.width(), size.height())
+        .ok_or_else(|| fail(format!("cannot allocate {size:?} pixels")))?;
+    pixmap.fill(Color::WHITE);
+    resvg::render(
+        &tree,
+        Transform::from_scale(SCALE, SCALE),
+        &mut pixmap.as_mut(),
+    );
+    pixmap.encode_png().map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SVG: &str = r##"<svg width="40" height="20" viewBox="0 0 40 20" xmlns="http://www.w3.org/2000/svg"><text x="2" y="15" font-family="sans-serif" font-size="14" fill="#000000">Hi</text></svg>"##;
+
+    #[test]
+    fn text_renders_with_the_embedded_font() {
+        let png = svg_to_png(SVG, "t.png").expect("renders");
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+        let pixmap = Pixmap::decode_png(&png).expect("decodes");
+        assert_eq!((pixmap.width(), pixmap.height()), (80, 40));
+        // Without a usable font the text would be dropped and every pixel left white.
+        let dark = pixmap.pixels().iter().filter(|p| p.red() < 128).count();
+        assert!(dark > 20, "only {dark} dark pixels");
+    }
+
+    #[test]
+    fn broken_svg_is_an_error_not_a_panic() {
+        assert!(svg_to_png("<svg", "bad.png").is_err());
+    }
+}

@@ -1,0 +1,103 @@
+//! `summary.md`: the run's tables in Markdown, ready to paste into a design document.
+//!
+//! One sentence per line, as in the rest of the project's Markdown, so diffs of a committed
+//! report read well when a scenario changes.
+
+use super::format::{self, markdown_cell};
+use super::{PLOTS, table};
+use crate::results::Results;
+
+/// The whole `summary.md`.
+pub fn markdown(results: &Results) -> String {
+    let mut out = String::new();
+    header(&mut out, results);
+    out.push_str("\n## Results\n\n");
+    out.push_str(&table::variants(results, table::VARIANT_HEADINGS).to_markdown());
+    out.push('\n');
+    out.push_str(MEASUREMENT_NOTE);
+    let overrides = table::overrides(results);
+    if !overrides.rows.is_empty() {
+        out.push_str("\n### Variants\n\n");
+        out.push_str(&overrides.to_markdown());
+    }
+    out.push_str("\n## Plots\n\n");
+    for kind in &PLOTS {
+        out.push_str(&format!("![{}]({}.svg)\n\n", kind.caption, kind.stem));
+    }
+    servers(&mut out, results);
+    counters(&mut out, results);
+    out.push_str("## Faults\n\n");
+    if results.faults.is_empty() {
+        out.push_str("No faults were injected.\n");
+    } else {
+        out.push_str(&table::faults(&results.faults).to_markdown());
+    }
+    out
+}
+
+/// How the summary numbers were measured; shared with `index.html`.
+pub const MEASUREMENT_NOTE: &str = "Requests issued during the warm-up are left out.\n\
+Availability is successful requests over requests issued; throughput counts successful requests.\n\
+Latency is that of successful requests, from the client's first send to its answer.\n";
+
+fn header(out: &mut String, results: &Results) {
+    out.push_str(&format!("# {}\n\n", results.scenario.name.trim()));
+    if let Some(description) = &results.scenario.description {
+        // The description is the scenario author's prose, meant for readers: keep it as written.
+        out.push_str(description.trim());
+        out.push_str("\n\n");
+    }
+    for line in facts(results) {
+        out.push_str(&format!("- {}\n", markdown_cell(&line)));
+    }
+}
+
+/// The run's settings as short lines, shared with `index.html`.
+pub fn facts(results: &Results) -> Vec<String> {
+    let timing = &results.timing;
+    vec![
+        format!("Scenario file: {}", results.scenario.file),
+        format!("Seed: {}", results.seed),
+        format!(
+            "Duration: {} (warm-up {}, time windows of {})",
+            format::seconds(timing.duration_s),
+            format::seconds(timing.warmup_s),
+            format::seconds(timing.window_s),
+        ),
+        format!(
+            "archsim {}, run digest {}",
+            results.archsim_version, results.digest
+        ),
+    ]
+}
+
+fn servers(out: &mut String, results: &Results) {
+    if results.variants.iter().all(|v| v.servers.is_empty()) {
+        return;
+    }
+    out.push_str("## Servers\n\n");
+    for variant in &results.variants {
+        out.push_str(&format!("### {}\n\n", markdown_cell(&variant.name)));
+        if variant.servers.is_empty() {
+            out.push_str("No servers.\n\n");
+        } else {
+            out.push_str(&table::servers(&variant.servers).to_markdown());
+            out.push('\n');
+        }
+    }
+}
+
+fn counters(out: &mut String, results: &Results) {
+    if results.variants.iter().all(|v| v.components.is_empty()) {
+        return;
+    }
+    out.push_str("## Component counters\n\n");
+    for variant in &results.variants {
+        let table = table::counters(variant);
+        if !table.rows.is_empty() {
+            out.push_str(&format!("### {}\n\n", markdown_cell(&variant.name)));
+            out.push_str(&table.to_markdown());
+            out.push('\n');
+        }
+    }
+}

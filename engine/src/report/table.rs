@@ -1,0 +1,328 @@
+//! The report's tables, built once as plain cells and written as Markdown, HTML or text.
+//!
+//! Keeping the content apart from the syntax means `summary.md`, `index.html` and the terminal
+//! show the same numbers with the same formatting: they cannot drift apart.
+
+use super::format::{self, html_escape, markdown_cell};
+use crate::results::{FaultWindow, Results, ServerResult, VariantResult};
+use std::collections::BTreeSet;
+
+/// How a column's cells line up: names left, numbers right (so digits align).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Align {
+    /// Text columns.
+    Left,
+    /// Number columns.
+    Right,
+}
+
+/// A table of already formatted cells.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Table {
+    /// Column headings with their alignment.
+    pub columns: Vec<(String, Align)>,
+    /// Rows, each with one cell per column.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(columns: &[(&str, Align)]) -> Self {
+        let columns = columns.iter().map(|(h, a)| (h.to_string(), *a)).collect();
+        Table {
+            columns,
+            rows: Vec::new(),
+        }
+    }
+
+    /// A GitHub-flavoured Markdown table, ending with a newline.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let headings: Vec<String> = self.columns.iter().map(|(h, _)| markdown_cell(h)).collect();
+        out.push_str(&markdown_row(&headings));
+        let rules: Vec<String> = self
+            .columns
+            .iter()
+            .map(|(_, align)| match align {
+                Align::Left => ":---".to_string(),
+                Align::Right => "---:".to_string(),
+            })
+            .collect();
+        out.push_str(&markdown_row(&rules));
+        for row in &self.rows {
+            let cells: Vec<String> = row.iter().map(|c| markdown_cell(c)).collect();
+            out.push_str(&markdown_row(&cells));
+        }
+        out
+    }
+
+    /// An HTML `<table>`, numbers right-aligned through the `num` class.
+    pub fn to_html(&self) -> String {
+        let mut out = String::from("<table>\n<thead><tr>");
+        for (heading, align) in &self.columns {
+            out.push_str(&format!(
+                "<th{}>{}</th>",
+                class(*align),
+                html_escape(heading)
+            ));
+        }
+        out.push_str("</tr></thead>\n<tbody>\n");
+        for row in &self.rows {
+            out.push_str("<tr>");
+            for (cell, (_, align)) in row.iter().zip(&self.columns) {
+                out.push_str(&format!("<td{}>{}</td>", class(*align), html_escape(cell)));
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</tbody>\n</table>\n");
+        out
+    }
+
+    /// Plain text with columns padded to line up in a monospace terminal.
+    pub fn to_text(&self) -> String {
+        let widths = self.column_widths();
+        let mut out = String::new();
+        let headings: Vec<&str> = self.columns.iter().map(|(h, _)| h.as_str()).collect();
+        out.push_str(&self.text_row(&headings, &widths));
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        let rule: Vec<&str> = rule.iter().map(String::as_str).collect();
+        out.push_str(&self.text_row(&rule, &widths));
+        for row in &self.rows {
+            let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+            out.push_str(&self.text_row(&cells, &widths));
+        }
+        out
+    }
+
+    fn column_widths(&self) -> Vec<usize> {
+        let mut widths: Vec<usize> = self
+            .columns
+            .iter()
+            .map(|(h, _)| h.chars().count())
+            .collect();
+        for row in &self.rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        widths
+    }
+
+    fn text_row(&self, cells: &[&str], widths: &[usize]) -> String {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .zip(&self.columns)
+            .map(|((cell, width), (_, align))| match align {
+                Align::Left => format!("{cell:<width$}"),
+                Align::Right => format!("{cell:>width$}"),
+            })
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    }
+}
+
+fn markdown_row(cells: &[String]) -> String {
+    format!("| {} |\n", cells.join(" | "))
+}
+
+fn class(align: Align) -> &'static str {
+    match align {
+        Align::Left => "",
+        Align::Right => " class=\"num\"",
+    }
+}
+
+/// Every error cause any variant reports, sorted, so all variants share the same columns.
+fn error_causes(results: &Results) -> Vec<String> {
+    let causes: BTreeSet<&String> = results
+        .variants
+        .iter()
+        .flat_map(|v| v.errors.keys())
+        .collect();
+    causes.into_iter().cloned().collect()
+}
+
+/// Headings of the variant table's fixed columns, for documents.
+pub const VARIANT_HEADINGS: [&str; 7] = [
+    "variant",
+    "requests",
+    "availability",
+    "throughput (req/s)",
+    "p50 (ms)",
+    "p99 (ms)",
+    "p99.9 (ms)",
+];
+
+/// The same, short enough for the table to fit a terminal.
+pub const VARIANT_HEADINGS_SHORT: [&str; 7] = [
+    "variant", "requests", "avail", "req/s", "p50 ms", "p99 ms", "p99.9 ms",
+];
+
+/// One row per variant: requests, availability, throughput, latency percentiles, errors.
+pub fn variants(results: &Results, headings: [&str; 7]) -> Table {
+    let causes = error_causes(results);
+    let mut columns: Vec<(&str, Align)> = headings
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (*h, if i == 0 { Align::Left } else { Align::Right }))
+        .collect();
+    columns.extend(causes.iter().map(|c| (c.as_str(), Align::Right)));
+    let mut table = Table::new(&columns);
+    table.rows = results
+        .variants
+        .iter()
+        .map(|v| variant_row(v, &causes))
+        .collect();
+    table
+}
+
+fn variant_row(variant: &VariantResult, causes: &[String]) -> Vec<String> {
+    let mut row = vec![
+        variant.name.clone(),
+        format::count(variant.requests),
+        format::percent(variant.availability, 3),
+        format::grouped(variant.throughput_rps, 1),
+        format::ms(variant.latency_ms.p50),
+        format::ms(variant.latency_ms.p99),
+        format::ms(variant.latency_ms.p999),
+    ];
+    // A cause another variant reports but this one does not is a zero, not a gap.
+    row.extend(
+        causes
+            .iter()
+            .map(|c| format::count(variant.errors.get(c).copied().unwrap_or(0))),
+    );
+    row
+}
+
+/// One row per server replica of a variant.
+pub fn servers(servers: &[ServerResult]) -> Table {
+    let mut table = Table::new(&[
+        ("server", Align::Left),
+        ("utilisation", Align::Right),
+        ("mean queue length", Align::Right),
+        ("served", Align::Right),
+        ("rejected", Align::Right),
+    ]);
+    table.rows = servers
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                format::percent(s.utilisation, 2),
+                format::fixed(s.mean_queue_len, 2),
+                format::count(s.served),
+                format::count(s.rejected),
+            ]
+        })
+        .collect();
+    table
+}
+
+/// One row per fault window, in schedule order.
+pub fn faults(faults: &[FaultWindow]) -> Table {
+    let mut table = Table::new(&[
+        ("fault", Align::Left),
+        ("start (s)", Align::Right),
+        ("end (s)", Align::Right),
+    ]);
+    table.rows = faults
+        .iter()
+        .map(|f| {
+            vec![
+                f.label.clone(),
+                format::fixed(f.start_s, 3),
+                format::fixed(f.end_s, 3),
+            ]
+        })
+        .collect();
+    table
+}
+
+/// One row per component counter of a variant: node, counter, value.
+pub fn counters(variant: &VariantResult) -> Table {
+    let mut table = Table::new(&[
+        ("node", Align::Left),
+        ("counter", Align::Left),
+        ("value", Align::Right),
+    ]);
+    for (node, counters) in &variant.components {
+        for (name, value) in counters {
+            table
+                .rows
+                .push(vec![node.clone(), name.clone(), counter_value(*value)]);
+        }
+    }
+    table
+}
+
+/// Counters are mostly whole numbers; print those without a fraction.
+fn counter_value(value: f64) -> String {
+    if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e15 {
+        format::fixed(value, 0)
+    } else {
+        format::fixed(value, 3)
+    }
+}
+
+/// One row per variant that overrides anything: the override paths and values.
+pub fn overrides(results: &Results) -> Table {
+    let mut table = Table::new(&[
+        ("variant", Align::Left),
+        ("setting", Align::Left),
+        ("value", Align::Left),
+    ]);
+    for variant in &results.variants {
+        for (path, value) in &variant.overrides {
+            table
+                .rows
+                .push(vec![variant.name.clone(), path.clone(), value.clone()]);
+        }
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Table {
+        let mut table = Table::new(&[("name", Align::Left), ("n", Align::Right)]);
+        table.rows = vec![
+            vec!["a|b".to_string(), "1".to_string()],
+            vec!["long name".to_string(), "1,000".to_string()],
+        ];
+        table
+    }
+
+    #[test]
+    fn markdown_escapes_pipes_and_aligns_numbers_right() {
+        let md = sample().to_markdown();
+        assert_eq!(
+            md,
+            "| name | n |\n| :--- | ---: |\n| a\\|b | 1 |\n| long name | 1,000 |\n"
+        );
+    }
+
+    #[test]
+    fn text_columns_line_up() {
+        let text = sample().to_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "name           n");
+        assert_eq!(lines[2], "a|b            1");
+        assert_eq!(lines[3], "long name  1,000");
+    }
+
+    #[test]
+    fn html_escapes_cells() {
+        let html = sample().to_html();
+        assert!(html.contains("<td>a|b</td><td class=\"num\">1</td>"));
+    }
+
+    #[test]
+    fn counters_print_whole_numbers_without_fraction() {
+        assert_eq!(counter_value(42.0), "42");
+        assert_eq!(counter_value(0.25), "0.250");
+        assert_eq!(counter_value(f64::NAN), "-");
+    }
+}

@@ -1,0 +1,357 @@
+//! Tests of the whole report: file list, plot content, determinism, PNGs, edge cases.
+
+use super::*;
+use crate::results::{
+    FaultWindow, LatencySummary, ScenarioEcho, ServerResult, Timing, VariantResult, WindowResult,
+};
+use resvg::tiny_skia::Pixmap;
+use std::collections::BTreeMap;
+
+const FILES: [&str; 10] = [
+    "summary.md",
+    "latency_cdf.svg",
+    "latency_cdf.png",
+    "latency_over_time.svg",
+    "latency_over_time.png",
+    "availability.svg",
+    "availability.png",
+    "throughput.svg",
+    "throughput.png",
+    "index.html",
+];
+
+/// A run of 60 s with a slowdown, a crash and a partition, and three variants that react
+/// differently; `partitioned` completes nothing during the partition (windows of `None`).
+pub(super) fn fixture() -> Results {
+    let variants = vec![
+        variant("round-robin", 0, 1.0),
+        variant("least-connections", 1, 0.6),
+        variant("p2c", 2, 0.4),
+    ];
+    Results {
+        archsim_version: "0.1.0".to_string(),
+        scenario: ScenarioEcho {
+            name: "Load balancer strategies under a slow replica".to_string(),
+            description: Some("Which strategy copes best when one replica slows down?".into()),
+            file: "scenarios/lb_strategies.ron".to_string(),
+            resolved: serde_json::Value::Null,
+        },
+        seed: 7,
+        digest: "9f86d081884c7d65".to_string(),
+        timing: Timing {
+            duration_s: 60.0,
+            warmup_s: 5.0,
+            window_s: 1.0,
+        },
+        faults: vec![
+            fault("slowdown app-2 x10", 20.0, 35.0),
+            fault("crash app-3", 40.0, 45.0),
+            fault("partition lb | app-1", 50.0, 53.0),
+        ],
+        variants,
+    }
+}
+
+fn fault(label: &str, start_s: f64, end_s: f64) -> FaultWindow {
+    FaultWindow {
+        label: label.to_string(),
+        start_s,
+        end_s,
+    }
+}
+
+/// A variant whose tail grows by `sensitivity` during the slowdown.
+fn variant(name: &str, index: u64, sensitivity: f64) -> VariantResult {
+    let windows: Vec<WindowResult> = (0..60).map(|s| window(s, index, sensitivity)).collect();
+    let mut errors = BTreeMap::new();
+    errors.insert("rejected".to_string(), 120 * index);
+    errors.insert("timeout".to_string(), 240 - 50 * index);
+    errors.insert("unreachable".to_string(), 900);
+    let requests = 440_000 + index;
+    let failed: u64 = errors.values().sum();
+    let ok = requests - failed;
+    let mut overrides = BTreeMap::new();
+    overrides.insert("lb.strategy".to_string(), name.to_string());
+    let mut components = BTreeMap::new();
+    let mut lb = BTreeMap::new();
+    lb.insert("retries".to_string(), 312.0 + index as f64);
+    components.insert("lb".to_string(), lb);
+    VariantResult {
+        name: name.to_string(),
+        overrides,
+        digest: format!("abc{index}"),
+        events: 3_000_000,
+        requests,
+        ok,
+        errors,
+        availability: ok as f64 / requests as f64,
+        throughput_rps: ok as f64 / 55.0,
+        latency_ms: LatencySummary {
+            mean: 1.1,
+            p50: 0.81 + 0.01 * index as f64,
+            p90: 2.2,
+            p99: 4.1 + 10.0 * sensitivity,
+            p999: 38.25 * sensitivity,
+            max: 212.0,
+        },
+        latency_cdf: cdf(sensitivity),
+        windows,
+        servers: (0..4).map(|r| server(r, index)).collect(),
+        components,
+    }
+}
+
+fn window(second: u64, index: u64, sensitivity: f64) -> WindowResult {
+    let t = second as f64;
+    let slow = (20.0..35.0).contains(&t);
+    let crashed = (40.0..45.0).contains(&t);
+    let partitioned = (50.0..53.0).contains(&t);
+    if partitioned && index == 2 {
+        return WindowResult {
+            start_s: t,
+            ok: 0,
+            errors: 800,
+            availability: Some(0.0),
+            throughput_rps: 0.0,
+            p50_ms: None,
+            p99_ms: None,
+        };
+    }
+    let errors = if crashed { 400 - 100 * index } else { index };
+    let ok = 8000 - errors - if slow { 300 } else { 0 };
+    let wobble = ((second * 7 + index * 3) % 5) as f64 * 0.05;
+    let p99 = 3.0 + wobble + if slow { 40.0 * sensitivity } else { 0.0 };
+    WindowResult {
+        start_s: t,
+        ok,
+        errors,
+        availability: Some(ok as f64 / (ok + errors) as f64),
+        throughput_rps: ok as f64,
+        p50_ms: Some(0.8 + wobble / 5.0 + if slow { 0.5 * sensitivity } else { 0.0 }),
+        p99_ms: Some(p99),
+    }
+}
+
+/// A lognormal-looking CDF from 0.1 ms to some hundreds of ms.
+fn cdf(sensitivity: f64) -> Vec<[f64; 2]> {
+    let mut points = Vec::new();
+    let mut latency = 0.1;
+    for k in 0..60 {
+        let fraction = 1.0 - 1.0 / (1.0 + (k as f64 / 12.0).powi(4) * 40.0 / sensitivity);
+        points.push([latency, fraction]);
+        latency *= 1.13;
+    }
+    points
+}
+
+fn server(replica: u64, index: u64) -> ServerResult {
+    ServerResult {
+        name: format!("app-{replica}"),
+        utilisation: 0.5 + 0.07 * replica as f64 + 0.01 * index as f64,
+        mean_queue_len: 0.25 * replica as f64,
+        served: 110_000 - replica * 10,
+        rejected: replica * index,
+    }
+}
+
+fn file<'a>(files: &'a [ReportFile], name: &str) -> &'a [u8] {
+    files
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, bytes)| bytes.as_slice())
+        .unwrap_or_else(|| panic!("{name} missing"))
+}
+
+fn text(files: &[ReportFile], name: &str) -> String {
+    String::from_utf8(file(files, name).to_vec()).expect("utf-8")
+}
+
+#[test]
+fn renders_all_files_in_order() {
+    let files = render(&fixture()).expect("renders");
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, FILES);
+}
+
+#[test]
+fn rendering_twice_gives_identical_bytes() {
+    let results = fixture();
+    assert_eq!(
+        render(&results).expect("1st"),
+        render(&results).expect("2nd")
+    );
+}
+
+#[test]
+fn svgs_have_labels_legend_and_fault_shading() {
+    let files = render(&fixture()).expect("renders");
+    let expectations = [
+        ("latency_cdf.svg", ["latency (ms)", "fraction of requests"]),
+        ("latency_over_time.svg", ["time (s)", "latency (ms)"]),
+        ("availability.svg", ["time (s)", "availability (%)"]),
+        ("throughput.svg", ["time (s)", "throughput (req/s)"]),
+    ];
+    for (name, labels) in expectations {
+        let svg = text(&files, name);
+        for expected in labels
+            .iter()
+            .chain(&["round-robin", "least-connections", "p2c"])
+        {
+            assert!(svg.contains(expected), "{name} lacks {expected:?}");
+        }
+        assert!(!svg.contains("NaN") && !svg.contains("inf"), "{name}");
+        if name != "latency_cdf.svg" {
+            assert!(
+                svg.contains(r##"opacity="0.13" fill="#D62728""##),
+                "{name}: no fault"
+            );
+            assert!(svg.contains("crash app-3"), "{name}: no fault label");
+            assert!(
+                svg.contains(">\nwarm-up\n<") || svg.contains("warm-up"),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cdf_spanning_three_decades_uses_a_log_axis() {
+    let svg = plot::to_svg(&charts::latency_cdf(&fixture())).expect("draws");
+    for tick in [">\n0.1\n<", ">\n1\n<", ">\n10\n<", ">\n100\n<"] {
+        assert!(svg.contains(tick), "no tick {tick:?}");
+    }
+}
+
+#[test]
+fn pngs_decode_and_are_not_blank() {
+    let files = render(&fixture()).expect("renders");
+    for name in FILES.iter().filter(|n| n.ends_with(".png")) {
+        let png = file(&files, name);
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}");
+        let pixmap = Pixmap::decode_png(png).expect("decodes");
+        assert_eq!((pixmap.width(), pixmap.height()), (1920, 1080), "{name}");
+        let coloured = pixmap
+            .pixels()
+            .iter()
+            .filter(|p| p.red() != p.green() || p.green() != p.blue())
+            .count();
+        let dark = pixmap.pixels().iter().filter(|p| p.red() < 80).count();
+        assert!(coloured > 5_000, "{name}: {coloured} coloured pixels");
+        assert!(dark > 5_000, "{name}: {dark} dark pixels (text, axes)");
+    }
+}
+
+#[test]
+fn summary_has_the_tables_and_links() {
+    let md = text(&render(&fixture()).expect("renders"), "summary.md");
+    assert!(md.starts_with("# Load balancer strategies under a slow replica\n"));
+    assert!(md.contains("| variant | requests | availability | throughput (req/s) |"));
+    assert!(md.contains("| rejected | timeout | unreachable |"));
+    assert!(md.contains("| round-robin | 440,000 | 99.741% | 7,979.3 |"));
+    assert!(md.contains("![Latency CDF](latency_cdf.svg)"));
+    assert!(md.contains("| app-3 | 72.00% | 0.75 | 109,970 | 3 |"));
+    assert!(md.contains("| crash app-3 | 40.000 | 45.000 |"));
+    assert!(md.contains("Seed: 7"));
+}
+
+#[test]
+fn html_is_self_contained() {
+    let html = text(&render(&fixture()).expect("renders"), "index.html");
+    assert_eq!(html.matches("<svg ").count(), 4);
+    for banned in ["<script", "src=", "href=", "<link", "@import", "url("] {
+        assert!(!html.contains(banned), "index.html contains {banned}");
+    }
+    assert!(html.contains("<td class=\"num\">99.741%</td>"));
+}
+
+#[test]
+fn terminal_table_lines_up() {
+    let table = terminal_table(&fixture());
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5);
+    let width = lines[0].chars().count();
+    assert!(lines.iter().all(|l| l.chars().count() == width), "{table}");
+    assert!(lines[2].starts_with("round-robin  "));
+}
+
+fn empty() -> Results {
+    let mut results = fixture();
+    results.variants.clear();
+    results.faults.clear();
+    results
+}
+
+#[test]
+fn no_variants_still_renders() {
+    let files = render(&empty()).expect("renders");
+    assert_eq!(files.len(), 10);
+    assert_eq!(terminal_table(&empty()).lines().count(), 2);
+}
+
+#[test]
+fn empty_and_missing_data_does_not_panic() {
+    let mut results = fixture();
+    results.timing = Timing {
+        duration_s: 0.0,
+        warmup_s: 0.0,
+        window_s: 0.0,
+    };
+    results.variants[0].windows.clear();
+    results.variants[0].latency_cdf.clear();
+    for w in &mut results.variants[1].windows {
+        (w.p50_ms, w.p99_ms, w.availability) = (None, None, None);
+    }
+    results.variants[2].windows.truncate(1);
+    results.variants[2].latency_cdf.truncate(1);
+    render(&results).expect("renders");
+}
+
+#[test]
+fn identical_values_and_non_finite_numbers_do_not_panic() {
+    let mut results = fixture();
+    results.faults.push(fault("instant", 10.0, 10.0));
+    results.faults.push(fault("after the end", 100.0, 120.0));
+    results.faults.push(fault("nan", f64::NAN, f64::INFINITY));
+    for variant in &mut results.variants {
+        variant.availability = f64::NAN;
+        variant.latency_ms.p99 = f64::INFINITY;
+        variant.latency_cdf = vec![[5.0, 0.5], [5.0, 0.5], [f64::NAN, 1.0]];
+        for w in &mut variant.windows {
+            w.throughput_rps = 100.0;
+            w.p50_ms = Some(5.0);
+            w.p99_ms = Some(f64::NAN);
+            w.availability = Some(1.0);
+        }
+    }
+    results.variants[0].windows[3].throughput_rps = f64::NAN;
+    results.timing.duration_s = f64::INFINITY;
+    let files = render(&results).expect("renders");
+    for (name, bytes) in files.iter().filter(|(n, _)| n.ends_with(".svg")) {
+        let svg = String::from_utf8_lossy(bytes);
+        assert!(!svg.contains("NaN") && !svg.contains("inf"), "{name}");
+    }
+    let md = text(&files, "summary.md");
+    assert!(md.contains("| - |"), "non-finite numbers print as -");
+}
+
+#[test]
+fn many_variants_wrap_the_legend_and_reuse_colours() {
+    let mut results = fixture();
+    let base = results.variants[0].clone();
+    results.variants = (0..12)
+        .map(|i| VariantResult {
+            name: format!("variant number {i}"),
+            ..base.clone()
+        })
+        .collect();
+    let files = render(&results).expect("renders");
+    assert!(text(&files, "throughput.svg").contains("variant number 11"));
+}
+
+#[test]
+#[ignore = "writes the fixture's report to $REPORT_DUMP_DIR for looking at"]
+fn dump() {
+    let dir = std::env::var("REPORT_DUMP_DIR").expect("set REPORT_DUMP_DIR");
+    let files = render(&fixture()).expect("renders");
+    crate::output::write_files_atomically(std::path::Path::new(&dir), &files).expect("writes");
+}
