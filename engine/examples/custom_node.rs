@@ -43,12 +43,19 @@ impl Component for Flaky {
 
     fn validate(cfg: &FlakyConfig, v: &mut Validator<'_>, at: &Path) {
         if !(0.0..=1.0).contains(&cfg.failure_rate) {
-            v.error(&at.field("failure_rate"), "not a fraction", "expected a number from 0.0 to 1.0");
+            v.error(
+                &at.field("failure_rate"),
+                "not a fraction",
+                "expected a number from 0.0 to 1.0",
+            );
         }
     }
 
     fn build(cfg: &FlakyConfig, _b: &BuildCtx<'_>) -> Flaky {
-        Flaky { cfg: cfg.clone(), owed: VecDeque::new() }
+        Flaky {
+            cfg: cfg.clone(),
+            owed: VecDeque::new(),
+        }
     }
 }
 
@@ -58,8 +65,19 @@ impl Node for Flaky {
     fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
         if let Message::Request(req) = msg {
             let fail = ctx.rng().uniform() < self.cfg.failure_rate;
-            let result = if fail { Err(Cause::Rejected) } else { Ok(Reply::default()) };
-            self.owed.push_back((from, Response { call: req.call, id: req.id, result }));
+            let result = if fail {
+                Err(Cause::Rejected)
+            } else {
+                Ok(Reply::default())
+            };
+            self.owed.push_back((
+                from,
+                Response {
+                    call: req.call,
+                    id: req.id,
+                    result,
+                },
+            ));
             // A constant delay keeps answers in arrival order, so one queue suffices.
             ctx.set_timer(self.cfg.delay, 0);
         }

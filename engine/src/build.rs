@@ -73,11 +73,31 @@ pub fn build(model: &Model, registry: &Registry, seed: u64) -> World<AnyNode> {
     let nodes = (0..model.names.nodes.len())
         .map(|i| {
             let me = NodeId(i as u32);
-            let b = BuildCtx { model, registry, seed, me };
+            let b = BuildCtx {
+                model,
+                registry,
+                seed,
+                me,
+            };
             let config = &model.spec.nodes[model.decl_of[i]];
-            Slot { name: b.name().to_string(), node: config.build(&b), rng: SimRng::derive(seed, b.name()) }
+            Slot {
+                name: b.name().to_string(),
+                node: config.build(&b),
+                rng: SimRng::derive(seed, b.name()),
+            }
         })
         .collect();
-    let network = Network::new(model.default_link.clone(), model.links.clone(), SimRng::derive(seed, "!network"));
-    World::new(nodes, network, model.faults.clone(), model.limits, model.measure_from, model.window)
+    let network = Network::new(
+        model.default_link.clone(),
+        model.links.clone(),
+        SimRng::derive(seed, "!network"),
+    );
+    World::new(
+        nodes,
+        network,
+        model.faults.clone(),
+        model.limits,
+        model.measure_from,
+        model.window,
+    )
 }

@@ -7,7 +7,7 @@
 use crate::output::{write_atomically, write_files_atomically};
 use crate::registry::Registry;
 use crate::results::Results;
-use crate::runner::{RunOptions, run};
+use crate::runner::{RunFailure, RunOptions, run};
 use crate::scenario::{self, LoadError};
 use crate::{list, report};
 use clap::{Parser, Subcommand};
@@ -74,11 +74,22 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
-        Command::Run { file, seed, out, variants, check_determinism, jobs } => {
+        Command::Run {
+            file,
+            seed,
+            out,
+            variants,
+            check_determinism,
+            jobs,
+        } => {
             let opts = RunOptions { seed, variants };
             cmd_run(&registry, &file, out, &opts, check_determinism, jobs)
         }
@@ -106,12 +117,22 @@ fn cmd_validate(registry: &Registry, files: &[PathBuf]) -> ExitCode {
         match load(registry, f) {
             Ok(s) => {
                 let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
-                println!("{}: ok ({} variant{}: {})", f.display(), names.len(), plural(names.len()), names.join(", "));
+                println!(
+                    "{}: ok ({} variant{}: {})",
+                    f.display(),
+                    names.len(),
+                    plural(names.len()),
+                    names.join(", ")
+                );
             }
             Err(_) => ok = false,
         }
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::from(2) }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }
 
 fn plural(n: usize) -> &'static str {
@@ -119,7 +140,9 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn default_out(file: &Path) -> PathBuf {
-    let stem = file.file_stem().map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
     Path::new("reports").join(stem)
 }
 
@@ -128,12 +151,21 @@ fn run_with_threads(
     s: &scenario::Scenario,
     opts: &RunOptions,
     jobs: Option<usize>,
-) -> Result<Results, String> {
+) -> Result<Results, ExitCode> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.unwrap_or(0))
         .build()
-        .map_err(|e| format!("error: cannot start worker threads: {e}"))?;
-    pool.install(|| run(s, registry, opts)).map_err(|e| e.to_string())
+        .map_err(|e| {
+            eprintln!("error: cannot start worker threads: {e}");
+            ExitCode::from(1)
+        })?;
+    pool.install(|| run(s, registry, opts)).map_err(|e| {
+        eprintln!("{e}");
+        match e {
+            RunFailure::UnknownVariant(..) => ExitCode::from(2),
+            RunFailure::Run(..) => ExitCode::from(1),
+        }
+    })
 }
 
 fn cmd_run(
@@ -160,16 +192,17 @@ fn cmd_run(
     );
     let results = match run_with_threads(registry, &s, opts, jobs) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let json = results_json(&results);
     if check_determinism {
         match run_with_threads(registry, &s, opts, Some(1)) {
             Ok(again) if results_json(&again) == json => {
-                eprintln!("determinism: ok (two runs, {} bytes identical, digest {})", json.len(), results.digest)
+                eprintln!(
+                    "determinism: ok (two runs, {} bytes identical, digest {})",
+                    json.len(),
+                    results.digest
+                )
             }
             Ok(again) => {
                 eprintln!(
@@ -178,10 +211,7 @@ fn cmd_run(
                 );
                 return ExitCode::from(1);
             }
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(1);
-            }
+            Err(code) => return code,
         }
     }
     print!("{}", report::terminal_table(&results));
@@ -211,7 +241,10 @@ fn write_report(dir: &Path, results: &Results, json: Option<Vec<u8>>) -> ExitCod
     if let Some(json) = json
         && let Err(e) = write_atomically(&dir.join("results.json"), &json)
     {
-        eprintln!("error: cannot write {}: {e}", dir.join("results.json").display());
+        eprintln!(
+            "error: cannot write {}: {e}",
+            dir.join("results.json").display()
+        );
         return ExitCode::from(1);
     }
     eprintln!("wrote {}/ ({} files)", dir.display(), files.len() + 1);
@@ -238,6 +271,9 @@ fn cmd_report(path: &Path, out: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let dir = out.unwrap_or_else(|| path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf));
+    let dir = out.unwrap_or_else(|| {
+        path.parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    });
     write_report(&dir, &results, None)
 }

@@ -63,7 +63,9 @@ impl Dist {
             Dist::Constant(d) => return *d,
             Dist::Exponential { mean } => -(mean.0 as f64) * libm::log(rng.uniform_open0()),
             Dist::Uniform { low, high } => low.0 as f64 + (high.0 - low.0) as f64 * rng.uniform(),
-            Dist::Normal { mean, std_dev } => truncated_normal(mean.0 as f64, std_dev.0 as f64, rng),
+            Dist::Normal { mean, std_dev } => {
+                truncated_normal(mean.0 as f64, std_dev.0 as f64, rng)
+            }
             Dist::LogNormal { median, p99 } => {
                 let (mu, sigma) = lognormal_params(*median, *p99);
                 libm::exp(mu + sigma * standard_normal(rng))
@@ -87,9 +89,13 @@ impl Dist {
                 let (mu, sigma) = lognormal_params(*median, *p99);
                 libm::exp(mu + sigma * sigma / 2.0) / 1e9
             }
-            Dist::Pareto { scale, shape } if *shape > 1.0 => scale.as_secs_f64() * shape / (shape - 1.0),
+            Dist::Pareto { scale, shape } if *shape > 1.0 => {
+                scale.as_secs_f64() * shape / (shape - 1.0)
+            }
             Dist::Pareto { .. } => f64::INFINITY,
-            Dist::Empirical(v) => v.iter().map(|d| d.as_secs_f64()).sum::<f64>() / v.len().max(1) as f64,
+            Dist::Empirical(v) => {
+                v.iter().map(|d| d.as_secs_f64()).sum::<f64>() / v.len().max(1) as f64
+            }
         }
     }
 
@@ -120,7 +126,10 @@ impl Dist {
                     out.push(("scale", "expected a positive scale".to_string()));
                 }
                 if !(shape.is_finite() && *shape > 0.0) {
-                    out.push(("shape", format!("expected a positive, finite shape, found {shape}")));
+                    out.push((
+                        "shape",
+                        format!("expected a positive, finite shape, found {shape}"),
+                    ));
                 }
             }
             Dist::Empirical(v) if v.is_empty() => {
@@ -169,7 +178,10 @@ mod tests {
 
     fn sample_mean(d: &Dist, n: usize) -> f64 {
         let mut rng = SimRng::derive(42, "dist-test");
-        (0..n).map(|_| d.sample(&mut rng).as_secs_f64()).sum::<f64>() / n as f64
+        (0..n)
+            .map(|_| d.sample(&mut rng).as_secs_f64())
+            .sum::<f64>()
+            / n as f64
     }
 
     #[test]
@@ -177,22 +189,40 @@ mod tests {
         let cases = [
             Dist::Constant(ms(2)),
             Dist::Exponential { mean: ms(1) },
-            Dist::Uniform { low: ms(1), high: ms(3) },
-            Dist::Normal { mean: ms(10), std_dev: ms(1) },
-            Dist::LogNormal { median: ms(1), p99: ms(5) },
-            Dist::Pareto { scale: ms(1), shape: 3.0 },
+            Dist::Uniform {
+                low: ms(1),
+                high: ms(3),
+            },
+            Dist::Normal {
+                mean: ms(10),
+                std_dev: ms(1),
+            },
+            Dist::LogNormal {
+                median: ms(1),
+                p99: ms(5),
+            },
+            Dist::Pareto {
+                scale: ms(1),
+                shape: 3.0,
+            },
             Dist::Empirical(vec![ms(1), ms(1), ms(10)]),
         ];
         for d in &cases {
             let m = sample_mean(d, 200_000);
             let want = d.mean_secs();
-            assert!((m - want).abs() / want < 0.02, "{d:?}: sample mean {m} vs {want}");
+            assert!(
+                (m - want).abs() / want < 0.02,
+                "{d:?}: sample mean {m} vs {want}"
+            );
         }
     }
 
     #[test]
     fn lognormal_percentiles_are_the_given_ones() {
-        let d = Dist::LogNormal { median: ms(1), p99: ms(5) };
+        let d = Dist::LogNormal {
+            median: ms(1),
+            p99: ms(5),
+        };
         let mut rng = SimRng::derive(1, "ln");
         let mut v: Vec<u64> = (0..100_000).map(|_| d.sample(&mut rng).0).collect();
         v.sort_unstable();
@@ -204,17 +234,41 @@ mod tests {
 
     #[test]
     fn truncated_normal_never_negative() {
-        let d = Dist::Normal { mean: ms(1), std_dev: ms(5) };
+        let d = Dist::Normal {
+            mean: ms(1),
+            std_dev: ms(5),
+        };
         let mut rng = SimRng::derive(3, "n");
         assert!((0..10_000).all(|_| d.sample(&mut rng).0 < u64::MAX));
     }
 
     #[test]
     fn problems_are_reported() {
-        assert!(!Dist::Uniform { low: ms(3), high: ms(1) }.problems().is_empty());
-        assert!(!Dist::Pareto { scale: ms(1), shape: f64::NAN }.problems().is_empty());
+        assert!(
+            !Dist::Uniform {
+                low: ms(3),
+                high: ms(1)
+            }
+            .problems()
+            .is_empty()
+        );
+        assert!(
+            !Dist::Pareto {
+                scale: ms(1),
+                shape: f64::NAN
+            }
+            .problems()
+            .is_empty()
+        );
         assert!(!Dist::Empirical(vec![]).problems().is_empty());
-        assert!(!Dist::LogNormal { median: ms(5), p99: ms(1) }.problems().is_empty());
+        assert!(
+            !Dist::LogNormal {
+                median: ms(5),
+                p99: ms(1)
+            }
+            .problems()
+            .is_empty()
+        );
         assert!(Dist::Exponential { mean: ms(1) }.problems().is_empty());
     }
 }

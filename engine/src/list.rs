@@ -21,7 +21,10 @@ pub fn render(registry: &Registry) -> String {
         "archsim building blocks. Durations are strings with a unit: \"250us\", \"3ms\", \"1.5s\"\n\
          (units ns, us, ms, s, min, h). Fields with a default may be left out.\n\n",
     );
-    section(&mut out, "COMPONENTS (declare under `nodes: { \"name\": Kind(...) }`)");
+    section(
+        &mut out,
+        "COMPONENTS (declare under `nodes: { \"name\": Kind(...) }`)",
+    );
     let mut components = vec![
         ("Client", schema_for!(ClientConfig)),
         ("LoadBalancer", schema_for!(LoadBalancerConfig)),
@@ -29,26 +32,32 @@ pub fn render(registry: &Registry) -> String {
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
-        structure(&mut out, kind, schema.as_value(), schema.as_value());
+        structure(&mut out, kind, schema.as_value());
     }
     let enums: [(&str, Schema); 5] = [
         ("FAULTS (under `faults: [...]`)", schema_for!(FaultConfig)),
         ("DISTRIBUTIONS (fields of type Dist)", schema_for!(Dist)),
         ("ARRIVALS (Client `arrival`)", schema_for!(Arrival)),
         ("KEYS (Client `keys`)", schema_for!(Keys)),
-        ("LOAD-BALANCER STRATEGIES (LoadBalancer `strategy`)", schema_for!(Strategy)),
+        (
+            "LOAD-BALANCER STRATEGIES (LoadBalancer `strategy`)",
+            schema_for!(Strategy),
+        ),
     ];
     for (title, schema) in &enums {
         section(&mut out, title);
         variants(&mut out, schema.as_value());
     }
-    section(&mut out, "NETWORK (`network: (...)`), LINKS and LIMITS (`limits: (...)`)");
+    section(
+        &mut out,
+        "NETWORK (`network: (...)`), LINKS and LIMITS (`limits: (...)`)",
+    );
     for (kind, schema) in [
         ("network", schema_for!(NetworkConfig)),
         ("link", schema_for!(LinkConfig)),
         ("limits", schema_for!(LimitsConfig)),
     ] {
-        structure(&mut out, kind, schema.as_value(), schema.as_value());
+        structure(&mut out, kind, schema.as_value());
     }
     out
 }
@@ -58,29 +67,34 @@ fn section(out: &mut String, title: &str) {
 }
 
 fn text(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or("").replace('\n', " ")
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .replace('\n', " ")
 }
 
 /// A struct: its description and one line per field.
-fn structure(out: &mut String, name: &str, s: &Value, root: &Value) {
+fn structure(out: &mut String, name: &str, s: &Value) {
     let _ = writeln!(out, "{name}: {}", text(s, "description"));
-    fields(out, s, root, "  ");
+    fields(out, s, "  ");
     out.push('\n');
 }
 
-fn fields(out: &mut String, s: &Value, root: &Value, indent: &str) {
+fn fields(out: &mut String, s: &Value, indent: &str) {
     let Some(props) = s.get("properties").and_then(Value::as_object) else {
         return;
     };
-    let required: Vec<&str> =
-        s.get("required").and_then(Value::as_array).map_or(Vec::new(), |r| r.iter().filter_map(Value::as_str).collect());
+    let required: Vec<&str> = s
+        .get("required")
+        .and_then(Value::as_array)
+        .map_or(Vec::new(), |r| r.iter().filter_map(Value::as_str).collect());
     for (field, p) in props {
         let when = match p.get("default") {
             Some(d) => format!("default {}", show_default(d)),
             None if required.contains(&field.as_str()) => "required".to_string(),
             None => "optional".to_string(),
         };
-        let _ = writeln!(out, "{indent}{field:<16} {:<22} {when}", type_name(p, root));
+        let _ = writeln!(out, "{indent}{field:<16} {:<22} {when}", type_name(p));
         let doc = text(p, "description");
         if !doc.is_empty() {
             let _ = writeln!(out, "{indent}    {doc}");
@@ -101,26 +115,36 @@ fn show_default(d: &Value) -> String {
 
 fn compact(v: &Value) -> String {
     match v {
-        Value::Object(m) => m.iter().map(|(k, v)| format!("{k}: {}", compact(v))).collect::<Vec<_>>().join(", "),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", compact(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
         other => other.to_string(),
     }
 }
 
 /// A short name for a field's type: `duration`, `Dist`, `[string]`, `integer or None`.
-fn type_name(p: &Value, root: &Value) -> String {
+fn type_name(p: &Value) -> String {
     if let Some(r) = p.get("$ref").and_then(Value::as_str) {
         let name = r.rsplit('/').next().unwrap_or(r);
-        return if name == "SimDuration" { "duration".to_string() } else { name.to_string() };
+        return if name == "SimDuration" {
+            "duration".to_string()
+        } else {
+            name.to_string()
+        };
     }
     if let Some(any) = p.get("anyOf").and_then(Value::as_array) {
-        let parts: Vec<String> = any.iter().map(|a| type_name(a, root)).collect();
+        let parts: Vec<String> = any.iter().map(type_name).collect();
         return parts.join(" or ").replace("null", "None");
     }
     match p.get("type") {
         Some(Value::String(t)) if t == "array" => {
-            format!("[{}]", p.get("items").map_or("?".to_string(), |i| type_name(i, root)))
+            format!("[{}]", p.get("items").map_or("?".to_string(), type_name))
         }
-        Some(Value::String(t)) if t == "string" && p.get("format").is_some_and(|f| f == "duration") => {
+        Some(Value::String(t))
+            if t == "string" && p.get("format").is_some_and(|f| f == "duration") =>
+        {
             "duration".to_string()
         }
         Some(Value::String(t)) => t.clone(),
@@ -128,7 +152,13 @@ fn type_name(p: &Value, root: &Value) -> String {
             let names: Vec<String> = ts
                 .iter()
                 .filter_map(Value::as_str)
-                .map(|t| if t == "null" { "None".to_string() } else { t.to_string() })
+                .map(|t| {
+                    if t == "null" {
+                        "None".to_string()
+                    } else {
+                        t.to_string()
+                    }
+                })
                 .collect();
             names.join(" or ")
         }
@@ -149,13 +179,16 @@ fn variants(out: &mut String, s: &Value) {
             for n in names.iter().filter_map(Value::as_str) {
                 let _ = writeln!(out, "{n}: {doc}");
             }
-        } else if let Some((name, inner)) = v.get("properties").and_then(Value::as_object).and_then(|m| m.iter().next())
+        } else if let Some((name, inner)) = v
+            .get("properties")
+            .and_then(Value::as_object)
+            .and_then(|m| m.iter().next())
         {
             let _ = writeln!(out, "{name}: {doc}");
             if inner.get("properties").is_some() {
-                fields(out, inner, s, "  ");
+                fields(out, inner, "  ");
             } else {
-                let _ = writeln!(out, "  (value)          {}", type_name(inner, s));
+                let _ = writeln!(out, "  (value)          {}", type_name(inner));
             }
         }
         out.push('\n');
@@ -189,7 +222,10 @@ mod tests {
             "Zipf",
             "max_pending_events",
         ] {
-            assert!(text.contains(needle), "`archsim list` lacks {needle}:\n{text}");
+            assert!(
+                text.contains(needle),
+                "`archsim list` lacks {needle}:\n{text}"
+            );
         }
     }
 }

@@ -96,7 +96,11 @@ impl RequestMetrics {
     fn window_at(&mut self, now: SimTime) -> &mut Window {
         let i = (now.0 / self.window.0) as usize;
         while self.windows.len() <= i {
-            self.windows.push(Window { ok: 0, errors: 0, latency: histogram(2) });
+            self.windows.push(Window {
+                ok: 0,
+                errors: 0,
+                latency: histogram(2),
+            });
         }
         &mut self.windows[i]
     }
@@ -118,7 +122,10 @@ impl RequestMetrics {
 
     /// Failures in the summary, by cause name (every cause present).
     pub fn errors(&self) -> BTreeMap<String, u64> {
-        Cause::ALL.iter().map(|c| (c.name().to_string(), self.errors[c.idx()])).collect()
+        Cause::ALL
+            .iter()
+            .map(|c| (c.name().to_string(), self.errors[c.idx()]))
+            .collect()
     }
 
     /// Mean and percentiles of successful requests' latency, in milliseconds.
@@ -185,7 +192,8 @@ impl RequestMetrics {
 
 fn window_result(w: &Window, start_s: f64, width_s: f64) -> WindowResult {
     let done = w.ok + w.errors;
-    let quantile = |q: f64| (!w.latency.is_empty()).then(|| w.latency.value_at_quantile(q) as f64 / 1e6);
+    let quantile =
+        |q: f64| (!w.latency.is_empty()).then(|| w.latency.value_at_quantile(q) as f64 / 1e6);
     WindowResult {
         start_s,
         ok: w.ok,
@@ -228,7 +236,10 @@ mod tests {
             m.ended(SimTime(0), SimTime(i * 1_000), Ok(()));
         }
         let cdf = m.latency_cdf();
-        assert!(cdf.windows(2).all(|p| p[0][0] < p[1][0] && p[0][1] < p[1][1]));
+        assert!(
+            cdf.windows(2)
+                .all(|p| p[0][0] < p[1][0] && p[0][1] < p[1][1])
+        );
         assert_eq!(cdf.last().unwrap()[1], 1.0);
         let s = m.latency_summary();
         assert!((s.p50 - 0.5).abs() < 0.001, "{s:?}");

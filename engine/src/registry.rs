@@ -50,7 +50,11 @@ impl<C: Component> PluginKind for Kind<C> {
     fn validate(&self, ron: &str, v: &mut Validator<'_>, at: &Path) {
         match parse_value::<C::Config>(ron) {
             Ok(cfg) => C::validate(&cfg, v, at),
-            Err(e) => v.error(at, format!("invalid {} config: {}", C::KIND, e.code), "expected a valid config"),
+            Err(e) => v.error(
+                at,
+                format!("invalid {} config: {}", C::KIND, e.code),
+                "expected a valid config",
+            ),
         }
     }
 
@@ -86,9 +90,19 @@ impl Registry {
     /// If `C::KIND` is a built-in's name or already registered: a programming error in the
     /// embedding binary, caught the first time it runs.
     pub fn register<C: Component>(mut self) -> Registry {
-        assert!(!BUILTIN_KINDS.contains(&C::KIND), "`{}` is a built-in component name", C::KIND);
-        let previous = self.plugins.insert(C::KIND, Box::new(Kind::<C>(std::marker::PhantomData)));
-        assert!(previous.is_none(), "component `{}` registered twice", C::KIND);
+        assert!(
+            !BUILTIN_KINDS.contains(&C::KIND),
+            "`{}` is a built-in component name",
+            C::KIND
+        );
+        let previous = self
+            .plugins
+            .insert(C::KIND, Box::new(Kind::<C>(std::marker::PhantomData)));
+        assert!(
+            previous.is_none(),
+            "component `{}` registered twice",
+            C::KIND
+        );
         self
     }
 
@@ -99,7 +113,11 @@ impl Registry {
 
     /// Every component name, built-ins first.
     pub fn kind_names(&self) -> Vec<&'static str> {
-        BUILTIN_KINDS.iter().copied().chain(self.plugins.keys().copied()).collect()
+        BUILTIN_KINDS
+            .iter()
+            .copied()
+            .chain(self.plugins.keys().copied())
+            .collect()
     }
 
     /// The JSON schema of each plug-in's config, for `archsim list`.
@@ -107,7 +125,10 @@ impl Registry {
         self.plugins.iter().map(|(k, p)| (*k, p.schema())).collect()
     }
 
-    pub(crate) fn check_plugin_syntax(&self, p: &PluginConfig) -> Result<(), ron::error::SpannedError> {
+    pub(crate) fn check_plugin_syntax(
+        &self,
+        p: &PluginConfig,
+    ) -> Result<(), ron::error::SpannedError> {
         match self.plugins.get(p.kind.as_str()) {
             Some(kind) => kind.check(&p.ron),
             None => Ok(()),
@@ -117,12 +138,19 @@ impl Registry {
     pub(crate) fn validate_plugin(&self, p: &PluginConfig, v: &mut Validator<'_>, at: &Path) {
         match self.plugins.get(p.kind.as_str()) {
             Some(kind) => kind.validate(&p.ron, v, at),
-            None => v.error(at, format!("`{}` is not a registered component", p.kind), "expected a registered component"),
+            None => v.error(
+                at,
+                format!("`{}` is not a registered component", p.kind),
+                "expected a registered component",
+            ),
         }
     }
 
     pub(crate) fn build_plugin(&self, p: &PluginConfig, b: &BuildCtx<'_>) -> Box<dyn Node + Send> {
-        let kind = self.plugins.get(p.kind.as_str()).expect("plug-in kind was validated");
+        let kind = self
+            .plugins
+            .get(p.kind.as_str())
+            .expect("plug-in kind was validated");
         kind.build(&p.ron, b)
     }
 }

@@ -36,7 +36,11 @@ impl fmt::Display for RunFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunFailure::UnknownVariant(v, known) => {
-                write!(f, "error: no variant named \"{v}\"; expected one of: {}", known.join(", "))
+                write!(
+                    f,
+                    "error: no variant named \"{v}\"; expected one of: {}",
+                    known.join(", ")
+                )
             }
             RunFailure::Run(v, seed, e) => write!(f, "error: variant \"{v}\" (seed {seed}): {e}"),
         }
@@ -46,19 +50,28 @@ impl fmt::Display for RunFailure {
 impl std::error::Error for RunFailure {}
 
 /// Run the scenario's variants (in parallel) and gather their results.
-pub fn run(scenario: &Scenario, registry: &Registry, opts: &RunOptions) -> Result<Results, RunFailure> {
+pub fn run(
+    scenario: &Scenario,
+    registry: &Registry,
+    opts: &RunOptions,
+) -> Result<Results, RunFailure> {
     let seed = opts.seed.unwrap_or(scenario.base.seed);
     let known: Vec<String> = scenario.variants.iter().map(|v| v.name.clone()).collect();
     if let Some(bad) = opts.variants.iter().find(|v| !known.contains(v)) {
         return Err(RunFailure::UnknownVariant(bad.clone(), known));
     }
-    let chosen: Vec<&Variant> =
-        scenario.variants.iter().filter(|v| opts.variants.is_empty() || opts.variants.contains(&v.name)).collect();
+    let chosen: Vec<&Variant> = scenario
+        .variants
+        .iter()
+        .filter(|v| opts.variants.is_empty() || opts.variants.contains(&v.name))
+        .collect();
     let variants = chosen
         .par_iter()
         .map(|v| run_variant(v, registry, seed))
         .collect::<Result<Vec<_>, _>>()?;
-    let digest = variants.iter().fold(mix64(seed), |h, v| mix64(h ^ u64::from_str_radix(&v.digest, 16).unwrap_or(0)));
+    let digest = variants.iter().fold(mix64(seed), |h, v| {
+        mix64(h ^ u64::from_str_radix(&v.digest, 16).unwrap_or(0))
+    });
     let base = &scenario.base;
     let model = &scenario.variants[0].model;
     Ok(Results {
@@ -82,10 +95,16 @@ pub fn run(scenario: &Scenario, registry: &Registry, opts: &RunOptions) -> Resul
 }
 
 /// Run one variant to completion and summarise it.
-pub fn run_variant(v: &Variant, registry: &Registry, seed: u64) -> Result<VariantResult, RunFailure> {
+pub fn run_variant(
+    v: &Variant,
+    registry: &Registry,
+    seed: u64,
+) -> Result<VariantResult, RunFailure> {
     let m = &v.model;
     let world = build(m, registry, seed);
-    let out = world.run(m.end).map_err(|e| RunFailure::Run(v.name.clone(), seed, e))?;
+    let out = world
+        .run(m.end)
+        .map_err(|e| RunFailure::Run(v.name.clone(), seed, e))?;
     let mut servers = Vec::new();
     let mut components = BTreeMap::new();
     let mut lost_in_crash = 0.0;
@@ -117,7 +136,11 @@ pub fn run_variant(v: &Variant, registry: &Registry, seed: u64) -> Result<Varian
         requests,
         ok: r.ok(),
         errors: r.errors(),
-        availability: if requests == 0 { 1.0 } else { r.ok() as f64 / requests as f64 },
+        availability: if requests == 0 {
+            1.0
+        } else {
+            r.ok() as f64 / requests as f64
+        },
         throughput_rps: r.ok() as f64 / measured_s,
         latency_ms: r.latency_summary(),
         latency_cdf: r.latency_cdf(),

@@ -75,7 +75,14 @@ fn default_timeout() -> SimDuration {
     SimDuration::from_secs(1)
 }
 
-crate::settable!(ClientConfig { target, arrival, timeout, keys, write_fraction, max_requests });
+crate::settable!(ClientConfig {
+    target,
+    arrival,
+    timeout,
+    keys,
+    write_fraction,
+    max_requests
+});
 
 impl ClientConfig {
     /// Check values the types cannot express, and that the target exists.
@@ -87,16 +94,28 @@ impl ClientConfig {
             }
             Arrival::Closed { users, think_time } => {
                 if *users == 0 {
-                    v.error(&at.field("arrival").field("users"), "no users", "expected a count >= 1");
+                    v.error(
+                        &at.field("arrival").field("users"),
+                        "no users",
+                        "expected a count >= 1",
+                    );
                 }
                 v.check_dist(&at.field("arrival").field("think_time"), think_time);
             }
         }
         if self.timeout == SimDuration::ZERO {
-            v.error(&at.field("timeout"), "a zero timeout fails every request", "expected a positive duration");
+            v.error(
+                &at.field("timeout"),
+                "a zero timeout fails every request",
+                "expected a positive duration",
+            );
         }
         for (field, expected) in self.keys.problems() {
-            v.error(&at.field("keys").field(field), "invalid key distribution", expected);
+            v.error(
+                &at.field("keys").field(field),
+                "invalid key distribution",
+                expected,
+            );
         }
         if !(0.0..=1.0).contains(&self.write_fraction) {
             v.error(
@@ -188,7 +207,8 @@ impl Client {
             return ctx.reachable(only).then_some(only);
         }
         self.candidates.clear();
-        self.candidates.extend(self.targets.iter().copied().filter(|&t| ctx.reachable(t)));
+        self.candidates
+            .extend(self.targets.iter().copied().filter(|&t| ctx.reachable(t)));
         match self.candidates.len() {
             0 => None,
             n => Some(self.candidates[self.key_rng.below(n as u64) as usize]),
@@ -200,7 +220,8 @@ impl Client {
         ctx.request_started();
         let now = ctx.now();
         let key = self.keys.sample(&mut self.key_rng);
-        let write = self.cfg.write_fraction > 0.0 && self.key_rng.uniform() < self.cfg.write_fraction;
+        let write =
+            self.cfg.write_fraction > 0.0 && self.key_rng.uniform() < self.cfg.write_fraction;
         let work = self.work_rng.next_u64();
         let Some(target) = self.pick_target(ctx) else {
             ctx.request_ended(now, Err(Cause::Unreachable));
@@ -226,7 +247,13 @@ impl Client {
         let slot = match self.free.pop() {
             Some(s) => s as usize,
             None => {
-                self.pending.push(Pending { generation: 0, live: false, issued_at: now, timer: None, user });
+                self.pending.push(Pending {
+                    generation: 0,
+                    live: false,
+                    issued_at: now,
+                    timer: None,
+                    user,
+                });
                 self.pending.len() - 1
             }
         };
@@ -241,7 +268,10 @@ impl Client {
     fn end(&mut self, ctx: &mut Ctx<'_>, call: CallId, result: Result<(), Cause>) -> Option<u32> {
         let slot = (call.0 & 0xffff_ffff) as usize;
         let generation = (call.0 >> 32) as u32;
-        let p = self.pending.get_mut(slot).filter(|p| p.live && p.generation == generation)?;
+        let p = self
+            .pending
+            .get_mut(slot)
+            .filter(|p| p.live && p.generation == generation)?;
         p.live = false;
         p.generation = p.generation.wrapping_add(1);
         let (issued_at, user, timer) = (p.issued_at, p.user, p.timer.take());
@@ -277,7 +307,9 @@ impl Node for Client {
                     self.schedule_arrival(ctx, TAG_THINK | user as u64);
                 }
             }
-            Arrival::Poisson { .. } | Arrival::Constant { .. } => self.schedule_arrival(ctx, TAG_ARRIVAL),
+            Arrival::Poisson { .. } | Arrival::Constant { .. } => {
+                self.schedule_arrival(ctx, TAG_ARRIVAL)
+            }
         }
     }
 

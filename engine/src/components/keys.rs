@@ -45,7 +45,10 @@ impl Keys {
         if let Keys::Zipf { exponent, .. } = self
             && !(exponent.is_finite() && *exponent >= 0.0)
         {
-            out.push(("exponent", format!("expected a finite exponent >= 0, found {exponent}")));
+            out.push((
+                "exponent",
+                format!("expected a finite exponent >= 0, found {exponent}"),
+            ));
         }
         out
     }
@@ -93,7 +96,13 @@ impl Zipf {
     /// Ranks `1..=n` with exponent `s` >= 0.
     pub fn new(n: u64, s: f64) -> Zipf {
         let n = n as f64;
-        let mut z = Zipf { n, s, h_x1: 0.0, h_n: 0.0, threshold: 0.0 };
+        let mut z = Zipf {
+            n,
+            s,
+            h_x1: 0.0,
+            h_n: 0.0,
+            threshold: 0.0,
+        };
         z.h_x1 = z.h_integral(1.5) - 1.0;
         z.h_n = z.h_integral(n + 0.5);
         z.threshold = 2.0 - z.h_integral_inv(z.h_integral(2.5) - z.h(2.0));
@@ -133,12 +142,20 @@ impl Zipf {
 
 /// log(1 + x) / x, continuous at 0.
 fn helper1(x: f64) -> f64 {
-    if x.abs() > 1e-8 { libm::log1p(x) / x } else { 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x)) }
+    if x.abs() > 1e-8 {
+        libm::log1p(x) / x
+    } else {
+        1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x))
+    }
 }
 
 /// (exp(x) - 1) / x, continuous at 0.
 fn helper2(x: f64) -> f64 {
-    if x.abs() > 1e-8 { libm::expm1(x) / x } else { 1.0 + x * 0.5 * (1.0 + x * (1.0 / 3.0) * (1.0 + 0.25 * x)) }
+    if x.abs() > 1e-8 {
+        libm::expm1(x) / x
+    } else {
+        1.0 + x * 0.5 * (1.0 + x * (1.0 / 3.0) * (1.0 + 0.25 * x))
+    }
 }
 
 #[cfg(test)]
@@ -165,7 +182,11 @@ mod tests {
             for k in 1..=n {
                 let want = (k as f64).powf(-s) / norm;
                 let err = (got[k as usize - 1] - want).abs();
-                assert!(err < 0.004, "s={s} k={k}: {} vs {want}", got[k as usize - 1]);
+                assert!(
+                    err < 0.004,
+                    "s={s} k={k}: {} vs {want}",
+                    got[k as usize - 1]
+                );
             }
         }
     }
@@ -173,7 +194,11 @@ mod tests {
     #[test]
     fn keys_stay_in_range() {
         let mut rng = SimRng::derive(1, "k");
-        let z = Keys::Zipf { count: 3, exponent: 2.0 }.sampler();
+        let z = Keys::Zipf {
+            count: 3,
+            exponent: 2.0,
+        }
+        .sampler();
         let u = Keys::Uniform { count: 3 }.sampler();
         for _ in 0..10_000 {
             assert!(z.sample(&mut rng) < 3);

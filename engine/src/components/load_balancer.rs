@@ -70,17 +70,27 @@ fn default_timeout() -> SimDuration {
     SimDuration::from_secs(1)
 }
 
-crate::settable!(LoadBalancerConfig { strategy, backends, timeout });
+crate::settable!(LoadBalancerConfig {
+    strategy,
+    backends,
+    timeout
+});
 
 impl LoadBalancerConfig {
     /// Check backends exist and strategy parameters fit them.
     pub fn validate(&self, v: &mut Validator, at: &Path) {
         let mut n_backends = 0;
         for (i, b) in self.backends.iter().enumerate() {
-            n_backends += v.resolve(&at.field("backends").index(i), b).map_or(0, |ids| ids.len());
+            n_backends += v
+                .resolve(&at.field("backends").index(i), b)
+                .map_or(0, |ids| ids.len());
         }
         if self.backends.is_empty() {
-            v.error(&at.field("backends"), "a load balancer needs backends", "expected a list of node or group names");
+            v.error(
+                &at.field("backends"),
+                "a load balancer needs backends",
+                "expected a list of node or group names",
+            );
         }
         match &self.strategy {
             Strategy::WeightedRoundRobin { weights } => {
@@ -88,7 +98,10 @@ impl LoadBalancerConfig {
                 if weights.len() != n_backends && n_backends > 0 {
                     v.error(
                         &at,
-                        format!("{} weights for {n_backends} backend replicas", weights.len()),
+                        format!(
+                            "{} weights for {n_backends} backend replicas",
+                            weights.len()
+                        ),
                         format!("expected exactly {n_backends} weights, one per backend replica"),
                     );
                 }
@@ -96,13 +109,19 @@ impl LoadBalancerConfig {
                     v.error(&at, "a zero weight", "expected positive weights");
                 }
             }
-            Strategy::ConsistentHash { vnodes: 0 } => {
-                v.error(&at.field("strategy").field("vnodes"), "no points on the ring", "expected a count >= 1")
-            }
+            Strategy::ConsistentHash { vnodes: 0 } => v.error(
+                &at.field("strategy").field("vnodes"),
+                "no points on the ring",
+                "expected a count >= 1",
+            ),
             _ => {}
         }
         if self.timeout == SimDuration::ZERO {
-            v.error(&at.field("timeout"), "a zero timeout fails every request", "expected a positive duration");
+            v.error(
+                &at.field("timeout"),
+                "a zero timeout fails every request",
+                "expected a positive duration",
+            );
         }
     }
 }
@@ -141,7 +160,10 @@ impl LoadBalancer {
     /// A load balancer built from its configuration.
     pub fn new(cfg: &LoadBalancerConfig, b: &BuildCtx<'_>) -> LoadBalancer {
         let backends: Vec<NodeId> = cfg.backends.iter().flat_map(|n| b.resolve(n)).collect();
-        let names: Vec<String> = backends.iter().map(|&id| b.node_name(id).to_string()).collect();
+        let names: Vec<String> = backends
+            .iter()
+            .map(|&id| b.node_name(id).to_string())
+            .collect();
         let ring = match cfg.strategy {
             Strategy::ConsistentHash { vnodes } => hash_ring(&names, vnodes),
             _ => Vec::new(),
@@ -171,7 +193,9 @@ impl LoadBalancer {
         let reachable = |i: usize| ctx.reachable(self.backends[i]);
         match &self.strategy {
             Strategy::RoundRobin => {
-                let i = (0..n).map(|k| (self.next + k) % n).find(|&i| reachable(i))?;
+                let i = (0..n)
+                    .map(|k| (self.next + k) % n)
+                    .find(|&i| reachable(i))?;
                 self.next = (i + 1) % n;
                 Some(i as u32)
             }
@@ -214,7 +238,13 @@ impl LoadBalancer {
                         let a = self.rng.below(c);
                         let b = (a + 1 + self.rng.below(c - 1)) % c;
                         let (a, b) = (self.candidates[a as usize], self.candidates[b as usize]);
-                        Some(if self.outstanding[b as usize] < self.outstanding[a as usize] { b } else { a })
+                        Some(
+                            if self.outstanding[b as usize] < self.outstanding[a as usize] {
+                                b
+                            } else {
+                                a
+                            },
+                        )
                     }
                 }
             }
@@ -222,7 +252,9 @@ impl LoadBalancer {
                 let h = mix64(key ^ 0x5bd1_e995);
                 let start = self.ring.partition_point(|&(p, _)| p < h);
                 let len = self.ring.len();
-                (0..len).map(|k| self.ring[(start + k) % len].1).find(|&i| reachable(i as usize))
+                (0..len)
+                    .map(|k| self.ring[(start + k) % len].1)
+                    .find(|&i| reachable(i as usize))
             }
         }
     }
@@ -239,7 +271,11 @@ impl LoadBalancer {
     fn on_request(&mut self, ctx: &mut Ctx<'_>, from: NodeId, req: Request) {
         let Some(b) = self.pick(ctx, req.key) else {
             self.unreachable += 1;
-            let resp = Response { call: req.call, id: req.id, result: Err(Cause::Unreachable) };
+            let resp = Response {
+                call: req.call,
+                id: req.id,
+                result: Err(Cause::Unreachable),
+            };
             ctx.send(from, Message::Response(resp));
             return;
         };
@@ -262,17 +298,29 @@ impl LoadBalancer {
         let call = CallId(((self.pending[slot].generation as u64) << 32) | slot as u64);
         let timer = ctx.set_timer(self.timeout, call.0);
         let p = &mut self.pending[slot];
-        (p.live, p.client, p.client_call, p.id, p.backend, p.timer) = (true, from, req.call, req.id, b, Some(timer));
+        (p.live, p.client, p.client_call, p.id, p.backend, p.timer) =
+            (true, from, req.call, req.id, b, Some(timer));
         self.outstanding[b as usize] += 1;
         self.forwarded[b as usize] += 1;
-        ctx.send(self.backends[b as usize], Message::Request(Request { call, ..req }));
+        ctx.send(
+            self.backends[b as usize],
+            Message::Request(Request { call, ..req }),
+        );
     }
 
     /// Close the pending call; returns (client, client's call, request id).
-    fn close(&mut self, ctx: &mut Ctx<'_>, call: CallId, timer_fired: bool) -> Option<(NodeId, CallId, RequestId)> {
+    fn close(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        call: CallId,
+        timer_fired: bool,
+    ) -> Option<(NodeId, CallId, RequestId)> {
         let slot = (call.0 & 0xffff_ffff) as usize;
         let generation = (call.0 >> 32) as u32;
-        let p = self.pending.get_mut(slot).filter(|p| p.live && p.generation == generation)?;
+        let p = self
+            .pending
+            .get_mut(slot)
+            .filter(|p| p.live && p.generation == generation)?;
         p.live = false;
         p.generation = p.generation.wrapping_add(1);
         let timer = p.timer.take();
@@ -292,7 +340,9 @@ fn hash_ring(names: &[String], vnodes: u32) -> Vec<(u64, u32)> {
     let mut ring: Vec<(u64, u32)> = names
         .iter()
         .enumerate()
-        .flat_map(|(i, name)| (0..vnodes).map(move |v| (stable_hash(format!("{name}#{v}").as_bytes()), i as u32)))
+        .flat_map(|(i, name)| {
+            (0..vnodes).map(move |v| (stable_hash(format!("{name}#{v}").as_bytes()), i as u32))
+        })
         .collect();
     ring.sort_unstable();
     ring
@@ -306,7 +356,14 @@ impl Node for LoadBalancer {
             Message::Request(req) => self.on_request(ctx, from, req),
             Message::Response(resp) => {
                 if let Some((client, call, id)) = self.close(ctx, resp.call, false) {
-                    ctx.send(client, Message::Response(Response { call, id, result: resp.result }));
+                    ctx.send(
+                        client,
+                        Message::Response(Response {
+                            call,
+                            id,
+                            result: resp.result,
+                        }),
+                    );
                 }
             }
             Message::User(_) => {}
@@ -316,7 +373,14 @@ impl Node for LoadBalancer {
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, _timer: TimerId, tag: u64) {
         if let Some((client, call, id)) = self.close(ctx, CallId(tag), true) {
             self.timeouts += 1;
-            ctx.send(client, Message::Response(Response { call, id, result: Err(Cause::Timeout) }));
+            ctx.send(
+                client,
+                Message::Response(Response {
+                    call,
+                    id,
+                    result: Err(Cause::Timeout),
+                }),
+            );
         }
     }
 

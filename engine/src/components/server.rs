@@ -48,16 +48,29 @@ fn one() -> u32 {
     1
 }
 
-crate::settable!(ServerConfig { replicas, workers, queue_limit, service_time });
+crate::settable!(ServerConfig {
+    replicas,
+    workers,
+    queue_limit,
+    service_time
+});
 
 impl ServerConfig {
     /// Check values the types cannot express.
     pub fn validate(&self, v: &mut Validator, at: &Path) {
         if self.replicas == 0 {
-            v.error(&at.field("replicas"), "a server pool needs at least one replica", "expected a count >= 1");
+            v.error(
+                &at.field("replicas"),
+                "a server pool needs at least one replica",
+                "expected a count >= 1",
+            );
         }
         if self.workers == 0 {
-            v.error(&at.field("workers"), "a server needs at least one worker", "expected a count >= 1");
+            v.error(
+                &at.field("workers"),
+                "a server needs at least one worker",
+                "expected a count >= 1",
+            );
         }
         v.check_dist(&at.field("service_time"), &self.service_time);
     }
@@ -138,15 +151,27 @@ impl Server {
 
     fn on_request(&mut self, ctx: &mut Ctx<'_>, from: NodeId, req: Request) {
         self.account(ctx.now());
-        let job = Job { from, call: req.call, id: req.id, work: req.work };
+        let job = Job {
+            from,
+            call: req.call,
+            id: req.id,
+            work: req.work,
+        };
         if !self.free_workers.is_empty() {
             self.start(ctx, job);
             return;
         }
-        let full = self.cfg.queue_limit.is_some_and(|limit| self.queue.len() >= limit as usize);
+        let full = self
+            .cfg
+            .queue_limit
+            .is_some_and(|limit| self.queue.len() >= limit as usize);
         if full {
             self.rejected += 1;
-            let resp = Response { call: job.call, id: job.id, result: Err(Cause::Rejected) };
+            let resp = Response {
+                call: job.call,
+                id: job.id,
+                result: Err(Cause::Rejected),
+            };
             ctx.send(from, Message::Response(resp));
             return;
         }
@@ -162,10 +187,16 @@ impl Server {
     }
 
     fn start(&mut self, ctx: &mut Ctx<'_>, job: Job) {
-        let worker = self.free_workers.pop().expect("start is called only with a free worker");
+        let worker = self
+            .free_workers
+            .pop()
+            .expect("start is called only with a free worker");
         self.in_service[worker as usize] = Some(job);
         self.busy += 1;
-        let base = self.cfg.service_time.sample(&mut WorkRng::new(job.work, self.salt));
+        let base = self
+            .cfg
+            .service_time
+            .sample(&mut WorkRng::new(job.work, self.salt));
         ctx.set_timer(base.scaled(ctx.slowdown()), worker as u64);
     }
 
@@ -179,7 +210,11 @@ impl Server {
         if ctx.now() >= self.accounting.from {
             self.served += 1;
         }
-        let resp = Response { call: job.call, id: job.id, result: Ok(Reply::default()) };
+        let resp = Response {
+            call: job.call,
+            id: job.id,
+            result: Ok(Reply::default()),
+        };
         ctx.send(job.from, Message::Response(resp));
         if let Some(next) = self.queue.pop_front() {
             self.start(ctx, next);
@@ -223,4 +258,3 @@ impl Node for Server {
         }))
     }
 }
-

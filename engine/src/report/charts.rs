@@ -71,7 +71,7 @@ pub fn latency_over_time(results: &Results) -> Plot {
             lines.push(Line {
                 colour: colour(i),
                 stroke,
-                segments: window_segments(variant, &x, &y, pick),
+                segments: window_segments(variant, results.timing.window_s / 2.0, &x, &y, pick),
             });
         }
     }
@@ -105,7 +105,9 @@ pub fn availability(results: &Results) -> Plot {
         .map(|(i, variant)| Line {
             colour: colour(i),
             stroke: Stroke::Solid,
-            segments: window_segments(variant, &x, &y, |w| w.availability.map(|a| a * 100.0)),
+            segments: window_segments(variant, results.timing.window_s / 2.0, &x, &y, |w| {
+                w.availability.map(|a| a * 100.0)
+            }),
         })
         .collect();
     Plot {
@@ -132,7 +134,9 @@ pub fn throughput(results: &Results) -> Plot {
         .map(|(i, variant)| Line {
             colour: colour(i),
             stroke: Stroke::Solid,
-            segments: window_segments(variant, &x, &y, |w| Some(w.throughput_rps)),
+            segments: window_segments(variant, results.timing.window_s / 2.0, &x, &y, |w| {
+                Some(w.throughput_rps)
+            }),
         })
         .collect();
     Plot {
@@ -181,16 +185,24 @@ fn availability_axis(lowest_pct: f64) -> Axis {
 /// One variant's windows as line segments, broken wherever `pick` has no value.
 fn window_segments(
     variant: &VariantResult,
+    half_window_s: f64,
     x: &Axis,
     y: &Axis,
     pick: impl Fn(&WindowResult) -> Option<f64>,
 ) -> Vec<Vec<(f64, f64)>> {
     let mut segments = Vec::new();
     let mut current = Vec::new();
+    // A window's value is plotted at its middle, so a change that starts at a fault's start
+    // time is drawn inside the fault's shading, not half a window before it.
+    let half = if half_window_s.is_finite() {
+        half_window_s
+    } else {
+        0.0
+    };
     for window in &variant.windows {
         let point = pick(window)
             .and_then(|v| y.to_plot_clamped(v))
-            .zip(x.to_plot_clamped(window.start_s));
+            .zip(x.to_plot_clamped(window.start_s + half));
         match point {
             Some((py, px)) => current.push((px, py)),
             None if !current.is_empty() => segments.push(std::mem::take(&mut current)),

@@ -68,7 +68,11 @@ pub struct NetworkConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        NetworkConfig { latency: zero_latency(), loss: 0.0, links: Vec::new() }
+        NetworkConfig {
+            latency: zero_latency(),
+            loss: 0.0,
+            links: Vec::new(),
+        }
     }
 }
 
@@ -163,7 +167,10 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_events: default_max_events(), max_pending_events: default_max_pending() }
+        LimitsConfig {
+            max_events: default_max_events(),
+            max_pending_events: default_max_pending(),
+        }
     }
 }
 
@@ -247,7 +254,12 @@ impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.rendered.trim_end())?;
         let n = self.diagnostics.len();
-        write!(f, "\n\n{}: {n} error{} found; nothing was run", self.file, if n == 1 { "" } else { "s" })
+        write!(
+            f,
+            "\n\n{}: {n} error{} found; nothing was run",
+            self.file,
+            if n == 1 { "" } else { "s" }
+        )
     }
 }
 
@@ -259,7 +271,9 @@ pub fn ron_options() -> ron::Options {
 }
 
 /// Deserialize one RON value (an override or a plug-in's config).
-pub fn parse_value<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ron::error::SpannedError> {
+pub fn parse_value<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, ron::error::SpannedError> {
     ron_options().from_str(text)
 }
 
@@ -300,7 +314,11 @@ macro_rules! settable {
 
 /// Parse and validate a scenario. `file` names it in error messages.
 pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, ScenarioError> {
-    let mut errs = Errors { src, diags: Vec::new(), variant_count: 0 };
+    let mut errs = Errors {
+        src,
+        diags: Vec::new(),
+        variant_count: 0,
+    };
     let repr: FileRepr<'_> = match ron_options().from_str(src) {
         Ok(r) => r,
         Err(e) => {
@@ -333,7 +351,10 @@ pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, Sce
     let plans: Vec<(String, Vec<(String, &RawValue)>)> = if repr.variants.is_empty() {
         vec![("base".to_string(), Vec::new())]
     } else {
-        repr.variants.iter().map(|(n, o)| (n.clone(), o.iter().map(|(k, v)| (k.clone(), *v)).collect())).collect()
+        repr.variants
+            .iter()
+            .map(|(n, o)| (n.clone(), o.iter().map(|(k, v)| (k.clone(), *v)).collect()))
+            .collect()
     };
     errs.variant_count = plans.len();
     for (name, overrides) in plans {
@@ -342,7 +363,11 @@ pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, Sce
         }
     }
     if errs.diags.is_empty() {
-        Ok(Scenario { file: file.to_string(), base, variants })
+        Ok(Scenario {
+            file: file.to_string(),
+            base,
+            variants,
+        })
     } else {
         Err(errs.finish(file))
     }
@@ -358,13 +383,19 @@ struct Errors<'s> {
 impl<'s> Errors<'s> {
     fn finish(self, file: &str) -> ScenarioError {
         let rendered = diag::render(file, self.src, &self.diags);
-        ScenarioError { file: file.to_string(), diagnostics: self.diags, rendered }
+        ScenarioError {
+            file: file.to_string(),
+            diagnostics: self.diags,
+            rendered,
+        }
     }
 
     /// Byte offset of a raw value inside the file (it borrows from the file's text).
     fn offset_of(&self, raw: &RawValue) -> usize {
         let text = raw.get_ron();
-        (text.as_ptr() as usize).saturating_sub(self.src.as_ptr() as usize).min(self.src.len())
+        (text.as_ptr() as usize)
+            .saturating_sub(self.src.as_ptr() as usize)
+            .min(self.src.len())
     }
 
     /// A ron error in text that starts at byte `base` of the file.
@@ -373,16 +404,32 @@ impl<'s> Errors<'s> {
         let start = base + offset_at(text, e.span.start.line, e.span.start.col);
         let end = (base + offset_at(text, e.span.end.line, e.span.end.col)).max(start);
         // A span over several lines (ron's end-of-file errors) draws badly; keep the first line.
-        let line_end = self.src[start..].find('\n').map_or(self.src.len(), |i| start + i);
+        let line_end = self.src[start..]
+            .find('\n')
+            .map_or(self.src.len(), |i| start + i);
         let end = end.min(line_end).max(start);
         let (message, label) = ron_message(&e.code);
-        let notes = if note.is_empty() { Vec::new() } else { vec![note.to_string()] };
-        self.diags.push(Diagnostic { message, span: Span { start, end }, label, notes });
+        let notes = if note.is_empty() {
+            Vec::new()
+        } else {
+            vec![note.to_string()]
+        };
+        self.diags.push(Diagnostic {
+            message,
+            span: Span { start, end },
+            label,
+            notes,
+        });
     }
 
     fn at_path(&mut self, path: &Path, message: String, label: String, notes: Vec<String>) {
         let span = locate::locate(self.src, &path.0);
-        self.diags.push(Diagnostic { message, span, label, notes });
+        self.diags.push(Diagnostic {
+            message,
+            span,
+            label,
+            notes,
+        });
     }
 
     fn node(&mut self, name: &str, raw: &RawValue, registry: &Registry) -> Option<NodeConfig> {
@@ -394,13 +441,22 @@ impl<'s> Errors<'s> {
             "LoadBalancer" => parse_value(text).map(NodeConfig::LoadBalancer),
             "Server" => parse_value(text).map(NodeConfig::Server),
             other if registry.has_plugin(other) => {
-                let plugin = PluginConfig { kind: other.to_string(), ron: text.trim().to_string() };
-                registry.check_plugin_syntax(&plugin).map(|()| NodeConfig::Plugin(plugin))
+                let plugin = PluginConfig {
+                    kind: other.to_string(),
+                    ron: text.trim().to_string(),
+                };
+                registry
+                    .check_plugin_syntax(&plugin)
+                    .map(|()| NodeConfig::Plugin(plugin))
             }
             other => {
                 let path = Path::root().field("nodes").key(name);
                 let known = registry.kind_names().join(", ");
-                let what = if other.is_empty() { "a component".to_string() } else { format!("`{other}`") };
+                let what = if other.is_empty() {
+                    "a component".to_string()
+                } else {
+                    format!("`{other}`")
+                };
                 self.at_path(
                     &path,
                     format!("{what} is not a known component"),
@@ -413,25 +469,42 @@ impl<'s> Errors<'s> {
         match parsed {
             Ok(cfg) => Some(cfg),
             Err(e) => {
-                self.ron(base, &e, &format!("in node \"{name}\" ({kind}); `archsim list` shows its fields"));
+                self.ron(
+                    base,
+                    &e,
+                    &format!("in node \"{name}\" ({kind}); `archsim list` shows its fields"),
+                );
                 None
             }
         }
     }
 
-    fn variant(&mut self, base: &Spec, name: &str, overrides: &[(String, &RawValue)], registry: &Registry) -> Option<Variant> {
+    fn variant(
+        &mut self,
+        base: &Spec,
+        name: &str,
+        overrides: &[(String, &RawValue)],
+        registry: &Registry,
+    ) -> Option<Variant> {
         let mut spec = base.clone();
         let before = self.diags.len();
         for (path, raw) in overrides {
             let at = Path::root().field("variants").key(name).key(path);
             match apply_override(&mut spec, path, raw.get_ron()) {
                 Ok(()) => {}
-                Err(OverrideError::Path(expected)) => {
-                    self.at_path(&at, format!("variant \"{name}\": cannot override `{path}`"), expected, Vec::new())
-                }
+                Err(OverrideError::Path(expected)) => self.at_path(
+                    &at,
+                    format!("variant \"{name}\": cannot override `{path}`"),
+                    expected,
+                    Vec::new(),
+                ),
                 Err(OverrideError::Value(e)) => {
                     let base = self.offset_of(raw);
-                    self.ron(base, &e, &format!("in variant \"{name}\", override `{path}`"));
+                    self.ron(
+                        base,
+                        &e,
+                        &format!("in variant \"{name}\", override `{path}`"),
+                    );
                 }
             }
         }
@@ -440,8 +513,15 @@ impl<'s> Errors<'s> {
         }
         match validate::validate(&spec, registry) {
             Ok(model) => {
-                let overrides = overrides.iter().map(|(p, r)| (p.clone(), r.get_ron().trim().to_string())).collect();
-                Some(Variant { name: name.to_string(), overrides, model })
+                let overrides = overrides
+                    .iter()
+                    .map(|(p, r)| (p.clone(), r.get_ron().trim().to_string()))
+                    .collect();
+                Some(Variant {
+                    name: name.to_string(),
+                    overrides,
+                    model,
+                })
             }
             Err(problems) => {
                 for p in problems {
@@ -454,20 +534,35 @@ impl<'s> Errors<'s> {
 
     /// Report a validation problem; if a variant's override set the value, point there.
     fn problem(&mut self, p: Problem, variant: &str, overrides: &[(String, &RawValue)]) {
-        let overridden = overrides.iter().find(|(path, _)| override_covers(path, &p.path.0));
+        let overridden = overrides
+            .iter()
+            .find(|(path, _)| override_covers(path, &p.path.0));
         let (path, notes) = match overridden {
             Some((path, _)) => (
                 Path::root().field("variants").key(variant).key(path),
-                vec![format!("at {} after variant \"{variant}\" applies its overrides", locate::path_to_string(&p.path.0))],
+                vec![format!(
+                    "at {} after variant \"{variant}\" applies its overrides",
+                    locate::path_to_string(&p.path.0)
+                )],
             ),
-            None => (p.path.clone(), vec![format!("at {}", locate::path_to_string(&p.path.0))]),
+            None => (
+                p.path.clone(),
+                vec![format!("at {}", locate::path_to_string(&p.path.0))],
+            ),
         };
         let span = locate::locate(self.src, &path.0);
         let variant_note = format!("in variant \"{variant}\"");
-        if let Some(d) = self.diags.iter_mut().find(|d| d.span == span && d.message == p.message) {
+        if let Some(d) = self
+            .diags
+            .iter_mut()
+            .find(|d| d.span == span && d.message == p.message)
+        {
             // The same problem in several variants: say so once.
             if let Some(n) = d.notes.iter_mut().find(|n| n.starts_with("in variant")) {
-                *n = format!("{}, \"{variant}\"", n.replacen("in variant ", "in variants ", 1));
+                *n = format!(
+                    "{}, \"{variant}\"",
+                    n.replacen("in variant ", "in variants ", 1)
+                );
             }
             return;
         }
@@ -475,16 +570,28 @@ impl<'s> Errors<'s> {
         if self.variant_count > 1 && overridden.is_none() {
             notes.push(variant_note);
         }
-        self.diags.push(Diagnostic { message: p.message, span, label: p.expected, notes });
+        self.diags.push(Diagnostic {
+            message: p.message,
+            span,
+            label: p.expected,
+            notes,
+        });
     }
 }
 
 /// Does override `path` (`lb.strategy`) set the value at validation path `at`?
 fn override_covers(path: &str, at: &[PathSeg]) -> bool {
     let want: Vec<PathSeg> = match path.split_once('.') {
-        Some(("network", field)) => vec![PathSeg::Field("network".into()), PathSeg::Field(field.into())],
+        Some(("network", field)) => vec![
+            PathSeg::Field("network".into()),
+            PathSeg::Field(field.into()),
+        ],
         Some((node, field)) => {
-            vec![PathSeg::Field("nodes".into()), PathSeg::Key(node.into()), PathSeg::Field(field.into())]
+            vec![
+                PathSeg::Field("nodes".into()),
+                PathSeg::Key(node.into()),
+                PathSeg::Field(field.into()),
+            ]
         }
         None => vec![PathSeg::Field(path.into())],
     };
@@ -496,8 +603,7 @@ enum OverrideError {
     Value(ron::error::SpannedError),
 }
 
-const TOP_LEVEL_OVERRIDES: &str =
-    "expected `node.field` (e.g. \"lb.strategy\"), `network.latency`, `network.loss`, `network.links`, \
+const TOP_LEVEL_OVERRIDES: &str = "expected `node.field` (e.g. \"lb.strategy\"), `network.latency`, `network.loss`, `network.links`, \
      `duration`, `warmup`, `window` or `faults`";
 
 /// Apply one override (`lb.strategy` = `PowerOfTwoChoices`) to a spec.
@@ -517,7 +623,11 @@ fn apply_override(spec: &mut Spec, path: &str, text: &str) -> Result<(), Overrid
             "latency" => spec.network.latency = value(text)?,
             "loss" => spec.network.loss = value(text)?,
             "links" => spec.network.links = value(text)?,
-            _ => return Err(OverrideError::Path("expected `network.latency`, `network.loss` or `network.links`".into())),
+            _ => {
+                return Err(OverrideError::Path(
+                    "expected `network.latency`, `network.loss` or `network.links`".into(),
+                ));
+            }
         },
         Some((node, field)) => {
             let Some(cfg) = spec.nodes.get_mut(node) else {
@@ -528,9 +638,10 @@ fn apply_override(spec: &mut Spec, path: &str, text: &str) -> Result<(), Overrid
                 )));
             };
             return cfg.set(field, text).map_err(|e| match e {
-                SetError::UnknownField(fields) => {
-                    OverrideError::Path(format!("`{node}` has no field `{field}`; expected one of: {}", fields.join(", ")))
-                }
+                SetError::UnknownField(fields) => OverrideError::Path(format!(
+                    "`{node}` has no field `{field}`; expected one of: {}",
+                    fields.join(", ")
+                )),
                 SetError::Value(e) => OverrideError::Value(e),
                 SetError::Unsupported(why) => OverrideError::Path(why),
             });
@@ -553,7 +664,9 @@ fn leading_ident(text: &str) -> &str {
             break;
         }
     }
-    let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
     &rest[..end]
 }
 
@@ -562,7 +675,10 @@ fn offset_at(text: &str, line: usize, col: usize) -> usize {
     let mut offset = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line {
-            return offset + l.char_indices().nth(col.saturating_sub(1)).map_or(l.len(), |(b, _)| b);
+            return offset
+                + l.char_indices()
+                    .nth(col.saturating_sub(1))
+                    .map_or(l.len(), |(b, _)| b);
         }
         offset += l.len();
     }
@@ -573,33 +689,59 @@ fn offset_at(text: &str, line: usize, col: usize) -> usize {
 fn ron_message(code: &ron::Error) -> (String, String) {
     let text = code.to_string();
     match code {
-        ron::Error::NoSuchStructField { expected, found, .. } => (
+        ron::Error::NoSuchStructField {
+            expected, found, ..
+        } => (
             format!("unknown field `{found}`"),
-            format!("expected one of: {}", expected.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")),
+            format!(
+                "expected one of: {}",
+                expected
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ),
         ron::Error::MissingStructField { field, outer } => (
-            format!("missing field `{field}`{}", outer.as_ref().map(|o| format!(" in `{o}`")).unwrap_or_default()),
+            format!(
+                "missing field `{field}`{}",
+                outer
+                    .as_ref()
+                    .map(|o| format!(" in `{o}`"))
+                    .unwrap_or_default()
+            ),
             format!("expected `{field}: ...` here"),
         ),
-        ron::Error::NoSuchEnumVariant { expected, found, .. } => (
+        ron::Error::NoSuchEnumVariant {
+            expected, found, ..
+        } => (
             format!("unknown variant `{found}`"),
-            format!("expected one of: {}", expected.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")),
+            format!(
+                "expected one of: {}",
+                expected
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ),
         // Our own messages (durations) read "what is wrong; expected ...".
         ron::Error::Message(m) => match m.split_once("; ") {
             Some((what, expected)) => (what.to_string(), expected.to_string()),
             None => (m.clone(), String::new()),
         },
-        ron::Error::ExpectedString | ron::Error::ExpectedStringEnd => {
-            (text, "expected a string, e.g. a duration such as \"3ms\" or a node name".to_string())
-        }
+        ron::Error::ExpectedString | ron::Error::ExpectedStringEnd => (
+            text,
+            "expected a string, e.g. a duration such as \"3ms\" or a node name".to_string(),
+        ),
         _ => (text, String::new()),
     }
 }
 
 /// Read a scenario file from disk and parse it.
 pub fn load(path: &std::path::Path, registry: &Registry) -> Result<Scenario, LoadError> {
-    let src = std::fs::read_to_string(path).map_err(|e| LoadError::Io(path.display().to_string(), e))?;
+    let src =
+        std::fs::read_to_string(path).map_err(|e| LoadError::Io(path.display().to_string(), e))?;
     parse(&path.display().to_string(), &src, registry).map_err(LoadError::Scenario)
 }
 

@@ -77,9 +77,17 @@ impl NameTable {
     }
 
     fn declared(&self) -> String {
-        let names: Vec<String> = self.by_name.keys().take(12).map(|n| format!("\"{n}\"")).collect();
+        let names: Vec<String> = self
+            .by_name
+            .keys()
+            .take(12)
+            .map(|n| format!("\"{n}\""))
+            .collect();
         let more = if self.by_name.len() > 12 { ", ..." } else { "" };
-        format!("expected a declared node or group: {}{more}", names.join(", "))
+        format!(
+            "expected a declared node or group: {}{more}",
+            names.join(", ")
+        )
     }
 }
 
@@ -92,12 +100,19 @@ pub struct Validator<'a> {
 impl<'a> Validator<'a> {
     /// A validator that resolves names in `names`.
     pub fn new(names: &'a NameTable) -> Self {
-        Validator { names, problems: Vec::new() }
+        Validator {
+            names,
+            problems: Vec::new(),
+        }
     }
 
     /// Record a problem at `at`.
     pub fn error(&mut self, at: &Path, message: impl Into<String>, expected: impl Into<String>) {
-        self.problems.push(Problem { path: at.clone(), message: message.into(), expected: expected.into() });
+        self.problems.push(Problem {
+            path: at.clone(),
+            message: message.into(),
+            expected: expected.into(),
+        });
     }
 
     /// The nodes `name` stands for, or a problem at `at` if it is not declared.
@@ -115,14 +130,22 @@ impl<'a> Validator<'a> {
     /// A problem unless `value` is finite and positive.
     pub fn check_positive(&mut self, at: &Path, value: f64, unit: &str) {
         if !(value.is_finite() && value > 0.0) {
-            self.error(at, format!("{value} is not a positive number"), format!("expected a positive, finite number ({unit})"));
+            self.error(
+                at,
+                format!("{value} is not a positive number"),
+                format!("expected a positive, finite number ({unit})"),
+            );
         }
     }
 
     /// Problems with a distribution's parameters.
     pub fn check_dist(&mut self, at: &Path, d: &Dist) {
         for (field, expected) in d.problems() {
-            self.error(&at.field(field), "invalid distribution parameters", expected);
+            self.error(
+                &at.field(field),
+                "invalid distribution parameters",
+                expected,
+            );
         }
     }
 
@@ -185,7 +208,12 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
         return Err(problems);
     }
     let arrivals_end = SimTime(spec.duration.0);
-    let drain = spec.nodes.values().filter_map(NodeConfig::client_timeout).max().unwrap_or_default();
+    let drain = spec
+        .nodes
+        .values()
+        .filter_map(NodeConfig::client_timeout)
+        .max()
+        .unwrap_or_default();
     let window = widen_window(spec.window, spec.duration);
     Ok(Model {
         spec: spec.clone(),
@@ -195,7 +223,10 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
         links,
         faults,
         fault_windows,
-        limits: Limits { max_events: spec.limits.max_events, max_pending_events: spec.limits.max_pending_events },
+        limits: Limits {
+            max_events: spec.limits.max_events,
+            max_pending_events: spec.limits.max_pending_events,
+        },
         arrivals_end,
         measure_from: SimTime(spec.warmup.0),
         window,
@@ -206,11 +237,18 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
 /// Keep the number of windows bounded: a long run gets wider windows.
 fn widen_window(window: SimDuration, duration: SimDuration) -> SimDuration {
     let min = duration.0.div_ceil(crate::metrics::MAX_WINDOWS);
-    if window.0 >= min { window } else { SimDuration(min.div_ceil(1_000_000_000) * 1_000_000_000) }
+    if window.0 >= min {
+        window
+    } else {
+        SimDuration(min.div_ceil(1_000_000_000) * 1_000_000_000)
+    }
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn name_table(spec: &Spec, problems: &mut Vec<Problem>) -> (NameTable, Vec<usize>) {
@@ -254,31 +292,56 @@ fn name_table(spec: &Spec, problems: &mut Vec<Problem>) -> (NameTable, Vec<usize
 fn check_top(spec: &Spec, v: &mut Validator<'_>) {
     let root = Path::root();
     if spec.duration == SimDuration::ZERO {
-        v.error(&root.field("duration"), "the run has no duration", "expected a positive duration such as \"60s\"");
+        v.error(
+            &root.field("duration"),
+            "the run has no duration",
+            "expected a positive duration such as \"60s\"",
+        );
     }
     if spec.warmup >= spec.duration && spec.duration > SimDuration::ZERO {
         v.error(
             &root.field("warmup"),
-            format!("warm-up {} is not shorter than the duration {}", spec.warmup, spec.duration),
+            format!(
+                "warm-up {} is not shorter than the duration {}",
+                spec.warmup, spec.duration
+            ),
             "expected a warm-up shorter than `duration`",
         );
     }
     if spec.window == SimDuration::ZERO {
-        v.error(&root.field("window"), "zero-width time windows", "expected a positive duration such as \"1s\"");
+        v.error(
+            &root.field("window"),
+            "zero-width time windows",
+            "expected a positive duration such as \"1s\"",
+        );
     }
     if spec.nodes.is_empty() {
-        v.error(&root.field("nodes"), "the scenario declares no nodes", "expected at least a client and a server");
+        v.error(
+            &root.field("nodes"),
+            "the scenario declares no nodes",
+            "expected at least a client and a server",
+        );
     }
     if spec.limits.max_events == 0 || spec.limits.max_pending_events == 0 {
-        v.error(&root.field("limits"), "a zero limit stops every run", "expected positive limits");
+        v.error(
+            &root.field("limits"),
+            "a zero limit stops every run",
+            "expected positive limits",
+        );
     }
 }
 
-fn network(cfg: &NetworkConfig, v: &mut Validator<'_>) -> (LinkModel, BTreeMap<(NodeId, NodeId), LinkModel>) {
+fn network(
+    cfg: &NetworkConfig,
+    v: &mut Validator<'_>,
+) -> (LinkModel, BTreeMap<(NodeId, NodeId), LinkModel>) {
     let at = Path::root().field("network");
     v.check_dist(&at.field("latency"), &cfg.latency);
     check_loss(v, &at.field("loss"), cfg.loss);
-    let default = LinkModel { latency: cfg.latency.clone(), loss: cfg.loss };
+    let default = LinkModel {
+        latency: cfg.latency.clone(),
+        loss: cfg.loss,
+    };
     let mut links = BTreeMap::new();
     for (i, l) in cfg.links.iter().enumerate() {
         let at = at.field("links").index(i);
@@ -308,7 +371,11 @@ fn network(cfg: &NetworkConfig, v: &mut Validator<'_>) -> (LinkModel, BTreeMap<(
 
 fn check_loss(v: &mut Validator<'_>, at: &Path, loss: f64) {
     if !(0.0..=1.0).contains(&loss) {
-        v.error(at, format!("loss {loss} is not a probability"), "expected a number from 0.0 to 1.0");
+        v.error(
+            at,
+            format!("loss {loss} is not a probability"),
+            "expected a number from 0.0 to 1.0",
+        );
     }
 }
 
@@ -322,47 +389,99 @@ fn faults(spec: &Spec, names: &NameTable, v: &mut Validator<'_>) -> (Vec<Fault>,
         if let Some(u) = until
             && u <= at
         {
-            v.error(&at_path.field("until"), format!("`until` ({u}) is not after `at` ({at})"), "expected `until` later than `at`");
+            v.error(
+                &at_path.field("until"),
+                format!("`until` ({u}) is not after `at` ({at})"),
+                "expected `until` later than `at`",
+            );
         }
         let (action, label) = match f {
             FaultConfig::Crash { node, .. } => {
-                let ids = v.resolve(&at_path.field("node"), node).unwrap_or(&[]).to_vec();
+                let ids = v
+                    .resolve(&at_path.field("node"), node)
+                    .unwrap_or(&[])
+                    .to_vec();
                 (FaultAction::Crash(ids), format!("crash {node}"))
             }
             FaultConfig::Slowdown { node, factor, .. } => {
-                v.check_positive(&at_path.field("factor"), *factor, "a multiplier of service time");
-                let ids = v.resolve(&at_path.field("node"), node).unwrap_or(&[]).to_vec();
-                (FaultAction::Slowdown(ids, *factor), format!("slowdown {node} x{factor}"))
+                v.check_positive(
+                    &at_path.field("factor"),
+                    *factor,
+                    "a multiplier of service time",
+                );
+                let ids = v
+                    .resolve(&at_path.field("node"), node)
+                    .unwrap_or(&[])
+                    .to_vec();
+                (
+                    FaultAction::Slowdown(ids, *factor),
+                    format!("slowdown {node} x{factor}"),
+                )
             }
             FaultConfig::Partition { groups, .. } => {
                 let side = partition_sides(groups, names, v, &at_path.field("groups"));
-                let label = groups.iter().map(|g| g.join(",")).collect::<Vec<_>>().join(" | ");
-                (FaultAction::Partition { side, one_way: false }, format!("partition {label}"))
+                let label = groups
+                    .iter()
+                    .map(|g| g.join(","))
+                    .collect::<Vec<_>>()
+                    .join(" | ");
+                (
+                    FaultAction::Partition {
+                        side,
+                        one_way: false,
+                    },
+                    format!("partition {label}"),
+                )
             }
         };
-        out.push(Fault { action, at: SimTime(at.0), until: until.map(|u| SimTime(u.0)) });
+        out.push(Fault {
+            action,
+            at: SimTime(at.0),
+            until: until.map(|u| SimTime(u.0)),
+        });
         let end = until.map_or(end_s, |u| u.as_secs_f64().min(end_s));
-        windows.push(FaultWindow { label, start_s: at.as_secs_f64(), end_s: end });
+        windows.push(FaultWindow {
+            label,
+            start_s: at.as_secs_f64(),
+            end_s: end,
+        });
     }
     (out, windows)
 }
 
 /// Side numbers for a partition: group i is side i+1. With a single group, that group is cut
 /// off from every other node.
-fn partition_sides(groups: &[Vec<String>], names: &NameTable, v: &mut Validator<'_>, at: &Path) -> Vec<u16> {
+fn partition_sides(
+    groups: &[Vec<String>],
+    names: &NameTable,
+    v: &mut Validator<'_>,
+    at: &Path,
+) -> Vec<u16> {
     let n = names.nodes.len();
     let mut side = vec![0u16; n];
     if groups.is_empty() {
-        v.error(at, "a partition without groups", "expected a list of groups, e.g. [[\"lb\"], [\"app-1\"]]");
+        v.error(
+            at,
+            "a partition without groups",
+            "expected a list of groups, e.g. [[\"lb\"], [\"app-1\"]]",
+        );
     }
     for (g, group) in groups.iter().enumerate() {
         if group.is_empty() {
-            v.error(&at.index(g), "an empty group", "expected at least one node name in each group");
+            v.error(
+                &at.index(g),
+                "an empty group",
+                "expected at least one node name in each group",
+            );
         }
         for (k, name) in group.iter().enumerate() {
             for &id in v.resolve(&at.index(g).index(k), name).unwrap_or(&[]) {
                 if side[id.idx()] != 0 && side[id.idx()] != g as u16 + 1 {
-                    v.error(&at.index(g).index(k), format!("\"{name}\" is in two groups"), "expected each node in one group at most");
+                    v.error(
+                        &at.index(g).index(k),
+                        format!("\"{name}\" is in two groups"),
+                        "expected each node in one group at most",
+                    );
                 }
                 side[id.idx()] = g as u16 + 1;
             }

@@ -103,7 +103,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_events: 20_000_000_000, max_pending_events: 20_000_000 }
+        Limits {
+            max_events: 20_000_000_000,
+            max_pending_events: 20_000_000,
+        }
     }
 }
 
@@ -126,7 +129,12 @@ pub enum RunError {
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RunError::Limit { which, limit, at, detail } => write!(
+            RunError::Limit {
+                which,
+                limit,
+                at,
+                detail,
+            } => write!(
                 f,
                 "run stopped at t={:.6}s: {which} ({limit}) exceeded{}{detail}; raise it in the \
                  scenario's `limits: (...)` if the model really needs that much",
@@ -140,8 +148,15 @@ impl fmt::Display for RunError {
 impl std::error::Error for RunError {}
 
 enum Event {
-    Deliver { to: NodeId, from: NodeId, msg: Message },
-    Timer { node: NodeId, id: TimerId },
+    Deliver {
+        to: NodeId,
+        from: NodeId,
+        msg: Message,
+    },
+    Timer {
+        node: NodeId,
+        id: TimerId,
+    },
     FaultStart(u32),
     FaultEnd(u32),
 }
@@ -200,7 +215,14 @@ impl Ctx<'_> {
     pub fn send(&mut self, to: NodeId, msg: Message) {
         if let Some(delay) = self.io.network.transit(self.me, to) {
             let at = self.io.now.after(delay);
-            self.io.push(at, Event::Deliver { to, from: self.me, msg });
+            self.io.push(
+                at,
+                Event::Deliver {
+                    to,
+                    from: self.me,
+                    msg,
+                },
+            );
         }
     }
 
@@ -218,14 +240,21 @@ impl Ctx<'_> {
         let slot = match self.io.free_timers.pop() {
             Some(s) => s,
             None => {
-                self.io.timers.push(TimerSlot { generation: 0, incarnation, tag });
+                self.io.timers.push(TimerSlot {
+                    generation: 0,
+                    incarnation,
+                    tag,
+                });
                 (self.io.timers.len() - 1) as u32
             }
         };
         let t = &mut self.io.timers[slot as usize];
         t.incarnation = incarnation;
         t.tag = tag;
-        let id = TimerId { slot, generation: t.generation };
+        let id = TimerId {
+            slot,
+            generation: t.generation,
+        };
         let at = self.io.now.after(after);
         self.io.push(at, Event::Timer { node: self.me, id });
         id
@@ -266,7 +295,12 @@ impl Ctx<'_> {
     pub fn exceed_limit(&mut self, which: &'static str, limit: u64, detail: String) {
         if self.io.error.is_none() {
             let at = self.io.now;
-            self.io.error = Some(RunError::Limit { which, limit, at, detail });
+            self.io.error = Some(RunError::Limit {
+                which,
+                limit,
+                at,
+                detail,
+            });
         }
     }
 
@@ -358,7 +392,13 @@ impl<N: Node> World<N> {
                 io.push(until, Event::FaultEnd(i as u32));
             }
         }
-        World { nodes, io, faults, events: 0, digest: 0 }
+        World {
+            nodes,
+            io,
+            faults,
+            events: 0,
+            digest: 0,
+        }
     }
 
     /// Run until no event is pending or the next one is after `end`.
@@ -380,18 +420,31 @@ impl<N: Node> World<N> {
     }
 
     fn step(&mut self, t: SimTime, ev: Event) {
-        assert!(t >= self.io.now, "time went back from {:?} to {t:?}", self.io.now);
+        assert!(
+            t >= self.io.now,
+            "time went back from {:?} to {t:?}",
+            self.io.now
+        );
         self.io.now = t;
         self.events += 1;
         if self.events > self.io.limits.max_events {
             let limit = self.io.limits.max_events;
-            self.io.error = Some(RunError::Limit { which: "limits.max_events", limit, at: t, detail: String::new() });
+            self.io.error = Some(RunError::Limit {
+                which: "limits.max_events",
+                limit,
+                at: t,
+                detail: String::new(),
+            });
             return;
         }
         if self.io.queue.len() > self.io.limits.max_pending_events {
             let limit = self.io.limits.max_pending_events as u64;
-            self.io.error =
-                Some(RunError::Limit { which: "limits.max_pending_events", limit, at: t, detail: String::new() });
+            self.io.error = Some(RunError::Limit {
+                which: "limits.max_pending_events",
+                limit,
+                at: t,
+                detail: String::new(),
+            });
             return;
         }
         match ev {
@@ -433,7 +486,11 @@ impl<N: Node> World<N> {
     #[inline]
     fn with_node(&mut self, id: NodeId, f: impl FnOnce(&mut N, &mut Ctx<'_>)) {
         let slot = &mut self.nodes[id.idx()];
-        let mut ctx = Ctx { io: &mut self.io, rng: &mut slot.rng, me: id };
+        let mut ctx = Ctx {
+            io: &mut self.io,
+            rng: &mut slot.rng,
+            me: id,
+        };
         f(&mut slot.node, &mut ctx);
     }
 
@@ -457,7 +514,11 @@ impl<N: Node> World<N> {
             }
             FaultAction::Partition { side, one_way } => {
                 if start {
-                    self.io.network.add_cut(Cut { fault: i, side, one_way });
+                    self.io.network.add_cut(Cut {
+                        fault: i,
+                        side,
+                        one_way,
+                    });
                 } else {
                     self.io.network.remove_cut(i);
                 }
@@ -492,7 +553,13 @@ impl<N: Node> World<N> {
             .iter_mut()
             .filter_map(|s| s.node.finish(now).map(|st| (s.name.clone(), st)))
             .collect();
-        Outcome { events: self.events, digest: self.digest, requests: self.io.requests, node_stats, end: now }
+        Outcome {
+            events: self.events,
+            digest: self.digest,
+            requests: self.io.requests,
+            node_stats,
+            end: now,
+        }
     }
 
     /// Number of nodes.

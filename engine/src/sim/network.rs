@@ -53,8 +53,17 @@ pub struct Network {
 
 impl Network {
     /// A network where every link follows `default` except the `links` given.
-    pub fn new(default: LinkModel, links: BTreeMap<(NodeId, NodeId), LinkModel>, rng: SimRng) -> Self {
-        Network { default, links, cuts: Vec::new(), rng }
+    pub fn new(
+        default: LinkModel,
+        links: BTreeMap<(NodeId, NodeId), LinkModel>,
+        rng: SimRng,
+    ) -> Self {
+        Network {
+            default,
+            links,
+            cuts: Vec::new(),
+            rng,
+        }
     }
 
     /// False while a partition separates `from` and `to`.
@@ -99,11 +108,17 @@ mod tests {
     use super::*;
 
     fn net() -> Network {
-        let default = LinkModel { latency: Dist::Constant(SimDuration(100)), loss: 0.0 };
+        let default = LinkModel {
+            latency: Dist::Constant(SimDuration(100)),
+            loss: 0.0,
+        };
         let mut links = BTreeMap::new();
         links.insert(
             (NodeId(0), NodeId(1)),
-            LinkModel { latency: Dist::Constant(SimDuration(7)), loss: 0.0 },
+            LinkModel {
+                latency: Dist::Constant(SimDuration(7)),
+                loss: 0.0,
+            },
         );
         Network::new(default, links, SimRng::derive(1, "network"))
     }
@@ -118,22 +133,41 @@ mod tests {
     #[test]
     fn symmetric_and_one_way_cuts() {
         let mut n = net();
-        n.add_cut(Cut { fault: 3, side: vec![1, 2, 0], one_way: false });
+        n.add_cut(Cut {
+            fault: 3,
+            side: vec![1, 2, 0],
+            one_way: false,
+        });
         assert!(!n.connected(NodeId(0), NodeId(1)));
         assert!(!n.connected(NodeId(1), NodeId(0)));
-        assert!(n.connected(NodeId(0), NodeId(2)), "uninvolved nodes keep their links");
-        n.add_cut(Cut { fault: 4, side: vec![0, 1, 2], one_way: true });
+        assert!(
+            n.connected(NodeId(0), NodeId(2)),
+            "uninvolved nodes keep their links"
+        );
+        n.add_cut(Cut {
+            fault: 4,
+            side: vec![0, 1, 2],
+            one_way: true,
+        });
         n.remove_cut(3);
         assert!(n.connected(NodeId(0), NodeId(1)));
         assert!(!n.connected(NodeId(1), NodeId(2)));
-        assert!(n.connected(NodeId(2), NodeId(1)), "one-way cut lets the reverse through");
+        assert!(
+            n.connected(NodeId(2), NodeId(1)),
+            "one-way cut lets the reverse through"
+        );
     }
 
     #[test]
     fn loss_drops_the_given_fraction() {
-        let default = LinkModel { latency: Dist::Constant(SimDuration(1)), loss: 0.25 };
+        let default = LinkModel {
+            latency: Dist::Constant(SimDuration(1)),
+            loss: 0.25,
+        };
         let mut n = Network::new(default, BTreeMap::new(), SimRng::derive(9, "network"));
-        let lost = (0..40_000).filter(|_| n.transit(NodeId(0), NodeId(1)).is_none()).count();
+        let lost = (0..40_000)
+            .filter(|_| n.transit(NodeId(0), NodeId(1)).is_none())
+            .count();
         assert!((9_500..10_500).contains(&lost), "{lost}");
     }
 }

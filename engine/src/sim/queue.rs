@@ -38,14 +38,20 @@ pub struct EventQueue<T> {
 
 impl<T> Default for EventQueue<T> {
     fn default() -> Self {
-        EventQueue { heap: BinaryHeap::new(), next_seq: 0 }
+        EventQueue {
+            heap: BinaryHeap::new(),
+            next_seq: 0,
+        }
     }
 }
 
 impl<T> EventQueue<T> {
     /// An empty queue with room for `n` events.
     pub fn with_capacity(n: usize) -> Self {
-        EventQueue { heap: BinaryHeap::with_capacity(n), next_seq: 0 }
+        EventQueue {
+            heap: BinaryHeap::with_capacity(n),
+            next_seq: 0,
+        }
     }
 
     /// Schedule `item` at `time` (nanoseconds).
@@ -92,6 +98,9 @@ mod tests {
         q.push(1, "b");
         q.push(u64::MAX, "z");
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
-        assert_eq!(order, vec![(1, "a"), (1, "b"), (5, "c"), (5, "d"), (u64::MAX, "z")]);
+        assert_eq!(
+            order,
+            vec![(1, "a"), (1, "b"), (5, "c"), (5, "d"), (u64::MAX, "z")]
+        );
     }
 }

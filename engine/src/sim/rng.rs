@@ -23,7 +23,9 @@ impl SimRng {
 
     /// A stream seeded directly from 64 random bits (for per-request draws).
     pub fn from_bits(bits: u64) -> SimRng {
-        SimRng { inner: ChaCha8Rng::seed_from_u64(bits) }
+        SimRng {
+            inner: ChaCha8Rng::seed_from_u64(bits),
+        }
     }
 
     /// 64 uniformly random bits.
@@ -127,10 +129,22 @@ mod tests {
 
     #[test]
     fn streams_depend_on_seed_and_name_only() {
-        let a1: Vec<u64> = (0..4).map(|_| 0).scan(SimRng::derive(7, "app-0"), |r, _| Some(r.next_u64())).collect();
-        let a2: Vec<u64> = (0..4).map(|_| 0).scan(SimRng::derive(7, "app-0"), |r, _| Some(r.next_u64())).collect();
-        let b: Vec<u64> = (0..4).map(|_| 0).scan(SimRng::derive(7, "app-1"), |r, _| Some(r.next_u64())).collect();
-        let c: Vec<u64> = (0..4).map(|_| 0).scan(SimRng::derive(8, "app-0"), |r, _| Some(r.next_u64())).collect();
+        let a1: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(SimRng::derive(7, "app-0"), |r, _| Some(r.next_u64()))
+            .collect();
+        let a2: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(SimRng::derive(7, "app-0"), |r, _| Some(r.next_u64()))
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(SimRng::derive(7, "app-1"), |r, _| Some(r.next_u64()))
+            .collect();
+        let c: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(SimRng::derive(8, "app-0"), |r, _| Some(r.next_u64()))
+            .collect();
         assert_eq!(a1, a2);
         assert_ne!(a1, b);
         assert_ne!(a1, c);

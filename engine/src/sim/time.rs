@@ -121,17 +121,21 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, String> {
     let int: u128 = if int_part.is_empty() {
         0
     } else {
-        int_part.parse().map_err(|_| format!("`{t}` is not a number with a unit"))?
+        int_part
+            .parse()
+            .map_err(|_| format!("`{t}` is not a number with a unit"))?
     };
     let mut ns = int * unit_ns as u128;
     if !frac_part.is_empty() {
         if frac_part.len() > 18 {
             return Err(format!("`{t}` has too many decimals"));
         }
-        let frac: u128 = frac_part.parse().map_err(|_| format!("`{t}` is not a number with a unit"))?;
+        let frac: u128 = frac_part
+            .parse()
+            .map_err(|_| format!("`{t}` is not a number with a unit"))?;
         let scale = 10u128.pow(frac_part.len() as u32);
         let frac_ns = frac * unit_ns as u128;
-        if frac_ns % scale != 0 {
+        if !frac_ns.is_multiple_of(scale) {
             return Err(format!("`{t}` is finer than one nanosecond"));
         }
         ns += frac_ns / scale;
@@ -142,8 +146,7 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, String> {
 }
 
 /// What a duration must look like, for error messages.
-pub const EXPECTED_DURATION: &str =
-    "expected a duration string such as \"250us\", \"3ms\", \"1.5s\", \"2min\" (units: ns, us, ms, s, min, h)";
+pub const EXPECTED_DURATION: &str = "expected a duration string such as \"250us\", \"3ms\", \"1.5s\", \"2min\" (units: ns, us, ms, s, min, h)";
 
 impl fmt::Display for SimDuration {
     /// The shortest exact form: `1.5s`, `250us`, `3ms`, `7ns`.
@@ -222,7 +225,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_durations() {
-        for bad in ["", "5", "3 parsecs", "1.5", "ms", "0.5ns", "-3ms", "1e3ms", "99999999999h"] {
+        for bad in [
+            "",
+            "5",
+            "3 parsecs",
+            "1.5",
+            "ms",
+            "0.5ns",
+            "-3ms",
+            "1e3ms",
+            "99999999999h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -6,9 +6,14 @@ use archsim::scenario::parse;
 
 /// Parse `src` as `bad.ron`; every (location, text) pair must appear in the message.
 fn check(src: &str, expected: &[(&str, &str)]) -> String {
-    let err = parse("bad.ron", src, &Registry::builtin()).expect_err("the scenario should be rejected").to_string();
+    let err = parse("bad.ron", src, &Registry::builtin())
+        .expect_err("the scenario should be rejected")
+        .to_string();
     for (location, text) in expected {
-        assert!(err.contains(&format!("bad.ron:{location}")), "missing location {location} in:\n{err}");
+        assert!(
+            err.contains(&format!("bad.ron:{location}")),
+            "missing location {location} in:\n{err}"
+        );
         assert!(err.contains(text), "missing `{text}` in:\n{err}");
     }
     err
@@ -21,24 +26,44 @@ const GOOD_NODES: &str = r#"
 
 #[test]
 fn syntax_error_names_the_position() {
-    check("Scenario(\n    name: \"x\",\n    duration: \"1s\"\n    nodes: {},\n)", &[("4:5", "Expected comma")]);
+    check(
+        "Scenario(\n    name: \"x\",\n    duration: \"1s\"\n    nodes: {},\n)",
+        &[("4:5", "Expected comma")],
+    );
 }
 
 #[test]
 fn unknown_field_lists_the_known_ones() {
     let src = "Scenario(name: \"x\", duration: \"1s\", nodes: {\n  \"app\": Server(workers: 2, service_tme: Constant(\"1ms\")),\n})";
-    check(src, &[("2:29", "unknown field `service_tme`"), ("2:29", "`service_time`")]);
+    check(
+        src,
+        &[
+            ("2:29", "unknown field `service_tme`"),
+            ("2:29", "`service_time`"),
+        ],
+    );
 }
 
 #[test]
 fn unknown_top_level_field_is_an_error() {
-    check("Scenario(name: \"x\", duration: \"1s\", nodes: {}, seeed: 3)", &[("1:48", "unknown field `seeed`")]);
+    check(
+        "Scenario(name: \"x\", duration: \"1s\", nodes: {}, seeed: 3)",
+        &[("1:48", "unknown field `seeed`")],
+    );
 }
 
 #[test]
 fn bad_duration_says_what_a_duration_looks_like() {
-    let src = format!("Scenario(\n  name: \"x\",\n  duration: \"60 parsecs\",\n  nodes: {{{GOOD_NODES}}})");
-    check(&src, &[("3:14", "` parsecs` is not a time unit"), ("3:14", "expected a duration string such as")]);
+    let src = format!(
+        "Scenario(\n  name: \"x\",\n  duration: \"60 parsecs\",\n  nodes: {{{GOOD_NODES}}})"
+    );
+    check(
+        &src,
+        &[
+            ("3:14", "` parsecs` is not a time unit"),
+            ("3:14", "expected a duration string such as"),
+        ],
+    );
 }
 
 #[test]
@@ -46,7 +71,13 @@ fn unknown_variant_of_an_enum_lists_the_variants() {
     let src = format!(
         "Scenario(name: \"x\", duration: \"1s\", nodes: {{{GOOD_NODES}\n  \"lb2\": LoadBalancer(strategy: LeastConnection, backends: [\"app\"]),\n}})"
     );
-    check(&src, &[("5:33", "unknown variant `LeastConnection`"), ("5:33", "`LeastConnections`")]);
+    check(
+        &src,
+        &[
+            ("5:33", "unknown variant `LeastConnection`"),
+            ("5:33", "`LeastConnections`"),
+        ],
+    );
 }
 
 #[test]
@@ -71,7 +102,10 @@ fn validation_reports_every_problem_at_once() {
         &[
             ("4:13", "expected a warm-up shorter than `duration`"),
             ("6:33", "unknown node \"lbb\""),
-            ("6:33", "expected a declared node or group: \"app\", \"app-0\", \"lb\", \"users\""),
+            (
+                "6:33",
+                "expected a declared node or group: \"app\", \"app-0\", \"lb\", \"users\"",
+            ),
             ("6:63", "expected a positive, finite number"),
             ("7:68", "unknown node \"ghost\""),
             ("8:32", "expected a count >= 1"),
@@ -93,15 +127,26 @@ fn a_problem_set_by_a_variant_points_at_the_override() {
         &[
             ("6:27", "expected a count >= 1"),
             ("6:27", "after variant \"a\" applies its overrides"),
-            ("7:26", "`lb` has no field `stratgy`; expected one of: strategy, backends, timeout"),
+            (
+                "7:26",
+                "`lb` has no field `stratgy`; expected one of: strategy, backends, timeout",
+            ),
         ],
     );
 }
 
 #[test]
 fn an_override_value_of_the_wrong_type_is_located_inside_the_override() {
-    let src = format!("Scenario(name: \"x\", duration: \"1s\", nodes: {{{GOOD_NODES}}},\n  variants: {{ \"a\": {{ \"lb.timeout\": 5 }} }})");
-    check(&src, &[("5:36", "override `lb.timeout`"), ("5:36", "expected a string, e.g. a duration")]);
+    let src = format!(
+        "Scenario(name: \"x\", duration: \"1s\", nodes: {{{GOOD_NODES}}},\n  variants: {{ \"a\": {{ \"lb.timeout\": 5 }} }})"
+    );
+    check(
+        &src,
+        &[
+            ("5:36", "override `lb.timeout`"),
+            ("5:36", "expected a string, e.g. a duration"),
+        ],
+    );
 }
 
 #[test]
@@ -114,8 +159,13 @@ fn weights_must_match_the_backends() {
 
 #[test]
 fn the_rendered_error_shows_the_source_line_and_a_caret() {
-    let src = format!("Scenario(name: \"x\", duration: \"1s\", nodes: {{{GOOD_NODES}\n  \"u2\": Client(target: \"nope\", arrival: Poisson(rate: 1.0)),\n}})");
+    let src = format!(
+        "Scenario(name: \"x\", duration: \"1s\", nodes: {{{GOOD_NODES}\n  \"u2\": Client(target: \"nope\", arrival: Poisson(rate: 1.0)),\n}})"
+    );
     let err = check(&src, &[("5:24", "unknown node \"nope\"")]);
-    assert!(err.contains("5 |   \"u2\": Client(target: \"nope\""), "{err}");
+    assert!(
+        err.contains("5 |   \"u2\": Client(target: \"nope\""),
+        "{err}"
+    );
     assert!(err.contains("^^^^^^"), "{err}");
 }

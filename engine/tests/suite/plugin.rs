@@ -14,13 +14,22 @@ fn registry() -> Registry {
 
 #[test]
 fn a_registered_component_runs_from_ron() {
-    let src = std::fs::read_to_string(super::repo_root().join("engine/examples/flaky.ron")).unwrap();
+    let src =
+        std::fs::read_to_string(super::repo_root().join("engine/examples/flaky.ron")).unwrap();
     let reg = registry();
     let s = parse("flaky.ron", &src, &reg).unwrap_or_else(|e| panic!("{e}"));
     let r = run(&s, &reg, &RunOptions::default()).unwrap();
     let v = &r.variants[0];
-    assert!((v.availability - 0.9).abs() < 0.01, "availability {}", v.availability);
-    assert!((v.latency_ms.p50 - 2.0).abs() < 0.01, "p50 {}", v.latency_ms.p50);
+    assert!(
+        (v.availability - 0.9).abs() < 0.01,
+        "availability {}",
+        v.availability
+    );
+    assert!(
+        (v.latency_ms.p50 - 2.0).abs() < 0.01,
+        "p50 {}",
+        v.latency_ms.p50
+    );
     assert_eq!(v.errors["rejected"], v.requests - v.ok);
 }
 
@@ -40,7 +49,9 @@ fn plugin_config_errors_are_located() {
 fn an_unregistered_component_is_an_error_naming_the_known_ones() {
     let src = r#"Scenario(name: "x", duration: "1s",
     nodes: { "dep": Flaky(delay: "2ms") })"#;
-    let err = parse("p.ron", src, &Registry::builtin()).unwrap_err().to_string();
+    let err = parse("p.ron", src, &Registry::builtin())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("p.ron:2:21"), "{err}");
     assert!(err.contains("`Flaky` is not a known component"), "{err}");
     assert!(err.contains("Client, LoadBalancer, Server"), "{err}");

@@ -38,8 +38,15 @@ fn queue_scenario(rate: f64, workers: u32, queue: &str, duration: &str) -> Strin
 
 fn assert_close(what: &str, got: f64, want: f64, tolerance: f64) {
     let err = (got - want).abs() / want;
-    eprintln!("{what}: simulated {got:.5}, theory {want:.5}, error {:.3}%", err * 100.0);
-    assert!(err < tolerance, "{what}: simulated {got:.5}, theory {want:.5}, error {:.2}%", err * 100.0);
+    eprintln!(
+        "{what}: simulated {got:.5}, theory {want:.5}, error {:.3}%",
+        err * 100.0
+    );
+    assert!(
+        err < tolerance,
+        "{what}: simulated {got:.5}, theory {want:.5}, error {:.2}%",
+        err * 100.0
+    );
 }
 
 #[test]
@@ -47,7 +54,12 @@ fn mm1_mean_time_in_system() {
     let r = run_text(&queue_scenario(700.0, 1, "None", "900s"));
     let v = &r.variants[0];
     // W = 1 / (μ − λ) with μ = 1000/s.
-    assert_close("M/M/1 W (ms)", v.latency_ms.mean, 1000.0 / (1000.0 - 700.0), 0.03);
+    assert_close(
+        "M/M/1 W (ms)",
+        v.latency_ms.mean,
+        1000.0 / (1000.0 - 700.0),
+        0.03,
+    );
     assert_close("M/M/1 utilisation", v.servers[0].utilisation, 0.7, 0.01);
     // Lq = ρ² / (1 − ρ).
     assert_close("M/M/1 Lq", v.servers[0].mean_queue_len, 0.49 / 0.3, 0.05);
@@ -71,7 +83,12 @@ fn mmcc_loss_matches_erlang_b() {
     let blocked = v.errors["rejected"] as f64 / v.requests as f64;
     assert_close("M/M/5/5 blocking", blocked, erlang_b(c, a), 0.03);
     // Carried load per server is a(1 − B)/c.
-    assert_close("M/M/5/5 utilisation", v.servers[0].utilisation, a * (1.0 - erlang_b(c, a)) / c as f64, 0.02);
+    assert_close(
+        "M/M/5/5 utilisation",
+        v.servers[0].utilisation,
+        a * (1.0 - erlang_b(c, a)) / c as f64,
+        0.02,
+    );
 }
 
 #[test]
@@ -86,7 +103,12 @@ fn random_balancing_gives_independent_mm1_queues() {
         },
     )"#;
     let r = run_text(src);
-    assert_close("4 × M/M/1 W (ms)", r.variants[0].latency_ms.mean, 1000.0 / (1000.0 - 600.0), 0.03);
+    assert_close(
+        "4 × M/M/1 W (ms)",
+        r.variants[0].latency_ms.mean,
+        1000.0 / (1000.0 - 600.0),
+        0.03,
+    );
 }
 
 #[test]
