@@ -226,6 +226,17 @@ impl Ctx<'_> {
         }
     }
 
+    /// Send `msg` to `to` once `delay` of local work has passed; the network transit follows.
+    /// (The link is checked now: a partition that starts during `delay` still drops it on
+    /// arrival.)
+    #[inline]
+    pub fn send_after(&mut self, delay: SimDuration, to: NodeId, msg: Message) {
+        if let Some(transit) = self.io.network.transit(self.me, to) {
+            let at = self.io.now.after(delay).after(transit);
+            self.io.push(at, Event::Deliver { to, from: self.me, msg });
+        }
+    }
+
     /// Whether a message sent now could reach `to`: it is up and no partition is in the way.
     /// Models connection-level knowledge (a refused or unroutable connection), not loss.
     #[inline]
