@@ -24,7 +24,9 @@ pub struct Phold {
 
 impl Phold {
     fn delay(&self, rng: &mut SimRng) -> SimDuration {
-        SimDuration::from_nanos_f64(self.lookahead_ns - self.mean_ns * libm::log(rng.uniform_open0()))
+        SimDuration::from_nanos_f64(
+            self.lookahead_ns - self.mean_ns * libm::log(rng.uniform_open0()),
+        )
     }
 
     fn fire(&self, ctx: &mut Ctx<'_>) {
@@ -62,14 +64,33 @@ pub fn phold_world(lps: usize, pending: usize, seed: u64) -> World<Phold> {
         .map(|i| {
             let initial = (pending / lps + usize::from(i < pending % lps)) as u32;
             let name = format!("lp-{i}");
-            let node =
-                Phold { n: lps as u64, initial, lookahead_ns: 100.0, mean_ns: 1_000.0, received: 0 };
-            Slot { rng: SimRng::derive(seed, &name), name, node }
+            let node = Phold {
+                n: lps as u64,
+                initial,
+                lookahead_ns: 100.0,
+                mean_ns: 1_000.0,
+                received: 0,
+            };
+            Slot {
+                rng: SimRng::derive(seed, &name),
+                name,
+                node,
+            }
         })
         .collect();
-    let link = LinkModel { latency: archsim::dist::Dist::Constant(SimDuration::ZERO), loss: 0.0 };
+    let link = LinkModel {
+        latency: archsim::dist::Dist::Constant(SimDuration::ZERO),
+        loss: 0.0,
+    };
     let network = Network::new(link, BTreeMap::new(), SimRng::derive(seed, "!network"));
-    World::new(nodes, network, Vec::new(), Limits::default(), SimTime::ZERO, SimDuration::from_secs(1))
+    World::new(
+        nodes,
+        network,
+        Vec::new(),
+        Limits::default(),
+        SimTime::ZERO,
+        SimDuration::from_secs(1),
+    )
 }
 
 /// Client → LB (P2C) → 8 servers at 70% load, issuing exactly `requests` requests.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 /// A distribution of durations. Written in scenario files as, for example,
 /// `Exponential(mean: "1ms")` or `LogNormal(median: "400us", p99: "3ms")`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub enum Dist {
     /// Always the same value: `Constant("2ms")`.
     Constant(SimDuration),

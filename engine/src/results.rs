@@ -54,7 +54,8 @@ pub struct Timing {
     pub window_s: f64,
 }
 
-/// A fault's active interval, for shading plots.
+/// A fault's active interval, for shading plots. When variants override `faults`, the list
+/// holds every variant's faults and the label names the variants a fault belongs to.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FaultWindow {
@@ -72,8 +73,8 @@ pub struct FaultWindow {
 pub struct VariantResult {
     /// Variant name from the scenario's `variants` map (`base` when there are none).
     pub name: String,
-    /// The overrides this variant applies, path to RON text.
-    pub overrides: BTreeMap<String, String>,
+    /// The overrides this variant applies, path to RON text, in file order.
+    pub overrides: indexmap::IndexMap<String, String>,
     /// Hex digest of this variant's event trace.
     pub digest: String,
     /// Events the kernel processed.

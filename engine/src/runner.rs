@@ -6,7 +6,7 @@
 use crate::build::build;
 use crate::metrics::NodeStats;
 use crate::registry::Registry;
-use crate::results::{Results, ScenarioEcho, ServerResult, Timing, VariantResult};
+use crate::results::{FaultWindow, Results, ScenarioEcho, ServerResult, Timing, VariantResult};
 use crate::scenario::{Scenario, Variant};
 use crate::sim::RunError;
 use crate::sim::rng::mix64;
@@ -89,9 +89,31 @@ pub fn run(
             warmup_s: base.warmup.as_secs_f64(),
             window_s: model.window.as_secs_f64(),
         },
-        faults: model.fault_windows.clone(),
+        faults: fault_windows(&chosen),
         variants,
     })
+}
+
+/// Every chosen variant's fault windows, each once; a fault that only some variants have is
+/// labelled with their names.
+fn fault_windows(chosen: &[&Variant]) -> Vec<FaultWindow> {
+    let mut out: Vec<(FaultWindow, Vec<&str>)> = Vec::new();
+    for v in chosen {
+        for f in &v.model.fault_windows {
+            match out.iter_mut().find(|(g, _)| g == f) {
+                Some((_, names)) => names.push(&v.name),
+                None => out.push((f.clone(), vec![&v.name])),
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(mut f, names)| {
+            if names.len() < chosen.len() {
+                f.label = format!("{} ({})", f.label, names.join(", "));
+            }
+            f
+        })
+        .collect()
 }
 
 /// Run one variant to completion and summarise it.

@@ -9,8 +9,9 @@
 //!                                       └──▶ timer fires ─▶ ends: Timeout
 //! ```
 //! Every issued request ends exactly once; a late answer to a timed-out request is ignored.
-//! Arrivals, keys and per-request work bits come from three separate random streams of the
-//! client, so variants that share a seed see the same requests at the same times.
+//! Arrivals, keys, per-request work bits, read/write choices and replica choices come from
+//! separate random streams of the client, so variants that share a seed see the same requests
+//! at the same times even when they change one of the others.
 
 use super::keys::{KeySampler, Keys};
 use crate::build::BuildCtx;
@@ -27,6 +28,7 @@ use std::collections::BTreeMap;
 
 /// How requests arrive.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub enum Arrival {
     /// Open loop, exponential gaps: `Poisson(rate: 8000.0)` (requests/s).
     Poisson {
@@ -101,6 +103,14 @@ impl ClientConfig {
                     );
                 }
                 v.check_dist(&at.field("arrival").field("think_time"), think_time);
+                if think_time.mean_secs() <= 0.0 {
+                    // Zero think time against an unreachable target would loop at one instant.
+                    v.error(
+                        &at.field("arrival").field("think_time"),
+                        "users that never think send without pause",
+                        "expected a think time with a positive mean",
+                    );
+                }
             }
         }
         if self.timeout == SimDuration::ZERO {
@@ -151,6 +161,8 @@ pub struct Client {
     arrivals: SimRng,
     key_rng: SimRng,
     work_rng: SimRng,
+    op_rng: SimRng,
+    route_rng: SimRng,
     stop_at: SimTime,
     id_base: u64,
     issued: u64,
@@ -171,6 +183,8 @@ impl Client {
             arrivals: b.rng("arrivals"),
             key_rng: b.rng("keys"),
             work_rng: b.rng("work"),
+            op_rng: b.rng("ops"),
+            route_rng: b.rng("route"),
             stop_at: b.arrivals_end(),
             id_base: (b.me().0 as u64) << 40,
             issued: 0,
@@ -211,7 +225,7 @@ impl Client {
             .extend(self.targets.iter().copied().filter(|&t| ctx.reachable(t)));
         match self.candidates.len() {
             0 => None,
-            n => Some(self.candidates[self.key_rng.below(n as u64) as usize]),
+            n => Some(self.candidates[self.route_rng.below(n as u64) as usize]),
         }
     }
 
@@ -221,7 +235,7 @@ impl Client {
         let now = ctx.now();
         let key = self.keys.sample(&mut self.key_rng);
         let write =
-            self.cfg.write_fraction > 0.0 && self.key_rng.uniform() < self.cfg.write_fraction;
+            self.cfg.write_fraction > 0.0 && self.op_rng.uniform() < self.cfg.write_fraction;
         let work = self.work_rng.next_u64();
         let Some(target) = self.pick_target(ctx) else {
             ctx.request_ended(now, Err(Cause::Unreachable));

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// How request keys are drawn, from the key space `0 .. count`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub enum Keys {
     /// Every key equally likely: `Uniform(count: 1000)`.
     Uniform {

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 
 /// How a load balancer picks a backend for each request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub enum Strategy {
     /// Each backend in turn.
     RoundRobin,

@@ -70,7 +70,7 @@ fn variant(name: &str, index: u64, sensitivity: f64) -> VariantResult {
     let requests = 440_000 + index;
     let failed: u64 = errors.values().sum();
     let ok = requests - failed;
-    let mut overrides = BTreeMap::new();
+    let mut overrides = indexmap::IndexMap::new();
     overrides.insert("lb.strategy".to_string(), name.to_string());
     let mut components = BTreeMap::new();
     let mut lb = BTreeMap::new();

@@ -101,6 +101,7 @@ pub struct LinkConfig {
 
 /// Something that goes wrong on a timeline. `at` and `until` are times since the start.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub enum FaultConfig {
     /// The node (or every node of a group) crashes at `at` and restarts at `until`
     /// (never, if omitted), losing its volatile state: `Crash(node: "app-3", at: "40s", until: "45s")`.

@@ -240,7 +240,7 @@ fn widen_window(window: SimDuration, duration: SimDuration) -> SimDuration {
     if window.0 >= min {
         window
     } else {
-        SimDuration(min.div_ceil(1_000_000_000) * 1_000_000_000)
+        SimDuration(min.div_ceil(1_000_000) * 1_000_000) // Whole milliseconds read well.
     }
 }
 
@@ -283,6 +283,17 @@ fn name_table(spec: &Spec, problems: &mut Vec<Problem>) -> (NameTable, Vec<usize
             t.nodes.push((m, group.clone()));
             decl_of.push(decl);
             ids.push(id);
+        }
+        let clash = t
+            .by_name
+            .get(group)
+            .is_some_and(|existing| *existing != ids);
+        if clash {
+            problems.push(Problem {
+                path: nodes.key(group),
+                message: format!("\"{group}\" is already the name of a node"),
+                expected: "expected unique node names (a group `app` with replicas declares app-0, app-1, ...)".to_string(),
+            });
         }
         t.by_name.insert(group.clone(), ids);
     }

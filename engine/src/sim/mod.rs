@@ -182,7 +182,12 @@ struct Io {
     measure_from: SimTime,
     limits: Limits,
     error: Option<RunError>,
+    /// Cancelled timers whose events are still in the queue.
+    cancelled_in_queue: usize,
 }
+
+/// Purge cancelled timers from the queue once they are this many and at least half of it.
+const PURGE_MIN: usize = 4096;
 
 /// A node's window on the world while it handles one event.
 pub struct Ctx<'a> {
@@ -233,7 +238,14 @@ impl Ctx<'_> {
     pub fn send_after(&mut self, delay: SimDuration, to: NodeId, msg: Message) {
         if let Some(transit) = self.io.network.transit(self.me, to) {
             let at = self.io.now.after(delay).after(transit);
-            self.io.push(at, Event::Deliver { to, from: self.me, msg });
+            self.io.push(
+                at,
+                Event::Deliver {
+                    to,
+                    from: self.me,
+                    msg,
+                },
+            );
         }
     }
 
@@ -274,7 +286,14 @@ impl Ctx<'_> {
     /// Cancel a timer; cancelling one that already fired or was cancelled does nothing.
     #[inline]
     pub fn cancel_timer(&mut self, id: TimerId) {
-        self.io.release_timer(id);
+        if self.io.release_timer(id) {
+            self.io.cancelled_in_queue += 1;
+            if self.io.cancelled_in_queue >= PURGE_MIN
+                && self.io.cancelled_in_queue * 2 >= self.io.queue.len()
+            {
+                self.io.purge_cancelled();
+            }
+        }
     }
 
     /// Factor by which this node's work is currently slowed (1.0 = normal speed).
@@ -327,14 +346,32 @@ impl Io {
         self.queue.push(at.0, ev);
     }
 
-    /// Free a timer slot. Bumping the generation makes any event still queued for it stale.
+    /// Free a timer slot; false if it was already free. Bumping the generation makes any event
+    /// still queued for it stale.
     #[inline]
-    fn release_timer(&mut self, id: TimerId) {
+    fn release_timer(&mut self, id: TimerId) -> bool {
         let t = &mut self.timers[id.slot as usize];
         if t.generation == id.generation {
             t.generation = t.generation.wrapping_add(1);
             self.free_timers.push(id.slot);
+            true
+        } else {
+            false
         }
+    }
+
+    /// Drop the events of cancelled timers. Cancellation is lazy (O(1)): a cancelled timer's
+    /// event stays queued until it would fire. Timeouts are usually cancelled, so without this
+    /// the queue would hold rate × timeout dead events; purging when they are half the queue
+    /// keeps it within twice the live events at amortised O(1) per cancel. The order of the
+    /// remaining events is their (time, sequence) key, so purging changes no outcome.
+    fn purge_cancelled(&mut self) {
+        let timers = &self.timers;
+        self.queue.retain(|ev| match ev {
+            Event::Timer { id, .. } => timers[id.slot as usize].generation == id.generation,
+            Event::Deliver { .. } | Event::FaultStart(_) | Event::FaultEnd(_) => true,
+        });
+        self.cancelled_in_queue = 0;
     }
 }
 
@@ -396,6 +433,7 @@ impl<N: Node> World<N> {
             measure_from,
             limits,
             error: None,
+            cancelled_in_queue: 0,
         };
         for (i, f) in faults.iter().enumerate() {
             io.push(f.at, Event::FaultStart(i as u32));
@@ -437,6 +475,13 @@ impl<N: Node> World<N> {
             self.io.now
         );
         self.io.now = t;
+        if let Event::Timer { id, .. } = &ev
+            && self.io.timers[id.slot as usize].generation != id.generation
+        {
+            // A cancelled timer's event reached the front before a purge did: not an event.
+            self.io.cancelled_in_queue = self.io.cancelled_in_queue.saturating_sub(1);
+            return;
+        }
         self.events += 1;
         if self.events > self.io.limits.max_events {
             let limit = self.io.limits.max_events;
@@ -467,15 +512,13 @@ impl<N: Node> World<N> {
             }
             Event::Timer { node, id } => {
                 let slot = &self.io.timers[id.slot as usize];
-                let live = slot.generation == id.generation;
                 let current = slot.incarnation == self.io.incarnation[node.idx()];
-                if live {
-                    let tag = slot.tag;
-                    self.io.release_timer(id);
-                    if current && self.io.up[node.idx()] {
-                        self.trace(t, node.0 as u64, 2);
-                        self.with_node(node, |n, ctx| n.on_timer(ctx, id, tag));
-                    }
+                let tag = slot.tag;
+                self.io.release_timer(id);
+                // Timers set before a crash belong to the old incarnation and die with it.
+                if current && self.io.up[node.idx()] {
+                    self.trace(t, node.0 as u64, 2);
+                    self.with_node(node, |n, ctx| n.on_timer(ctx, id, tag));
                 }
             }
             Event::FaultStart(i) => {

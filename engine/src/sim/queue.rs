@@ -73,6 +73,12 @@ impl<T> EventQueue<T> {
         self.heap.peek().map(|e| (e.key >> 64) as u64)
     }
 
+    /// Keep only the events for which `keep` is true (the order of the rest is unchanged,
+    /// since it is given by their keys).
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        self.heap.retain(|e| keep(&e.item));
+    }
+
     /// Number of pending events.
     #[inline]
     pub fn len(&self) -> usize {

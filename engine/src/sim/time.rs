@@ -86,12 +86,12 @@ impl SimDuration {
     }
 }
 
-const UNITS: [(&str, u64); 7] = [
+// No bare "m": it reads as minutes to some and milliseconds to others.
+const UNITS: [(&str, u64); 6] = [
     ("ns", 1),
     ("us", 1_000),
     ("ms", 1_000_000),
     ("s", 1_000_000_000),
-    ("m", 60_000_000_000),
     ("min", 60_000_000_000),
     ("h", 3_600_000_000_000),
 ];

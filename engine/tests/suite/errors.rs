@@ -169,3 +169,39 @@ fn the_rendered_error_shows_the_source_line_and_a_caret() {
     );
     assert!(err.contains("^^^^^^"), "{err}");
 }
+
+#[test]
+fn regression_a_misspelt_field_inside_a_fault_is_an_error_not_a_crash_that_never_ends() {
+    let src = format!(
+        "Scenario(name: \"x\", duration: \"10s\", nodes: {{{GOOD_NODES}}},\n  faults: [Crash(node: \"app-0\", at: \"1s\", untill: \"6s\")])"
+    );
+    check(
+        &src,
+        &[("5:43", "unknown field `untill`"), ("5:43", "`until`")],
+    );
+}
+
+#[test]
+fn regression_a_misspelt_field_inside_a_strategy_is_an_error() {
+    let src = format!(
+        "Scenario(name: \"x\", duration: \"1s\", nodes: {{{GOOD_NODES}\n  \"lb2\": LoadBalancer(strategy: ConsistentHash(vnode: 5), backends: [\"app\"]),\n}})"
+    );
+    check(&src, &[("5:48", "unknown field `vnode`")]);
+}
+
+#[test]
+fn regression_a_node_named_like_another_pools_replica_is_an_error() {
+    let src = "Scenario(name: \"x\", duration: \"1s\", nodes: {\n  \"app\": Server(replicas: 2, service_time: Constant(\"1ms\")),\n  \"app-1\": Server(service_time: Constant(\"1ms\")),\n})";
+    check(src, &[("3:12", "\"app-1\" is already the name of a node")]);
+}
+
+#[test]
+fn regression_closed_loop_users_must_think() {
+    let src = format!(
+        "Scenario(name: \"x\", duration: \"1s\", nodes: {{{GOOD_NODES}\n  \"u2\": Client(target: \"lb\", arrival: Closed(users: 3, think_time: Constant(\"0s\"))),\n}})"
+    );
+    check(
+        &src,
+        &[("5:68", "expected a think time with a positive mean")],
+    );
+}

@@ -1,8 +1,11 @@
 //! The one integration-test binary: theory, determinism, error messages, report, plug-ins.
 
 mod cli;
+mod components;
 mod determinism;
 mod errors;
+mod limits;
+mod memory;
 mod plugin;
 mod theory;
 
