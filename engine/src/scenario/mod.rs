@@ -686,23 +686,19 @@ fn offset_at(text: &str, line: usize, col: usize) -> usize {
     text.len()
 }
 
+/// "expected one of: `a`, `b`" for a list of names.
+fn one_of(expected: &[&str]) -> String {
+    let quoted: Vec<String> = expected.iter().map(|f| format!("`{f}`")).collect();
+    format!("expected one of: {}", quoted.join(", "))
+}
+
 /// Split a ron error into a headline and an "expected ..." label.
 fn ron_message(code: &ron::Error) -> (String, String) {
     let text = code.to_string();
     match code {
         ron::Error::NoSuchStructField {
             expected, found, ..
-        } => (
-            format!("unknown field `{found}`"),
-            format!(
-                "expected one of: {}",
-                expected
-                    .iter()
-                    .map(|f| format!("`{f}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ),
+        } => (format!("unknown field `{found}`"), one_of(expected)),
         ron::Error::MissingStructField { field, outer } => (
             format!(
                 "missing field `{field}`{}",
@@ -715,17 +711,7 @@ fn ron_message(code: &ron::Error) -> (String, String) {
         ),
         ron::Error::NoSuchEnumVariant {
             expected, found, ..
-        } => (
-            format!("unknown variant `{found}`"),
-            format!(
-                "expected one of: {}",
-                expected
-                    .iter()
-                    .map(|f| format!("`{f}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ),
+        } => (format!("unknown variant `{found}`"), one_of(expected)),
         // Our own messages (durations) read "what is wrong; expected ...".
         ron::Error::Message(m) => match m.split_once("; ") {
             Some((what, expected)) => (what.to_string(), expected.to_string()),

@@ -218,17 +218,7 @@ impl Ctx<'_> {
     /// Send `msg` to `to`; the network decides when (and whether) it arrives.
     #[inline]
     pub fn send(&mut self, to: NodeId, msg: Message) {
-        if let Some(delay) = self.io.network.transit(self.me, to) {
-            let at = self.io.now.after(delay);
-            self.io.push(
-                at,
-                Event::Deliver {
-                    to,
-                    from: self.me,
-                    msg,
-                },
-            );
-        }
+        self.send_after(SimDuration::ZERO, to, msg);
     }
 
     /// Send `msg` to `to` once `delay` of local work has passed; the network transit follows.
