@@ -145,7 +145,8 @@ impl RequestMetrics {
         }
     }
 
-    /// Points of the latency CDF, `[latency_ms, fraction]`, dense in the tail.
+    /// Points of the latency CDF, `[latency_ms, fraction]`, equally dense in every decade of the
+    /// tail (90%, 99%, 99.9%, 99.99%), since that is where designs differ.
     pub fn latency_cdf(&self) -> Vec<[f64; 2]> {
         if self.latency.is_empty() {
             return Vec::new();
@@ -153,7 +154,9 @@ impl RequestMetrics {
         let mut qs: Vec<f64> = (0..90).map(|i| i as f64 / 100.0).collect();
         qs.extend((0..90).map(|i| 0.9 + i as f64 / 1000.0));
         qs.extend((0..90).map(|i| 0.99 + i as f64 / 10_000.0));
-        qs.extend([0.999, 0.9995, 0.9999, 1.0]);
+        qs.extend((0..90).map(|i| 0.999 + i as f64 / 100_000.0));
+        qs.extend((0..100).map(|i| 0.9999 + i as f64 / 1_000_000.0));
+        qs.push(1.0);
         let mut out: Vec<[f64; 2]> = Vec::with_capacity(qs.len());
         for q in qs {
             let ms = self.latency.value_at_quantile(q) as f64 / 1e6;

@@ -4,12 +4,24 @@
 //! in the last bit between machines; we compute ticks with plain arithmetic and take logarithms
 //! from the pure-Rust `libm`, so the SVG bytes are the same everywhere. A log axis works in
 //! log10 space: the plot sees `log10(value)`, and only the tick labels are turned back.
+//! A nines axis (for fractions of requests) works in `log10(1 / (1 - fraction))` space, so
+//! 90%, 99%, 99.9% are evenly spaced and the tail gets as much room as the body.
 
 /// Widest span (max / min) a linear latency axis shows before we switch to log: two decades.
 const LOG_THRESHOLD: f64 = 100.0;
 
 /// Most ticks an axis ever gets, however odd its range, so a bad input cannot flood the SVG.
 const MAX_TICKS: usize = 40;
+
+/// Fewest nines a nines axis shows (up to 99.9%), so plots of different runs compare at a glance.
+const MIN_NINES: f64 = 3.0;
+
+/// Most nines a nines axis shows (up to 99.9999%).
+const MAX_NINES: f64 = 6.0;
+
+/// Fractions are held at or below 1 − 10^-MAX_NINES on a nines axis: 1.0 (the maximum) would
+/// be infinitely high, and no histogram we plot resolves finer than a millionth.
+const MAX_FRACTION: f64 = 1.0 - 1e-6;
 
 /// How values map onto an axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +30,9 @@ pub enum Scale {
     Linear,
     /// Plot coordinate = log10(value); only positive values can be shown.
     Log10,
+    /// Plot coordinate = log10(1 / (1 − value)) for a fraction: the number of nines, so 0.99
+    /// is at 2; fractions are held at or below [`MAX_FRACTION`].
+    Nines,
 }
 
 /// A labelled grid line, plot coordinates.
@@ -98,6 +113,42 @@ impl Axis {
         }
     }
 
+    /// A percentile axis for fractions `0..=highest`, ticks at 0%, 90%, 99%, 99.9%, ...
+    ///
+    /// It shows at least up to 99.9% and at most up to 99.9999%; `highest` is the largest
+    /// fraction below 1 in the data (1 itself, the maximum, is drawn at the top edge).
+    pub fn nines(label: &str, highest: f64) -> Axis {
+        let reached = if highest.is_finite() {
+            nines(highest.min(MAX_FRACTION))
+        } else {
+            0.0
+        };
+        let top = reached.clamp(MIN_NINES, MAX_NINES);
+        // The 1e-9 keeps 0.9999, whose nines are 3.99999..., from losing its 99.99% tick.
+        let last_tick = libm::floor(top + 1e-9) as u32;
+        let ticks = (0..=last_tick)
+            .map(|n| Tick {
+                at: f64::from(n),
+                label: nines_label(n),
+            })
+            .collect();
+        // Headroom so a curve ending at the top tick is not hidden by the frame.
+        let hi = top * 1.03;
+        // Halfway lines (50%, 95%, 99.5%, ...): a guide between the labelled nines.
+        let minor = (0..=last_tick)
+            .map(|n| f64::from(n) + libm::log10(2.0))
+            .filter(|at| *at <= hi)
+            .collect();
+        Axis {
+            label: label.to_string(),
+            scale: Scale::Nines,
+            lo: 0.0,
+            hi,
+            ticks,
+            minor,
+        }
+    }
+
     /// A latency-style axis from zero: log when the positive values span more than two decades.
     pub fn auto(label: &str, values: impl IntoIterator<Item = f64>) -> Axis {
         let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -118,6 +169,9 @@ impl Axis {
             Scale::Linear => value,
             Scale::Log10 if value > 0.0 => libm::log10(value),
             Scale::Log10 => return None,
+            // `min` alone would turn NaN into the cap, so the finiteness check comes first.
+            Scale::Nines if value.is_finite() => nines(value.min(MAX_FRACTION)),
+            Scale::Nines => return None,
         };
         at.is_finite().then_some(at)
     }
@@ -157,6 +211,21 @@ fn linear(label: &str, lo: f64, hi: f64, step: Step) -> Axis {
         hi,
         ticks,
         minor: Vec::new(),
+    }
+}
+
+/// The number of nines of `fraction`: log10(1 / (1 − fraction)), 2 for 0.99.
+fn nines(fraction: f64) -> f64 {
+    -libm::log10(1.0 - fraction)
+}
+
+/// `0%`, `90%`, `99%`, `99.9%`, ... for 0, 1, 2, 3, ... nines; written out, not computed.
+fn nines_label(n: u32) -> String {
+    match n {
+        0 => "0%".to_string(),
+        1 => "90%".to_string(),
+        2 => "99%".to_string(),
+        _ => format!("99.{}%", "9".repeat(n as usize - 2)),
     }
 }
 
@@ -309,6 +378,32 @@ mod tests {
         assert_eq!(decimal(2, -3), "0.002");
         assert_eq!(decimal(5, 2), "500");
         assert_eq!(decimal(1, 9), "1e9");
+    }
+
+    #[test]
+    fn nines_axis_labels_the_nines_it_reaches() {
+        let labels =
+            |axis: &Axis| -> Vec<String> { axis.ticks.iter().map(|t| t.label.clone()).collect() };
+        let axis = Axis::nines("percentile", 0.9999);
+        assert_eq!(labels(&axis), ["0%", "90%", "99%", "99.9%", "99.99%"]);
+        assert_eq!(axis.tick_label(4.0), "99.99%");
+        assert!(axis.hi > 4.0 && axis.hi < 4.5);
+        // At least 99.9%, at most 99.9999%, whatever the data.
+        assert_eq!(labels(&Axis::nines("p", 0.5)).len(), 4);
+        assert_eq!(labels(&Axis::nines("p", f64::NAN)).len(), 4);
+        assert_eq!(labels(&Axis::nines("p", 1.0)).last().unwrap(), "99.9999%");
+        assert_eq!(labels(&Axis::nines("p", 0.99995)).last().unwrap(), "99.99%");
+    }
+
+    #[test]
+    fn nines_axis_maps_fractions_to_their_nines() {
+        let axis = Axis::nines("percentile", 0.999);
+        assert_eq!(axis.to_plot(0.0), Some(0.0));
+        assert!((axis.to_plot(0.99).unwrap() - 2.0).abs() < 1e-9);
+        assert!((axis.to_plot(1.0).unwrap() - 6.0).abs() < 1e-6);
+        assert_eq!(axis.to_plot_clamped(1.0), Some(axis.hi));
+        assert_eq!(axis.to_plot(f64::NAN), None);
+        assert_eq!(axis.to_plot(f64::INFINITY), None);
     }
 
     #[test]

@@ -15,15 +15,25 @@ const LATENCY_LABEL: &str = "latency (ms)";
 /// Grey for legend entries that explain a line style rather than name a variant.
 const NEUTRAL: RGBColor = RGBColor(0x55, 0x55, 0x55);
 
-/// Fraction of successful requests at or below each latency, one line per variant.
+/// Latency by percentile, one line per variant, on a "nines" y axis as HdrHistogram plots it.
+///
+/// On a linear 0..1 axis every variant looks alike and p99 and beyond, the part users compare,
+/// shares the top pixel row; on the nines axis 90%, 99%, 99.9%, ... are evenly spaced.
 pub fn latency_cdf(results: &Results) -> Plot {
     let latencies = results
         .variants
         .iter()
         .flat_map(|v| v.latency_cdf.iter().map(|p| p[0]));
     let x = Axis::auto(LATENCY_LABEL, latencies);
-    // A little headroom above 1.0 keeps the top of the curves off the frame.
-    let y = Axis::linear_exact("fraction of requests", 0.0, 1.02);
+    // The fraction 1.0 (the maximum) has no place on a nines axis; it is drawn at the top edge,
+    // and the axis extends as far as the highest fraction below it.
+    let highest = results
+        .variants
+        .iter()
+        .flat_map(|v| v.latency_cdf.iter().map(|p| p[1]))
+        .filter(|q| q.is_finite() && *q < 1.0)
+        .fold(0.0_f64, f64::max);
+    let y = Axis::nines("percentile (log scale of 1 − q)", highest);
     let lines = enumerate_variants(results)
         .map(|(i, variant)| {
             // On a log axis a zero latency has no place; skip the point, keep the curve whole.
@@ -40,7 +50,7 @@ pub fn latency_cdf(results: &Results) -> Plot {
         })
         .collect();
     Plot {
-        title: "Latency CDF of successful requests (after warm-up)".to_string(),
+        title: "Latency by percentile (successful requests, after warm-up)".to_string(),
         x,
         y,
         shades: Vec::new(),

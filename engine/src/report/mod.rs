@@ -39,7 +39,7 @@ struct PlotKind {
 const PLOTS: [PlotKind; 4] = [
     PlotKind {
         stem: "latency_cdf",
-        caption: "Latency CDF",
+        caption: "Latency by percentile",
         build: charts::latency_cdf,
     },
     PlotKind {
@@ -93,7 +93,7 @@ impl fmt::Display for ReportError {
 impl std::error::Error for ReportError {}
 
 /// Renders every report file, in a fixed order: `summary.md`, then each plot as SVG and PNG
-/// (latency CDF, latency over time, availability, throughput), then `index.html`.
+/// (latency by percentile, latency over time, availability, throughput), then `index.html`.
 pub fn render(results: &Results) -> Result<Vec<ReportFile>, ReportError> {
     let mut files = vec![(
         "summary.md".to_string(),

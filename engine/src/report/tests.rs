@@ -186,7 +186,10 @@ fn rendering_twice_gives_identical_bytes() {
 fn svgs_have_labels_legend_and_fault_shading() {
     let files = render(&fixture()).expect("renders");
     let expectations = [
-        ("latency_cdf.svg", ["latency (ms)", "fraction of requests"]),
+        (
+            "latency_cdf.svg",
+            ["latency (ms)", "percentile (log scale of 1 − q)"],
+        ),
         ("latency_over_time.svg", ["time (s)", "latency (ms)"]),
         ("availability.svg", ["time (s)", "availability (%)"]),
         ("throughput.svg", ["time (s)", "throughput (req/s)"]),
@@ -223,6 +226,44 @@ fn cdf_spanning_three_decades_uses_a_log_axis() {
 }
 
 #[test]
+fn percentile_plot_gives_each_nine_the_same_height() {
+    let mut results = fixture();
+    let cdf = vec![
+        [1.0, 0.0],
+        [2.0, 0.9],
+        [3.0, 0.99],
+        [4.0, 0.999],
+        [5.0, 1.0],
+        [6.0, f64::NAN],
+    ];
+    results.variants[0].latency_cdf = cdf.clone();
+    results.variants.truncate(1);
+    let plot = charts::latency_cdf(&results);
+    let heights: Vec<f64> = plot.lines[0].segments[0].iter().map(|p| p.1).collect();
+    assert_eq!(heights.len(), 5, "the NaN fraction is dropped: {heights:?}");
+    for (nines, height) in heights[..4].iter().enumerate() {
+        assert!((height - nines as f64).abs() < 1e-9, "{heights:?}");
+    }
+    // The maximum (fraction 1.0) sits on the top edge, not beyond it.
+    assert_eq!(heights[4], plot.y.hi);
+    let svg = plot::to_svg(&plot).expect("draws");
+    for tick in ["0%", "90%", "99%", "99.9%"] {
+        assert!(svg.contains(&format!(">\n{tick}\n<")), "no tick {tick:?}");
+    }
+    assert!(!svg.contains("99.99%"), "the data stops at 99.9%");
+}
+
+#[test]
+fn percentile_axis_reaches_as_far_as_the_deepest_tail() {
+    // The fixture's deepest tail is past 99.99%, whichever variant it belongs to.
+    let plot = charts::latency_cdf(&fixture());
+    let labels: Vec<&str> = plot.y.ticks.iter().map(|t| t.label.as_str()).collect();
+    assert_eq!(labels, ["0%", "90%", "99%", "99.9%", "99.99%"]);
+    let svg = plot::to_svg(&plot).expect("draws");
+    assert!(svg.contains("Latency by percentile"));
+}
+
+#[test]
 fn pngs_decode_and_are_not_blank() {
     let files = render(&fixture()).expect("renders");
     for name in FILES.iter().filter(|n| n.ends_with(".png")) {
@@ -248,7 +289,7 @@ fn summary_has_the_tables_and_links() {
     assert!(md.contains("| variant | requests | availability | throughput (req/s) |"));
     assert!(md.contains("| rejected | timeout | unreachable |"));
     assert!(md.contains("| round-robin | 440,000 | 99.741% | 7,979.3 |"));
-    assert!(md.contains("![Latency CDF](latency_cdf.svg)"));
+    assert!(md.contains("![Latency by percentile](latency_cdf.svg)"));
     assert!(md.contains("| app-3 | 72.00% | 0.75 | 109,970 | 3 |"));
     assert!(md.contains("| crash app-3 | 40.000 | 45.000 |"));
     assert!(md.contains("Seed: 7"));
