@@ -92,7 +92,16 @@ impl ClientConfig {
         v.resolve(&at.field("target"), &self.target);
         match &self.arrival {
             Arrival::Poisson { rate } | Arrival::Constant { rate } => {
-                v.check_positive(&at.field("arrival").field("rate"), *rate, "requests/s")
+                let at = at.field("arrival").field("rate");
+                v.check_positive(&at, *rate, "requests/s");
+                if *rate > MAX_RATE_PER_S {
+                    // Time has nanosecond resolution: faster arrivals would all land at once.
+                    v.error(
+                        &at,
+                        format!("{rate} requests/s is faster than one per nanosecond"),
+                        "expected a rate of at most 1e9 requests/s",
+                    );
+                }
             }
             Arrival::Closed { users, think_time } => {
                 if *users == 0 {
@@ -136,6 +145,9 @@ impl ClientConfig {
         }
     }
 }
+
+/// Simulated time counts nanoseconds, so no faster arrival rate can be represented.
+const MAX_RATE_PER_S: f64 = 1e9;
 
 /// Timer tags: the top two bits say what the timer is for.
 const TAG_KIND_SHIFT: u32 = 62;

@@ -157,13 +157,17 @@ impl FaultConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Most events one run may process (count). Default 20000000000.
+    /// Most events one run may process (count). Default 2000000000 (minutes of computing).
     #[serde(default = "default_max_events")]
     pub max_events: u64,
     /// Most events pending at once, and most requests waiting in one unbounded queue (count).
     /// Default 20000000.
     #[serde(default = "default_max_pending")]
     pub max_pending_events: usize,
+    /// Most events in a row at one instant of simulated time (count); more means a zero-delay
+    /// loop. Default 10000000.
+    #[serde(default = "default_max_per_instant")]
+    pub max_events_per_instant: u64,
 }
 
 impl Default for LimitsConfig {
@@ -171,8 +175,24 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_events: default_max_events(),
             max_pending_events: default_max_pending(),
+            max_events_per_instant: default_max_per_instant(),
         }
     }
+}
+
+impl LimitsConfig {
+    /// The kernel's form.
+    pub fn to_limits(&self) -> crate::sim::Limits {
+        crate::sim::Limits {
+            max_events: self.max_events,
+            max_pending_events: self.max_pending_events,
+            max_events_per_instant: self.max_events_per_instant,
+        }
+    }
+}
+
+fn default_max_per_instant() -> u64 {
+    crate::sim::Limits::default().max_events_per_instant
 }
 
 fn default_max_events() -> u64 {

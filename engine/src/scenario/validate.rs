@@ -223,10 +223,7 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
         links,
         faults,
         fault_windows,
-        limits: Limits {
-            max_events: spec.limits.max_events,
-            max_pending_events: spec.limits.max_pending_events,
-        },
+        limits: spec.limits.to_limits(),
         arrivals_end,
         measure_from: SimTime(spec.warmup.0),
         window,
@@ -333,7 +330,8 @@ fn check_top(spec: &Spec, v: &mut Validator<'_>) {
             "expected at least a client and a server",
         );
     }
-    if spec.limits.max_events == 0 || spec.limits.max_pending_events == 0 {
+    let l = &spec.limits;
+    if l.max_events == 0 || l.max_pending_events == 0 || l.max_events_per_instant == 0 {
         v.error(
             &root.field("limits"),
             "a zero limit stops every run",

@@ -99,13 +99,17 @@ pub struct Limits {
     pub max_events: u64,
     /// Most events that may be pending at once (also bounds unbounded server queues).
     pub max_pending_events: usize,
+    /// Most events in a row at one instant of simulated time: more means a loop of
+    /// zero-delay messages or timers that would otherwise spin without time passing.
+    pub max_events_per_instant: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_events: 20_000_000_000,
+            max_events: 2_000_000_000,
             max_pending_events: 20_000_000,
+            max_events_per_instant: 10_000_000,
         }
     }
 }
@@ -396,6 +400,8 @@ pub struct World<N: Node> {
     faults: Vec<Fault>,
     events: u64,
     digest: u64,
+    instant: SimTime,
+    instant_events: u64,
 }
 
 impl<N: Node> World<N> {
@@ -437,6 +443,8 @@ impl<N: Node> World<N> {
             faults,
             events: 0,
             digest: 0,
+            instant: SimTime::ZERO,
+            instant_events: 0,
         }
     }
 
@@ -473,24 +481,7 @@ impl<N: Node> World<N> {
             return;
         }
         self.events += 1;
-        if self.events > self.io.limits.max_events {
-            let limit = self.io.limits.max_events;
-            self.io.error = Some(RunError::Limit {
-                which: "limits.max_events",
-                limit,
-                at: t,
-                detail: String::new(),
-            });
-            return;
-        }
-        if self.io.queue.len() > self.io.limits.max_pending_events {
-            let limit = self.io.limits.max_pending_events as u64;
-            self.io.error = Some(RunError::Limit {
-                which: "limits.max_pending_events",
-                limit,
-                at: t,
-                detail: String::new(),
-            });
+        if self.over_limit(t) {
             return;
         }
         match ev {
@@ -520,6 +511,39 @@ impl<N: Node> World<N> {
                 self.fault(i as usize, false);
             }
         }
+    }
+
+    /// Check the run's bounds before handling an event at `t`; record the error if one is hit.
+    #[inline]
+    fn over_limit(&mut self, t: SimTime) -> bool {
+        if t == self.instant {
+            self.instant_events += 1;
+        } else {
+            (self.instant, self.instant_events) = (t, 1);
+        }
+        let l = self.io.limits;
+        let (which, limit, detail) = if self.events > l.max_events {
+            ("limits.max_events", l.max_events, "")
+        } else if self.io.queue.len() > l.max_pending_events {
+            ("limits.max_pending_events", l.max_pending_events as u64, "")
+        } else if self.instant_events > l.max_events_per_instant {
+            let why = "events keep happening without simulated time passing (a loop of zero-delay \
+                       messages or timers?)";
+            (
+                "limits.max_events_per_instant",
+                l.max_events_per_instant,
+                why,
+            )
+        } else {
+            return false;
+        };
+        self.io.error = Some(RunError::Limit {
+            which,
+            limit,
+            at: t,
+            detail: detail.to_string(),
+        });
+        true
     }
 
     #[inline]

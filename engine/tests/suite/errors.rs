@@ -205,3 +205,43 @@ fn regression_closed_loop_users_must_think() {
         &[("5:68", "expected a think time with a positive mean")],
     );
 }
+
+#[test]
+fn no_mangled_scenario_makes_the_parser_panic() {
+    // Deterministic mutations of a real scenario: cut a range, or insert a troublesome
+    // character. Every result must parse or be rejected with a message; none may panic.
+    use archsim::sim::rng::{RandomSource, SimRng};
+    let src =
+        std::fs::read_to_string(super::repo_root().join("scenarios/lb-strategies.ron")).unwrap();
+    let boundaries: Vec<usize> = src
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([src.len()])
+        .collect();
+    let inserts = [
+        "(", ")", "{", "}", "\"", ",", ":", "é", "\n", "-1", "NaN", "//", "/*", "r#\"", "Some(",
+    ];
+    let mut rng = SimRng::derive(99, "mangle");
+    for round in 0..1500 {
+        let a = boundaries[rng.below(boundaries.len() as u64) as usize];
+        let mangled = if round % 2 == 0 {
+            let len = 1 + rng.below(40) as usize;
+            let b = boundaries
+                .iter()
+                .copied()
+                .find(|&b| b >= a + len)
+                .unwrap_or(src.len());
+            format!("{}{}", &src[..a], &src[b..])
+        } else {
+            let ins = inserts[rng.below(inserts.len() as u64) as usize];
+            format!("{}{ins}{}", &src[..a], &src[a..])
+        };
+        if let Err(e) = parse("mangled.ron", &mangled, &Registry::builtin()) {
+            let text = e.to_string();
+            assert!(
+                text.contains("mangled.ron:"),
+                "round {round}: no location in\n{text}"
+            );
+        }
+    }
+}

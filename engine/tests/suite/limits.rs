@@ -47,3 +47,83 @@ fn an_unbounded_queue_stops_at_max_pending_events() {
         "{err}"
     );
 }
+
+/// A node that answers every message with another to itself, with no delay: time never moves.
+struct Spinner;
+
+impl archsim::sim::Node for Spinner {
+    fn on_start(&mut self, ctx: &mut archsim::sim::Ctx<'_>) {
+        ctx.send(
+            ctx.me(),
+            archsim::sim::message::Message::User(archsim::sim::message::UserMsg(Box::new(()))),
+        );
+    }
+    fn on_message(
+        &mut self,
+        ctx: &mut archsim::sim::Ctx<'_>,
+        _from: archsim::sim::message::NodeId,
+        msg: archsim::sim::message::Message,
+    ) {
+        ctx.send(ctx.me(), msg);
+    }
+    fn on_timer(&mut self, _: &mut archsim::sim::Ctx<'_>, _: archsim::sim::TimerId, _: u64) {}
+    fn on_crash(&mut self, _: archsim::sim::time::SimTime) {}
+}
+
+#[test]
+fn a_zero_delay_loop_stops_at_max_events_per_instant() {
+    use archsim::dist::Dist;
+    use archsim::sim::network::{LinkModel, Network};
+    use archsim::sim::rng::SimRng;
+    use archsim::sim::time::{SimDuration, SimTime};
+    use archsim::sim::{Limits, Slot, World};
+    let link = LinkModel {
+        latency: Dist::Constant(SimDuration::ZERO),
+        loss: 0.0,
+    };
+    let network = Network::new(link, Default::default(), SimRng::derive(1, "!network"));
+    let limits = Limits {
+        max_events_per_instant: 10_000,
+        ..Limits::default()
+    };
+    let nodes = vec![Slot {
+        name: "spin".into(),
+        node: Spinner,
+        rng: SimRng::derive(1, "spin"),
+    }];
+    let world = World::new(
+        nodes,
+        network,
+        Vec::new(),
+        limits,
+        SimTime::ZERO,
+        SimDuration::from_secs(1),
+    );
+    let err = world
+        .run(SimTime(1_000_000_000))
+        .err()
+        .expect("the loop is stopped")
+        .to_string();
+    assert!(
+        err.contains("limits.max_events_per_instant (10000) exceeded"),
+        "{err}"
+    );
+    assert!(err.contains("zero-delay"), "{err}");
+}
+
+#[test]
+fn an_arrival_rate_finer_than_the_clock_is_rejected() {
+    let src = r#"Scenario(name: "x", duration: "1s",
+        nodes: {
+            "users": Client(target: "app", arrival: Poisson(rate: 1e12)),
+            "app": Server(service_time: Constant("1ms")),
+        })"#;
+    let err = parse("limits.ron", src, &Registry::builtin())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("limits.ron:3:67"), "{err}");
+    assert!(
+        err.contains("expected a rate of at most 1e9 requests/s"),
+        "{err}"
+    );
+}
