@@ -130,12 +130,39 @@ pub enum FaultConfig {
     /// Nodes in different groups cannot reach each other; nodes in no group are unaffected.
     /// A single group is cut off from everyone else:
     /// `Partition(groups: [["lb"], ["app-1"]], at: "50s", until: "53s")`.
+    /// With `one_way: true` only messages from the first group to the others are lost.
     Partition {
         /// Lists of node or group names.
         groups: Vec<Vec<String>>,
+        /// Cut only the direction from the first group to the others. Default false.
+        #[serde(default)]
+        one_way: bool,
         /// Start (time since the run began).
         at: SimDuration,
         /// Heal (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
+    /// Links from `from` to `to` (every node where a list is empty or left out) use this
+    /// latency and/or loss instead of their own: a latency spike or a lossy window.
+    /// `LinkChange(to: ["db"], latency: Constant("50ms"), loss: 0.05, at: "10s", until: "20s")`.
+    /// Where several changes apply, the one that started last wins.
+    LinkChange {
+        /// Sending nodes or groups. Default: every node.
+        #[serde(default)]
+        from: Vec<String>,
+        /// Receiving nodes or groups. Default: every node.
+        #[serde(default)]
+        to: Vec<String>,
+        /// One-way latency while the change lasts (distribution of durations). Default: unchanged.
+        #[serde(default)]
+        latency: Option<Dist>,
+        /// Loss probability while the change lasts (0..1). Default: unchanged.
+        #[serde(default)]
+        loss: Option<f64>,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// End (time since the run began). Default: never.
         #[serde(default)]
         until: Option<SimDuration>,
     },
@@ -147,7 +174,8 @@ impl FaultConfig {
         match self {
             FaultConfig::Crash { at, until, .. }
             | FaultConfig::Slowdown { at, until, .. }
-            | FaultConfig::Partition { at, until, .. } => (*at, *until),
+            | FaultConfig::Partition { at, until, .. }
+            | FaultConfig::LinkChange { at, until, .. } => (*at, *until),
         }
     }
 }

@@ -427,21 +427,29 @@ fn faults(spec: &Spec, names: &NameTable, v: &mut Validator<'_>) -> (Vec<Fault>,
                     format!("slowdown {node} x{factor}"),
                 )
             }
-            FaultConfig::Partition { groups, .. } => {
+            FaultConfig::Partition {
+                groups, one_way, ..
+            } => {
                 let side = partition_sides(groups, names, v, &at_path.field("groups"));
+                let sep = if *one_way { " -> " } else { " | " };
                 let label = groups
                     .iter()
                     .map(|g| g.join(","))
                     .collect::<Vec<_>>()
-                    .join(" | ");
-                (
-                    FaultAction::Partition {
-                        side,
-                        one_way: false,
-                    },
-                    format!("partition {label}"),
-                )
+                    .join(sep);
+                let action = FaultAction::Partition {
+                    side,
+                    one_way: *one_way,
+                };
+                (action, format!("partition {label}"))
             }
+            FaultConfig::LinkChange {
+                from,
+                to,
+                latency,
+                loss,
+                ..
+            } => link_change(from, to, latency, *loss, names, v, &at_path),
         };
         out.push(Fault {
             action,
@@ -456,6 +464,65 @@ fn faults(spec: &Spec, names: &NameTable, v: &mut Validator<'_>) -> (Vec<Fault>,
         });
     }
     (out, windows)
+}
+
+/// A link change fault: node sets resolved, parameters checked, and a label for the plots.
+fn link_change(
+    from: &[String],
+    to: &[String],
+    latency: &Option<Dist>,
+    loss: Option<f64>,
+    names: &NameTable,
+    v: &mut Validator<'_>,
+    at: &Path,
+) -> (FaultAction, String) {
+    let mut set = |list: &[String], field: &str| -> Vec<bool> {
+        if list.is_empty() {
+            return Vec::new(); // Every node.
+        }
+        let mut member = vec![false; names.nodes.len()];
+        for (i, name) in list.iter().enumerate() {
+            for &id in v.resolve(&at.field(field).index(i), name).unwrap_or(&[]) {
+                member[id.idx()] = true;
+            }
+        }
+        member
+    };
+    let (from_set, to_set) = (set(from, "from"), set(to, "to"));
+    if let Some(d) = latency {
+        v.check_dist(&at.field("latency"), d);
+    }
+    if let Some(p) = loss {
+        check_loss(v, &at.field("loss"), p);
+    }
+    if latency.is_none() && loss.is_none() {
+        v.error(
+            at,
+            "a link change that changes nothing",
+            "expected `latency: ...` and/or `loss: ...`",
+        );
+    }
+    let who = |list: &[String]| {
+        if list.is_empty() {
+            "*".to_string()
+        } else {
+            list.join(",")
+        }
+    };
+    let what = match (latency, loss) {
+        (Some(_), Some(p)) => format!("latency and loss {p}"),
+        (Some(_), None) => "latency".to_string(),
+        (None, Some(p)) => format!("loss {p}"),
+        (None, None) => "nothing".to_string(),
+    };
+    let label = format!("{what} {} -> {}", who(from), who(to));
+    let action = FaultAction::LinkChange {
+        from: from_set,
+        to: to_set,
+        latency: latency.clone(),
+        loss,
+    };
+    (action, label)
 }
 
 /// Side numbers for a partition: group i is side i+1. With a single group, that group is cut

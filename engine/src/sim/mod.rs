@@ -22,7 +22,7 @@ pub mod time;
 
 use crate::metrics::{NodeStats, RequestMetrics};
 use message::{Message, NodeId};
-use network::{Cut, Network};
+use network::{Cut, LinkChange, Network};
 use queue::EventQueue;
 use rng::{SimRng, mix64};
 use std::fmt;
@@ -72,6 +72,17 @@ pub enum FaultAction {
     Crash(Vec<NodeId>),
     /// Multiply the service times of these nodes by `factor`.
     Slowdown(Vec<NodeId>, f64),
+    /// Change latency and/or loss on some links (see [`network::LinkChange`]).
+    LinkChange {
+        /// Senders it applies to, by `NodeId` (empty: all).
+        from: Vec<bool>,
+        /// Receivers it applies to, by `NodeId` (empty: all).
+        to: Vec<bool>,
+        /// Latency to use instead.
+        latency: Option<crate::dist::Dist>,
+        /// Loss probability to use instead.
+        loss: Option<f64>,
+    },
     /// Cut links between sides (see [`network::Cut`]).
     Partition {
         /// Side of each node, indexed by `NodeId`; 0 = not involved.
@@ -578,6 +589,25 @@ impl<N: Node> World<N> {
                 for id in nodes {
                     let s = &mut self.io.slowdown[id.idx()];
                     *s = if start { *s * factor } else { *s / factor };
+                }
+            }
+            FaultAction::LinkChange {
+                from,
+                to,
+                latency,
+                loss,
+            } => {
+                if start {
+                    let change = LinkChange {
+                        fault: i,
+                        from,
+                        to,
+                        latency,
+                        loss,
+                    };
+                    self.io.network.add_change(change);
+                } else {
+                    self.io.network.remove_change(i);
                 }
             }
             FaultAction::Partition { side, one_way } => {

@@ -43,11 +43,34 @@ impl Cut {
     }
 }
 
+/// A temporary change of latency and/or loss on some links, active while its fault lasts.
+#[derive(Clone, Debug)]
+pub struct LinkChange {
+    /// Which fault installed it.
+    pub fault: usize,
+    /// Senders it applies to, indexed by `NodeId` (empty: every node).
+    pub from: Vec<bool>,
+    /// Receivers it applies to, indexed by `NodeId` (empty: every node).
+    pub to: Vec<bool>,
+    /// Latency to use instead of the link's own.
+    pub latency: Option<Dist>,
+    /// Loss probability to use instead of the link's own.
+    pub loss: Option<f64>,
+}
+
+impl LinkChange {
+    #[inline]
+    fn applies(&self, from: NodeId, to: NodeId) -> bool {
+        (self.from.is_empty() || self.from[from.idx()]) && (self.to.is_empty() || self.to[to.idx()])
+    }
+}
+
 /// The network of one run.
 pub struct Network {
     default: LinkModel,
     links: BTreeMap<(NodeId, NodeId), LinkModel>,
     cuts: Vec<Cut>,
+    changes: Vec<LinkChange>,
     rng: SimRng,
 }
 
@@ -62,6 +85,7 @@ impl Network {
             default,
             links,
             cuts: Vec::new(),
+            changes: Vec::new(),
             rng,
         }
     }
@@ -81,15 +105,32 @@ impl Network {
         if !self.connected(from, to) {
             return None;
         }
-        let link = if self.links.is_empty() {
-            &self.default
+        let Network {
+            default,
+            links,
+            changes,
+            rng,
+            ..
+        } = self;
+        let link = if links.is_empty() {
+            &*default
         } else {
-            self.links.get(&(from, to)).unwrap_or(&self.default)
+            links.get(&(from, to)).unwrap_or(default)
         };
-        if link.loss > 0.0 && self.rng.chance(link.loss) {
+        let (mut latency, mut loss) = (&link.latency, link.loss);
+        // Later changes win over earlier ones where several apply.
+        for c in changes.iter().filter(|c| c.applies(from, to)) {
+            if let Some(l) = &c.latency {
+                latency = l;
+            }
+            if let Some(p) = c.loss {
+                loss = p;
+            }
+        }
+        if loss > 0.0 && rng.chance(loss) {
             return None;
         }
-        Some(link.latency.sample(&mut self.rng))
+        Some(latency.sample(rng))
     }
 
     /// Install a cut (a partition fault starts).
@@ -100,6 +141,16 @@ impl Network {
     /// Remove the cut that `fault` installed (the partition heals).
     pub fn remove_cut(&mut self, fault: usize) {
         self.cuts.retain(|c| c.fault != fault);
+    }
+
+    /// Change latency or loss on some links until [`Network::remove_change`].
+    pub fn add_change(&mut self, change: LinkChange) {
+        self.changes.push(change);
+    }
+
+    /// Undo the change that `fault` installed.
+    pub fn remove_change(&mut self, fault: usize) {
+        self.changes.retain(|c| c.fault != fault);
     }
 }
 
@@ -156,6 +207,44 @@ mod tests {
             n.connected(NodeId(2), NodeId(1)),
             "one-way cut lets the reverse through"
         );
+    }
+
+    #[test]
+    fn link_changes_apply_to_their_links_while_active() {
+        let mut n = net();
+        n.add_change(LinkChange {
+            fault: 1,
+            from: vec![],
+            to: vec![false, true, false],
+            latency: Some(Dist::Constant(SimDuration(50))),
+            loss: None,
+        });
+        assert_eq!(
+            n.transit(NodeId(0), NodeId(1)),
+            Some(SimDuration(50)),
+            "overrides the link's own"
+        );
+        assert_eq!(n.transit(NodeId(2), NodeId(1)), Some(SimDuration(50)));
+        assert_eq!(
+            n.transit(NodeId(1), NodeId(0)),
+            Some(SimDuration(100)),
+            "other links keep theirs"
+        );
+        n.add_change(LinkChange {
+            fault: 2,
+            from: vec![],
+            to: vec![],
+            latency: None,
+            loss: Some(1.0),
+        });
+        assert_eq!(
+            n.transit(NodeId(1), NodeId(0)),
+            None,
+            "the later change adds total loss everywhere"
+        );
+        n.remove_change(2);
+        n.remove_change(1);
+        assert_eq!(n.transit(NodeId(0), NodeId(1)), Some(SimDuration(7)));
     }
 
     #[test]

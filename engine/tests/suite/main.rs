@@ -4,6 +4,7 @@ mod cli;
 mod components;
 mod determinism;
 mod errors;
+mod faults;
 mod limits;
 mod memory;
 mod plugin;
