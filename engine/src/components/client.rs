@@ -13,6 +13,7 @@
 //! separate random streams of the client, so variants that share a seed see the same requests
 //! at the same times even when they change one of the others.
 
+use super::calls::CallTable;
 use super::keys::{KeySampler, Keys};
 use crate::build::BuildCtx;
 use crate::dist::Dist;
@@ -157,10 +158,8 @@ const TAG_MASK: u64 = (1 << TAG_KIND_SHIFT) - 1;
 
 #[derive(Clone, Copy, Debug)]
 struct Pending {
-    generation: u32,
-    live: bool,
     issued_at: SimTime,
-    timer: Option<TimerId>,
+    timer: TimerId,
     user: u32,
 }
 
@@ -178,8 +177,7 @@ pub struct Client {
     stop_at: SimTime,
     id_base: u64,
     issued: u64,
-    pending: Vec<Pending>,
-    free: Vec<u32>,
+    pending: CallTable<Pending>,
     late: u64,
     lost_in_crash: u64,
 }
@@ -200,8 +198,7 @@ impl Client {
             stop_at: b.arrivals_end(),
             id_base: (b.me().0 as u64) << 40,
             issued: 0,
-            pending: Vec::new(),
-            free: Vec::new(),
+            pending: CallTable::default(),
             late: 0,
             lost_in_crash: 0,
         }
@@ -254,9 +251,12 @@ impl Client {
             self.after_end(ctx, user);
             return;
         };
-        let slot = self.alloc(now, user);
-        let call = CallId(((self.pending[slot].generation as u64) << 32) | slot as u64);
-        self.pending[slot].timer = Some(ctx.set_timer(self.cfg.timeout, call.0));
+        let timeout = self.cfg.timeout;
+        let call = self.pending.open(|call| Pending {
+            issued_at: now,
+            timer: ctx.set_timer(timeout, call.0),
+            user,
+        });
         let req = Request {
             call,
             id: RequestId(self.id_base | self.issued),
@@ -269,44 +269,13 @@ impl Client {
         ctx.send(target, Message::Request(req));
     }
 
-    fn alloc(&mut self, now: SimTime, user: u32) -> usize {
-        let slot = match self.free.pop() {
-            Some(s) => s as usize,
-            None => {
-                self.pending.push(Pending {
-                    generation: 0,
-                    live: false,
-                    issued_at: now,
-                    timer: None,
-                    user,
-                });
-                self.pending.len() - 1
-            }
-        };
-        let p = &mut self.pending[slot];
-        p.live = true;
-        p.issued_at = now;
-        p.user = user;
-        slot
-    }
-
-    /// End the pending call `call` if it is still live; returns its user.
+    /// End the pending call `call` if it is still open; returns its user.
     fn end(&mut self, ctx: &mut Ctx<'_>, call: CallId, result: Result<(), Cause>) -> Option<u32> {
-        let slot = (call.0 & 0xffff_ffff) as usize;
-        let generation = (call.0 >> 32) as u32;
-        let p = self
-            .pending
-            .get_mut(slot)
-            .filter(|p| p.live && p.generation == generation)?;
-        p.live = false;
-        p.generation = p.generation.wrapping_add(1);
-        let (issued_at, user, timer) = (p.issued_at, p.user, p.timer.take());
-        self.free.push(slot as u32);
-        if let Some(t) = timer {
-            ctx.cancel_timer(t);
-        }
-        ctx.request_ended(issued_at, result);
-        Some(user)
+        let p = self.pending.close(call)?;
+        // After a timeout this timer has already fired, and cancelling it does nothing.
+        ctx.cancel_timer(p.timer);
+        ctx.request_ended(p.issued_at, result);
+        Some(p.user)
     }
 
     /// A closed-loop user thinks before its next request.
@@ -359,12 +328,7 @@ impl Node for Client {
                 }
             }
             _ => {
-                // The timer of a pending call: it timed out. The pending entry's timer was
-                // this one, which has already fired, so forget it before ending the call.
-                let slot = (tag & 0xffff_ffff) as usize;
-                if let Some(p) = self.pending.get_mut(slot) {
-                    p.timer = None;
-                }
+                // The timer of a pending call: it timed out.
                 if let Some(user) = self.end(ctx, CallId(tag), Err(Cause::Timeout)) {
                     self.after_end(ctx, user);
                 }
@@ -375,12 +339,7 @@ impl Node for Client {
     fn on_crash(&mut self, _now: SimTime) {
         // The users behind a crashed client are gone with it: their pending requests are
         // abandoned (reported as `lost_in_crash`), and arrivals stop until the restart.
-        for p in self.pending.iter_mut().filter(|p| p.live) {
-            p.live = false;
-            p.generation = p.generation.wrapping_add(1);
-            self.lost_in_crash += 1;
-        }
-        self.free = (0..self.pending.len() as u32).rev().collect();
+        self.lost_in_crash += self.pending.clear() as u64;
     }
 
     fn finish(&mut self, _now: SimTime) -> Option<NodeStats> {

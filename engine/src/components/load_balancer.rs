@@ -11,6 +11,7 @@
 //! backends it cannot reach (crashed or partitioned away), as a proxy whose connections are
 //! refused would.
 
+use super::calls::CallTable;
 use crate::build::BuildCtx;
 use crate::metrics::NodeStats;
 use crate::scenario::validate::{Path, Validator};
@@ -129,13 +130,11 @@ impl LoadBalancerConfig {
 
 #[derive(Clone, Copy, Debug)]
 struct Pending {
-    generation: u32,
-    live: bool,
     client: NodeId,
     client_call: CallId,
     id: RequestId,
     backend: u32,
-    timer: Option<TimerId>,
+    timer: TimerId,
 }
 
 /// One load balancer node.
@@ -150,8 +149,7 @@ pub struct LoadBalancer {
     wrr_current: Vec<i64>,
     ring: Vec<(u64, u32)>,
     rng: SimRng,
-    pending: Vec<Pending>,
-    free: Vec<u32>,
+    pending: CallTable<Pending>,
     candidates: Vec<u32>,
     unreachable: u64,
     timeouts: u64,
@@ -180,8 +178,7 @@ impl LoadBalancer {
             next: 0,
             ring,
             rng: b.rng("choices"),
-            pending: Vec::new(),
-            free: Vec::new(),
+            pending: CallTable::default(),
             candidates: Vec::new(),
             unreachable: 0,
             timeouts: 0,
@@ -280,27 +277,14 @@ impl LoadBalancer {
             ctx.send(from, Message::Response(resp));
             return;
         };
-        let slot = match self.free.pop() {
-            Some(s) => s as usize,
-            None => {
-                let blank = Pending {
-                    generation: 0,
-                    live: false,
-                    client: from,
-                    client_call: req.call,
-                    id: req.id,
-                    backend: b,
-                    timer: None,
-                };
-                self.pending.push(blank);
-                self.pending.len() - 1
-            }
-        };
-        let call = CallId(((self.pending[slot].generation as u64) << 32) | slot as u64);
-        let timer = ctx.set_timer(self.timeout, call.0);
-        let p = &mut self.pending[slot];
-        (p.live, p.client, p.client_call, p.id, p.backend, p.timer) =
-            (true, from, req.call, req.id, b, Some(timer));
+        let timeout = self.timeout;
+        let call = self.pending.open(|call| Pending {
+            client: from,
+            client_call: req.call,
+            id: req.id,
+            backend: b,
+            timer: ctx.set_timer(timeout, call.0),
+        });
         self.outstanding[b as usize] += 1;
         self.forwarded[b as usize] += 1;
         ctx.send(
@@ -310,28 +294,12 @@ impl LoadBalancer {
     }
 
     /// Close the pending call; returns (client, client's call, request id).
-    fn close(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        call: CallId,
-        timer_fired: bool,
-    ) -> Option<(NodeId, CallId, RequestId)> {
-        let slot = (call.0 & 0xffff_ffff) as usize;
-        let generation = (call.0 >> 32) as u32;
-        let p = self
-            .pending
-            .get_mut(slot)
-            .filter(|p| p.live && p.generation == generation)?;
-        p.live = false;
-        p.generation = p.generation.wrapping_add(1);
-        let timer = p.timer.take();
-        let out = (p.client, p.client_call, p.id);
+    fn close(&mut self, ctx: &mut Ctx<'_>, call: CallId) -> Option<(NodeId, CallId, RequestId)> {
+        let p = self.pending.close(call)?;
+        // After a timeout this timer has already fired, and cancelling it does nothing.
+        ctx.cancel_timer(p.timer);
         self.outstanding[p.backend as usize] -= 1;
-        self.free.push(slot as u32);
-        if let (false, Some(t)) = (timer_fired, timer) {
-            ctx.cancel_timer(t);
-        }
-        Some(out)
+        Some((p.client, p.client_call, p.id))
     }
 }
 
@@ -356,7 +324,7 @@ impl Node for LoadBalancer {
         match msg {
             Message::Request(req) => self.on_request(ctx, from, req),
             Message::Response(resp) => {
-                if let Some((client, call, id)) = self.close(ctx, resp.call, false) {
+                if let Some((client, call, id)) = self.close(ctx, resp.call) {
                     ctx.send(
                         client,
                         Message::Response(Response {
@@ -372,7 +340,7 @@ impl Node for LoadBalancer {
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, _timer: TimerId, tag: u64) {
-        if let Some((client, call, id)) = self.close(ctx, CallId(tag), true) {
+        if let Some((client, call, id)) = self.close(ctx, CallId(tag)) {
             self.timeouts += 1;
             ctx.send(
                 client,
@@ -386,11 +354,7 @@ impl Node for LoadBalancer {
     }
 
     fn on_crash(&mut self, _now: SimTime) {
-        for p in self.pending.iter_mut().filter(|p| p.live) {
-            p.live = false;
-            p.generation = p.generation.wrapping_add(1);
-        }
-        self.free = (0..self.pending.len() as u32).rev().collect();
+        self.pending.clear();
         self.outstanding.iter_mut().for_each(|o| *o = 0);
         self.wrr_current.iter_mut().for_each(|w| *w = 0);
     }

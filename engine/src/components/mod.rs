@@ -3,6 +3,7 @@
 //! Built-ins are a closed list the compiler checks ([`NodeConfig`], [`AnyNode`]); a user's own
 //! component comes in through [`crate::Registry::register`] and runs as [`AnyNode::Plugin`].
 
+pub mod calls;
 pub mod client;
 pub mod keys;
 pub mod load_balancer;

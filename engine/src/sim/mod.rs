@@ -189,12 +189,10 @@ struct Io {
     timers: Vec<TimerSlot>,
     free_timers: Vec<u32>,
     network: Network,
-    up: Vec<bool>,
     down_count: Vec<u32>,
     incarnation: Vec<u32>,
     slowdown: Vec<f64>,
     requests: RequestMetrics,
-    measure_from: SimTime,
     limits: Limits,
     error: Option<RunError>,
     /// Cancelled timers whose events are still in the queue.
@@ -258,7 +256,7 @@ impl Ctx<'_> {
     /// Models connection-level knowledge (a refused or unroutable connection), not loss.
     #[inline]
     pub fn reachable(&self, to: NodeId) -> bool {
-        self.io.up[to.idx()] && self.io.network.connected(self.me, to)
+        self.io.is_up(to) && self.io.network.connected(self.me, to)
     }
 
     /// Call [`Node::on_timer`] with `tag` after `after`.
@@ -307,11 +305,6 @@ impl Ctx<'_> {
         self.io.slowdown[self.me.idx()]
     }
 
-    /// Requests issued before this time are left out of the summary.
-    pub fn measure_from(&self) -> SimTime {
-        self.io.measure_from
-    }
-
     /// A client issued a request (for the end-to-end accounting).
     #[inline]
     pub fn request_started(&mut self) {
@@ -346,6 +339,12 @@ impl Ctx<'_> {
 }
 
 impl Io {
+    /// A node is up unless a crash fault holds it down (crashes may overlap).
+    #[inline]
+    fn is_up(&self, id: NodeId) -> bool {
+        self.down_count[id.idx()] == 0
+    }
+
     #[inline]
     fn push(&mut self, at: SimTime, ev: Event) {
         self.queue.push(at.0, ev);
@@ -432,12 +431,10 @@ impl<N: Node> World<N> {
             timers: Vec::new(),
             free_timers: Vec::new(),
             network,
-            up: vec![true; n],
             down_count: vec![0; n],
             incarnation: vec![0; n],
             slowdown: vec![1.0; n],
             requests: RequestMetrics::new(measure_from, window),
-            measure_from,
             limits,
             error: None,
             cancelled_in_queue: 0,
@@ -498,7 +495,7 @@ impl<N: Node> World<N> {
         match ev {
             Event::Deliver { to, from, msg } => {
                 self.trace(t, to.0 as u64, 1);
-                if self.io.up[to.idx()] && self.io.network.connected(from, to) {
+                if self.io.is_up(to) && self.io.network.connected(from, to) {
                     self.with_node(to, |node, ctx| node.on_message(ctx, from, msg));
                 }
             }
@@ -508,7 +505,7 @@ impl<N: Node> World<N> {
                 let tag = slot.tag;
                 self.io.release_timer(id);
                 // Timers set before a crash belong to the old incarnation and die with it.
-                if current && self.io.up[node.idx()] {
+                if current && self.io.is_up(node) {
                     self.trace(t, node.0 as u64, 2);
                     self.with_node(node, |n, ctx| n.on_timer(ctx, id, tag));
                 }
@@ -628,7 +625,6 @@ impl<N: Node> World<N> {
         let i = id.idx();
         self.io.down_count[i] += 1;
         if self.io.down_count[i] == 1 {
-            self.io.up[i] = false;
             // Timers set before the crash carry the old incarnation and are dropped on firing.
             self.io.incarnation[i] = self.io.incarnation[i].wrapping_add(1);
             let now = self.io.now;
@@ -638,9 +634,9 @@ impl<N: Node> World<N> {
 
     fn restart(&mut self, id: NodeId) {
         let i = id.idx();
-        self.io.down_count[i] = self.io.down_count[i].saturating_sub(1);
-        if self.io.down_count[i] == 0 && !self.io.up[i] {
-            self.io.up[i] = true;
+        // A restart always ends a crash fault that started earlier, so the count is positive.
+        self.io.down_count[i] -= 1;
+        if self.io.down_count[i] == 0 {
             self.with_node(id, |node, ctx| node.on_restart(ctx));
         }
     }

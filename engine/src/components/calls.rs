@@ -1,0 +1,87 @@
+//! The table of calls a node has in flight, keyed by the [`CallId`]s it hands out.
+//!
+//! A `CallId` packs a slot index (low 32 bits) and the slot's generation (high 32 bits), so a
+//! lookup is an index, and an answer that arrives after its call was closed (timed out,
+//! forgotten in a crash) finds a newer generation and is recognised as late.
+
+use crate::sim::message::CallId;
+
+struct Slot<T> {
+    generation: u32,
+    value: Option<T>,
+}
+
+/// Calls in flight, each with the caller's bookkeeping `T`.
+pub struct CallTable<T> {
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+}
+
+impl<T> Default for CallTable<T> {
+    fn default() -> Self {
+        CallTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T> CallTable<T> {
+    /// Open a call; `make` builds its entry knowing the `CallId` (e.g. to tag its timer).
+    pub fn open(&mut self, make: impl FnOnce(CallId) -> T) -> CallId {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(Slot {
+                generation: 0,
+                value: None,
+            });
+            (self.slots.len() - 1) as u32
+        });
+        let s = &mut self.slots[slot as usize];
+        let call = CallId(((s.generation as u64) << 32) | slot as u64);
+        s.value = Some(make(call));
+        call
+    }
+
+    /// Close a call and return its entry, or `None` if it is no longer open.
+    pub fn close(&mut self, call: CallId) -> Option<T> {
+        let slot = (call.0 & 0xffff_ffff) as usize;
+        let s = self
+            .slots
+            .get_mut(slot)
+            .filter(|s| s.generation == (call.0 >> 32) as u32)?;
+        let value = s.value.take()?;
+        s.generation = s.generation.wrapping_add(1);
+        self.free.push(slot as u32);
+        Some(value)
+    }
+
+    /// Forget every open call (a crash); returns how many there were.
+    pub fn clear(&mut self) -> usize {
+        let mut open = 0;
+        for s in self.slots.iter_mut().filter(|s| s.value.is_some()) {
+            s.value = None;
+            s.generation = s.generation.wrapping_add(1);
+            open += 1;
+        }
+        self.free = (0..self.slots.len() as u32).rev().collect();
+        open
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_call_cannot_be_closed_again_even_when_its_slot_is_reused() {
+        let mut t = CallTable::default();
+        let a = t.open(|_| "a");
+        assert_eq!(t.close(a), Some("a"));
+        let b = t.open(|_| "b");
+        assert_ne!(a, b, "same slot, new generation");
+        assert_eq!(t.close(a), None, "a late answer to the old call");
+        assert_eq!(t.clear(), 1);
+        assert_eq!(t.close(b), None, "forgotten in the crash");
+        assert_eq!(t.close(CallId(u64::MAX)), None, "never handed out");
+    }
+}
