@@ -10,7 +10,7 @@ use crate::scenario::validate::Model;
 use crate::sim::message::NodeId;
 use crate::sim::network::Network;
 use crate::sim::rng::SimRng;
-use crate::sim::time::SimTime;
+use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Slot, World};
 
 /// What a component may ask while it is being built.
@@ -60,6 +60,16 @@ impl<'a> BuildCtx<'a> {
     /// When measurement starts (the scenario's `warmup`).
     pub fn measure_from(&self) -> SimTime {
         self.model.measure_from
+    }
+
+    /// Width of one time window of the time series (for [`crate::metrics::Series`]).
+    pub fn window(&self) -> SimDuration {
+        self.model.window
+    }
+
+    /// When the run ends: `duration` plus the drain time for requests still in flight.
+    pub fn run_end(&self) -> SimTime {
+        self.model.end
     }
 
     /// The registry the run was built with.

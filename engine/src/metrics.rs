@@ -3,7 +3,7 @@
 //! Memory grows with histogram buckets and the number of windows, never with the number of
 //! requests: each completed request is folded into counters and HDR histograms at once.
 
-use crate::results::{LatencySummary, ServerResult, WindowResult};
+use crate::results::{EventRecord, LatencySummary, SeriesResult, ServerResult, WindowResult};
 use crate::sim::message::Cause;
 use crate::sim::time::{SimDuration, SimTime};
 use hdrhistogram::Histogram;
@@ -14,13 +14,187 @@ const HIGHEST_NS: u64 = 3_600_000_000_000;
 /// At most this many time windows per run: a longer run gets wider windows.
 pub const MAX_WINDOWS: u64 = 1_000;
 
-/// What a component reports about itself at the end of a run.
-#[derive(Clone, Debug, PartialEq)]
-pub enum NodeStats {
+/// What a component reports about itself at the end of a run. Every part is optional; a
+/// component fills in what it measures and leaves the rest at its default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeStats {
     /// A server replica's utilisation and queue statistics.
-    Server(ServerResult),
-    /// Named counters, shown per node in `results.json`.
-    Counters(BTreeMap<String, f64>),
+    pub server: Option<ServerResult>,
+    /// Named counters, shown per node in `results.json` and `summary.md`.
+    pub counters: BTreeMap<String, f64>,
+    /// Time series, one value per time window; each distinct series name gets a plot.
+    pub series: Vec<SeriesResult>,
+    /// Timestamped state changes (a breaker opening, a leader elected), in time order.
+    pub events: Vec<EventRecord>,
+}
+
+impl NodeStats {
+    /// Stats made of counters only.
+    pub fn counters<K: Into<String>>(counters: impl IntoIterator<Item = (K, f64)>) -> Self {
+        NodeStats {
+            counters: counters.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            ..NodeStats::default()
+        }
+    }
+}
+
+/// How a [`Series`] folds the values it is given into one number per window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeriesKind {
+    /// The sum of the amounts added in the window (a count: commits, evictions, messages).
+    Sum,
+    /// The sum divided by the window width in seconds (a rate per second).
+    Rate,
+    /// The mean of the samples recorded in the window (a ratio when samples are 0 or 1, such as
+    /// hits); `null` in windows without samples.
+    Mean,
+    /// The time-weighted average of a level set with [`Series::set`] (a queue depth, the
+    /// number of blocked participants); the level holds until it is set again.
+    Level,
+}
+
+/// A per-window time series a component keeps while it runs. Memory grows with the number of
+/// windows (bounded by [`MAX_WINDOWS`]), never with the number of values recorded.
+#[derive(Clone, Debug)]
+pub struct Series {
+    kind: SeriesKind,
+    window: SimDuration,
+    /// Per window: (sum of values or of level × time, number of samples or covered time).
+    acc: Vec<(f64, f64)>,
+    level: f64,
+    level_since: SimTime,
+}
+
+impl Series {
+    /// A series of `kind` with windows of `window` (use `BuildCtx::window`).
+    pub fn new(kind: SeriesKind, window: SimDuration) -> Self {
+        Series {
+            kind,
+            window: SimDuration(window.0.max(1)),
+            acc: Vec::new(),
+            level: 0.0,
+            level_since: SimTime(0),
+        }
+    }
+
+    fn slot(&mut self, i: usize) -> &mut (f64, f64) {
+        if self.acc.len() <= i {
+            self.acc.resize(i + 1, (0.0, 0.0));
+        }
+        &mut self.acc[i]
+    }
+
+    fn index(&self, t: SimTime) -> usize {
+        (t.0 / self.window.0) as usize
+    }
+
+    /// Add `amount` at `now` ([`SeriesKind::Sum`], [`SeriesKind::Rate`]) or record one sample
+    /// ([`SeriesKind::Mean`]).
+    pub fn add(&mut self, now: SimTime, amount: f64) {
+        let i = self.index(now);
+        let slot = self.slot(i);
+        slot.0 += amount;
+        slot.1 += 1.0;
+    }
+
+    /// The level is `level` from `now` on ([`SeriesKind::Level`]).
+    pub fn set(&mut self, now: SimTime, level: f64) {
+        self.advance(now);
+        self.level = level;
+    }
+
+    /// The current level of a [`SeriesKind::Level`] series.
+    pub fn level(&self) -> f64 {
+        self.level
+    }
+
+    /// Fold the current level into the windows up to `now`.
+    fn advance(&mut self, now: SimTime) {
+        let mut t = self.level_since;
+        while t < now {
+            let i = self.index(t);
+            let window_end = SimTime((i as u64 + 1).saturating_mul(self.window.0)).min(now);
+            let dt = window_end.since(t).0 as f64;
+            let level = self.level;
+            let slot = self.slot(i);
+            slot.0 += level * dt;
+            slot.1 += dt;
+            t = window_end;
+        }
+        self.level_since = self.level_since.max(now);
+    }
+
+    /// The finished series, one value per window from time 0 until `end`.
+    pub fn finish(&mut self, name: &str, title: &str, unit: &str, end: SimTime) -> SeriesResult {
+        if self.kind == SeriesKind::Level {
+            self.advance(end);
+        }
+        let n = end.0.div_ceil(self.window.0) as usize;
+        let width_s = self.window.as_secs_f64();
+        let values = (0..n)
+            .map(|i| {
+                let (sum, weight) = self.acc.get(i).copied().unwrap_or((0.0, 0.0));
+                match self.kind {
+                    SeriesKind::Sum => Some(sum),
+                    SeriesKind::Rate => Some(sum / width_s),
+                    SeriesKind::Mean | SeriesKind::Level => (weight > 0.0).then(|| sum / weight),
+                }
+            })
+            .collect();
+        SeriesResult {
+            name: name.to_string(),
+            title: title.to_string(),
+            unit: unit.to_string(),
+            values,
+        }
+    }
+}
+
+/// Keeps timestamped state changes, at most `cap` of them (later ones are counted, not kept),
+/// so memory stays bounded even for a component that flaps.
+#[derive(Clone, Debug)]
+pub struct EventLog {
+    cap: usize,
+    events: Vec<EventRecord>,
+    dropped: u64,
+}
+
+impl EventLog {
+    /// A log keeping at most `cap` events.
+    pub fn new(cap: usize) -> Self {
+        EventLog {
+            cap,
+            events: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Record that `what` happened at `now`.
+    pub fn record(&mut self, now: SimTime, what: impl Into<String>) {
+        if self.events.len() < self.cap {
+            self.events.push(EventRecord {
+                at_s: now.as_secs_f64(),
+                what: what.into(),
+            });
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// Events recorded so far.
+    pub fn events(&self) -> &[EventRecord] {
+        &self.events
+    }
+
+    /// Events beyond the cap, counted but not kept.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The kept events, leaving the log empty.
+    pub fn take(&mut self) -> Vec<EventRecord> {
+        std::mem::take(&mut self.events)
+    }
 }
 
 struct Window {
@@ -229,6 +403,50 @@ mod tests {
         assert_eq!(w.len(), 3);
         assert_eq!((w[0].ok, w[1].ok, w[2].errors), (2, 2, 1));
         assert_eq!(w[2].availability, Some(0.0));
+    }
+
+    #[test]
+    fn series_fold_sums_rates_means_and_time_weighted_levels() {
+        let w = SimDuration(1_000);
+        let mut sum = Series::new(SeriesKind::Sum, w);
+        let mut rate = Series::new(SeriesKind::Rate, SimDuration(1_000_000_000));
+        let mut mean = Series::new(SeriesKind::Mean, w);
+        let mut level = Series::new(SeriesKind::Level, w);
+        for t in [10, 20, 1_500] {
+            sum.add(SimTime(t), 2.0);
+            mean.add(SimTime(t), if t < 1_000 { 1.0 } else { 0.0 });
+        }
+        rate.add(SimTime(5), 3.0);
+        // Level 4 on [250, 1250), then 0: window 0 averages 4 × 0.75, window 1 is 4 × 0.25.
+        level.set(SimTime(250), 4.0);
+        level.set(SimTime(1_250), 0.0);
+        let end = SimTime(3_000);
+        assert_eq!(
+            sum.finish("s", "", "", end).values,
+            vec![Some(4.0), Some(2.0), Some(0.0)]
+        );
+        assert_eq!(
+            rate.finish("r", "", "", SimTime(1_000_000_000)).values,
+            vec![Some(3.0)]
+        );
+        assert_eq!(
+            mean.finish("m", "", "", end).values,
+            vec![Some(1.0), Some(0.0), None]
+        );
+        assert_eq!(
+            level.finish("l", "", "", end).values,
+            vec![Some(3.0), Some(1.0), Some(0.0)]
+        );
+    }
+
+    #[test]
+    fn event_log_is_bounded() {
+        let mut log = EventLog::new(2);
+        for t in 0..5 {
+            log.record(SimTime(t), "x");
+        }
+        assert_eq!(log.events().len(), 2);
+        assert_eq!(log.dropped(), 3);
     }
 
     #[test]

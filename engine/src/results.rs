@@ -99,6 +99,38 @@ pub struct VariantResult {
     pub servers: Vec<ServerResult>,
     /// Other per-node counters reported by components, node name to counter name to value.
     pub components: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Time series reported by components, node name to series; each series name is plotted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub series: BTreeMap<String, Vec<SeriesResult>>,
+    /// State changes reported by components (breaker transitions, elections), node name to
+    /// events in time order.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub state_changes: BTreeMap<String, Vec<EventRecord>>,
+}
+
+/// A component's time series: one value per time window from time 0, `null` where the window
+/// has nothing to show.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesResult {
+    /// Identifier, e.g. `hit_ratio`; series with the same name share a plot.
+    pub name: String,
+    /// Plot title, e.g. `Cache hit ratio`.
+    pub title: String,
+    /// Unit for the y axis, e.g. `fraction` or `requests/s`.
+    pub unit: String,
+    /// One value per window.
+    pub values: Vec<Option<f64>>,
+}
+
+/// A state change of a component at a point in time.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EventRecord {
+    /// When, seconds of simulated time.
+    pub at_s: f64,
+    /// What happened, e.g. `closed -> open (failure rate 62% over 20 calls)`.
+    pub what: String,
 }
 
 /// Latency summary statistics in milliseconds.

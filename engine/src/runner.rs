@@ -129,14 +129,31 @@ pub fn run_variant(
         .map_err(|e| RunFailure::Run(v.name.clone(), seed, e))?;
     let mut servers = Vec::new();
     let mut components = BTreeMap::new();
+    let mut series = BTreeMap::new();
+    let mut state_changes = BTreeMap::new();
     let mut lost_in_crash = 0.0;
     for (name, stats) in out.node_stats {
-        match stats {
-            NodeStats::Server(s) => servers.push(ServerResult { name, ..s }),
-            NodeStats::Counters(c) => {
-                lost_in_crash += c.get("lost_in_crash").copied().unwrap_or(0.0);
-                components.insert(name, c);
-            }
+        let NodeStats {
+            server,
+            counters,
+            series: node_series,
+            events: node_events,
+        } = stats;
+        if let Some(s) = server {
+            servers.push(ServerResult {
+                name: name.clone(),
+                ..s
+            });
+        }
+        if !counters.is_empty() {
+            lost_in_crash += counters.get("lost_in_crash").copied().unwrap_or(0.0);
+            components.insert(name.clone(), counters);
+        }
+        if !node_series.is_empty() {
+            series.insert(name.clone(), node_series);
+        }
+        if !node_events.is_empty() {
+            state_changes.insert(name, node_events);
         }
     }
     let r = &out.requests;
@@ -169,5 +186,7 @@ pub fn run_variant(
         windows: r.windows(m.arrivals_end),
         servers,
         components,
+        series,
+        state_changes,
     })
 }

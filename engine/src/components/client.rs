@@ -348,6 +348,9 @@ impl Node for Client {
             ("late_responses".to_string(), self.late as f64),
             ("lost_in_crash".to_string(), self.lost_in_crash as f64),
         ]);
-        Some(NodeStats::Counters(counters))
+        Some(NodeStats {
+            counters,
+            ..NodeStats::default()
+        })
     }
 }

@@ -368,6 +368,9 @@ impl Node for LoadBalancer {
             .collect();
         counters.insert("no_backend_reachable".to_string(), self.unreachable as f64);
         counters.insert("backend_timeouts".to_string(), self.timeouts as f64);
-        Some(NodeStats::Counters(counters))
+        Some(NodeStats {
+            counters,
+            ..NodeStats::default()
+        })
     }
 }

@@ -249,12 +249,15 @@ impl Node for Server {
         self.account(now);
         let a = &self.accounting;
         let measured = a.to.since(a.from).0.max(1) as f64;
-        Some(NodeStats::Server(ServerResult {
-            name: String::new(),
-            utilisation: a.busy_area / (measured * self.cfg.workers as f64),
-            mean_queue_len: a.queue_area / measured,
-            served: self.served,
-            rejected: self.rejected,
-        }))
+        Some(NodeStats {
+            server: Some(ServerResult {
+                name: String::new(),
+                utilisation: a.busy_area / (measured * self.cfg.workers as f64),
+                mean_queue_len: a.queue_area / measured,
+                served: self.served,
+                rejected: self.rejected,
+            }),
+            ..NodeStats::default()
+        })
     }
 }

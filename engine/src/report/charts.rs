@@ -159,6 +159,117 @@ pub fn throughput(results: &Results) -> Plot {
     }
 }
 
+/// Every component time-series name in the results, sorted, each once.
+pub fn series_names(results: &Results) -> Vec<String> {
+    let names: std::collections::BTreeSet<&str> = results
+        .variants
+        .iter()
+        .flat_map(|v| v.series.values().flatten().map(|s| s.name.as_str()))
+        .collect();
+    names.into_iter().map(str::to_string).collect()
+}
+
+/// The title components gave the series `name` (the first one found), or the name itself.
+pub fn series_title(results: &Results, name: &str) -> String {
+    results
+        .variants
+        .iter()
+        .flat_map(|v| v.series.values().flatten())
+        .find(|s| s.name == name && !s.title.is_empty())
+        .map_or_else(|| name.to_string(), |s| s.title.clone())
+}
+
+/// One component time series over time: a line per (variant, node) that reports it, labelled
+/// by node when there is one variant, by variant when each variant has one such node, and by
+/// both otherwise.
+pub fn component_series(results: &Results, name: &str) -> Plot {
+    let mut found: Vec<(&str, &str, &crate::results::SeriesResult)> = Vec::new();
+    for v in &results.variants {
+        for (node, list) in &v.series {
+            for s in list.iter().filter(|s| s.name == name) {
+                found.push((v.name.as_str(), node.as_str(), s));
+            }
+        }
+    }
+    let unit = found
+        .iter()
+        .map(|f| f.2.unit.as_str())
+        .find(|u| !u.is_empty())
+        .unwrap_or("value");
+    let values = found
+        .iter()
+        .flat_map(|f| f.2.values.iter().flatten().copied())
+        .filter(|v| v.is_finite());
+    let (lo, hi) = values.fold((0.0_f64, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let y = Axis::linear_nice(unit, lo * 1.05, if hi > 0.0 { hi * 1.05 } else { 1.0 });
+    let x = time_axis(results);
+    let half = if results.timing.window_s.is_finite() {
+        results.timing.window_s / 2.0
+    } else {
+        0.0
+    };
+    let one_variant = results.variants.len() <= 1;
+    let one_node_each = results
+        .variants
+        .iter()
+        .all(|v| found.iter().filter(|f| f.0 == v.name).count() <= 1);
+    let mut lines = Vec::new();
+    let mut legend = Vec::new();
+    for (i, (variant, node, series)) in found.iter().enumerate() {
+        // Colour by variant when each variant has one line, so colours match the other plots.
+        let c = if one_node_each && !one_variant {
+            let vi = results
+                .variants
+                .iter()
+                .position(|v| v.name == *variant)
+                .unwrap_or(i);
+            colour(vi)
+        } else {
+            colour(i)
+        };
+        let mut segments = Vec::new();
+        let mut current = Vec::new();
+        for (w, value) in series.values.iter().enumerate() {
+            let point = value
+                .and_then(|v| y.to_plot_clamped(v))
+                .zip(x.to_plot_clamped(w as f64 * results.timing.window_s + half));
+            match point {
+                Some((py, px)) => current.push((px, py)),
+                None if !current.is_empty() => segments.push(std::mem::take(&mut current)),
+                None => {}
+            }
+        }
+        if !current.is_empty() {
+            segments.push(current);
+        }
+        lines.push(Line {
+            colour: c,
+            stroke: Stroke::Solid,
+            segments,
+        });
+        let label = if one_variant {
+            node.to_string()
+        } else if one_node_each {
+            variant.to_string()
+        } else {
+            format!("{variant} · {node}")
+        };
+        legend.push(LegendEntry {
+            label,
+            colour: c,
+            stroke: Stroke::Solid,
+        });
+    }
+    Plot {
+        title: series_title(results, name),
+        x: x.clone(),
+        y,
+        shades: shades(results, &x),
+        lines,
+        legend,
+    }
+}
+
 fn enumerate_variants(results: &Results) -> impl Iterator<Item = (usize, &VariantResult)> {
     results.variants.iter().enumerate()
 }

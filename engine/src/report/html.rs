@@ -67,7 +67,7 @@ pub fn page(results: &Results, figures: &[Figure<'_>]) -> String {
     out
 }
 
-/// Server, counter and fault tables.
+/// Server, counter, state-change and fault tables.
 fn details(out: &mut String, results: &Results) {
     if results.variants.iter().any(|v| !v.servers.is_empty()) {
         out.push_str("<h2>Servers</h2>\n");
@@ -81,6 +81,17 @@ fn details(out: &mut String, results: &Results) {
         for variant in results.variants.iter().filter(|v| !v.components.is_empty()) {
             out.push_str(&format!("<h3>{}</h3>\n", html_escape(&variant.name)));
             out.push_str(&table::counters(variant).to_html());
+        }
+    }
+    if results.variants.iter().any(|v| !v.state_changes.is_empty()) {
+        out.push_str("<h2>State changes</h2>\n");
+        for variant in results
+            .variants
+            .iter()
+            .filter(|v| !v.state_changes.is_empty())
+        {
+            out.push_str(&format!("<h3>{}</h3>\n", html_escape(&variant.name)));
+            out.push_str(&table::state_changes(variant).to_html());
         }
     }
     out.push_str("<h2>Faults</h2>\n");

@@ -92,25 +92,71 @@ impl fmt::Display for ReportError {
 
 impl std::error::Error for ReportError {}
 
+/// A plot of this report: file stem, caption and description.
+struct PlotFile {
+    stem: String,
+    caption: String,
+    plot: plot::Plot,
+}
+
+/// Every plot of the report, in order: the four request plots, then one per component time
+/// series name (`series-<name>`), sorted by name.
+fn plots(results: &Results) -> Vec<PlotFile> {
+    let mut out: Vec<PlotFile> = PLOTS
+        .iter()
+        .map(|kind| PlotFile {
+            stem: kind.stem.to_string(),
+            caption: kind.caption.to_string(),
+            plot: (kind.build)(results),
+        })
+        .collect();
+    for name in charts::series_names(results) {
+        let plot = charts::component_series(results, &name);
+        out.push(PlotFile {
+            stem: format!("series-{name}"),
+            caption: plot.title.clone(),
+            plot,
+        });
+    }
+    out
+}
+
+/// File stems and captions of every plot, for the summary's list of plots.
+fn plot_captions(results: &Results) -> Vec<(String, String)> {
+    PLOTS
+        .iter()
+        .map(|k| (k.stem.to_string(), k.caption.to_string()))
+        .chain(charts::series_names(results).into_iter().map(|name| {
+            let title = charts::series_title(results, &name);
+            (format!("series-{name}"), title)
+        }))
+        .collect()
+}
+
 /// Renders every report file, in a fixed order: `summary.md`, then each plot as SVG and PNG
-/// (latency by percentile, latency over time, availability, throughput), then `index.html`.
+/// (latency by percentile, latency over time, availability, throughput, then the components'
+/// time series), then `index.html`.
 pub fn render(results: &Results) -> Result<Vec<ReportFile>, ReportError> {
     let mut files = vec![(
         "summary.md".to_string(),
         summary::markdown(results).into_bytes(),
     )];
-    let mut svgs = Vec::with_capacity(PLOTS.len());
-    for kind in &PLOTS {
-        let svg = plot::to_svg(&(kind.build)(results))?;
-        let png_name = format!("{}.png", kind.stem);
+    let plots = plots(results);
+    let mut svgs = Vec::with_capacity(plots.len());
+    for p in plots {
+        let svg = plot::to_svg(&p.plot)?;
+        let png_name = format!("{}.png", p.stem);
         let png = raster::svg_to_png(&svg, &png_name)?;
-        files.push((format!("{}.svg", kind.stem), svg.clone().into_bytes()));
+        files.push((format!("{}.svg", p.stem), svg.clone().into_bytes()));
         files.push((png_name, png));
-        svgs.push((kind.caption, svg));
+        svgs.push((p.caption, svg));
     }
     let figures: Vec<html::Figure<'_>> = svgs
         .iter()
-        .map(|(caption, svg)| html::Figure { caption, svg })
+        .map(|(caption, svg)| html::Figure {
+            caption: caption.as_str(),
+            svg,
+        })
         .collect();
     files.push((
         "index.html".to_string(),

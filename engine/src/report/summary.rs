@@ -4,7 +4,7 @@
 //! report read well when a scenario changes.
 
 use super::format::{self, markdown_cell};
-use super::{PLOTS, table};
+use super::{plot_captions, table};
 use crate::results::Results;
 
 /// The whole `summary.md`.
@@ -21,11 +21,12 @@ pub fn markdown(results: &Results) -> String {
         out.push_str(&overrides.to_markdown());
     }
     out.push_str("\n## Plots\n\n");
-    for kind in &PLOTS {
-        out.push_str(&format!("![{}]({}.svg)\n\n", kind.caption, kind.stem));
+    for (stem, caption) in plot_captions(results) {
+        out.push_str(&format!("![{}]({stem}.svg)\n\n", markdown_cell(&caption)));
     }
     servers(&mut out, results);
     counters(&mut out, results);
+    state_changes(&mut out, results);
     out.push_str("## Faults\n\n");
     if results.faults.is_empty() {
         out.push_str("No faults were injected.\n");
@@ -94,6 +95,21 @@ fn counters(out: &mut String, results: &Results) {
     out.push_str("## Component counters\n\n");
     for variant in &results.variants {
         let table = table::counters(variant);
+        if !table.rows.is_empty() {
+            out.push_str(&format!("### {}\n\n", markdown_cell(&variant.name)));
+            out.push_str(&table.to_markdown());
+            out.push('\n');
+        }
+    }
+}
+
+fn state_changes(out: &mut String, results: &Results) {
+    if results.variants.iter().all(|v| v.state_changes.is_empty()) {
+        return;
+    }
+    out.push_str("## State changes\n\n");
+    for variant in &results.variants {
+        let table = table::state_changes(variant);
         if !table.rows.is_empty() {
             out.push_str(&format!("### {}\n\n", markdown_cell(&variant.name)));
             out.push_str(&table.to_markdown());

@@ -256,6 +256,34 @@ pub fn counters(variant: &VariantResult) -> Table {
     table
 }
 
+/// One row per recorded state change of a variant, in time order: time, node, what.
+pub fn state_changes(variant: &VariantResult) -> Table {
+    let mut table = Table::new(&[
+        ("time (s)", Align::Right),
+        ("node", Align::Left),
+        ("change", Align::Left),
+    ]);
+    let mut rows: Vec<(f64, &str, &str)> = variant
+        .state_changes
+        .iter()
+        .flat_map(|(node, events)| {
+            events
+                .iter()
+                .map(move |e| (e.at_s, node.as_str(), e.what.as_str()))
+        })
+        .collect();
+    // Stable sort on time keeps node order (alphabetical) among simultaneous changes.
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (at_s, node, what) in rows {
+        table.rows.push(vec![
+            format::fixed(at_s, 3),
+            node.to_string(),
+            what.to_string(),
+        ]);
+    }
+    table
+}
+
 /// Counters are mostly whole numbers; print those without a fraction.
 fn counter_value(value: f64) -> String {
     if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e15 {

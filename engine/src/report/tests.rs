@@ -98,6 +98,8 @@ fn variant(name: &str, index: u64, sensitivity: f64) -> VariantResult {
         windows,
         servers: (0..4).map(|r| server(r, index)).collect(),
         components,
+        series: BTreeMap::new(),
+        state_changes: BTreeMap::new(),
     }
 }
 
@@ -395,4 +397,59 @@ fn dump() {
     let dir = std::env::var("REPORT_DUMP_DIR").expect("set REPORT_DUMP_DIR");
     let files = render(&fixture()).expect("renders");
     crate::output::write_files_atomically(std::path::Path::new(&dir), &files).expect("writes");
+}
+
+#[test]
+fn component_series_get_a_plot_each_and_state_changes_a_table() {
+    use crate::results::{EventRecord, SeriesResult};
+    let mut results = fixture();
+    for (i, v) in results.variants.iter_mut().enumerate() {
+        let values = (0..60)
+            .map(|s| (s != 7).then_some(0.5 + 0.01 * (s as f64) + i as f64 * 0.1))
+            .collect();
+        v.series.insert(
+            "cache".to_string(),
+            vec![SeriesResult {
+                name: "hit_ratio".to_string(),
+                title: "Cache hit ratio".to_string(),
+                unit: "fraction of reads".to_string(),
+                values,
+            }],
+        );
+        v.state_changes.insert(
+            "breaker".to_string(),
+            vec![
+                EventRecord {
+                    at_s: 21.5,
+                    what: "closed -> open".to_string(),
+                },
+                EventRecord {
+                    at_s: 26.5,
+                    what: "open -> half-open".to_string(),
+                },
+            ],
+        );
+    }
+    let files = render(&results).expect("renders");
+    let svg = text(&files, "series-hit_ratio.svg");
+    for expected in [
+        "Cache hit ratio",
+        "fraction of reads",
+        "time (s)",
+        "p2c",
+        "crash app-3",
+    ] {
+        assert!(svg.contains(expected), "series plot lacks {expected:?}");
+    }
+    assert!(file(&files, "series-hit_ratio.png").starts_with(b"\x89PNG"));
+    let summary = text(&files, "summary.md");
+    assert!(summary.contains("![Cache hit ratio](series-hit_ratio.svg)"));
+    assert!(summary.contains("## State changes"));
+    assert!(
+        summary.contains(r"| 21.500 | breaker | closed -\> open |"),
+        "{summary}"
+    );
+    let html = text(&files, "index.html");
+    assert!(html.contains("aria-label=\"Cache hit ratio\""));
+    assert!(html.contains("open -&gt; half-open"));
 }
