@@ -5,6 +5,7 @@
 //! from the stream `!network`, a name no node can have.
 
 use crate::components::AnyNode;
+use crate::metrics::NodeStats;
 use crate::registry::Registry;
 use crate::scenario::validate::Model;
 use crate::sim::message::NodeId;
@@ -12,6 +13,22 @@ use crate::sim::network::Network;
 use crate::sim::rng::SimRng;
 use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Slot, World};
+use std::any::Any;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
+
+/// A run-wide observer that sees the ground truth several nodes report to it (the atomicity
+/// of transactions, the history of a key-value store), and reports its verdict at the end of
+/// the run under its own name, like a node.
+///
+/// Nodes get one with [`BuildCtx::observer`]; all nodes of a run asking for the same name share
+/// one instance. The simulation is single-threaded per run, so the lock is never contended.
+pub trait Observer: Send + 'static {
+    /// End of the run at `now`: what the observer found.
+    fn finish(&mut self, now: SimTime) -> NodeStats;
+}
+
+type ObserverEntry = (String, Arc<dyn Any + Send + Sync>, Arc<Mutex<dyn Observer>>);
 
 /// What a component may ask while it is being built.
 pub struct BuildCtx<'a> {
@@ -19,6 +36,7 @@ pub struct BuildCtx<'a> {
     registry: &'a Registry,
     seed: u64,
     me: NodeId,
+    observers: &'a RefCell<Vec<ObserverEntry>>,
 }
 
 impl<'a> BuildCtx<'a> {
@@ -72,14 +90,60 @@ impl<'a> BuildCtx<'a> {
         self.model.end
     }
 
+    /// The run's observer called `name`, created with `make` by the first node that asks.
+    /// Its [`Observer::finish`] output appears in the results under `name`, like a node's.
+    ///
+    /// # Panics
+    /// If two components ask for the same name with different types: a programming error.
+    pub fn observer<T: Observer>(&self, name: &str, make: impl FnOnce() -> T) -> Arc<Mutex<T>> {
+        let mut observers = self.observers.borrow_mut();
+        if let Some((_, any, _)) = observers.iter().find(|(n, _, _)| n == name) {
+            return Arc::clone(any)
+                .downcast::<Mutex<T>>()
+                .unwrap_or_else(|_| panic!("observer `{name}` requested with two types"));
+        }
+        let typed = Arc::new(Mutex::new(make()));
+        let dynamic: Arc<Mutex<dyn Observer>> = typed.clone();
+        observers.push((name.to_string(), typed.clone(), dynamic));
+        typed
+    }
+
     /// The registry the run was built with.
     pub fn registry(&self) -> &'a Registry {
         self.registry
     }
 }
 
+/// A world ready to run, and the observers its nodes report to.
+pub struct Built {
+    /// The nodes, network and fault schedule.
+    pub world: World<AnyNode>,
+    /// Run-wide observers by name, in the order nodes first asked for them.
+    pub observers: Vec<(String, Arc<Mutex<dyn Observer>>)>,
+}
+
+/// Each observer's verdict at the end of the run, by name.
+pub fn finish_observers(
+    observers: &[(String, Arc<Mutex<dyn Observer>>)],
+    now: SimTime,
+) -> Vec<(String, NodeStats)> {
+    observers
+        .iter()
+        .map(|(name, o)| {
+            let mut o = o.lock().unwrap_or_else(|poison| poison.into_inner());
+            (name.clone(), o.finish(now))
+        })
+        .collect()
+}
+
 /// Build the world for `model` with random streams from `seed`.
 pub fn build(model: &Model, registry: &Registry, seed: u64) -> World<AnyNode> {
+    build_with_observers(model, registry, seed).world
+}
+
+/// Build the world for `model` with random streams from `seed`, keeping its observers.
+pub fn build_with_observers(model: &Model, registry: &Registry, seed: u64) -> Built {
+    let observers = RefCell::new(Vec::new());
     let nodes = (0..model.names.nodes.len())
         .map(|i| {
             let me = NodeId(i as u32);
@@ -88,6 +152,7 @@ pub fn build(model: &Model, registry: &Registry, seed: u64) -> World<AnyNode> {
                 registry,
                 seed,
                 me,
+                observers: &observers,
             };
             let config = &model.spec.nodes[model.decl_of[i]];
             Slot {
@@ -102,12 +167,20 @@ pub fn build(model: &Model, registry: &Registry, seed: u64) -> World<AnyNode> {
         model.links.clone(),
         SimRng::derive(seed, "!network"),
     );
-    World::new(
+    let world = World::new(
         nodes,
         network,
         model.faults.clone(),
         model.limits,
         model.measure_from,
         model.window,
-    )
+    );
+    Built {
+        world,
+        observers: observers
+            .into_inner()
+            .into_iter()
+            .map(|(name, _, o)| (name, o))
+            .collect(),
+    }
 }

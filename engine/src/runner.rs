@@ -3,7 +3,7 @@
 //! A run is a pure function of (model, seed), so running variants on any number of threads
 //! gives the same bytes as running them one after another.
 
-use crate::build::build;
+use crate::build::{Built, build_with_observers, finish_observers};
 use crate::metrics::NodeStats;
 use crate::registry::Registry;
 use crate::results::{FaultWindow, Results, ScenarioEcho, ServerResult, Timing, VariantResult};
@@ -123,10 +123,11 @@ pub fn run_variant(
     seed: u64,
 ) -> Result<VariantResult, RunFailure> {
     let m = &v.model;
-    let world = build(m, registry, seed);
-    let out = world
+    let Built { world, observers } = build_with_observers(m, registry, seed);
+    let mut out = world
         .run(m.end)
         .map_err(|e| RunFailure::Run(v.name.clone(), seed, e))?;
+    out.node_stats.extend(finish_observers(&observers, out.end));
     let mut servers = Vec::new();
     let mut components = BTreeMap::new();
     let mut series = BTreeMap::new();

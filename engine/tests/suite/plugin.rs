@@ -56,3 +56,80 @@ fn an_unregistered_component_is_an_error_naming_the_known_ones() {
     assert!(err.contains("`Flaky` is not a known component"), "{err}");
     assert!(err.contains("Client, LoadBalancer, Server"), "{err}");
 }
+
+/// A plug-in whose replicas all report to one run-wide observer.
+mod counted {
+    use archsim::build::{BuildCtx, Observer};
+    use archsim::metrics::NodeStats;
+    use archsim::registry::Component;
+    use archsim::sim::message::{Message, NodeId, Reply, Response};
+    use archsim::sim::time::SimTime;
+    use archsim::sim::{Ctx, Node, TimerId};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    pub struct Tally {
+        pub calls: u64,
+        pub nodes: u64,
+    }
+
+    impl Observer for Tally {
+        fn finish(&mut self, _now: SimTime) -> NodeStats {
+            NodeStats::counters([("calls", self.calls as f64), ("nodes", self.nodes as f64)])
+        }
+    }
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[serde(rename = "Counted")]
+    pub struct Config {}
+
+    pub struct Counted(Arc<Mutex<Tally>>);
+
+    impl Node for Counted {
+        fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
+        fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
+            if let Message::Request(r) = msg {
+                self.0.lock().unwrap().calls += 1;
+                ctx.send(
+                    from,
+                    Message::Response(Response {
+                        call: r.call,
+                        id: r.id,
+                        result: Ok(Reply::default()),
+                    }),
+                );
+            }
+        }
+        fn on_timer(&mut self, _ctx: &mut Ctx<'_>, _timer: TimerId, _tag: u64) {}
+        fn on_crash(&mut self, _now: SimTime) {}
+    }
+
+    impl Component for Counted {
+        const KIND: &'static str = "Counted";
+        type Config = Config;
+        fn build(_cfg: &Config, b: &BuildCtx<'_>) -> Self {
+            let tally = b.observer("tally", Tally::default);
+            tally.lock().unwrap().nodes += 1;
+            Counted(tally)
+        }
+    }
+}
+
+#[test]
+fn nodes_share_one_observer_that_reports_under_its_name() {
+    let src = r#"Scenario(name: "x", duration: "2s",
+    nodes: {
+        "users": Client(target: "lb", arrival: Constant(rate: 100.0)),
+        "lb": LoadBalancer(strategy: RoundRobin, backends: ["a", "b", "c"]),
+        "a": Counted(), "b": Counted(), "c": Counted(),
+    })"#;
+    let reg = Registry::builtin().register::<counted::Counted>();
+    let s = parse("o.ron", src, &reg).unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&s, &reg, &RunOptions::default()).unwrap();
+    let v = &r.variants[0];
+    let tally = &v.components["tally"];
+    assert_eq!(tally["nodes"], 3.0);
+    // Every request the client issued (warm-up included) reached one of the three nodes.
+    assert_eq!(tally["calls"], v.components["users"]["issued"]);
+    assert!(tally["calls"] > 150.0);
+}
