@@ -111,3 +111,48 @@ pub fn end_to_end_scenario(requests: u64) -> String {
 )"#
     )
 }
+
+/// The hand-written baseline the kernel is measured against: PHOLD as a bare loop over
+/// `std::collections::BinaryHeap` of (time, sequence, process) with one ChaCha8 stream per
+/// process, the same draws as [`Phold`] (target uniform, delay `lookahead + Exp(mean)` through
+/// `libm`, rounded to the nanosecond). No nodes, no network, no metrics: the floor a
+/// general-purpose kernel is compared with. Returns the number of events processed.
+pub fn baseline_phold(lps: usize, pending: usize, seed: u64, end: SimTime) -> u64 {
+    use archsim::sim::rng::stable_hash;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    let mut rngs: Vec<ChaCha8Rng> = (0..lps)
+        .map(|i| {
+            let mut r = ChaCha8Rng::seed_from_u64(seed);
+            r.set_stream(stable_hash(format!("lp-{i}").as_bytes()));
+            r
+        })
+        .collect();
+    let n = lps as u64;
+    let draw = |r: &mut ChaCha8Rng| {
+        let to = ((r.next_u64() as u128 * n as u128) >> 64) as u32;
+        let u = 1.0 - (r.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        (to, libm::round(100.0 - 1_000.0 * libm::log(u)) as u64)
+    };
+    let mut heap = BinaryHeap::with_capacity(pending);
+    let mut seq = 0u64;
+    for i in 0..pending {
+        let (to, delay) = draw(&mut rngs[i % lps]);
+        heap.push(Reverse((delay, seq, to)));
+        seq += 1;
+    }
+    let mut events = 0;
+    while let Some(Reverse((t, _, lp))) = heap.pop() {
+        if t > end.0 {
+            break;
+        }
+        events += 1;
+        let (to, delay) = draw(&mut rngs[lp as usize]);
+        heap.push(Reverse((t + delay, seq, to)));
+        seq += 1;
+    }
+    events
+}

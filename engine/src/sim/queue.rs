@@ -1,99 +1,257 @@
-//! The pending-event queue: a min-heap on (time, sequence number).
+//! The pending-event queue: (time, sequence) order, as a monotone radix heap over a slab.
 //!
-//! The sequence number is the order in which events were scheduled, so events at the same
-//! time come out in the order they were put in, and a run is a pure function of its inputs.
-//! Time and sequence are packed into one `u128` so each comparison is a single compare.
+//! Events come out by time, and events at the same time in the order they were put in, so a
+//! run is a pure function of its inputs. The queue is *monotone*: nothing is ever scheduled
+//! before the last event taken out (simulated time does not go back), which is what lets a
+//! radix heap replace a comparison heap.
+//!
+//! ```text
+//!   slab:   [ event | event | free | event | ... ]   events by u32 slot; freed slots reused
+//!   now:    entries at time == last, FIFO            ◀── pop takes the front
+//!   levels: [p][d]: entries whose highest 6-bit digit differing from `last` is digit p,
+//!           and whose digit p is d                   ◀── push appends to bucket(t, last)
+//!   now used up ─▶ lowest non-empty (p, d): last = its smallest time; its entries spread
+//!                  into lower levels (those at `last` into `now`)
+//! ```
+//!
+//! An entry is 16 bytes (time and slot) whatever the event's size, and moves down at least one
+//! level each time it is spread, so at most 11 times and in practice two or three.
+//!
+//! Why the sequence order holds without storing a sequence number: every bucket is in
+//! scheduling order. Pushes append (they come after everything queued), and a bucket is spread
+//! only when every bucket below it is empty, so each receiving bucket gets a subsequence of an
+//! ordered bucket. `now` holds one time only, so its front is the next (time, sequence) event.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
-
-struct Entry<T> {
-    key: u128,
-    item: T,
+/// An entry: the event's time and the slab slot holding the event.
+#[derive(Clone, Copy)]
+struct Entry {
+    time: u64,
+    slot: u32,
 }
 
-impl<T> PartialEq for Entry<T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-impl<T> Eq for Entry<T> {}
-impl<T> PartialOrd for Entry<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<T> Ord for Entry<T> {
-    // Reversed: `BinaryHeap` is a max-heap and we want the earliest event first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.key.cmp(&self.key)
-    }
-}
+/// Bits of time per level: a bucket is (level, digit), 64 digits per level.
+const DIGIT_BITS: u32 = 6;
+const DIGITS: usize = 1 << DIGIT_BITS;
+/// Levels needed to cover 64 bits of time.
+const LEVELS: usize = 64_usize.div_ceil(DIGIT_BITS as usize);
 
 /// Events ordered by (time, scheduling order).
 pub struct EventQueue<T> {
-    heap: BinaryHeap<Entry<T>>,
-    next_seq: u64,
+    /// Entries at time `last`, in scheduling order; those before `head` are already taken.
+    now: Vec<Entry>,
+    head: usize,
+    /// `levels[p][d]`: entries whose highest 6-bit digit differing from `last` is digit `p`,
+    /// where their digit is `d`. Lower (p, d) means earlier, whatever the entries inside.
+    levels: Box<[[Vec<Entry>; DIGITS]; LEVELS]>,
+    /// Bit d of `occupied[p]` is set when `levels[p][d]` is non-empty.
+    occupied: [u64; LEVELS],
+    /// Bit p set when `occupied[p]` is non-zero.
+    occupied_levels: u16,
+    /// The time of the last event taken out.
+    last: u64,
+    slab: Vec<Option<T>>,
+    free: Vec<u32>,
+    len: usize,
+    /// Reused when a bucket is spread, so spreading does not allocate.
+    spare: Vec<Entry>,
+}
+
+/// How many events ahead of the one taken out the queue asks the CPU to fetch: with many
+/// pending events the slab is larger than the caches, and one miss per event would otherwise
+/// be most of an event's cost.
+const PREFETCH_AHEAD: usize = 4;
+
+/// Ask the CPU to bring `slab[slot]` into the cache (a hint: it changes no value).
+#[inline(always)]
+fn prefetch<T>(slab: &[T], slot: u32) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(item) = slab.get(slot as usize) {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch is a hint that never faults and reads or writes nothing the
+        // program can observe; the pointer comes from a live reference anyway.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>((item as *const T).cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (slab, slot);
 }
 
 impl<T> Default for EventQueue<T> {
     fn default() -> Self {
-        EventQueue {
-            heap: BinaryHeap::new(),
-            next_seq: 0,
-        }
+        EventQueue::with_capacity(0)
     }
+}
+
+/// The (level, digit) of `time` relative to `last`; `None` when they are equal.
+#[inline]
+fn bucket_of(time: u64, last: u64) -> Option<(usize, usize)> {
+    let x = time ^ last;
+    if x == 0 {
+        return None;
+    }
+    let level = ((63 - x.leading_zeros()) / DIGIT_BITS) as usize;
+    let digit = ((time >> (level as u32 * DIGIT_BITS)) as usize) & (DIGITS - 1);
+    Some((level, digit))
 }
 
 impl<T> EventQueue<T> {
     /// An empty queue with room for `n` events.
     pub fn with_capacity(n: usize) -> Self {
         EventQueue {
-            heap: BinaryHeap::with_capacity(n),
-            next_seq: 0,
+            now: Vec::new(),
+            head: 0,
+            levels: Box::new(std::array::from_fn(|_| std::array::from_fn(|_| Vec::new()))),
+            occupied: [0; LEVELS],
+            occupied_levels: 0,
+            last: 0,
+            slab: Vec::with_capacity(n),
+            free: Vec::with_capacity(n),
+            len: 0,
+            spare: Vec::new(),
         }
     }
 
-    /// Schedule `item` at `time` (nanoseconds).
+    /// Schedule `item` at `time` (nanoseconds), which must not be before the last event taken
+    /// out.
     #[inline]
     pub fn push(&mut self, time: u64, item: T) {
-        let key = ((time as u128) << 64) | self.next_seq as u128;
-        self.next_seq += 1;
-        self.heap.push(Entry { key, item });
+        assert!(
+            time >= self.last,
+            "event scheduled at {time} ns, before the current time {} ns",
+            self.last
+        );
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = Some(item);
+                s
+            }
+            None => {
+                self.slab.push(Some(item));
+                u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 pending events")
+            }
+        };
+        self.place(Entry { time, slot });
+        self.len += 1;
+    }
+
+    #[inline]
+    fn place(&mut self, e: Entry) {
+        match bucket_of(e.time, self.last) {
+            None => self.now.push(e),
+            Some((p, d)) => {
+                self.levels[p][d].push(e);
+                self.occupied[p] |= 1 << d;
+                self.occupied_levels |= 1 << p;
+            }
+        }
     }
 
     /// Remove and return the earliest event with its time.
     #[inline]
     pub fn pop(&mut self) -> Option<(u64, T)> {
-        self.heap.pop().map(|e| ((e.key >> 64) as u64, e.item))
+        if self.head == self.now.len() && !self.refill() {
+            return None;
+        }
+        let e = self.now[self.head];
+        if let Some(ahead) = self.now.get(self.head + PREFETCH_AHEAD) {
+            prefetch(&self.slab, ahead.slot);
+        }
+        self.head += 1;
+        self.len -= 1;
+        self.free.push(e.slot);
+        let item = self.slab[e.slot as usize]
+            .take()
+            .expect("a queued slot holds an item");
+        Some((e.time, item))
+    }
+
+    /// The entries at time `last` are used up: take the earliest bucket, make its smallest time
+    /// the new `last`, and spread its entries into the buckets below (those at `last` into
+    /// `now`). False when the queue is empty.
+    fn refill(&mut self) -> bool {
+        self.now.clear();
+        self.head = 0;
+        if self.occupied_levels == 0 {
+            return false;
+        }
+        let p = self.occupied_levels.trailing_zeros() as usize;
+        let d = self.occupied[p].trailing_zeros() as usize;
+        self.occupied[p] &= !(1 << d);
+        if self.occupied[p] == 0 {
+            self.occupied_levels &= !(1 << p);
+        }
+        let mut from = std::mem::replace(&mut self.levels[p][d], std::mem::take(&mut self.spare));
+        self.last = from.iter().map(|e| e.time).min().expect("non-empty bucket");
+        // Every entry here shares the digits above `p` with the new `last`, so each lands on a
+        // lower level (or in `now`), keeping its order relative to the others.
+        for e in from.drain(..) {
+            self.place(e);
+        }
+        self.spare = from;
+        for e in self.now.iter().take(PREFETCH_AHEAD) {
+            prefetch(&self.slab, e.slot);
+        }
+        true
     }
 
     /// Time of the earliest event, if any.
-    pub fn peek_time(&self) -> Option<u64> {
-        self.heap.peek().map(|e| (e.key >> 64) as u64)
+    pub fn peek_time(&mut self) -> Option<u64> {
+        if self.head == self.now.len() && !self.refill() {
+            return None;
+        }
+        Some(self.now[self.head].time)
     }
 
-    /// Keep only the events for which `keep` is true (the order of the rest is unchanged,
-    /// since it is given by their keys).
+    /// Keep only the events for which `keep` is true (the order of the rest is unchanged:
+    /// `Vec::retain` keeps each bucket's order).
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        self.heap.retain(|e| keep(&e.item));
+        let head = std::mem::take(&mut self.head);
+        self.now.drain(..head);
+        let (slab, free) = (&mut self.slab, &mut self.free);
+        let mut removed = 0;
+        let mut keep_entry = |e: &Entry| {
+            let slot = &mut slab[e.slot as usize];
+            let kept = keep(slot.as_ref().expect("a queued slot holds an item"));
+            if !kept {
+                *slot = None;
+                free.push(e.slot);
+                removed += 1;
+            }
+            kept
+        };
+        self.now.retain(&mut keep_entry);
+        for (p, level) in self.levels.iter_mut().enumerate() {
+            for (d, bucket) in level.iter_mut().enumerate() {
+                bucket.retain(&mut keep_entry);
+                if bucket.is_empty() {
+                    self.occupied[p] &= !(1 << d);
+                }
+            }
+            if self.occupied[p] == 0 {
+                self.occupied_levels &= !(1 << p);
+            }
+        }
+        self.len -= removed;
     }
 
     /// Number of pending events.
     #[inline]
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.len
     }
 
     /// True when no event is pending.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.len == 0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BinaryHeap;
 
     #[test]
     fn pops_in_time_then_insertion_order() {
@@ -108,5 +266,44 @@ mod tests {
             order,
             vec![(1, "a"), (1, "b"), (5, "c"), (5, "d"), (u64::MAX, "z")]
         );
+    }
+
+    /// The order of a binary heap on (time, sequence), which the radix heap must reproduce
+    /// exactly, under interleaved pushes, pops and purges with many ties.
+    #[test]
+    fn same_order_as_a_heap_on_time_and_sequence() {
+        let mut q = EventQueue::default();
+        let mut reference = BinaryHeap::new();
+        let mut seq = 0u64;
+        let mut now = 0u64;
+        let mut state = 12345u64;
+        let mut next = || {
+            state = crate::sim::rng::mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
+            state
+        };
+        for round in 0..200_000u64 {
+            let r = next();
+            if r % 3 != 0 || reference.is_empty() {
+                // Spans from "same instant" to far ahead, to cross every bucket.
+                let shift = next() % 40;
+                let t = now + ((next() >> 24) >> shift) % (1 << (40 - shift));
+                q.push(t, seq);
+                reference.push(std::cmp::Reverse((t, seq)));
+                seq += 1;
+            } else {
+                let std::cmp::Reverse(want) = reference.pop().expect("non-empty");
+                assert_eq!(q.pop(), Some(want), "round {round}");
+                now = want.0;
+            }
+            if round % 50_000 == 49_999 {
+                q.retain(|s| s % 7 != 0);
+                reference.retain(|std::cmp::Reverse((_, s))| s % 7 != 0);
+            }
+            assert_eq!(q.len(), reference.len());
+        }
+        while let Some(std::cmp::Reverse(want)) = reference.pop() {
+            assert_eq!(q.pop(), Some(want));
+        }
+        assert_eq!(q.pop(), None);
     }
 }

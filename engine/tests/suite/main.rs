@@ -5,6 +5,7 @@ mod components;
 mod determinism;
 mod errors;
 mod faults;
+mod golden;
 mod limits;
 mod memory;
 mod plugin;
