@@ -5,8 +5,10 @@
 
 pub mod calls;
 pub mod client;
+pub mod downstream;
 pub mod keys;
 pub mod load_balancer;
+pub mod resilience;
 pub mod server;
 
 use crate::build::BuildCtx;
@@ -54,7 +56,7 @@ impl NodeConfig {
     /// A client's timeout: the run goes on this long after `duration` so every request ends.
     pub fn client_timeout(&self) -> Option<SimDuration> {
         match self {
-            NodeConfig::Client(c) => Some(c.timeout),
+            NodeConfig::Client(c) => Some(c.request_deadline()),
             NodeConfig::LoadBalancer(_) | NodeConfig::Server(_) | NodeConfig::Plugin(_) => None,
         }
     }
