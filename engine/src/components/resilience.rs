@@ -367,6 +367,11 @@ impl Breaker {
         }
     }
 
+    /// A closed breaker with the same rules (after a crash of its owner).
+    pub fn reset(&self) -> Breaker {
+        Breaker::new(&self.cfg)
+    }
+
     /// The state, after moving from open to half-open if the cool-down has passed; returns the
     /// new state if that happened.
     pub fn poll(&mut self, now: SimTime) -> Option<BreakerState> {
