@@ -6,6 +6,11 @@
 use crate::components::client::{Arrival, ClientConfig};
 use crate::components::keys::Keys;
 use crate::components::load_balancer::{LoadBalancerConfig, Strategy};
+use crate::components::downstream::CallStage;
+use crate::components::proxy::{BulkheadConfig, CircuitBreakerConfig, LimitScope, RateLimiterConfig};
+use crate::components::resilience::{
+    Backoff, BreakerConfig, HealthCheckConfig, HedgeConfig, RateLimit, RetryConfig,
+};
 use crate::components::server::ServerConfig;
 use crate::dist::Dist;
 use crate::registry::Registry;
@@ -29,6 +34,9 @@ pub fn render(registry: &Registry) -> String {
         ("Client", schema_for!(ClientConfig)),
         ("LoadBalancer", schema_for!(LoadBalancerConfig)),
         ("Server", schema_for!(ServerConfig)),
+        ("CircuitBreaker", schema_for!(CircuitBreakerConfig)),
+        ("RateLimiter", schema_for!(RateLimiterConfig)),
+        ("Bulkhead", schema_for!(BulkheadConfig)),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
@@ -48,6 +56,7 @@ pub fn render(registry: &Registry) -> String {
         section(&mut out, title);
         variants(&mut out, schema.as_value());
     }
+    resilience(&mut out);
     section(
         &mut out,
         "NETWORK (`network: (...)`), LINKS and LIMITS (`limits: (...)`)",
@@ -60,6 +69,31 @@ pub fn render(registry: &Registry) -> String {
         structure(&mut out, kind, schema.as_value());
     }
     out
+}
+
+/// The resilience options: policy structs and the enums of their kinds.
+fn resilience(out: &mut String) {
+    section(
+        out,
+        "RESILIENCE OPTIONS (Client `retry`/`hedge`, Server `calls`, LoadBalancer `health_check`/`breaker`)",
+    );
+    for (kind, schema) in [
+        ("retry", schema_for!(RetryConfig)),
+        ("hedge", schema_for!(HedgeConfig)),
+        ("call stage (Server `calls`)", schema_for!(CallStage)),
+        ("breaker", schema_for!(BreakerConfig)),
+        ("health_check", schema_for!(HealthCheckConfig)),
+    ] {
+        structure(out, kind, schema.as_value());
+    }
+    for (title, schema) in [
+        ("BACKOFFS (retry `backoff`)", schema_for!(Backoff)),
+        ("RATE-LIMIT ALGORITHMS (RateLimiter `algorithm`)", schema_for!(RateLimit)),
+        ("RATE-LIMIT SCOPES (RateLimiter `scope`)", schema_for!(LimitScope)),
+    ] {
+        section(out, title);
+        variants(out, schema.as_value());
+    }
 }
 
 fn section(out: &mut String, title: &str) {
@@ -221,6 +255,17 @@ mod tests {
             "Closed",
             "Zipf",
             "max_pending_events",
+            "CircuitBreaker:",
+            "RateLimiter:",
+            "Bulkhead:",
+            "DecorrelatedJitter",
+            "SlidingWindowCounter",
+            "unhealthy_threshold",
+            "wait_for",
+            "shed_after",
+            "idempotency_keys",
+            "Bursts",
+            "PerClient",
         ] {
             assert!(
                 text.contains(needle),

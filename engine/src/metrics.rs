@@ -294,10 +294,13 @@ impl RequestMetrics {
         self.ok
     }
 
-    /// Failures in the summary, by cause name (every cause present).
+    /// Failures in the summary, by cause name: the three basic causes always, the causes of
+    /// the resilience components (rate limited, circuit open, shed, ...) only when they
+    /// occurred, so designs without those components keep the same columns.
     pub fn errors(&self) -> BTreeMap<String, u64> {
         Cause::ALL
             .iter()
+            .filter(|c| c.idx() < 3 || self.errors[c.idx()] > 0)
             .map(|c| (c.name().to_string(), self.errors[c.idx()]))
             .collect()
     }

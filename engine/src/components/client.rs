@@ -9,17 +9,24 @@
 //!                                       └──▶ timer fires ─▶ ends: Timeout
 //! ```
 //! Every issued request ends exactly once; a late answer to a timed-out request is ignored.
+//!
+//! With `retry`, a failed attempt (error answer, timeout, nothing reachable) is tried again
+//! after a backoff, up to `max_attempts`, within the retry budget; the request ends with the
+//! last attempt's cause. With `hedge`, a second copy goes out if the first has not been
+//! answered after `after`, and the first answer wins. All attempts carry the same request id.
 //! Arrivals, keys, per-request work bits, read/write choices and replica choices come from
 //! separate random streams of the client, so variants that share a seed see the same requests
 //! at the same times even when they change one of the others.
 
 use super::calls::CallTable;
 use super::keys::{KeySampler, Keys};
+use super::resilience::{HedgeConfig, RetryBudget, RetryConfig};
 use crate::build::BuildCtx;
 use crate::dist::Dist;
 use crate::metrics::NodeStats;
+use crate::metrics::{Series, SeriesKind};
 use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{CallId, Cause, Message, NodeId, Op, Request, RequestId, Response};
+use crate::sim::message::{CallId, Cause, Message, NodeId, Op, Request, RequestId};
 use crate::sim::rng::{RandomSource, SimRng};
 use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Ctx, Node, TimerId};
@@ -40,6 +47,19 @@ pub enum Arrival {
     Constant {
         /// Arrival rate (requests/s).
         rate: f64,
+    },
+    /// Open loop in bursts: Poisson at `burst_rate` during the first `length` of every
+    /// `every`, at `rate` the rest of the time:
+    /// `Bursts(rate: 500.0, burst_rate: 5000.0, every: "2s", length: "200ms")`.
+    Bursts {
+        /// Mean arrival rate between bursts (requests/s, may be 0).
+        rate: f64,
+        /// Mean arrival rate during a burst (requests/s).
+        burst_rate: f64,
+        /// Time from the start of one burst to the start of the next (duration).
+        every: SimDuration,
+        /// How long each burst lasts (duration).
+        length: SimDuration,
     },
     /// Closed loop: `Closed(users: 50, think_time: Exponential(mean: "100ms"))`. Each user
     /// waits for its answer (or timeout), thinks, then sends the next request.
@@ -72,6 +92,14 @@ pub struct ClientConfig {
     /// Stop after issuing this many requests (count). Default `None`: issue until `duration`.
     #[serde(default)]
     pub max_requests: Option<u64>,
+    /// Retry failed attempts (`timeout` is then per attempt):
+    /// `Some((max_attempts: 3, backoff: FullJitter(base: "5ms", cap: "200ms"), budget: Some(0.1)))`.
+    /// Default `None`: one attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryConfig>,
+    /// Hedged requests: `Some((after: "20ms"))`. Default `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hedge: Option<HedgeConfig>,
 }
 
 fn default_timeout() -> SimDuration {
@@ -84,8 +112,28 @@ crate::settable!(ClientConfig {
     timeout,
     keys,
     write_fraction,
-    max_requests
+    max_requests,
+    retry,
+    hedge
 });
+
+impl ClientConfig {
+    /// The longest a request can take: every attempt timing out after its longest backoff,
+    /// plus the hedge delay (the run drains this long after `duration`).
+    pub fn request_deadline(&self) -> SimDuration {
+        let (attempts, pause) = self.retry.as_ref().map_or((1, SimDuration::ZERO), |r| {
+            (r.max_attempts.max(1) as u64, r.backoff.max_delay())
+        });
+        let hedge = self.hedge.as_ref().map_or(SimDuration::ZERO, |h| h.after);
+        SimDuration(
+            self.timeout
+                .0
+                .saturating_mul(attempts)
+                .saturating_add(pause.0.saturating_mul(attempts - 1))
+                .saturating_add(hedge.0),
+        )
+    }
+}
 
 impl ClientConfig {
     /// Check values the types cannot express, and that the target exists.
@@ -101,6 +149,35 @@ impl ClientConfig {
                         &at,
                         format!("{rate} requests/s is faster than one per nanosecond"),
                         "expected a rate of at most 1e9 requests/s",
+                    );
+                }
+            }
+            Arrival::Bursts {
+                rate,
+                burst_rate,
+                every,
+                length,
+            } => {
+                let at = at.field("arrival");
+                if !(*rate >= 0.0 && *rate <= MAX_RATE_PER_S) {
+                    v.error(
+                        &at.field("rate"),
+                        format!("rate {rate}"),
+                        "expected a rate from 0 to 1e9 requests/s",
+                    );
+                }
+                if !(*burst_rate > 0.0 && *burst_rate <= MAX_RATE_PER_S) {
+                    v.error(
+                        &at.field("burst_rate"),
+                        format!("rate {burst_rate}"),
+                        "expected a rate above 0 and at most 1e9 requests/s",
+                    );
+                }
+                if *length == SimDuration::ZERO || length > every {
+                    v.error(
+                        &at.field("length"),
+                        "a burst must last a positive time within its period",
+                        "expected 0 < length <= every",
                     );
                 }
             }
@@ -130,6 +207,18 @@ impl ClientConfig {
                 "expected a positive duration",
             );
         }
+        if let Some(r) = &self.retry {
+            r.validate(v, &at.field("retry"));
+        }
+        if let Some(h) = &self.hedge
+            && h.after == SimDuration::ZERO
+        {
+            v.error(
+                &at.field("hedge").field("after"),
+                "a zero hedge delay sends two copies of every request",
+                "expected a positive duration",
+            );
+        }
         for (field, expected) in self.keys.problems() {
             v.error(
                 &at.field("keys").field(field),
@@ -154,13 +243,38 @@ const MAX_RATE_PER_S: f64 = 1e9;
 const TAG_KIND_SHIFT: u32 = 62;
 const TAG_ARRIVAL: u64 = 1 << TAG_KIND_SHIFT;
 const TAG_THINK: u64 = 2 << TAG_KIND_SHIFT;
+/// Retry and hedge timers: kind 3, and bit 61 tells them apart; the rest is the request slot.
+const TAG_AGAIN: u64 = 3 << TAG_KIND_SHIFT;
+const TAG_HEDGE_BIT: u64 = 1 << 61;
 const TAG_MASK: u64 = (1 << TAG_KIND_SHIFT) - 1;
 
+/// One attempt in flight (a call).
 #[derive(Clone, Copy, Debug)]
 struct Pending {
-    issued_at: SimTime,
+    request: CallId,
     timer: TimerId,
+}
+
+/// One request not yet ended: its attempts in flight, or the backoff before the next.
+#[derive(Clone, Copy, Debug)]
+struct Open {
+    issued_at: SimTime,
     user: u32,
+    req: Request,
+    attempt: u32,
+    /// Attempts in flight: at most two (the first and its hedge).
+    calls: [Option<CallId>; 2],
+    last_target: Option<NodeId>,
+    previous_pause: SimDuration,
+    hedge_timer: Option<TimerId>,
+    hedged: bool,
+    hedge_call: Option<CallId>,
+}
+
+impl Open {
+    fn in_flight(&self) -> usize {
+        self.calls.iter().flatten().count()
+    }
 }
 
 /// One client node.
@@ -178,8 +292,16 @@ pub struct Client {
     id_base: u64,
     issued: u64,
     pending: CallTable<Pending>,
+    open: CallTable<Open>,
     late: u64,
     lost_in_crash: u64,
+    budget: Option<RetryBudget>,
+    retry_rng: SimRng,
+    retries: u64,
+    retries_denied: u64,
+    hedges: u64,
+    hedge_wins: u64,
+    attempts: Series,
 }
 
 impl Client {
@@ -199,8 +321,16 @@ impl Client {
             id_base: (b.me().0 as u64) << 40,
             issued: 0,
             pending: CallTable::default(),
+            open: CallTable::default(),
             late: 0,
             lost_in_crash: 0,
+            budget: cfg.retry.as_ref().and_then(RetryBudget::new),
+            retry_rng: b.rng("retry"),
+            retries: 0,
+            retries_denied: 0,
+            hedges: 0,
+            hedge_wins: 0,
+            attempts: Series::new(SeriesKind::Rate, b.window()),
         }
     }
 
@@ -215,23 +345,69 @@ impl Client {
             }
             Arrival::Constant { rate } => SimDuration::from_secs_f64(1.0 / rate),
             Arrival::Closed { ref think_time, .. } => think_time.sample(&mut self.arrivals),
+            // Needs the time: see `bursty_gap`.
+            Arrival::Bursts { .. } => SimDuration::ZERO,
+        }
+    }
+
+    /// The gap to the next arrival of a Poisson process whose rate changes at burst
+    /// boundaries: draw at the current rate, and if the draw crosses a boundary, start again
+    /// from the boundary (exact, since the exponential distribution is memoryless).
+    fn bursty_gap(&mut self, now: SimTime) -> SimDuration {
+        let Arrival::Bursts {
+            rate,
+            burst_rate,
+            every,
+            length,
+        } = self.cfg.arrival
+        else {
+            return self.next_gap();
+        };
+        let mut t = now;
+        loop {
+            let into = t.0 % every.0;
+            let (r, boundary) = if into < length.0 {
+                (burst_rate, SimTime(t.0 - into + length.0))
+            } else {
+                (rate, SimTime(t.0 - into + every.0))
+            };
+            if r > 0.0 {
+                let gap = SimDuration::from_secs_f64(-libm::log(self.arrivals.uniform_open0()) / r);
+                if t.after(gap) < boundary {
+                    return t.after(gap).since(now);
+                }
+            }
+            if boundary >= self.stop_at {
+                return boundary.since(now);
+            }
+            t = boundary;
         }
     }
 
     fn schedule_arrival(&mut self, ctx: &mut Ctx<'_>, tag: u64) {
-        let gap = self.next_gap();
+        let gap = if matches!(self.cfg.arrival, Arrival::Bursts { .. }) {
+            self.bursty_gap(ctx.now())
+        } else {
+            self.next_gap()
+        };
         if self.may_issue(ctx.now().after(gap)) {
             ctx.set_timer(gap, tag);
         }
     }
 
-    fn pick_target(&mut self, ctx: &Ctx<'_>) -> Option<NodeId> {
+    /// A reachable target at random, other than `avoid` if there is another.
+    fn pick_target(&mut self, ctx: &Ctx<'_>, avoid: Option<NodeId>) -> Option<NodeId> {
         if let [only] = self.targets[..] {
             return ctx.reachable(only).then_some(only);
         }
         self.candidates.clear();
         self.candidates
             .extend(self.targets.iter().copied().filter(|&t| ctx.reachable(t)));
+        if let Some(a) = avoid
+            && self.candidates.len() > 1
+        {
+            self.candidates.retain(|&t| t != a);
+        }
         match self.candidates.len() {
             0 => None,
             n => Some(self.candidates[self.route_rng.below(n as u64) as usize]),
@@ -246,19 +422,11 @@ impl Client {
         let write =
             self.cfg.write_fraction > 0.0 && self.op_rng.uniform() < self.cfg.write_fraction;
         let work = self.work_rng.next_u64();
-        let Some(target) = self.pick_target(ctx) else {
-            ctx.request_ended(now, Err(Cause::Unreachable));
-            self.after_end(ctx, user);
-            return;
-        };
-        let timeout = self.cfg.timeout;
-        let call = self.pending.open(|call| Pending {
-            issued_at: now,
-            timer: ctx.set_timer(timeout, call.0),
-            user,
-        });
+        if let Some(b) = self.budget.as_mut() {
+            b.deposit();
+        }
         let req = Request {
-            call,
+            call: CallId::default(),
             id: RequestId(self.id_base | self.issued),
             op: if write { Op::Write } else { Op::Read },
             key,
@@ -266,30 +434,147 @@ impl Client {
             work,
             issued_at: now,
         };
-        ctx.send(target, Message::Request(req));
+        let request = self.open.open(|_| Open {
+            issued_at: now,
+            user,
+            req,
+            attempt: 1,
+            calls: [None; 2],
+            last_target: None,
+            previous_pause: SimDuration::ZERO,
+            hedge_timer: None,
+            hedged: false,
+            hedge_call: None,
+        });
+        self.send_attempt(ctx, request);
     }
 
-    /// End the pending call `call` if it is still open; returns its user.
-    fn end(&mut self, ctx: &mut Ctx<'_>, call: CallId, result: Result<(), Cause>) -> Option<u32> {
-        let p = self.pending.close(call)?;
+    /// Send one copy of the open request `request` (a first attempt, a retry or a hedge).
+    fn send_attempt(&mut self, ctx: &mut Ctx<'_>, request: CallId) {
+        let Some(o) = self.open.get_mut(request).copied() else {
+            return;
+        };
+        let hedge = o.in_flight() > 0;
+        let avoid = if hedge { o.last_target } else { None };
+        let Some(target) = self.pick_target(ctx, avoid) else {
+            self.attempt_failed(ctx, request, Cause::Unreachable);
+            return;
+        };
+        let timeout = self.cfg.timeout;
+        let call = self.pending.open(|call| Pending {
+            request,
+            timer: ctx.set_timer(timeout, call.0),
+        });
+        let first_try = o.attempt == 1 && !hedge;
+        let hedge_after = self.cfg.hedge.as_ref().map(|h| h.after);
+        let o = self.open.get_mut(request).expect("checked open above");
+        let slot = o.calls.iter().position(Option::is_none).unwrap_or(0);
+        o.calls[slot] = Some(call);
+        o.last_target = Some(target);
+        if hedge {
+            o.hedge_call = Some(call);
+        }
+        if let Some(after) = hedge_after
+            && first_try
+        {
+            o.hedge_timer = Some(ctx.set_timer(after, TAG_AGAIN | TAG_HEDGE_BIT | request.0));
+        }
+        if self.cfg.retry.is_some() || hedge_after.is_some() {
+            self.attempts.add(ctx.now(), 1.0);
+        }
+        ctx.send(target, Message::Request(Request { call, ..o.req }));
+    }
+
+    /// An attempt failed with `cause`: wait for its hedge twin, retry, or end the request.
+    fn attempt_failed(&mut self, ctx: &mut Ctx<'_>, request: CallId, cause: Cause) {
+        let Some(o) = self.open.get_mut(request) else {
+            return;
+        };
+        if o.in_flight() > 0 {
+            return;
+        }
+        let may_retry = self
+            .cfg
+            .retry
+            .as_ref()
+            .is_some_and(|r| o.attempt < r.max_attempts);
+        if may_retry {
+            if self.budget.as_mut().is_none_or(|b| b.withdraw()) {
+                let r = self.cfg.retry.as_ref().expect("may_retry");
+                let pause = r
+                    .backoff
+                    .delay(o.attempt, o.previous_pause, &mut self.retry_rng);
+                o.previous_pause = pause;
+                o.attempt += 1;
+                self.retries += 1;
+                ctx.set_timer(pause, TAG_AGAIN | request.0);
+                return;
+            }
+            self.retries_denied += 1;
+        }
+        self.finish(ctx, request, Err(cause));
+    }
+
+    /// End the open request `request` with `result`, abandoning any attempt still in flight.
+    fn finish(&mut self, ctx: &mut Ctx<'_>, request: CallId, result: Result<(), Cause>) {
+        let Some(o) = self.open.close(request) else {
+            return;
+        };
+        for call in o.calls.into_iter().flatten() {
+            if let Some(p) = self.pending.close(call) {
+                ctx.cancel_timer(p.timer);
+            }
+        }
+        if let Some(t) = o.hedge_timer {
+            ctx.cancel_timer(t);
+        }
+        ctx.request_ended(o.issued_at, result);
+        self.after_end(ctx, o.user);
+    }
+
+    /// The attempt `call` ended with `result` (an answer, or its timeout).
+    fn attempt_ended(&mut self, ctx: &mut Ctx<'_>, call: CallId, result: Result<(), Cause>) {
+        let Some(p) = self.pending.close(call) else {
+            self.late += 1;
+            return;
+        };
         // After a timeout this timer has already fired, and cancelling it does nothing.
         ctx.cancel_timer(p.timer);
-        ctx.request_ended(p.issued_at, result);
-        Some(p.user)
+        let Some(o) = self.open.get_mut(p.request) else {
+            return;
+        };
+        for c in o.calls.iter_mut().filter(|c| **c == Some(call)) {
+            *c = None;
+        }
+        match result {
+            Ok(()) => {
+                if o.hedge_call == Some(call) {
+                    self.hedge_wins += 1;
+                }
+                self.finish(ctx, p.request, Ok(()))
+            }
+            Err(cause) => self.attempt_failed(ctx, p.request, cause),
+        }
+    }
+
+    /// The hedge delay passed: send a second copy if the first is still unanswered.
+    fn hedge(&mut self, ctx: &mut Ctx<'_>, request: CallId) {
+        let Some(o) = self.open.get_mut(request) else {
+            return;
+        };
+        o.hedge_timer = None;
+        if o.in_flight() != 1 || o.hedged {
+            return;
+        }
+        o.hedged = true;
+        self.hedges += 1;
+        self.send_attempt(ctx, request);
     }
 
     /// A closed-loop user thinks before its next request.
     fn after_end(&mut self, ctx: &mut Ctx<'_>, user: u32) {
         if matches!(self.cfg.arrival, Arrival::Closed { .. }) {
             self.schedule_arrival(ctx, TAG_THINK | user as u64);
-        }
-    }
-
-    fn on_response(&mut self, ctx: &mut Ctx<'_>, resp: Response) {
-        let result = resp.result.map(|_| ());
-        match self.end(ctx, resp.call, result) {
-            Some(user) => self.after_end(ctx, user),
-            None => self.late += 1,
         }
     }
 }
@@ -302,7 +587,7 @@ impl Node for Client {
                     self.schedule_arrival(ctx, TAG_THINK | user as u64);
                 }
             }
-            Arrival::Poisson { .. } | Arrival::Constant { .. } => {
+            Arrival::Poisson { .. } | Arrival::Constant { .. } | Arrival::Bursts { .. } => {
                 self.schedule_arrival(ctx, TAG_ARRIVAL)
             }
         }
@@ -310,7 +595,7 @@ impl Node for Client {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, _from: NodeId, msg: Message) {
         match msg {
-            Message::Response(resp) => self.on_response(ctx, resp),
+            Message::Response(resp) => self.attempt_ended(ctx, resp.call, resp.result.map(|_| ())),
             // Clients serve no one.
             Message::Request(_) | Message::User(_) => {}
         }
@@ -327,10 +612,15 @@ impl Node for Client {
                     self.issue(ctx, (tag & TAG_MASK) as u32);
                 }
             }
+            TAG_AGAIN if tag & TAG_HEDGE_BIT != 0 => {
+                self.hedge(ctx, CallId(tag & TAG_MASK & !TAG_HEDGE_BIT))
+            }
+            TAG_AGAIN => self.send_attempt(ctx, CallId(tag & TAG_MASK)),
             _ => {
-                // The timer of a pending call: it timed out.
-                if let Some(user) = self.end(ctx, CallId(tag), Err(Cause::Timeout)) {
-                    self.after_end(ctx, user);
+                // The timer of a pending call: it timed out. (Its `late` count is not
+                // increased when the timed-out attempt was already abandoned.)
+                if self.pending.get_mut(CallId(tag)).is_some() {
+                    self.attempt_ended(ctx, CallId(tag), Err(Cause::Timeout));
                 }
             }
         }
@@ -339,17 +629,39 @@ impl Node for Client {
     fn on_crash(&mut self, _now: SimTime) {
         // The users behind a crashed client are gone with it: their pending requests are
         // abandoned (reported as `lost_in_crash`), and arrivals stop until the restart.
-        self.lost_in_crash += self.pending.clear() as u64;
+        self.pending.clear();
+        self.lost_in_crash += self.open.clear() as u64;
     }
 
-    fn finish(&mut self, _now: SimTime) -> Option<NodeStats> {
-        let counters = BTreeMap::from([
+    fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
+        let mut counters = BTreeMap::from([
             ("issued".to_string(), self.issued as f64),
             ("late_responses".to_string(), self.late as f64),
             ("lost_in_crash".to_string(), self.lost_in_crash as f64),
         ]);
+        let mut series = Vec::new();
+        if self.cfg.retry.is_some() {
+            counters.insert("retries".to_string(), self.retries as f64);
+            counters.insert(
+                "retries_denied_by_budget".to_string(),
+                self.retries_denied as f64,
+            );
+        }
+        if self.cfg.hedge.is_some() {
+            counters.insert("hedges".to_string(), self.hedges as f64);
+            counters.insert("hedge_wins".to_string(), self.hedge_wins as f64);
+        }
+        if self.cfg.retry.is_some() || self.cfg.hedge.is_some() {
+            series.push(self.attempts.finish(
+                "attempts",
+                "Attempts sent (first tries, retries, hedges)",
+                "attempts/s",
+                now,
+            ));
+        }
         Some(NodeStats {
             counters,
+            series,
             ..NodeStats::default()
         })
     }

@@ -9,13 +9,24 @@
 //! The LB keeps a table from its own outgoing call to the client's call, and counts the calls
 //! outstanding at each backend (what LeastConnections and PowerOfTwoChoices compare). It skips
 //! backends it cannot reach (crashed or partitioned away), as a proxy whose connections are
-//! refused would.
+//! refused would (unless `skip_unreachable: false`: then a dead backend swallows requests
+//! until they time out, as a host that vanished without refusing connections does).
+//!
+//! Options that take backends out of the rotation:
+//! - `health_check`: every `interval` the LB sends each backend a probe (an ordinary read);
+//!   `unhealthy_threshold` failures in a row (error or no answer within the check's `timeout`)
+//!   take it out, `healthy_threshold` passes in a row bring it back.
+//! - `breaker`: a circuit breaker per backend, fed by the outcomes of the requests forwarded
+//!   to it; an open breaker takes the backend out until its cool-down ends, then probes.
+//! When every backend is out, the request fails at once: `circuit_open` if a breaker is open,
+//! `unreachable` otherwise. Every change of health or breaker state is recorded with its time.
 
 use super::calls::CallTable;
+use super::resilience::{Breaker, BreakerConfig, BreakerState, Health, HealthCheckConfig};
 use crate::build::BuildCtx;
-use crate::metrics::NodeStats;
+use crate::metrics::{EventLog, NodeStats, Series, SeriesKind};
 use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{CallId, Cause, Message, NodeId, Request, RequestId, Response};
+use crate::sim::message::{CallId, Cause, Message, NodeId, Op, Request, RequestId, Response};
 use crate::sim::rng::{RandomSource, SimRng, mix64, stable_hash};
 use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Ctx, Node, TimerId};
@@ -66,6 +77,26 @@ pub struct LoadBalancerConfig {
     /// (duration). Default "1s".
     #[serde(default = "default_timeout")]
     pub timeout: SimDuration,
+    /// Skip backends that refuse connections (crashed or partitioned away) at once. With
+    /// `false`, requests sent to a dead backend are lost and time out. Default true.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub skip_unreachable: bool,
+    /// Active health checks: `Some((interval: "1s", timeout: "200ms", unhealthy_threshold: 2,
+    /// healthy_threshold: 2))`. Default `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckConfig>,
+    /// A circuit breaker per backend: `Some((failure_rate: 0.5, window: 20, min_calls: 10,
+    /// cool_down: "5s", probes: 3))`. Default `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn default_timeout() -> SimDuration {
@@ -75,7 +106,10 @@ fn default_timeout() -> SimDuration {
 crate::settable!(LoadBalancerConfig {
     strategy,
     backends,
-    timeout
+    timeout,
+    skip_unreachable,
+    health_check,
+    breaker
 });
 
 impl LoadBalancerConfig {
@@ -125,7 +159,34 @@ impl LoadBalancerConfig {
                 "expected a positive duration",
             );
         }
+        if let Some(h) = &self.health_check {
+            h.validate(v, &at.field("health_check"));
+        }
+        if let Some(b) = &self.breaker {
+            b.validate(v, &at.field("breaker"));
+        }
     }
+}
+
+/// Health probes: their call ids and timeout tags have the top bit set, so they cannot be
+/// mistaken for forwarded calls (a `CallId` generation would need 2^31 reuses to reach it).
+const PROBE_BIT: u64 = 1 << 63;
+/// Timer tag of the periodic health-check round.
+const TAG_CHECK_ROUND: u64 = u64::MAX;
+/// State changes kept per load balancer.
+const EVENT_CAP: usize = 10_000;
+
+/// What only a load balancer with health checks or breakers keeps.
+struct Guards {
+    skip_unreachable: bool,
+    health_check: Option<HealthCheckConfig>,
+    health: Vec<Health>,
+    breakers: Vec<Breaker>,
+    usable: Vec<bool>,
+    probes: CallTable<(u32, TimerId)>,
+    events: EventLog,
+    in_rotation: Series,
+    circuit_open: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -153,6 +214,7 @@ pub struct LoadBalancer {
     candidates: Vec<u32>,
     unreachable: u64,
     timeouts: u64,
+    guards: Option<Box<Guards>>,
 }
 
 impl LoadBalancer {
@@ -182,13 +244,163 @@ impl LoadBalancer {
             candidates: Vec::new(),
             unreachable: 0,
             timeouts: 0,
+            guards: None,
         }
+        .with_guards(cfg, b)
+    }
+
+    fn with_guards(mut self, cfg: &LoadBalancerConfig, b: &BuildCtx<'_>) -> LoadBalancer {
+        if cfg.skip_unreachable && cfg.health_check.is_none() && cfg.breaker.is_none() {
+            return self;
+        }
+        let n = self.backends.len();
+        let mut in_rotation = Series::new(SeriesKind::Level, b.window());
+        in_rotation.set(SimTime::ZERO, n as f64);
+        self.guards = Some(Box::new(Guards {
+            skip_unreachable: cfg.skip_unreachable,
+            health_check: cfg.health_check.clone(),
+            health: vec![Health::default(); n],
+            breakers: cfg
+                .breaker
+                .as_ref()
+                .map(|c| vec![Breaker::new(c); n])
+                .unwrap_or_default(),
+            usable: vec![true; n],
+            probes: CallTable::default(),
+            events: EventLog::new(EVENT_CAP),
+            in_rotation,
+            circuit_open: 0,
+        }));
+        self
+    }
+
+    /// Work out which backends may be picked now (guarded load balancers only).
+    fn fill_usable(&mut self, ctx: &Ctx<'_>) {
+        let Some(g) = self.guards.as_mut() else {
+            return;
+        };
+        let now = ctx.now();
+        let mut changed = false;
+        for i in 0..self.backends.len() {
+            let mut ok = !g.skip_unreachable || ctx.reachable(self.backends[i]);
+            ok &= g.health[i].healthy;
+            if let Some(br) = g.breakers.get_mut(i) {
+                if let Some(state) = br.poll(now) {
+                    g.events
+                        .record(now, format!("{}: breaker {}", self.names[i], state.name()));
+                    changed = true;
+                }
+                ok &= br.allows();
+            }
+            g.usable[i] = ok;
+        }
+        if changed {
+            self.update_rotation(now);
+        }
+    }
+
+    /// Backends in rotation (healthy, breaker not open), for the time series.
+    fn update_rotation(&mut self, now: SimTime) {
+        if let Some(g) = self.guards.as_mut() {
+            let n = (0..self.backends.len())
+                .filter(|&i| {
+                    g.health[i].healthy
+                        && g.breakers
+                            .get(i)
+                            .is_none_or(|b| b.state() != BreakerState::Open)
+                })
+                .count();
+            g.in_rotation.set(now, n as f64);
+        }
+    }
+
+    /// A forwarded call to backend `b` ended; feed its breaker.
+    fn record_outcome(&mut self, now: SimTime, b: u32, failed: bool) {
+        let Some(g) = self.guards.as_mut() else {
+            return;
+        };
+        let Some(br) = g.breakers.get_mut(b as usize) else {
+            return;
+        };
+        if let Some(state) = br.record(now, failed) {
+            g.events.record(
+                now,
+                format!("{}: breaker {}", self.names[b as usize], state.name()),
+            );
+            self.update_rotation(now);
+        }
+    }
+
+    /// A health-check round: probe every backend.
+    fn check_round(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(g) = self.guards.as_ref() else {
+            return;
+        };
+        let Some(h) = g.health_check.clone() else {
+            return;
+        };
+        let skip_unreachable = g.skip_unreachable;
+        for i in 0..self.backends.len() {
+            let to = self.backends[i];
+            if skip_unreachable && !ctx.reachable(to) {
+                // A refused connection fails the probe at once.
+                self.probe_ended(ctx.now(), i as u32, false);
+                continue;
+            }
+            let g = self.guards.as_mut().expect("checked above");
+            let call = g.probes.open(|call| {
+                (i as u32, ctx.set_timer(h.timeout, PROBE_BIT | call.0))
+            });
+            let probe = Request {
+                call: CallId(PROBE_BIT | call.0),
+                id: RequestId(0),
+                op: Op::Read,
+                key: 0,
+                value: 0,
+                work: self.rng.next_u64(),
+                issued_at: ctx.now(),
+            };
+            ctx.send(to, Message::Request(probe));
+        }
+        ctx.set_timer(h.interval, TAG_CHECK_ROUND);
+    }
+
+    fn probe_ended(&mut self, now: SimTime, backend: u32, passed: bool) {
+        let Some(g) = self.guards.as_mut() else {
+            return;
+        };
+        let Some(h) = g.health_check.as_ref() else {
+            return;
+        };
+        if let Some(healthy) = g.health[backend as usize].record(h, passed) {
+            let what = if healthy { "healthy" } else { "unhealthy" };
+            g.events
+                .record(now, format!("{}: {what}", self.names[backend as usize]));
+            self.update_rotation(now);
+        }
+    }
+
+    /// A probe answer or timeout (call without its `PROBE_BIT`).
+    fn probe_closed(&mut self, ctx: &mut Ctx<'_>, call: CallId, passed: bool) {
+        let Some(g) = self.guards.as_mut() else {
+            return;
+        };
+        let Some((backend, timer)) = g.probes.close(call) else {
+            return;
+        };
+        ctx.cancel_timer(timer);
+        self.probe_ended(ctx.now(), backend, passed);
     }
 
     /// Index of the chosen backend among those reachable now, if any.
     fn pick(&mut self, ctx: &Ctx<'_>, key: u64) -> Option<u32> {
         let n = self.backends.len();
-        let reachable = |i: usize| ctx.reachable(self.backends[i]);
+        self.fill_usable(ctx);
+        let usable = self.guards.as_ref().map(|g| &g.usable);
+        let reachable = |i: usize| match usable {
+            None => ctx.reachable(self.backends[i]),
+            Some(u) => u[i],
+        };
         match &self.strategy {
             Strategy::RoundRobin => {
                 let i = (0..n)
@@ -259,8 +471,9 @@ impl LoadBalancer {
 
     fn collect_reachable(&mut self, ctx: &Ctx<'_>) {
         self.candidates.clear();
+        let usable = self.guards.as_ref().map(|g| &g.usable);
         for (i, &b) in self.backends.iter().enumerate() {
-            if ctx.reachable(b) {
+            if usable.map_or_else(|| ctx.reachable(b), |u| u[i]) {
                 self.candidates.push(i as u32);
             }
         }
@@ -268,11 +481,20 @@ impl LoadBalancer {
 
     fn on_request(&mut self, ctx: &mut Ctx<'_>, from: NodeId, req: Request) {
         let Some(b) = self.pick(ctx, req.key) else {
-            self.unreachable += 1;
+            let breaker_open = self.guards.as_ref().is_some_and(|g| {
+                g.breakers.iter().any(|b| b.state() != BreakerState::Closed)
+            });
+            let cause = if breaker_open {
+                self.guards.as_mut().expect("breaker_open").circuit_open += 1;
+                Cause::CircuitOpen
+            } else {
+                self.unreachable += 1;
+                Cause::Unreachable
+            };
             let resp = Response {
                 call: req.call,
                 id: req.id,
-                result: Err(Cause::Unreachable),
+                result: Err(cause),
             };
             ctx.send(from, Message::Response(resp));
             return;
@@ -287,18 +509,32 @@ impl LoadBalancer {
         });
         self.outstanding[b as usize] += 1;
         self.forwarded[b as usize] += 1;
+        if let Some(br) = self
+            .guards
+            .as_mut()
+            .and_then(|g| g.breakers.get_mut(b as usize))
+        {
+            br.on_send();
+        }
         ctx.send(
             self.backends[b as usize],
             Message::Request(Request { call, ..req }),
         );
     }
 
-    /// Close the pending call; returns (client, client's call, request id).
-    fn close(&mut self, ctx: &mut Ctx<'_>, call: CallId) -> Option<(NodeId, CallId, RequestId)> {
+    /// Close the pending call, whose backend failed or not; returns (client, client's call,
+    /// request id).
+    fn close(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        call: CallId,
+        failed: bool,
+    ) -> Option<(NodeId, CallId, RequestId)> {
         let p = self.pending.close(call)?;
         // After a timeout this timer has already fired, and cancelling it does nothing.
         ctx.cancel_timer(p.timer);
         self.outstanding[p.backend as usize] -= 1;
+        self.record_outcome(ctx.now(), p.backend, failed);
         Some((p.client, p.client_call, p.id))
     }
 }
@@ -318,13 +554,20 @@ fn hash_ring(names: &[String], vnodes: u32) -> Vec<(u64, u32)> {
 }
 
 impl Node for LoadBalancer {
-    fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
+    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(h) = self.guards.as_ref().and_then(|g| g.health_check.as_ref()) {
+            ctx.set_timer(h.interval, TAG_CHECK_ROUND);
+        }
+    }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
         match msg {
             Message::Request(req) => self.on_request(ctx, from, req),
+            Message::Response(resp) if resp.call.0 & PROBE_BIT != 0 => {
+                self.probe_closed(ctx, CallId(resp.call.0 & !PROBE_BIT), resp.result.is_ok())
+            }
             Message::Response(resp) => {
-                if let Some((client, call, id)) = self.close(ctx, resp.call) {
+                if let Some((client, call, id)) = self.close(ctx, resp.call, resp.result.is_err()) {
                     ctx.send(
                         client,
                         Message::Response(Response {
@@ -340,7 +583,15 @@ impl Node for LoadBalancer {
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, _timer: TimerId, tag: u64) {
-        if let Some((client, call, id)) = self.close(ctx, CallId(tag)) {
+        if tag == TAG_CHECK_ROUND {
+            self.check_round(ctx);
+            return;
+        }
+        if tag & PROBE_BIT != 0 {
+            self.probe_closed(ctx, CallId(tag & !PROBE_BIT), false);
+            return;
+        }
+        if let Some((client, call, id)) = self.close(ctx, CallId(tag), true) {
             self.timeouts += 1;
             ctx.send(
                 client,
@@ -353,13 +604,22 @@ impl Node for LoadBalancer {
         }
     }
 
-    fn on_crash(&mut self, _now: SimTime) {
+    fn on_crash(&mut self, now: SimTime) {
+        if let Some(g) = self.guards.as_mut() {
+            // Health and breaker states are volatile: a restarted LB trusts every backend.
+            g.probes.clear();
+            g.health.iter_mut().for_each(|h| *h = Health::default());
+            let fresh: Vec<Breaker> = g.breakers.iter().map(Breaker::reset).collect();
+            g.breakers = fresh;
+            g.events.record(now, "load balancer crashed: health and breakers reset");
+        }
+        self.update_rotation(now);
         self.pending.clear();
         self.outstanding.iter_mut().for_each(|o| *o = 0);
         self.wrr_current.iter_mut().for_each(|w| *w = 0);
     }
 
-    fn finish(&mut self, _now: SimTime) -> Option<NodeStats> {
+    fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
         let mut counters: BTreeMap<String, f64> = self
             .names
             .iter()
@@ -368,9 +628,19 @@ impl Node for LoadBalancer {
             .collect();
         counters.insert("no_backend_reachable".to_string(), self.unreachable as f64);
         counters.insert("backend_timeouts".to_string(), self.timeouts as f64);
-        Some(NodeStats {
-            counters,
-            ..NodeStats::default()
-        })
+        let mut stats = NodeStats::default();
+        if let Some(g) = self.guards.as_mut() {
+            counters.insert("circuit_open".to_string(), g.circuit_open as f64);
+            counters.insert("state_changes_dropped".to_string(), g.events.dropped() as f64);
+            stats.events = g.events.take();
+            stats.series.push(g.in_rotation.finish(
+                "backends_in_rotation",
+                "Backends in rotation (healthy, breaker not open)",
+                "backends",
+                now,
+            ));
+        }
+        stats.counters = counters;
+        Some(stats)
     }
 }

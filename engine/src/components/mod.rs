@@ -5,8 +5,11 @@
 
 pub mod calls;
 pub mod client;
+pub mod downstream;
 pub mod keys;
 pub mod load_balancer;
+pub mod proxy;
+pub mod resilience;
 pub mod server;
 
 use crate::build::BuildCtx;
@@ -18,6 +21,10 @@ use crate::sim::{Ctx, Node, TimerId};
 use client::{Client, ClientConfig};
 use load_balancer::{LoadBalancer, LoadBalancerConfig};
 use serde::Serialize;
+use proxy::{
+    BulkheadConfig, BulkheadNode, CircuitBreakerConfig, CircuitBreakerNode, RateLimiterConfig,
+    RateLimiterNode,
+};
 use server::{Server, ServerConfig};
 
 /// A plug-in node's configuration, kept as RON text until its registered kind reads it.
@@ -40,6 +47,12 @@ pub enum NodeConfig {
     Server(ServerConfig),
     /// A registered plug-in component.
     Plugin(PluginConfig),
+    /// See [`CircuitBreakerConfig`].
+    CircuitBreaker(CircuitBreakerConfig),
+    /// See [`RateLimiterConfig`].
+    RateLimiter(RateLimiterConfig),
+    /// See [`BulkheadConfig`].
+    Bulkhead(BulkheadConfig),
 }
 
 impl NodeConfig {
@@ -47,15 +60,25 @@ impl NodeConfig {
     pub fn replicas(&self) -> Option<u32> {
         match self {
             NodeConfig::Server(s) => Some(s.replicas),
-            NodeConfig::Client(_) | NodeConfig::LoadBalancer(_) | NodeConfig::Plugin(_) => None,
+            NodeConfig::Client(_)
+            | NodeConfig::LoadBalancer(_)
+            | NodeConfig::Plugin(_)
+            | NodeConfig::CircuitBreaker(_)
+            | NodeConfig::RateLimiter(_)
+            | NodeConfig::Bulkhead(_) => None,
         }
     }
 
     /// A client's timeout: the run goes on this long after `duration` so every request ends.
     pub fn client_timeout(&self) -> Option<SimDuration> {
         match self {
-            NodeConfig::Client(c) => Some(c.timeout),
-            NodeConfig::LoadBalancer(_) | NodeConfig::Server(_) | NodeConfig::Plugin(_) => None,
+            NodeConfig::Client(c) => Some(c.request_deadline()),
+            NodeConfig::LoadBalancer(_)
+            | NodeConfig::Server(_)
+            | NodeConfig::Plugin(_)
+            | NodeConfig::CircuitBreaker(_)
+            | NodeConfig::RateLimiter(_)
+            | NodeConfig::Bulkhead(_) => None,
         }
     }
 
@@ -65,6 +88,9 @@ impl NodeConfig {
             NodeConfig::Client(c) => c.set(field, text),
             NodeConfig::LoadBalancer(c) => c.set(field, text),
             NodeConfig::Server(c) => c.set(field, text),
+            NodeConfig::CircuitBreaker(c) => c.set(field, text),
+            NodeConfig::RateLimiter(c) => c.set(field, text),
+            NodeConfig::Bulkhead(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -81,6 +107,9 @@ impl NodeConfig {
             NodeConfig::LoadBalancer(c) => AnyNode::LoadBalancer(LoadBalancer::new(c, b)),
             NodeConfig::Server(c) => AnyNode::Server(Server::new(c, b)),
             NodeConfig::Plugin(p) => AnyNode::Plugin(b.registry().build_plugin(p, b)),
+            NodeConfig::CircuitBreaker(c) => AnyNode::CircuitBreaker(CircuitBreakerNode::new(c, b)),
+            NodeConfig::RateLimiter(c) => AnyNode::RateLimiter(RateLimiterNode::new(c, b)),
+            NodeConfig::Bulkhead(c) => AnyNode::Bulkhead(BulkheadNode::new(c, b)),
         }
     }
 }
@@ -98,6 +127,12 @@ pub enum AnyNode {
     Server(Server),
     /// A plug-in node.
     Plugin(Box<dyn Node + Send>),
+    /// A circuit breaker proxy.
+    CircuitBreaker(CircuitBreakerNode),
+    /// A rate limiter proxy.
+    RateLimiter(RateLimiterNode),
+    /// A bulkhead proxy.
+    Bulkhead(BulkheadNode),
 }
 
 macro_rules! dispatch {
@@ -107,6 +142,9 @@ macro_rules! dispatch {
             AnyNode::LoadBalancer($n) => $e,
             AnyNode::Server($n) => $e,
             AnyNode::Plugin($n) => $e,
+            AnyNode::CircuitBreaker($n) => $e,
+            AnyNode::RateLimiter($n) => $e,
+            AnyNode::Bulkhead($n) => $e,
         }
     };
 }

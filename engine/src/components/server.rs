@@ -11,19 +11,33 @@
 //! same request costs the same on every replica and in every variant, and is multiplied by the
 //! slowdown factor in force when service starts. A crash loses the queue and the requests in
 //! service (their callers time out); nothing is durable.
+//!
+//! A server may also call other services while it handles a request (`calls`), after its own
+//! work and holding its worker meanwhile (a thread per request):
+//! ```text
+//!  worker: service_time ─▶ stage 1: call every service in `to` at once, wait for `wait_for`
+//!                          of them (default all) ─▶ stage 2 ... ─▶ respond Ok
+//!          a stage can no longer get `wait_for` answers ─▶ respond Err(cause of that failure)
+//! ```
+//! A sequence app → cache → db is two stages of one service each; a fan-out A → {B, C, D} is
+//! one stage of three. Calls still pending when their stage is decided are abandoned (their
+//! late answers are ignored).
 
+use super::downstream::{CallStage, Downstream};
 use crate::build::BuildCtx;
 use crate::dist::Dist;
 use crate::metrics::NodeStats;
 use crate::results::ServerResult;
 use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{CallId, Cause, Message, NodeId, Reply, Request, RequestId, Response};
+use crate::sim::message::{
+    CallId, Cause, Message, NodeId, Op, Reply, Request, RequestId, Response,
+};
 use crate::sim::rng::{WorkRng, stable_hash};
-use crate::sim::time::SimTime;
+use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Ctx, Node, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// A pool of identical servers. `replicas: N` declares `name-0 .. name-(N-1)`; a client or load
 /// balancer that names the pool reaches all of them.
@@ -42,6 +56,22 @@ pub struct ServerConfig {
     pub queue_limit: Option<u32>,
     /// Time one request occupies a worker (a distribution of durations).
     pub service_time: Dist,
+    /// Calls to other services made after the local work, stage by stage:
+    /// `[(to: ["cache"]), (to: ["db"], timeout: "200ms")]` (a sequence) or
+    /// `[(to: ["b", "c", "d"], wait_for: Some(2))]` (a fan-out waiting for the first two).
+    /// The worker is held until the last stage ends. Default `[]`: no calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<CallStage>,
+    /// Load shedding: a request that has waited longer than this in the queue is dropped
+    /// with cause `shed` when its turn comes, instead of being served late (duration).
+    /// Default `None`: never shed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shed_after: Option<SimDuration>,
+    /// Idempotency keys: remember the request ids of the last this many writes applied, and
+    /// apply a write that comes again (a retry or hedge of one already applied) only once,
+    /// counting it as `duplicate_writes` (count). Default `None`: every write is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_keys: Option<u32>,
 }
 
 fn one() -> u32 {
@@ -52,7 +82,10 @@ crate::settable!(ServerConfig {
     replicas,
     workers,
     queue_limit,
-    service_time
+    service_time,
+    calls,
+    shed_after,
+    idempotency_keys
 });
 
 impl ServerConfig {
@@ -73,15 +106,32 @@ impl ServerConfig {
             );
         }
         v.check_dist(&at.field("service_time"), &self.service_time);
+        for (i, stage) in self.calls.iter().enumerate() {
+            stage.validate(v, &at.field("calls").index(i));
+        }
+        if self.shed_after == Some(SimDuration::ZERO) {
+            v.error(
+                &at.field("shed_after"),
+                "a zero queue time sheds every request that waits",
+                "expected a positive duration",
+            );
+        }
+        if self.idempotency_keys == Some(0) {
+            v.error(
+                &at.field("idempotency_keys"),
+                "remembering no keys deduplicates nothing",
+                "expected a count >= 1",
+            );
+        }
     }
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Job {
     from: NodeId,
-    call: CallId,
-    id: RequestId,
-    work: u64,
+    queued_at: SimTime,
+    /// The request as received (its `call` is the caller's).
+    req: Request,
 }
 
 /// One replica of a `Server` pool.
@@ -95,6 +145,37 @@ pub struct Server {
     served: u64,
     rejected: u64,
     accounting: Accounting,
+    downstream: Option<Box<Downstream>>,
+    shed: u64,
+    failed: u64,
+    idempotency: Option<Box<Idempotency>>,
+    writes_applied: u64,
+}
+
+/// The request ids of the last writes applied, to apply a repeated write once.
+struct Idempotency {
+    cap: usize,
+    order: VecDeque<RequestId>,
+    applied: BTreeMap<RequestId, ()>,
+    duplicates: u64,
+}
+
+impl Idempotency {
+    /// Is this write new? If so, remember it (forgetting the oldest beyond the cap).
+    fn first_time(&mut self, id: RequestId) -> bool {
+        if self.applied.contains_key(&id) {
+            self.duplicates += 1;
+            return false;
+        }
+        if self.order.len() == self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.applied.remove(&old);
+        }
+        self.order.push_back(id);
+        self.applied.insert(id, ());
+        true
+    }
 }
 
 /// Time integrals of busy workers and queue length over the measured interval.
@@ -135,6 +216,18 @@ impl Server {
             busy: 0,
             served: 0,
             rejected: 0,
+            downstream: (!cfg.calls.is_empty()).then(|| Box::new(Downstream::new(&cfg.calls, b))),
+            shed: 0,
+            failed: 0,
+            idempotency: cfg.idempotency_keys.map(|cap| {
+                Box::new(Idempotency {
+                    cap: cap as usize,
+                    order: VecDeque::new(),
+                    applied: BTreeMap::new(),
+                    duplicates: 0,
+                })
+            }),
+            writes_applied: 0,
             accounting: Accounting {
                 from: b.measure_from(),
                 to: b.arrivals_end(),
@@ -153,9 +246,8 @@ impl Server {
         self.account(ctx.now());
         let job = Job {
             from,
-            call: req.call,
-            id: req.id,
-            work: req.work,
+            queued_at: ctx.now(),
+            req,
         };
         if !self.free_workers.is_empty() {
             self.start(ctx, job);
@@ -168,8 +260,8 @@ impl Server {
         if full {
             self.rejected += 1;
             let resp = Response {
-                call: job.call,
-                id: job.id,
+                call: job.req.call,
+                id: job.req.id,
                 result: Err(Cause::Rejected),
             };
             ctx.send(from, Message::Response(resp));
@@ -196,11 +288,26 @@ impl Server {
         let base = self
             .cfg
             .service_time
-            .sample(&mut WorkRng::new(job.work, self.salt));
+            .sample(&mut WorkRng::new(job.req.work, self.salt));
         ctx.set_timer(base.scaled(ctx.slowdown()), worker as u64);
     }
 
+    /// The local work of `worker`'s request is done: call downstream or respond.
     fn complete(&mut self, ctx: &mut Ctx<'_>, worker: u32) {
+        if let Some(d) = self.downstream.as_mut() {
+            let Some(job) = self.in_service[worker as usize] else {
+                return;
+            };
+            if let Some(result) = d.begin(ctx, worker, &job.req) {
+                self.respond(ctx, worker, result);
+            }
+            return;
+        }
+        self.respond(ctx, worker, Ok(()));
+    }
+
+    /// Free `worker` and answer its request with `result`.
+    fn respond(&mut self, ctx: &mut Ctx<'_>, worker: u32, result: Result<(), Cause>) {
         self.account(ctx.now());
         let Some(job) = self.in_service[worker as usize].take() else {
             return;
@@ -208,16 +315,60 @@ impl Server {
         self.busy -= 1;
         self.free_workers.push(worker);
         if ctx.now() >= self.accounting.from {
-            self.served += 1;
+            match result {
+                Ok(()) => self.served += 1,
+                Err(_) => self.failed += 1,
+            }
+        }
+        if result.is_ok() && job.req.op == Op::Write {
+            let apply = self
+                .idempotency
+                .as_mut()
+                .is_none_or(|i| i.first_time(job.req.id));
+            self.writes_applied += apply as u64;
         }
         let resp = Response {
-            call: job.call,
-            id: job.id,
-            result: Ok(Reply::default()),
+            call: job.req.call,
+            id: job.req.id,
+            result: result.map(|()| Reply::default()),
         };
         ctx.send(job.from, Message::Response(resp));
-        if let Some(next) = self.queue.pop_front() {
+        self.start_next(ctx);
+    }
+
+    /// Start the next queued request, shedding those that waited too long.
+    fn start_next(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some(next) = self.queue.pop_front() {
+            if let Some(limit) = self.cfg.shed_after
+                && ctx.now().since(next.queued_at) > limit
+            {
+                self.shed += 1;
+                let resp = Response {
+                    call: next.req.call,
+                    id: next.req.id,
+                    result: Err(Cause::Shed),
+                };
+                ctx.send(next.from, Message::Response(resp));
+                continue;
+            }
             self.start(ctx, next);
+            return;
+        }
+    }
+
+    /// A downstream call ended (answer or timeout); respond if that decided the request.
+    fn downstream_ended(&mut self, ctx: &mut Ctx<'_>, call: CallId, result: Result<(), Cause>) {
+        let Some(d) = self.downstream.as_mut() else {
+            return;
+        };
+        let Some(worker) = d.ended(ctx, call, result) else {
+            return;
+        };
+        let Some(job) = self.in_service[worker as usize] else {
+            return;
+        };
+        if let Some(outcome) = d.advance(ctx, worker, &job.req) {
+            self.respond(ctx, worker, outcome);
         }
     }
 }
@@ -228,13 +379,18 @@ impl Node for Server {
     fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
         match msg {
             Message::Request(req) => self.on_request(ctx, from, req),
-            // A server calls no one, so answers and plug-in messages are not for it.
-            Message::Response(_) | Message::User(_) => {}
+            Message::Response(resp) => {
+                self.downstream_ended(ctx, resp.call, resp.result.map(|_| ()))
+            }
+            Message::User(_) => {}
         }
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, _timer: TimerId, tag: u64) {
-        self.complete(ctx, tag as u32);
+        match Downstream::timed_out_call(tag) {
+            Some(call) => self.downstream_ended(ctx, call, Err(Cause::Timeout)),
+            None => self.complete(ctx, tag as u32),
+        }
     }
 
     fn on_crash(&mut self, now: SimTime) {
@@ -243,12 +399,31 @@ impl Node for Server {
         self.in_service.iter_mut().for_each(|j| *j = None);
         self.free_workers = (0..self.cfg.workers).rev().collect();
         self.busy = 0;
+        if let Some(d) = self.downstream.as_mut() {
+            d.clear();
+        }
     }
 
     fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
         self.account(now);
         let a = &self.accounting;
         let measured = a.to.since(a.from).0.max(1) as f64;
+        // Counters only for the options in use, so plain servers report as before.
+        let mut counters = BTreeMap::new();
+        if let Some(d) = &self.downstream {
+            counters.insert("failed_downstream".to_string(), self.failed as f64);
+            counters.insert("downstream_calls".to_string(), d.sent as f64);
+            counters.insert("downstream_call_errors".to_string(), d.errors as f64);
+        }
+        if self.cfg.shed_after.is_some() {
+            counters.insert("shed".to_string(), self.shed as f64);
+        }
+        if let Some(i) = &self.idempotency {
+            counters.insert("duplicate_writes".to_string(), i.duplicates as f64);
+        }
+        if self.idempotency.is_some() {
+            counters.insert("writes_applied".to_string(), self.writes_applied as f64);
+        }
         Some(NodeStats {
             server: Some(ServerResult {
                 name: String::new(),
@@ -257,6 +432,7 @@ impl Node for Server {
                 served: self.served,
                 rejected: self.rejected,
             }),
+            counters,
             ..NodeStats::default()
         })
     }

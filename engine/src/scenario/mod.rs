@@ -489,6 +489,9 @@ impl<'s> Errors<'s> {
             "Client" => parse_value(text).map(NodeConfig::Client),
             "LoadBalancer" => parse_value(text).map(NodeConfig::LoadBalancer),
             "Server" => parse_value(text).map(NodeConfig::Server),
+            "CircuitBreaker" => parse_value(text).map(NodeConfig::CircuitBreaker),
+            "RateLimiter" => parse_value(text).map(NodeConfig::RateLimiter),
+            "Bulkhead" => parse_value(text).map(NodeConfig::Bulkhead),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),

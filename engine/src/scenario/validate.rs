@@ -198,6 +198,9 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             NodeConfig::Client(c) => c.validate(&mut v, &at),
             NodeConfig::LoadBalancer(c) => c.validate(&mut v, &at),
             NodeConfig::Server(c) => c.validate(&mut v, &at),
+            NodeConfig::CircuitBreaker(c) => c.validate(&mut v, &at),
+            NodeConfig::RateLimiter(c) => c.validate(&mut v, &at),
+            NodeConfig::Bulkhead(c) => c.validate(&mut v, &at),
             NodeConfig::Plugin(p) => registry.validate_plugin(p, &mut v, &at),
         }
     }

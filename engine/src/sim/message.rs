@@ -74,11 +74,24 @@ pub enum Cause {
     Timeout,
     /// The destination could not be reached (crashed, partitioned, or no backend left).
     Unreachable,
+    /// A rate limiter turned the request away.
+    RateLimited,
+    /// A circuit breaker was open and failed the call at once.
+    CircuitOpen,
+    /// A server dropped the request because it had waited too long in the queue.
+    Shed,
 }
 
 impl Cause {
     /// Every cause, in report order.
-    pub const ALL: [Cause; 3] = [Cause::Rejected, Cause::Timeout, Cause::Unreachable];
+    pub const ALL: [Cause; 6] = [
+        Cause::Rejected,
+        Cause::Timeout,
+        Cause::Unreachable,
+        Cause::RateLimited,
+        Cause::CircuitOpen,
+        Cause::Shed,
+    ];
 
     /// Name used in results and reports.
     pub fn name(self) -> &'static str {
@@ -86,6 +99,9 @@ impl Cause {
             Cause::Rejected => "rejected",
             Cause::Timeout => "timeout",
             Cause::Unreachable => "unreachable",
+            Cause::RateLimited => "rate_limited",
+            Cause::CircuitOpen => "circuit_open",
+            Cause::Shed => "shed",
         }
     }
 
@@ -95,6 +111,9 @@ impl Cause {
             Cause::Rejected => 0,
             Cause::Timeout => 1,
             Cause::Unreachable => 2,
+            Cause::RateLimited => 3,
+            Cause::CircuitOpen => 4,
+            Cause::Shed => 5,
         }
     }
 }
