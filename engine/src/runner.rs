@@ -89,17 +89,17 @@ pub fn run(
             warmup_s: base.warmup.as_secs_f64(),
             window_s: model.window.as_secs_f64(),
         },
-        faults: fault_windows(&chosen),
+        faults: fault_windows(&chosen, seed),
         variants,
     })
 }
 
 /// Every chosen variant's fault windows, each once; a fault that only some variants have is
 /// labelled with their names.
-fn fault_windows(chosen: &[&Variant]) -> Vec<FaultWindow> {
+fn fault_windows(chosen: &[&Variant], seed: u64) -> Vec<FaultWindow> {
     let mut out: Vec<(FaultWindow, Vec<&str>)> = Vec::new();
     for v in chosen {
-        for f in &v.model.fault_windows {
+        for f in &v.model.fault_schedule(seed).1 {
             match out.iter_mut().find(|(g, _)| g == f) {
                 Some((_, names)) => names.push(&v.name),
                 None => out.push((f.clone(), vec![&v.name])),
