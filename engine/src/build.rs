@@ -167,10 +167,11 @@ pub fn build_with_observers(model: &Model, registry: &Registry, seed: u64) -> Bu
         model.links.clone(),
         SimRng::derive(seed, "!network"),
     );
+    let (faults, _) = model.fault_schedule(seed);
     let world = World::new(
         nodes,
         network,
-        model.faults.clone(),
+        faults,
         model.limits,
         model.measure_from,
         model.window,

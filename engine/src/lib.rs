@@ -12,6 +12,7 @@ pub mod dist;
 pub mod list;
 pub mod metrics;
 pub mod output;
+pub mod recovery;
 pub mod registry;
 pub mod report;
 pub mod results;

@@ -106,6 +106,29 @@ pub struct VariantResult {
     /// events in time order.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub state_changes: BTreeMap<String, Vec<EventRecord>>,
+    /// Time to recover from each fault window of this variant (see `crate::recovery`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovery: Vec<RecoveryResult>,
+}
+
+/// How long a variant took to recover from one fault: from the fault's end until its windowed
+/// availability and p99 were back within 10% of their values before the fault.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryResult {
+    /// The fault's label, as in `faults`.
+    pub fault: String,
+    /// Start of the fault, seconds of simulated time.
+    pub start_s: f64,
+    /// End of the fault, seconds of simulated time.
+    pub end_s: f64,
+    /// Availability over the quiet windows before the fault; `null` when there were none.
+    pub baseline_availability: Option<f64>,
+    /// Mean per-window p99 latency over the same windows, in milliseconds.
+    pub baseline_p99_ms: Option<f64>,
+    /// Seconds from the fault's end to the start of the first window back in band; `null`
+    /// when that never happened before the clients stopped (or there was no baseline).
+    pub recovered_after_s: Option<f64>,
 }
 
 /// A component's time series: one value per time window from time 0, `null` where the window

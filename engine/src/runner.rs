@@ -89,17 +89,17 @@ pub fn run(
             warmup_s: base.warmup.as_secs_f64(),
             window_s: model.window.as_secs_f64(),
         },
-        faults: fault_windows(&chosen),
+        faults: fault_windows(&chosen, seed),
         variants,
     })
 }
 
 /// Every chosen variant's fault windows, each once; a fault that only some variants have is
 /// labelled with their names.
-fn fault_windows(chosen: &[&Variant]) -> Vec<FaultWindow> {
+fn fault_windows(chosen: &[&Variant], seed: u64) -> Vec<FaultWindow> {
     let mut out: Vec<(FaultWindow, Vec<&str>)> = Vec::new();
     for v in chosen {
-        for f in &v.model.fault_windows {
+        for f in &v.model.fault_schedule(seed).1 {
             match out.iter_mut().find(|(g, _)| g == f) {
                 Some((_, names)) => names.push(&v.name),
                 None => out.push((f.clone(), vec![&v.name])),
@@ -168,6 +168,14 @@ pub fn run_variant(
     );
     let measured_s = m.arrivals_end.since(m.measure_from).as_secs_f64();
     let requests = r.requests();
+    let windows = r.windows(m.arrivals_end);
+    let recovery = crate::recovery::time_to_recover(
+        &windows,
+        &m.fault_schedule(seed).1,
+        m.measure_from.as_secs_f64(),
+        m.window.as_secs_f64(),
+        m.arrivals_end.as_secs_f64(),
+    );
     Ok(VariantResult {
         name: v.name.clone(),
         overrides: v.overrides.iter().cloned().collect(),
@@ -184,10 +192,11 @@ pub fn run_variant(
         throughput_rps: r.ok() as f64 / measured_s,
         latency_ms: r.latency_summary(),
         latency_cdf: r.latency_cdf(),
-        windows: r.windows(m.arrivals_end),
+        windows,
         servers,
         components,
         series,
         state_changes,
+        recovery,
     })
 }

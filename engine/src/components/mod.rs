@@ -169,6 +169,10 @@ impl Node for AnyNode {
         dispatch!(self, n => n.on_crash(now))
     }
 
+    fn on_crash_keep_state(&mut self, now: SimTime) {
+        dispatch!(self, n => n.on_crash_keep_state(now))
+    }
+
     fn on_restart(&mut self, ctx: &mut Ctx<'_>) {
         dispatch!(self, n => n.on_restart(ctx))
     }

@@ -100,6 +100,15 @@ fn details(out: &mut String, results: &Results) {
     } else {
         out.push_str(&table::faults(&results.faults).to_html());
     }
+    let recovery = table::recovery(results);
+    if !recovery.rows.is_empty() {
+        out.push_str("<h2>Time to recover</h2>\n");
+        out.push_str(&recovery.to_html());
+        out.push_str(&format!(
+            "<p>{}</p>\n",
+            html_escape(super::summary::RECOVERY_NOTE.trim())
+        ));
+    }
 }
 
 fn inline_figure(figure: &Figure<'_>) -> String {

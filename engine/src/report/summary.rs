@@ -33,8 +33,20 @@ pub fn markdown(results: &Results) -> String {
     } else {
         out.push_str(&table::faults(&results.faults).to_markdown());
     }
+    let recovery = table::recovery(results);
+    if !recovery.rows.is_empty() {
+        out.push_str("\n## Time to recover\n\n");
+        out.push_str(&recovery.to_markdown());
+        out.push('\n');
+        out.push_str(RECOVERY_NOTE);
+    }
     out
 }
+
+/// How time to recover is measured; shared with `index.html`.
+pub const RECOVERY_NOTE: &str = "Time from a fault's end to the start of the first time window \
+that, together with the next one, has availability at least 90% and p99 at most 110% of the \
+baseline: the windows after the warm-up and before the fault that overlap no fault.\n";
 
 /// How the summary numbers were measured; shared with `index.html`.
 pub const MEASUREMENT_NOTE: &str = "Requests issued during the warm-up are left out.\n\

@@ -310,6 +310,37 @@ pub fn overrides(results: &Results) -> Table {
     table
 }
 
+/// Time to recover, one row per variant and fault (see `crate::recovery`).
+pub fn recovery(results: &Results) -> Table {
+    let mut table = Table::new(&[
+        ("variant", Align::Left),
+        ("fault", Align::Left),
+        ("end (s)", Align::Right),
+        ("baseline availability", Align::Right),
+        ("baseline p99 (ms)", Align::Right),
+        ("time to recover (s)", Align::Right),
+    ]);
+    for v in &results.variants {
+        for r in &v.recovery {
+            let recovered = match (r.baseline_availability, r.recovered_after_s) {
+                (None, _) => "no baseline".to_string(),
+                (Some(_), None) => "not recovered".to_string(),
+                (Some(_), Some(s)) => format::fixed(s, 3),
+            };
+            table.rows.push(vec![
+                v.name.clone(),
+                r.fault.clone(),
+                format::fixed(r.end_s, 3),
+                r.baseline_availability
+                    .map_or("-".to_string(), |a| format::percent(a, 2)),
+                r.baseline_p99_ms.map_or("-".to_string(), format::ms),
+                recovered,
+            ]);
+        }
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

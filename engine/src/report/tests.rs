@@ -100,6 +100,7 @@ fn variant(name: &str, index: u64, sensitivity: f64) -> VariantResult {
         components,
         series: BTreeMap::new(),
         state_changes: BTreeMap::new(),
+        recovery: Vec::new(),
     }
 }
 

@@ -9,6 +9,7 @@
 //! collected and shown together.
 
 pub mod diag;
+pub mod faults;
 pub mod locate;
 pub mod validate;
 
@@ -113,6 +114,11 @@ pub enum FaultConfig {
         /// Restart (time since the run began). Default: never.
         #[serde(default)]
         until: Option<SimDuration>,
+        /// Keep the node's data across the crash (a process restart that recovers from disk):
+        /// work in progress is lost, but a component that holds data (a cache's entries)
+        /// keeps it. Default false: all volatile state is lost.
+        #[serde(default, skip_serializing_if = "is_false")]
+        keep_state: bool,
     },
     /// Service on the node takes `factor` times longer:
     /// `Slowdown(node: "app-2", factor: 10.0, at: "20s", until: "35s")`.
@@ -166,16 +172,162 @@ pub enum FaultConfig {
         #[serde(default)]
         until: Option<SimDuration>,
     },
+    /// The node (or each node of a group) restarts: it crashes at `at` and comes back after
+    /// `downtime`. `Restart(node: "app-1", at: "30s", downtime: "2s", keep_state: true)`.
+    Restart {
+        /// Node or group.
+        node: String,
+        /// When it goes down (time since the run began).
+        at: SimDuration,
+        /// How long it stays down. Default "0s": back at once, with its volatile state gone.
+        #[serde(default)]
+        downtime: SimDuration,
+        /// Keep the node's data across the restart (see `Crash`). Default false.
+        #[serde(default)]
+        keep_state: bool,
+    },
+    /// The node stops, as in a stop-the-world GC pause: messages that reach it and timers that
+    /// fire wait, and are handled in order when the pause ends; nothing is lost.
+    /// `Pause(node: "app-0", at: "10s", until: "10.5s")`.
+    Pause {
+        /// Node or group.
+        node: String,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// End (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
+    /// Every link to or from `node` (every link of the network if `node` is left out) takes
+    /// this latency instead of its own: `LatencySpike(node: "db", latency: Constant("50ms"),
+    /// at: "10s", until: "15s")`.
+    LatencySpike {
+        /// Node or group whose links change. Default: every link.
+        #[serde(default)]
+        node: Option<String>,
+        /// One-way latency while the spike lasts (distribution of durations).
+        latency: Dist,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// End (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
+    /// Every link to or from `node` (every link if `node` is left out) loses this fraction of
+    /// messages: `PacketLoss(node: "db", loss: 0.2, at: "10s", until: "15s")`.
+    PacketLoss {
+        /// Node or group whose links change. Default: every link.
+        #[serde(default)]
+        node: Option<String>,
+        /// Loss probability while the window lasts (0..1).
+        loss: f64,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// End (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
+    /// The node (or group) is cut off from every other node, both ways:
+    /// `Isolate(node: "db-2", at: "10s", until: "20s")`.
+    Isolate {
+        /// Node or group.
+        node: String,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// Heal (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
+    /// Split a cluster: of the listed nodes (groups expanded, in declaration order), the last
+    /// `minority` are cut off, together with `with_minority`, from every other node.
+    /// `Split(nodes: ["db"], at: "10s", until: "20s")` cuts 2 of 5 replicas away.
+    Split {
+        /// The cluster's nodes or groups.
+        nodes: Vec<String>,
+        /// Size of the minority side (count). Default: the largest minority, (n - 1) / 2.
+        #[serde(default)]
+        minority: Option<u32>,
+        /// Other nodes (e.g. some clients) that end up on the minority side. Default none.
+        #[serde(default)]
+        with_minority: Vec<String>,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// Heal (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
+    /// Faults drawn at random from the seed: they start as a Poisson process with the given
+    /// mean interval between `start` and `stop`, each hits one node of `node` chosen at
+    /// random and lasts `duration`. The draws come from their own stream, so they do not
+    /// change any other random draw. `Random(kind: Crash, node: "app", mean_interval: "20s",
+    /// duration: "2s")`.
+    Random {
+        /// What each fault does.
+        kind: RandomFaultKind,
+        /// Node or group the faults hit (one member at random each time).
+        node: String,
+        /// Mean time between fault starts (exponentially distributed).
+        mean_interval: SimDuration,
+        /// How long each fault lasts.
+        duration: SimDuration,
+        /// Faults start from here on (time since the run began). Default "0s".
+        #[serde(default)]
+        start: SimDuration,
+        /// No fault starts after this (time since the run began). Default: the run's duration.
+        #[serde(default)]
+        stop: Option<SimDuration>,
+    },
+}
+
+/// What each fault of a `Random` entry does to the node it hits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub enum RandomFaultKind {
+    /// Crash, losing volatile state, and restart when the fault ends.
+    Crash,
+    /// Crash keeping the node's data, and restart when the fault ends.
+    CrashKeepState,
+    /// A stop-the-world pause: messages and timers wait.
+    Pause,
+    /// Service takes `factor` times longer.
+    Slowdown {
+        /// Multiplier of service time (> 0).
+        factor: f64,
+    },
+    /// The node is cut off from every other node.
+    Isolate,
+    /// The node's links take this latency.
+    LatencySpike {
+        /// One-way latency (distribution of durations).
+        latency: Dist,
+    },
+    /// The node's links lose this fraction of messages.
+    PacketLoss {
+        /// Loss probability (0..1).
+        loss: f64,
+    },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl FaultConfig {
-    /// (at, until) of any fault.
+    /// (at, until) of any fault; for `Random`, the span in which faults may start.
     pub fn timing(&self) -> (SimDuration, Option<SimDuration>) {
         match self {
             FaultConfig::Crash { at, until, .. }
             | FaultConfig::Slowdown { at, until, .. }
             | FaultConfig::Partition { at, until, .. }
-            | FaultConfig::LinkChange { at, until, .. } => (*at, *until),
+            | FaultConfig::LinkChange { at, until, .. }
+            | FaultConfig::Pause { at, until, .. }
+            | FaultConfig::LatencySpike { at, until, .. }
+            | FaultConfig::PacketLoss { at, until, .. }
+            | FaultConfig::Isolate { at, until, .. }
+            | FaultConfig::Split { at, until, .. } => (*at, *until),
+            // A restart's downtime may be zero; it has no `until` to check.
+            FaultConfig::Restart { at, .. } => (*at, None),
+            FaultConfig::Random { start, stop, .. } => (*start, *stop),
         }
     }
 }

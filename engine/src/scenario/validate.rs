@@ -172,6 +172,8 @@ pub struct Model {
     pub faults: Vec<Fault>,
     /// The fault windows, for plot shading.
     pub fault_windows: Vec<FaultWindow>,
+    /// `Random` fault entries, drawn once the run's seed is known ([`Model::fault_schedule`]).
+    pub random_faults: Vec<super::faults::RandomPlan>,
     /// Run bounds.
     pub limits: Limits,
     /// Clients stop issuing requests here (the scenario's `duration`).
@@ -205,7 +207,7 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
         }
     }
     let (default_link, links) = network(&spec.network, &mut v);
-    let (faults, fault_windows) = faults(spec, &names, &mut v);
+    let (faults, fault_windows, random_faults) = faults(spec, &names, &mut v);
     let problems = v.into_problems();
     if !problems.is_empty() {
         return Err(problems);
@@ -226,12 +228,28 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
         links,
         faults,
         fault_windows,
+        random_faults,
         limits: spec.limits.to_limits(),
         arrivals_end,
         measure_from: SimTime(spec.warmup.0),
         window,
         end: arrivals_end.after(drain),
     })
+}
+
+impl Model {
+    /// The whole fault schedule under `seed`: the timeline's faults, then every `Random`
+    /// entry's draws, with their plot windows in the same order.
+    pub fn fault_schedule(&self, seed: u64) -> (Vec<Fault>, Vec<FaultWindow>) {
+        let (mut faults, mut windows) = (self.faults.clone(), self.fault_windows.clone());
+        let end_s = self.spec.duration.as_secs_f64();
+        for plan in &self.random_faults {
+            let (f, w) = plan.expand(seed, end_s);
+            faults.extend(f);
+            windows.extend(w);
+        }
+        (faults, windows)
+    }
 }
 
 /// Keep the number of windows bounded: a long run gets wider windows.
@@ -391,9 +409,13 @@ fn check_loss(v: &mut Validator<'_>, at: &Path, loss: f64) {
     }
 }
 
-fn faults(spec: &Spec, names: &NameTable, v: &mut Validator<'_>) -> (Vec<Fault>, Vec<FaultWindow>) {
+type Schedule = (Vec<Fault>, Vec<FaultWindow>, Vec<super::faults::RandomPlan>);
+
+fn faults(spec: &Spec, names: &NameTable, v: &mut Validator<'_>) -> Schedule {
+    use super::faults::{Lowered, lower};
     let mut out = Vec::new();
     let mut windows = Vec::new();
+    let mut random = Vec::new();
     let end_s = spec.duration.as_secs_f64();
     for (i, f) in spec.faults.iter().enumerate() {
         let at_path = Path::root().field("faults").index(i);
@@ -407,52 +429,18 @@ fn faults(spec: &Spec, names: &NameTable, v: &mut Validator<'_>) -> (Vec<Fault>,
                 "expected `until` later than `at`",
             );
         }
-        let (action, label) = match f {
-            FaultConfig::Crash { node, .. } => {
-                let ids = v
-                    .resolve(&at_path.field("node"), node)
-                    .unwrap_or(&[])
-                    .to_vec();
-                (FaultAction::Crash(ids), format!("crash {node}"))
+        let (action, label) = match lower(i, f, names, spec.duration, v, &at_path) {
+            Some(Lowered::Random(plan)) => {
+                random.push(plan);
+                continue;
             }
-            FaultConfig::Slowdown { node, factor, .. } => {
-                v.check_positive(
-                    &at_path.field("factor"),
-                    *factor,
-                    "a multiplier of service time",
-                );
-                let ids = v
-                    .resolve(&at_path.field("node"), node)
-                    .unwrap_or(&[])
-                    .to_vec();
-                (
-                    FaultAction::Slowdown(ids, *factor),
-                    format!("slowdown {node} x{factor}"),
-                )
-            }
-            FaultConfig::Partition {
-                groups, one_way, ..
-            } => {
-                let side = partition_sides(groups, names, v, &at_path.field("groups"));
-                let sep = if *one_way { " -> " } else { " | " };
-                let label = groups
-                    .iter()
-                    .map(|g| g.join(","))
-                    .collect::<Vec<_>>()
-                    .join(sep);
-                let action = FaultAction::Partition {
-                    side,
-                    one_way: *one_way,
-                };
-                (action, format!("partition {label}"))
-            }
-            FaultConfig::LinkChange {
-                from,
-                to,
-                latency,
-                loss,
-                ..
-            } => link_change(from, to, latency, *loss, names, v, &at_path),
+            Some(Lowered::Fault(action, label)) => (action, label),
+            None => older_fault(f, names, v, &at_path),
+        };
+        // A restart's end is its downtime after `at` (possibly the same instant).
+        let until = match f {
+            FaultConfig::Restart { at, downtime, .. } => Some(SimDuration(at.0 + downtime.0)),
+            _ => until,
         };
         out.push(Fault {
             action,
@@ -466,7 +454,72 @@ fn faults(spec: &Spec, names: &NameTable, v: &mut Validator<'_>) -> (Vec<Fault>,
             end_s: end,
         });
     }
-    (out, windows)
+    (out, windows, random)
+}
+
+/// Crash, slowdown, partition and link change: the fault kinds from before `faults.rs`.
+fn older_fault(
+    f: &FaultConfig,
+    names: &NameTable,
+    v: &mut Validator<'_>,
+    at_path: &Path,
+) -> (FaultAction, String) {
+    match f {
+        FaultConfig::Crash {
+            node, keep_state, ..
+        } => {
+            let ids = v
+                .resolve(&at_path.field("node"), node)
+                .unwrap_or(&[])
+                .to_vec();
+            super::faults::crash(ids, *keep_state, format!("crash {node}"))
+        }
+        FaultConfig::Slowdown { node, factor, .. } => {
+            v.check_positive(
+                &at_path.field("factor"),
+                *factor,
+                "a multiplier of service time",
+            );
+            let ids = v
+                .resolve(&at_path.field("node"), node)
+                .unwrap_or(&[])
+                .to_vec();
+            (
+                FaultAction::Slowdown(ids, *factor),
+                format!("slowdown {node} x{factor}"),
+            )
+        }
+        FaultConfig::Partition {
+            groups, one_way, ..
+        } => {
+            let side = partition_sides(groups, names, v, &at_path.field("groups"));
+            let sep = if *one_way { " -> " } else { " | " };
+            let label = groups
+                .iter()
+                .map(|g| g.join(","))
+                .collect::<Vec<_>>()
+                .join(sep);
+            let action = FaultAction::Partition {
+                side,
+                one_way: *one_way,
+            };
+            (action, format!("partition {label}"))
+        }
+        FaultConfig::LinkChange {
+            from,
+            to,
+            latency,
+            loss,
+            ..
+        } => link_change(from, to, latency, *loss, names, v, at_path),
+        FaultConfig::Restart { .. }
+        | FaultConfig::Pause { .. }
+        | FaultConfig::LatencySpike { .. }
+        | FaultConfig::PacketLoss { .. }
+        | FaultConfig::Isolate { .. }
+        | FaultConfig::Split { .. }
+        | FaultConfig::Random { .. } => unreachable!("lowered in scenario::faults"),
+    }
 }
 
 /// A link change fault: node sets resolved, parameters checked, and a label for the plots.

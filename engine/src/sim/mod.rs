@@ -47,6 +47,14 @@ pub trait Node {
     /// restarts, and every timer it had set is gone.
     fn on_crash(&mut self, now: SimTime);
 
+    /// The node crashed at `now` but its data survives: a process restart that recovers from
+    /// disk. Work in progress is still lost (the process did stop: its timers die and it
+    /// receives nothing until it restarts), but what the component holds as data (cache
+    /// entries, stored values) may be kept. By default the same as [`Node::on_crash`].
+    fn on_crash_keep_state(&mut self, now: SimTime) {
+        self.on_crash(now);
+    }
+
     /// The node restarts after a crash. By default it starts again as at time zero.
     fn on_restart(&mut self, ctx: &mut Ctx<'_>) {
         self.on_start(ctx);
@@ -89,6 +97,22 @@ pub enum FaultAction {
         side: Vec<u16>,
         /// Only side 1 → other sides is cut.
         one_way: bool,
+    },
+    /// Crash these nodes but let them keep their data ([`Node::on_crash_keep_state`]); they
+    /// restart when the fault ends.
+    CrashKeepState(Vec<NodeId>),
+    /// Pause these nodes (a stop-the-world GC pause): messages that reach them and timers that
+    /// fire wait, and are handled in their original order when the pause ends. Nothing is lost.
+    Pause(Vec<NodeId>),
+    /// Change latency and/or loss on every link to or from the marked nodes (all links when
+    /// the list is empty).
+    NodeLinks {
+        /// Nodes whose links change, by `NodeId` (empty: all).
+        nodes: Vec<bool>,
+        /// Latency to use instead.
+        latency: Option<crate::dist::Dist>,
+        /// Loss probability to use instead.
+        loss: Option<f64>,
     },
 }
 
@@ -192,6 +216,8 @@ struct Io {
     down_count: Vec<u32>,
     incarnation: Vec<u32>,
     slowdown: Vec<f64>,
+    /// Per node: how many pause faults hold it (pauses may overlap).
+    paused: Vec<u32>,
     requests: RequestMetrics,
     limits: Limits,
     error: Option<RunError>,
@@ -408,6 +434,9 @@ pub struct World<N: Node> {
     nodes: Vec<Slot<N>>,
     io: Io,
     faults: Vec<Fault>,
+    /// Per node: the events that reached it while it was paused, in arrival order.
+    held: Vec<Vec<Event>>,
+    held_len: usize,
     events: u64,
     digest: u64,
     instant: SimTime,
@@ -434,6 +463,7 @@ impl<N: Node> World<N> {
             down_count: vec![0; n],
             incarnation: vec![0; n],
             slowdown: vec![1.0; n],
+            paused: vec![0; n],
             requests: RequestMetrics::new(measure_from, window),
             limits,
             error: None,
@@ -449,6 +479,8 @@ impl<N: Node> World<N> {
             nodes,
             io,
             faults,
+            held: (0..n).map(|_| Vec::new()).collect(),
+            held_len: 0,
             events: 0,
             digest: 0,
             instant: SimTime::ZERO,
@@ -494,10 +526,21 @@ impl<N: Node> World<N> {
         }
         match ev {
             Event::Deliver { to, from, msg } => {
+                if self.io.paused[to.idx()] > 0
+                    && self.io.is_up(to)
+                    && self.io.network.connected(from, to)
+                {
+                    self.hold(to, Event::Deliver { to, from, msg });
+                    return;
+                }
                 self.trace(t, to.0 as u64, 1);
                 if self.io.is_up(to) && self.io.network.connected(from, to) {
                     self.with_node(to, |node, ctx| node.on_message(ctx, from, msg));
                 }
+            }
+            Event::Timer { node, id } if self.io.paused[node.idx()] > 0 => {
+                // A paused node's timer fires late: keep its slot until the pause ends.
+                self.hold(node, Event::Timer { node, id });
             }
             Event::Timer { node, id } => {
                 let slot = &self.io.timers[id.slot as usize];
@@ -532,7 +575,7 @@ impl<N: Node> World<N> {
         let l = self.io.limits;
         let (which, limit, detail) = if self.events > l.max_events {
             ("limits.max_events", l.max_events, "")
-        } else if self.io.queue.len() > l.max_pending_events {
+        } else if self.io.queue.len() + self.held_len > l.max_pending_events {
             ("limits.max_pending_events", l.max_pending_events as u64, "")
         } else if self.instant_events > l.max_events_per_instant {
             let why = "events keep happening without simulated time passing (a loop of zero-delay \
@@ -618,17 +661,120 @@ impl<N: Node> World<N> {
                     self.io.network.remove_cut(i);
                 }
             }
+            FaultAction::CrashKeepState(nodes) => {
+                for id in nodes {
+                    if start {
+                        self.crash_as(id, true);
+                    } else {
+                        self.restart(id);
+                    }
+                }
+            }
+            FaultAction::Pause(nodes) => {
+                for id in nodes {
+                    if start {
+                        self.io.paused[id.idx()] += 1;
+                    } else {
+                        self.resume(id);
+                    }
+                }
+            }
+            FaultAction::NodeLinks {
+                nodes,
+                latency,
+                loss,
+            } => self.node_links(i, start, nodes, latency, loss),
+        }
+    }
+
+    /// Change the links to and from some nodes (all links when `nodes` is empty): two link
+    /// changes under one fault index, so the fault's end removes both.
+    fn node_links(
+        &mut self,
+        i: usize,
+        start: bool,
+        nodes: Vec<bool>,
+        latency: Option<crate::dist::Dist>,
+        loss: Option<f64>,
+    ) {
+        if !start {
+            self.io.network.remove_change(i);
+            return;
+        }
+        let outgoing = LinkChange {
+            fault: i,
+            from: nodes.clone(),
+            to: Vec::new(),
+            latency: latency.clone(),
+            loss,
+        };
+        let all = nodes.is_empty();
+        self.io.network.add_change(outgoing);
+        if !all {
+            let incoming = LinkChange {
+                fault: i,
+                from: Vec::new(),
+                to: nodes,
+                latency,
+                loss,
+            };
+            self.io.network.add_change(incoming);
+        }
+    }
+
+    /// Keep an event for a paused node until it resumes.
+    fn hold(&mut self, id: NodeId, ev: Event) {
+        self.held[id.idx()].push(ev);
+        self.held_len += 1;
+    }
+
+    /// A pause fault ends: once no pause holds the node, what waited is handled now, in order.
+    fn resume(&mut self, id: NodeId) {
+        let i = id.idx();
+        self.io.paused[i] -= 1;
+        if self.io.paused[i] > 0 {
+            return;
+        }
+        let now = self.io.now;
+        let held = std::mem::take(&mut self.held[i]);
+        self.held_len -= held.len();
+        for ev in held {
+            self.io.push(now, ev);
+        }
+    }
+
+    /// A crash drops what waited for a paused node: the messages die with the process, and
+    /// the timers belong to the old incarnation.
+    fn drop_held(&mut self, id: NodeId) {
+        let held = std::mem::take(&mut self.held[id.idx()]);
+        self.held_len -= held.len();
+        for ev in held {
+            if let Event::Timer { id, .. } = ev {
+                self.io.release_timer(id);
+            }
         }
     }
 
     fn crash(&mut self, id: NodeId) {
+        self.crash_as(id, false);
+    }
+
+    fn crash_as(&mut self, id: NodeId, keep_state: bool) {
         let i = id.idx();
         self.io.down_count[i] += 1;
         if self.io.down_count[i] == 1 {
             // Timers set before the crash carry the old incarnation and are dropped on firing.
             self.io.incarnation[i] = self.io.incarnation[i].wrapping_add(1);
+            if !self.held[i].is_empty() {
+                self.drop_held(id);
+            }
             let now = self.io.now;
-            self.nodes[i].node.on_crash(now);
+            let node = &mut self.nodes[i].node;
+            if keep_state {
+                node.on_crash_keep_state(now);
+            } else {
+                node.on_crash(now);
+            }
         }
     }
 

@@ -4,6 +4,7 @@ mod cli;
 mod components;
 mod determinism;
 mod errors;
+mod fault_kinds;
 mod faults;
 mod golden;
 mod limits;
