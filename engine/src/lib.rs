@@ -6,6 +6,7 @@
 //! [`report`] turns that into tables and plots. See `ARCHITECTURE.md` for the map.
 
 pub mod build;
+pub mod check;
 pub mod cli;
 pub mod components;
 pub mod dist;

@@ -1,0 +1,523 @@
+//! A linearizability checker for histories of reads and writes on registers (Wing & Gong's
+//! search with Lowe's memoisation), decomposed per key.
+//!
+//! A history is linearizable if every operation can be given one instant between its invocation
+//! and its completion such that, in the order of those instants, every read returns the value of
+//! the latest write before it (or the initial value). Registers are independent, so a history
+//! is linearizable exactly when each key's sub-history is (P-compositionality), and each key is
+//! searched alone.
+//!
+//! ```text
+//!  ops of one key, by invocation:   [w1 ───────]   [r→1 ──]  [w2 ─────────?   (indeterminate)
+//!                                        [r→0 ──]          [r→2 ─]
+//!  search state: (which ops are linearized, current value); depth-first, one op at a time,
+//!  only ops invoked before every pending op's completion are candidates; states seen once
+//!  are never explored again (memoised).
+//! ```
+//!
+//! An indeterminate operation (the client timed out: it may or may not have taken effect) has
+//! completion +∞: it may be linearized at any point after its invocation or not at all, which is
+//! the same as linearizing it after everything else. A failed operation (known not to have taken
+//! effect) and an indeterminate read (nothing observed) constrain nothing and are left out.
+//!
+//! The search is exponential in the worst case, so it is bounded twice, and both bounds are
+//! reported, never silently skipped: at most `max_ops_per_key` operations per key are checked,
+//! and at most `max_states` search states per key are explored; a key that hits either is
+//! reported as unchecked. On a violation the checker shrinks the history of the key to a short
+//! window of consecutive operations that is itself not linearizable whatever the value the
+//! register held before it.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// What an operation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Read the register and saw `value` (0: never written).
+    Read,
+    /// Wrote `value`.
+    Write,
+}
+
+/// One operation of a history, on one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Operation {
+    /// The key (register) it touched.
+    pub key: u64,
+    /// Read or write.
+    pub kind: Kind,
+    /// The value written, or the value read. Written values must be unique per key and nonzero.
+    pub value: u64,
+    /// When the client invoked it (ns).
+    pub invoke: u64,
+    /// When the client saw it complete (ns), or `None` if indeterminate (timed out).
+    pub complete: Option<u64>,
+    /// Who issued it (for the violation report).
+    pub client: u32,
+}
+
+impl Operation {
+    fn end(&self) -> u64 {
+        self.complete.unwrap_or(u64::MAX)
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            Kind::Read => "read",
+            Kind::Write => "write",
+        };
+        let ms = |ns: u64| ns as f64 / 1e6;
+        match self.complete {
+            Some(c) => write!(
+                f,
+                "client {} {what} {} [{:.3}ms, {:.3}ms]",
+                self.client,
+                self.value,
+                ms(self.invoke),
+                ms(c)
+            ),
+            None => write!(
+                f,
+                "client {} {what} {} [{:.3}ms, timed out]",
+                self.client,
+                self.value,
+                ms(self.invoke)
+            ),
+        }
+    }
+}
+
+/// Bounds on the work the checker does per key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// Keys with more operations than this are not checked (reported as over the bound).
+    pub max_ops_per_key: usize,
+    /// The search of one key gives up after this many states (reported as unchecked).
+    pub max_states: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            max_ops_per_key: 20_000,
+            max_states: 200_000,
+        }
+    }
+}
+
+/// The verdict on one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyVerdict {
+    /// Linearizable.
+    Ok,
+    /// Not linearizable; `window` is a short run of its operations that is not linearizable
+    /// from any initial value.
+    Violation {
+        /// The operations showing the violation, by invocation.
+        window: Vec<Operation>,
+    },
+    /// More operations than `max_ops_per_key`.
+    OverBound,
+    /// The search hit `max_states` before deciding.
+    Undecided,
+}
+
+/// The verdict on a whole history.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Keys checked and found linearizable.
+    pub keys_ok: u64,
+    /// Keys found not linearizable, with their windows (key, window), by key.
+    pub violations: Vec<(u64, Vec<Operation>)>,
+    /// Keys not checked because they had more operations than the bound.
+    pub keys_over_bound: u64,
+    /// Keys whose search hit the state bound.
+    pub keys_undecided: u64,
+    /// Operations that entered the check (failed operations and indeterminate reads excluded).
+    pub ops_checked: u64,
+}
+
+impl Report {
+    /// Linearizable as far as checked: no violation found.
+    pub fn linearizable(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// Every key was decided (none over a bound).
+    pub fn complete(&self) -> bool {
+        self.keys_over_bound == 0 && self.keys_undecided == 0
+    }
+}
+
+/// Check a whole history: operations of any keys, in any order.
+pub fn check(history: &[Operation], bounds: Bounds) -> Report {
+    let mut ops: Vec<Operation> = history
+        .iter()
+        .filter(|o| o.kind == Kind::Write || o.complete.is_some())
+        .copied()
+        .collect();
+    ops.sort_by_key(|o| (o.key, o.invoke, o.end()));
+    let mut report = Report {
+        ops_checked: ops.len() as u64,
+        ..Report::default()
+    };
+    for chunk in ops.chunk_by(|a, b| a.key == b.key) {
+        match check_key(chunk, bounds) {
+            KeyVerdict::Ok => report.keys_ok += 1,
+            KeyVerdict::Violation { window } => report.violations.push((chunk[0].key, window)),
+            KeyVerdict::OverBound => report.keys_over_bound += 1,
+            KeyVerdict::Undecided => report.keys_undecided += 1,
+        }
+    }
+    report
+}
+
+/// Check the operations of one key, sorted by invocation.
+pub fn check_key(ops: &[Operation], bounds: Bounds) -> KeyVerdict {
+    if ops.len() > bounds.max_ops_per_key {
+        return KeyVerdict::OverBound;
+    }
+    match search(ops, Some(0), bounds.max_states) {
+        Search::Linearizable => KeyVerdict::Ok,
+        Search::Undecided => KeyVerdict::Undecided,
+        Search::NotLinearizable => KeyVerdict::Violation {
+            window: shrink(ops, bounds.max_states),
+        },
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Search {
+    Linearizable,
+    NotLinearizable,
+    Undecided,
+}
+
+/// The shortest window found by shrinking: the shortest failing prefix, then the latest start
+/// from which it still fails whatever the register held before.
+fn shrink(ops: &[Operation], max_states: usize) -> Vec<Operation> {
+    let fails =
+        |w: &[Operation], init: Option<u64>| search(w, init, max_states) == Search::NotLinearizable;
+    // Adding later operations almost always keeps a history failing, so a binary search finds
+    // a short failing prefix; the result is checked, and the whole history is the fallback.
+    let (mut lo, mut hi) = (1, ops.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if fails(&ops[..mid], Some(0)) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let end = if fails(&ops[..hi], Some(0)) {
+        hi
+    } else {
+        ops.len()
+    };
+    let prefix = &ops[..end];
+    let mut start = 0;
+    let (mut lo, mut hi) = (0, end.saturating_sub(1));
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if fails(&prefix[mid..], None) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    if fails(&prefix[lo..], None) {
+        start = lo;
+    }
+    prefix[start..].to_vec()
+}
+
+/// Depth-first search for a linearization of `ops` (one key, sorted by invocation), from
+/// initial value `init` (`None`: any value, fixed by the first read).
+fn search(ops: &[Operation], init: Option<u64>, max_states: usize) -> Search {
+    let n = ops.len();
+    let words = n.div_ceil(64).max(1);
+    let mut done = vec![0u64; words];
+    let must = ops.iter().filter(|o| o.complete.is_some()).count();
+    let mut seen: BTreeSet<MemoKey> = BTreeSet::new();
+    // Each frame: the op linearized to get here, the value before it, how many determinate
+    // ops were linearized, and the candidates still to try from the state it leads to.
+    struct Frame {
+        op: usize,
+        before: Option<u64>,
+        candidates: Vec<usize>,
+    }
+    let is_done = |done: &[u64], i: usize| done[i / 64] >> (i % 64) & 1 == 1;
+    let candidates = |done: &[u64]| -> Vec<usize> {
+        let Some(lo) = first_pending(done).filter(|&i| i < n) else {
+            return Vec::new();
+        };
+        // The earliest completion among pending ops bounds which ops may go next; ops invoked
+        // after it cannot be pending-minimal, and cannot lower it either.
+        let mut min_end = u64::MAX;
+        let mut out = Vec::new();
+        for (i, op) in ops.iter().enumerate().skip(lo) {
+            if op.invoke > min_end {
+                break;
+            }
+            if !is_done(done, i) {
+                min_end = min_end.min(op.end());
+                out.push(i);
+            }
+        }
+        out.retain(|&i| ops[i].invoke <= min_end);
+        out
+    };
+    let mut value = init;
+    let mut linearized_determinate = 0;
+    let mut stack: Vec<Frame> = vec![Frame {
+        op: usize::MAX,
+        before: init,
+        candidates: candidates(&done),
+    }];
+    seen.insert(memo_key(&done, value));
+    while let Some(top) = stack.last_mut() {
+        if linearized_determinate == must {
+            return Search::Linearizable;
+        }
+        let Some(i) = top.candidates.pop() else {
+            // Dead end: undo the op that led here.
+            let frame = stack.pop().expect("the stack is not empty");
+            if frame.op != usize::MAX {
+                done[frame.op / 64] &= !(1 << (frame.op % 64));
+                value = frame.before;
+                if ops[frame.op].complete.is_some() {
+                    linearized_determinate -= 1;
+                }
+            }
+            continue;
+        };
+        let op = ops[i];
+        let next = match (op.kind, value) {
+            (Kind::Write, _) => Some(op.value),
+            (Kind::Read, None) => Some(op.value),
+            (Kind::Read, Some(v)) if v == op.value => Some(v),
+            (Kind::Read, Some(_)) => continue,
+        };
+        done[i / 64] |= 1 << (i % 64);
+        if !seen.insert(memo_key(&done, next)) {
+            done[i / 64] &= !(1 << (i % 64));
+            continue;
+        }
+        if seen.len() > max_states {
+            return Search::Undecided;
+        }
+        if op.complete.is_some() {
+            linearized_determinate += 1;
+        }
+        let before = value;
+        value = next;
+        stack.push(Frame {
+            op: i,
+            before,
+            candidates: candidates(&done),
+        });
+    }
+    Search::NotLinearizable
+}
+
+/// A search state as memoised: the linearized set (from its first word with a pending op, as
+/// everything before is linearized; trailing empty words dropped) and the register value.
+type MemoKey = (usize, Vec<u64>, Option<u64>);
+
+fn memo_key(done: &[u64], value: Option<u64>) -> MemoKey {
+    let from = done
+        .iter()
+        .position(|&w| w != u64::MAX)
+        .unwrap_or(done.len());
+    let to = done
+        .iter()
+        .rposition(|&w| w != 0)
+        .map_or(from, |i| i + 1)
+        .max(from);
+    (from, done[from..to].to_vec(), value)
+}
+
+/// The first op not yet linearized (may be past the last op, in the padding bits).
+fn first_pending(done: &[u64]) -> Option<usize> {
+    let w = done.iter().position(|&w| w != u64::MAX)?;
+    Some(w * 64 + done[w].trailing_ones() as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(value: u64, invoke: u64, complete: u64) -> Operation {
+        Operation {
+            key: 1,
+            kind: Kind::Write,
+            value,
+            invoke,
+            complete: Some(complete),
+            client: 0,
+        }
+    }
+
+    fn r(value: u64, invoke: u64, complete: u64) -> Operation {
+        Operation {
+            kind: Kind::Read,
+            ..w(value, invoke, complete)
+        }
+    }
+
+    fn timed_out(mut op: Operation) -> Operation {
+        op.complete = None;
+        op
+    }
+
+    fn verdict(ops: &[Operation]) -> Report {
+        check(ops, Bounds::default())
+    }
+
+    #[test]
+    fn sequential_and_concurrent_linearizable_histories_pass() {
+        // Sequential: write 1, read 1, write 2, read 2.
+        assert!(verdict(&[w(1, 0, 1), r(1, 2, 3), w(2, 4, 5), r(2, 6, 7)]).linearizable());
+        // A read concurrent with a write may see either value.
+        assert!(verdict(&[w(1, 0, 10), r(0, 1, 2), r(1, 3, 4)]).linearizable());
+        // Reads of the initial value before any write.
+        assert!(verdict(&[r(0, 0, 1), w(5, 2, 3), r(5, 4, 5)]).linearizable());
+        // Two concurrent writes, later reads agree on the one linearized last.
+        assert!(verdict(&[w(1, 0, 10), w(2, 0, 10), r(1, 11, 12), r(1, 13, 14)]).linearizable());
+    }
+
+    #[test]
+    fn a_stale_read_is_a_violation_with_a_short_window() {
+        // Write 1 completes at 1, then a read invoked at 5 returns the initial value.
+        let ops = [
+            w(1, 0, 1),
+            r(1, 2, 3),
+            w(2, 10, 11),
+            r(2, 12, 13),
+            r(1, 20, 21),
+        ];
+        let rep = verdict(&ops);
+        assert!(!rep.linearizable());
+        let (key, window) = &rep.violations[0];
+        assert_eq!(*key, 1);
+        // The read of 2 came before the read of 1 and no write lies between them: those two
+        // alone show it, whatever the register held before.
+        assert_eq!(window, &vec![r(2, 12, 13), r(1, 20, 21)]);
+    }
+
+    #[test]
+    fn reads_that_flip_between_values_are_not_linearizable() {
+        // Two concurrent writes; one reader sees 1 then 2, another sees 2 then 1, all after
+        // both writes were invoked: no single order explains both.
+        let ops = [
+            w(1, 0, 100),
+            w(2, 0, 100),
+            r(1, 10, 11),
+            r(2, 12, 13),
+            r(2, 14, 15),
+            r(1, 16, 17),
+        ];
+        assert!(!verdict(&ops).linearizable());
+    }
+
+    #[test]
+    fn a_read_of_a_value_never_written_is_a_violation() {
+        assert!(!verdict(&[w(1, 0, 1), r(7, 2, 3)]).linearizable());
+    }
+
+    #[test]
+    fn an_indeterminate_write_may_or_may_not_take_effect() {
+        // Timed out, and later observed: it took effect.
+        assert!(verdict(&[timed_out(w(1, 0, 1)), r(1, 50, 51)]).linearizable());
+        // Timed out, never observed: it did not (or not yet).
+        assert!(verdict(&[timed_out(w(1, 0, 1)), r(0, 50, 51)]).linearizable());
+        // But once observed it cannot be undone.
+        assert!(!verdict(&[timed_out(w(1, 0, 1)), r(1, 50, 51), r(0, 60, 61)]).linearizable());
+        // And it cannot take effect before it was invoked.
+        assert!(!verdict(&[r(1, 0, 1), timed_out(w(1, 5, 6))]).linearizable());
+    }
+
+    #[test]
+    fn failed_ops_and_indeterminate_reads_constrain_nothing() {
+        let lost_read = timed_out(r(9, 2, 3));
+        assert!(verdict(&[w(1, 0, 1), lost_read, r(1, 4, 5)]).linearizable());
+    }
+
+    #[test]
+    fn keys_are_checked_independently() {
+        let mut other = r(0, 20, 21);
+        other.key = 2;
+        let rep = verdict(&[w(1, 0, 1), other, r(1, 2, 3)]);
+        assert!(rep.linearizable());
+        assert_eq!(rep.keys_ok, 2);
+        let mut stale = r(0, 20, 21);
+        stale.key = 1;
+        let rep = verdict(&[w(1, 0, 1), other, stale]);
+        assert_eq!(rep.keys_ok, 1);
+        assert_eq!(rep.violations.len(), 1);
+    }
+
+    #[test]
+    fn the_bounds_are_reported_not_skipped() {
+        let ops: Vec<_> = (1..=10).map(|i| w(i, i * 10, i * 10 + 1)).collect();
+        let tight = Bounds {
+            max_ops_per_key: 5,
+            ..Bounds::default()
+        };
+        let rep = check(&ops, tight);
+        assert_eq!(rep.keys_over_bound, 1);
+        assert!(!rep.complete());
+        // Many fully concurrent writes and reads explode the search: the state bound stops it.
+        let mut ops: Vec<_> = (1..=40).map(|i| w(i, 0, 1000)).collect();
+        ops.extend((1..=40).map(|i| r(41 - i, 2000 + i * 10, 2001 + i * 10)));
+        let small = Bounds {
+            max_states: 1000,
+            ..Bounds::default()
+        };
+        let rep = check(&ops, small);
+        assert_eq!(rep.keys_undecided + rep.violations.len() as u64, 1);
+    }
+
+    #[test]
+    fn long_sequential_histories_check_quickly() {
+        let mut ops = Vec::new();
+        for i in 0..5000u64 {
+            ops.push(w(i + 1, i * 10, i * 10 + 6));
+            ops.push(r(i + 1, i * 10 + 7, i * 10 + 9));
+        }
+        // Overlap each write with the previous read.
+        let rep = check(&ops, Bounds::default());
+        assert!(rep.linearizable() && rep.complete(), "{rep:?}");
+    }
+
+    #[test]
+    fn histories_built_from_a_linearization_always_pass() {
+        use crate::sim::rng::{RandomSource, SimRng};
+        // Each op takes effect at a point inside its interval, in a real register: whatever the
+        // overlaps, the history is linearizable by construction. Perturbing one read breaks it.
+        let mut rng = SimRng::derive(11, "lin");
+        for round in 0..200 {
+            let mut value = 0;
+            let mut ops = Vec::new();
+            for i in 0..30u64 {
+                let point = i * 100 + 50;
+                let invoke = point - rng.below(200).min(point);
+                let complete = point + rng.below(200);
+                if rng.below(3) == 0 {
+                    value = round * 1000 + i + 1;
+                    let op = w(value, invoke, complete);
+                    ops.push(if rng.below(5) == 0 { timed_out(op) } else { op });
+                } else {
+                    ops.push(r(value, invoke, complete));
+                }
+            }
+            let rep = verdict(&ops);
+            assert!(
+                rep.linearizable() && rep.complete(),
+                "round {round}: {rep:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Consistency checkers over recorded histories: pure functions of the history, no simulation.
+
+pub mod linearizability;
