@@ -7,7 +7,7 @@
 use super::merge::{Collector, MergeError, assemble};
 use super::shard::{self, Shard};
 use super::{Manifest, RUNS_DIR, execute, json_bytes, plan, run_file_name, select_by_name};
-use crate::output::{write_atomically, write_files_atomically};
+use crate::output::{write_atomically_shared, write_files_atomically};
 use crate::registry::Registry;
 use crate::report;
 use crate::runner::RunFailure;
@@ -188,8 +188,17 @@ fn write_shard(dir: &Path, manifest: &[u8], runs: &[(usize, Vec<u8>)]) -> Result
         .map(|(i, bytes)| (run_file_name(*i), bytes.clone()))
         .collect();
     write_files_atomically(&dir.join(RUNS_DIR), &files).map_err(cannot)?;
-    // Every shard writes the same manifest bytes, so shards sharing a directory agree.
-    write_atomically(&dir.join(super::MANIFEST_FILE), manifest).map_err(cannot)?;
+    // Every shard writes the same manifest bytes, so shards sharing a directory agree; each
+    // through its own temp file, as they may write at the same moment.
+    let path = dir.join(super::MANIFEST_FILE);
+    if std::fs::read(&path).ok().as_deref() != Some(manifest) {
+        let writer = format!(
+            "{}-{}",
+            std::process::id(),
+            runs.first().map_or(0, |(i, _)| *i)
+        );
+        write_atomically_shared(&path, manifest, &writer).map_err(cannot)?;
+    }
     eprintln!(
         "wrote {} run file{} to {}/{RUNS_DIR}/; when every shard is done: \
          archsim merge DIR... --out REPORT_DIR",

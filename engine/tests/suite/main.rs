@@ -8,6 +8,7 @@ mod faults;
 mod limits;
 mod memory;
 mod plugin;
+mod slurm;
 mod sweep;
 mod theory;
 
