@@ -1,4 +1,4 @@
-//! The `archsim` command line: run, report, validate, list.
+//! The `archsim` command line: run, report, validate, list, sweep, merge.
 //!
 //! Exit codes: 0 success; 1 a run failed or output could not be written; 2 bad input (a
 //! scenario with errors, bad arguments, an unreadable results file). Nothing is written
@@ -61,6 +61,46 @@ enum Command {
     },
     /// Show every built-in component, fault, distribution and strategy with its fields.
     List,
+    /// Run every (variant, point, replication) of the scenario's `sweep:` block, or one
+    /// shard of them, and write the report with 95% confidence intervals.
+    Sweep {
+        /// Scenario file (RON) with a `sweep:` block.
+        file: PathBuf,
+        /// Output directory. Default: reports/<scenario file name without .ron>/
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Worker threads. Default: one per core. The output does not depend on it.
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// Base seed instead of the scenario's `seed`.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Run only these runs (ids such as `p2c:3:7`, or indices; see --list) and write their
+        /// run files for `archsim merge`.
+        #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+        runs: Vec<String>,
+        /// Print every run (index, id, seed, parameter values) and exit.
+        #[arg(long)]
+        list: bool,
+        /// Run shard I of N (0-based: the runs r with r mod N = I) and write their run files;
+        /// `auto` reads Slurm, Kubernetes Indexed Job, AWS Batch or Google Cloud Batch
+        /// array variables.
+        #[arg(long, value_name = "I/N|auto")]
+        shard: Option<String>,
+        /// Number of shards for `--shard auto` where the environment has no count
+        /// (Kubernetes: the Job's `completions`).
+        #[arg(long, value_name = "N")]
+        shards: Option<usize>,
+    },
+    /// Merge the run files of sweep shards into the report a single-machine sweep writes.
+    Merge {
+        /// Shard output directories (each holds sweep.json and runs/).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output directory for the report.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Run the `archsim` command line with the built-in components.
@@ -99,6 +139,29 @@ pub fn main_with(registry: Registry) -> ExitCode {
             print!("{}", list::render(&registry));
             ExitCode::SUCCESS
         }
+        Command::Sweep {
+            file,
+            out,
+            jobs,
+            seed,
+            runs,
+            list,
+            shard,
+            shards,
+        } => {
+            let args = crate::sweep::cli::SweepArgs {
+                file,
+                out,
+                jobs,
+                seed,
+                runs,
+                list,
+                shard,
+                shards,
+            };
+            crate::sweep::cli::cmd_sweep(&registry, &args)
+        }
+        Command::Merge { dirs, out } => crate::sweep::cli::cmd_merge(&dirs, &out),
     }
 }
 
@@ -181,6 +244,13 @@ fn cmd_run(
         Err(code) => return code,
     };
     let seed = opts.seed.unwrap_or(s.base.seed);
+    if s.sweep.is_some() {
+        eprintln!(
+            "note: {} has a `sweep:` block; `run` runs its variants once, at the values written \
+             in the file; `archsim sweep` runs the sweep",
+            file.display()
+        );
+    }
     eprintln!(
         "archsim {}: running {} \"{}\" (seed {seed}, {} variant{}, {} simulated each)",
         env!("CARGO_PKG_VERSION"),
@@ -259,6 +329,13 @@ fn cmd_report(path: &Path, out: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Ok(sweep) = serde_json::from_str::<crate::sweep::results::SweepResults>(&text) {
+        let dir = out.unwrap_or_else(|| {
+            path.parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        });
+        return write_sweep_report(&dir, &sweep);
+    }
     let results: Results = match serde_json::from_str(&text) {
         Ok(r) => r,
         Err(e) => {
@@ -276,4 +353,22 @@ fn cmd_report(path: &Path, out: Option<PathBuf>) -> ExitCode {
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     });
     write_report(&dir, &results, None)
+}
+
+/// `report` on a sweep's results.json: everything but results.json and runs.csv (which need
+/// the runs).
+fn write_sweep_report(dir: &Path, results: &crate::sweep::results::SweepResults) -> ExitCode {
+    let files = match report::sweep::render(results) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: cannot render the report: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = write_files_atomically(dir, &files) {
+        eprintln!("error: cannot write {}: {e}", dir.display());
+        return ExitCode::from(1);
+    }
+    eprintln!("wrote {}/ ({} files)", dir.display(), files.len());
+    ExitCode::SUCCESS
 }

@@ -20,5 +20,6 @@ pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod sim;
+pub mod sweep;
 
 pub use registry::Registry;

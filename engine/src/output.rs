@@ -40,6 +40,21 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// `write_atomically` for a file that several processes may write at once (with the same
+/// bytes), such as the manifest every shard writes into a shared directory: each writer's temp
+/// file carries `writer` in its name, so one writer's rename cannot take another's temp file.
+pub fn write_atomically_shared(path: &Path, bytes: &[u8], writer: &str) -> io::Result<()> {
+    let temp = temp_path(path)?;
+    let mut name = temp.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{writer}"));
+    let temp = temp.with_file_name(name);
+    let result = write_and_sync(&temp, bytes).and_then(|()| fs::rename(&temp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
 /// `dir/.name.tmp` for `dir/name`: hidden, and in the same directory so rename is atomic.
 fn temp_path(path: &Path) -> io::Result<PathBuf> {
     let name = path.file_name().ok_or_else(|| {

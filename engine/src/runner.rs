@@ -96,7 +96,7 @@ pub fn run(
 
 /// Every chosen variant's fault windows, each once; a fault that only some variants have is
 /// labelled with their names.
-fn fault_windows(chosen: &[&Variant], seed: u64) -> Vec<FaultWindow> {
+pub(crate) fn fault_windows(chosen: &[&Variant], seed: u64) -> Vec<FaultWindow> {
     let mut out: Vec<(FaultWindow, Vec<&str>)> = Vec::new();
     for v in chosen {
         for f in &v.model.fault_schedule(seed).1 {

@@ -8,7 +8,7 @@ use super::summary::{MEASUREMENT_NOTE, facts};
 use super::table;
 use crate::results::Results;
 
-const STYLE: &str = "\
+pub(super) const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;\
 max-width:1040px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{margin-bottom:0.2em}

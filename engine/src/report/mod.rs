@@ -17,6 +17,7 @@ mod html;
 mod plot;
 mod raster;
 mod summary;
+pub mod sweep;
 mod table;
 
 use crate::results::Results;

@@ -89,7 +89,13 @@ pub enum Stroke {
     Solid,
     /// Dashed: a secondary quantity drawn in the same colour.
     Dashed,
+    /// A translucent filled area: each segment is a closed outline (a confidence band: the
+    /// upper ends left to right, then the lower ends right to left).
+    Band,
 }
+
+/// Opacity of a band's fill: the lines drawn over it stay readable.
+const BAND_OPACITY: f64 = 0.2;
 
 /// One data line, broken into segments where values are missing.
 #[derive(Clone, Debug, PartialEq)]
@@ -283,10 +289,14 @@ fn draw_line(chart: &mut Chart<'_, '_>, line: &Line) -> DrawResult {
     let style = match line.stroke {
         Stroke::Solid => line.colour.stroke_width(2),
         Stroke::Dashed => line.colour.mix(0.85).stroke_width(2),
+        Stroke::Band => line.colour.mix(BAND_OPACITY).filled(),
     };
     for segment in &line.segments {
         match (segment.len(), line.stroke) {
             (0, _) => {}
+            (_, Stroke::Band) => {
+                chart.draw_series(std::iter::once(Polygon::new(segment.clone(), style)))?;
+            }
             (1, _) => {
                 chart.draw_series(std::iter::once(Circle::new(segment[0], 3, style.filled())))?;
             }
@@ -448,6 +458,10 @@ fn draw_legend_entry(area: &Area<'_>, entry: &LegendEntry, x: i32, y: i32) -> Dr
             7,
             5,
             entry.colour.stroke_width(2),
+        ))?,
+        Stroke::Band => area.draw(&Rectangle::new(
+            [(x, y - 6), (x + LEGEND_SAMPLE_PX, y + 6)],
+            entry.colour.mix(BAND_OPACITY * 2.0).filled(),
         ))?,
     }
     let font = (FONT, LEGEND_SIZE)

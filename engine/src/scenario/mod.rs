@@ -11,6 +11,7 @@
 pub mod diag;
 pub mod faults;
 pub mod locate;
+pub mod sweep;
 pub mod validate;
 
 use crate::components::{NodeConfig, PluginConfig};
@@ -416,6 +417,8 @@ struct FileRepr<'a> {
     variants: IndexMap<String, IndexMap<String, &'a RawValue>>,
     #[serde(default)]
     limits: LimitsConfig,
+    #[serde(default, borrow)]
+    sweep: Option<sweep::SweepRepr<'a>>,
 }
 
 /// One concrete run of a scenario: the base with a variant's overrides applied.
@@ -438,6 +441,8 @@ pub struct Scenario {
     pub base: Spec,
     /// Runs to make, in file order.
     pub variants: Vec<Variant>,
+    /// The `sweep:` block expanded over the variants, if the file has one (`archsim sweep`).
+    pub sweep: Option<sweep::SweepPlan>,
 }
 
 /// Everything wrong with a scenario file, rendered like rustc's errors.
@@ -563,11 +568,19 @@ pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, Sce
             variants.push(v);
         }
     }
+    let sweep = match &repr.sweep {
+        Some(block) if errs.diags.is_empty() => {
+            let specs: Vec<&Spec> = variants.iter().map(|v| &v.model.spec).collect();
+            errs.sweep(block, &specs, registry)
+        }
+        _ => None,
+    };
     if errs.diags.is_empty() {
         Ok(Scenario {
             file: file.to_string(),
             base,
             variants,
+            sweep,
         })
     } else {
         Err(errs.finish(file))

@@ -10,6 +10,8 @@ mod golden;
 mod limits;
 mod memory;
 mod plugin;
+mod slurm;
+mod sweep;
 mod theory;
 
 use archsim::Registry;
