@@ -7,6 +7,10 @@ use crate::components::client::{Arrival, ClientConfig};
 use crate::components::keys::Keys;
 use crate::components::load_balancer::{LoadBalancerConfig, Strategy};
 use crate::components::server::ServerConfig;
+use crate::components::txn::Protocol;
+use crate::components::txn::client::{Placement, TxnClientConfig};
+use crate::components::txn::coordinator::TxnCoordinatorConfig;
+use crate::components::txn::participant::TxnParticipantConfig;
 use crate::dist::Dist;
 use crate::registry::Registry;
 use crate::scenario::{FaultConfig, LimitsConfig, LinkConfig, NetworkConfig};
@@ -29,12 +33,15 @@ pub fn render(registry: &Registry) -> String {
         ("Client", schema_for!(ClientConfig)),
         ("LoadBalancer", schema_for!(LoadBalancerConfig)),
         ("Server", schema_for!(ServerConfig)),
+        ("TxnClient", schema_for!(TxnClientConfig)),
+        ("TxnCoordinator", schema_for!(TxnCoordinatorConfig)),
+        ("TxnParticipant", schema_for!(TxnParticipantConfig)),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
         structure(&mut out, kind, schema.as_value());
     }
-    let enums: [(&str, Schema); 5] = [
+    let enums: [(&str, Schema); 7] = [
         ("FAULTS (under `faults: [...]`)", schema_for!(FaultConfig)),
         ("DISTRIBUTIONS (fields of type Dist)", schema_for!(Dist)),
         ("ARRIVALS (Client `arrival`)", schema_for!(Arrival)),
@@ -43,6 +50,11 @@ pub fn render(registry: &Registry) -> String {
             "LOAD-BALANCER STRATEGIES (LoadBalancer `strategy`)",
             schema_for!(Strategy),
         ),
+        (
+            "TRANSACTION PROTOCOLS (TxnCoordinator `protocol`)",
+            schema_for!(Protocol),
+        ),
+        ("PLACEMENTS (TxnClient `placement`)", schema_for!(Placement)),
     ];
     for (title, schema) in &enums {
         section(&mut out, title);
@@ -221,6 +233,11 @@ mod tests {
             "Closed",
             "Zipf",
             "max_pending_events",
+            "TxnClient:",
+            "TxnCoordinator:",
+            "TxnParticipant:",
+            "ThreePhase",
+            "cooperative_termination",
         ] {
             assert!(
                 text.contains(needle),

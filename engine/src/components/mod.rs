@@ -8,6 +8,7 @@ pub mod client;
 pub mod keys;
 pub mod load_balancer;
 pub mod server;
+pub mod txn;
 
 use crate::build::BuildCtx;
 use crate::metrics::NodeStats;
@@ -19,6 +20,9 @@ use client::{Client, ClientConfig};
 use load_balancer::{LoadBalancer, LoadBalancerConfig};
 use serde::Serialize;
 use server::{Server, ServerConfig};
+use txn::client::{TxnClient, TxnClientConfig};
+use txn::coordinator::{TxnCoordinator, TxnCoordinatorConfig};
+use txn::participant::{TxnParticipant, TxnParticipantConfig};
 
 /// A plug-in node's configuration, kept as RON text until its registered kind reads it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -40,6 +44,12 @@ pub enum NodeConfig {
     Server(ServerConfig),
     /// A registered plug-in component.
     Plugin(PluginConfig),
+    /// See [`TxnClientConfig`].
+    TxnClient(TxnClientConfig),
+    /// See [`TxnCoordinatorConfig`].
+    TxnCoordinator(TxnCoordinatorConfig),
+    /// See [`TxnParticipantConfig`].
+    TxnParticipant(TxnParticipantConfig),
 }
 
 impl NodeConfig {
@@ -47,7 +57,12 @@ impl NodeConfig {
     pub fn replicas(&self) -> Option<u32> {
         match self {
             NodeConfig::Server(s) => Some(s.replicas),
-            NodeConfig::Client(_) | NodeConfig::LoadBalancer(_) | NodeConfig::Plugin(_) => None,
+            NodeConfig::TxnParticipant(p) => Some(p.replicas),
+            NodeConfig::Client(_)
+            | NodeConfig::LoadBalancer(_)
+            | NodeConfig::Plugin(_)
+            | NodeConfig::TxnClient(_)
+            | NodeConfig::TxnCoordinator(_) => None,
         }
     }
 
@@ -55,7 +70,12 @@ impl NodeConfig {
     pub fn client_timeout(&self) -> Option<SimDuration> {
         match self {
             NodeConfig::Client(c) => Some(c.timeout),
-            NodeConfig::LoadBalancer(_) | NodeConfig::Server(_) | NodeConfig::Plugin(_) => None,
+            NodeConfig::TxnClient(c) => Some(c.timeout),
+            NodeConfig::LoadBalancer(_)
+            | NodeConfig::Server(_)
+            | NodeConfig::Plugin(_)
+            | NodeConfig::TxnCoordinator(_)
+            | NodeConfig::TxnParticipant(_) => None,
         }
     }
 
@@ -65,6 +85,9 @@ impl NodeConfig {
             NodeConfig::Client(c) => c.set(field, text),
             NodeConfig::LoadBalancer(c) => c.set(field, text),
             NodeConfig::Server(c) => c.set(field, text),
+            NodeConfig::TxnClient(c) => c.set(field, text),
+            NodeConfig::TxnCoordinator(c) => c.set(field, text),
+            NodeConfig::TxnParticipant(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -81,6 +104,9 @@ impl NodeConfig {
             NodeConfig::LoadBalancer(c) => AnyNode::LoadBalancer(LoadBalancer::new(c, b)),
             NodeConfig::Server(c) => AnyNode::Server(Server::new(c, b)),
             NodeConfig::Plugin(p) => AnyNode::Plugin(b.registry().build_plugin(p, b)),
+            NodeConfig::TxnClient(c) => AnyNode::TxnClient(TxnClient::new(c, b)),
+            NodeConfig::TxnCoordinator(c) => AnyNode::TxnCoordinator(TxnCoordinator::new(c, b)),
+            NodeConfig::TxnParticipant(c) => AnyNode::TxnParticipant(TxnParticipant::new(c, b)),
         }
     }
 }
@@ -98,6 +124,12 @@ pub enum AnyNode {
     Server(Server),
     /// A plug-in node.
     Plugin(Box<dyn Node + Send>),
+    /// A transaction client.
+    TxnClient(TxnClient),
+    /// A transaction coordinator.
+    TxnCoordinator(TxnCoordinator),
+    /// A transaction participant.
+    TxnParticipant(TxnParticipant),
 }
 
 macro_rules! dispatch {
@@ -107,6 +139,9 @@ macro_rules! dispatch {
             AnyNode::LoadBalancer($n) => $e,
             AnyNode::Server($n) => $e,
             AnyNode::Plugin($n) => $e,
+            AnyNode::TxnClient($n) => $e,
+            AnyNode::TxnCoordinator($n) => $e,
+            AnyNode::TxnParticipant($n) => $e,
         }
     };
 }

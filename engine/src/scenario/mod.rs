@@ -489,6 +489,9 @@ impl<'s> Errors<'s> {
             "Client" => parse_value(text).map(NodeConfig::Client),
             "LoadBalancer" => parse_value(text).map(NodeConfig::LoadBalancer),
             "Server" => parse_value(text).map(NodeConfig::Server),
+            "TxnClient" => parse_value(text).map(NodeConfig::TxnClient),
+            "TxnCoordinator" => parse_value(text).map(NodeConfig::TxnCoordinator),
+            "TxnParticipant" => parse_value(text).map(NodeConfig::TxnParticipant),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),

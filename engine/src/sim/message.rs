@@ -74,11 +74,18 @@ pub enum Cause {
     Timeout,
     /// The destination could not be reached (crashed, partitioned, or no backend left).
     Unreachable,
+    /// A transaction aborted (a participant voted no, or a timeout or crash forced it).
+    Aborted,
 }
 
 impl Cause {
     /// Every cause, in report order.
-    pub const ALL: [Cause; 3] = [Cause::Rejected, Cause::Timeout, Cause::Unreachable];
+    pub const ALL: [Cause; 4] = [
+        Cause::Rejected,
+        Cause::Timeout,
+        Cause::Unreachable,
+        Cause::Aborted,
+    ];
 
     /// Name used in results and reports.
     pub fn name(self) -> &'static str {
@@ -86,6 +93,7 @@ impl Cause {
             Cause::Rejected => "rejected",
             Cause::Timeout => "timeout",
             Cause::Unreachable => "unreachable",
+            Cause::Aborted => "aborted",
         }
     }
 
@@ -95,6 +103,7 @@ impl Cause {
             Cause::Rejected => 0,
             Cause::Timeout => 1,
             Cause::Unreachable => 2,
+            Cause::Aborted => 3,
         }
     }
 }
@@ -137,4 +146,6 @@ pub enum Message {
     Response(Response),
     /// A plug-in's own message type.
     User(UserMsg),
+    /// A transaction protocol message (2PC, 3PC, saga); see `components::txn`.
+    Txn(crate::components::txn::TxnMsg),
 }

@@ -9,6 +9,7 @@ mod limits;
 mod memory;
 mod plugin;
 mod theory;
+mod txn;
 
 use archsim::Registry;
 use archsim::results::Results;
