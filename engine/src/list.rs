@@ -4,14 +4,20 @@
 //! through their JSON schemas (schemars), so the list cannot drift from what the parser accepts.
 
 use crate::components::client::{Arrival, ClientConfig};
+use crate::components::downstream::CallStage;
 use crate::components::keys::Keys;
 use crate::components::load_balancer::{LoadBalancerConfig, Strategy};
-use crate::components::downstream::CallStage;
-use crate::components::proxy::{BulkheadConfig, CircuitBreakerConfig, LimitScope, RateLimiterConfig};
+use crate::components::proxy::{
+    BulkheadConfig, CircuitBreakerConfig, LimitScope, RateLimiterConfig,
+};
 use crate::components::resilience::{
     Backoff, BreakerConfig, HealthCheckConfig, HedgeConfig, RateLimit, RetryConfig,
 };
 use crate::components::server::ServerConfig;
+use crate::components::txn::Protocol;
+use crate::components::txn::client::{Placement, TxnClientConfig};
+use crate::components::txn::coordinator::TxnCoordinatorConfig;
+use crate::components::txn::participant::TxnParticipantConfig;
 use crate::dist::Dist;
 use crate::registry::Registry;
 use crate::scenario::{FaultConfig, LimitsConfig, LinkConfig, NetworkConfig};
@@ -37,12 +43,15 @@ pub fn render(registry: &Registry) -> String {
         ("CircuitBreaker", schema_for!(CircuitBreakerConfig)),
         ("RateLimiter", schema_for!(RateLimiterConfig)),
         ("Bulkhead", schema_for!(BulkheadConfig)),
+        ("TxnClient", schema_for!(TxnClientConfig)),
+        ("TxnCoordinator", schema_for!(TxnCoordinatorConfig)),
+        ("TxnParticipant", schema_for!(TxnParticipantConfig)),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
         structure(&mut out, kind, schema.as_value());
     }
-    let enums: [(&str, Schema); 5] = [
+    let enums: [(&str, Schema); 7] = [
         ("FAULTS (under `faults: [...]`)", schema_for!(FaultConfig)),
         ("DISTRIBUTIONS (fields of type Dist)", schema_for!(Dist)),
         ("ARRIVALS (Client `arrival`)", schema_for!(Arrival)),
@@ -51,6 +60,11 @@ pub fn render(registry: &Registry) -> String {
             "LOAD-BALANCER STRATEGIES (LoadBalancer `strategy`)",
             schema_for!(Strategy),
         ),
+        (
+            "TRANSACTION PROTOCOLS (TxnCoordinator `protocol`)",
+            schema_for!(Protocol),
+        ),
+        ("PLACEMENTS (TxnClient `placement`)", schema_for!(Placement)),
     ];
     for (title, schema) in &enums {
         section(&mut out, title);
@@ -88,8 +102,14 @@ fn resilience(out: &mut String) {
     }
     for (title, schema) in [
         ("BACKOFFS (retry `backoff`)", schema_for!(Backoff)),
-        ("RATE-LIMIT ALGORITHMS (RateLimiter `algorithm`)", schema_for!(RateLimit)),
-        ("RATE-LIMIT SCOPES (RateLimiter `scope`)", schema_for!(LimitScope)),
+        (
+            "RATE-LIMIT ALGORITHMS (RateLimiter `algorithm`)",
+            schema_for!(RateLimit),
+        ),
+        (
+            "RATE-LIMIT SCOPES (RateLimiter `scope`)",
+            schema_for!(LimitScope),
+        ),
     ] {
         section(out, title);
         variants(out, schema.as_value());
@@ -266,6 +286,11 @@ mod tests {
             "idempotency_keys",
             "Bursts",
             "PerClient",
+            "TxnClient:",
+            "TxnCoordinator:",
+            "TxnParticipant:",
+            "ThreePhase",
+            "cooperative_termination",
         ] {
             assert!(
                 text.contains(needle),

@@ -70,13 +70,16 @@ impl<C: Component> PluginKind for Kind<C> {
 }
 
 /// Names of the built-in components, as written in scenario files.
-pub const BUILTIN_KINDS: [&str; 6] = [
+pub const BUILTIN_KINDS: [&str; 9] = [
     "Client",
     "LoadBalancer",
     "Server",
     "CircuitBreaker",
     "RateLimiter",
     "Bulkhead",
+    "TxnClient",
+    "TxnCoordinator",
+    "TxnParticipant",
 ];
 
 /// The component kinds a run may use.

@@ -117,32 +117,14 @@ crate::settable!(ClientConfig {
     hedge
 });
 
-impl ClientConfig {
-    /// The longest a request can take: every attempt timing out after its longest backoff,
-    /// plus the hedge delay (the run drains this long after `duration`).
-    pub fn request_deadline(&self) -> SimDuration {
-        let (attempts, pause) = self.retry.as_ref().map_or((1, SimDuration::ZERO), |r| {
-            (r.max_attempts.max(1) as u64, r.backoff.max_delay())
-        });
-        let hedge = self.hedge.as_ref().map_or(SimDuration::ZERO, |h| h.after);
-        SimDuration(
-            self.timeout
-                .0
-                .saturating_mul(attempts)
-                .saturating_add(pause.0.saturating_mul(attempts - 1))
-                .saturating_add(hedge.0),
-        )
-    }
-}
-
-impl ClientConfig {
-    /// Check values the types cannot express, and that the target exists.
-    pub fn validate(&self, v: &mut Validator, at: &Path) {
-        v.resolve(&at.field("target"), &self.target);
-        match &self.arrival {
+impl Arrival {
+    /// Check the rates, burst shape and think time; `at` is the `arrival` field's path and
+    /// `unit` what one arrival is (`requests/s`, `transactions/s`).
+    pub fn validate(&self, v: &mut Validator, at: &Path, unit: &str) {
+        match self {
             Arrival::Poisson { rate } | Arrival::Constant { rate } => {
-                let at = at.field("arrival").field("rate");
-                v.check_positive(&at, *rate, "requests/s");
+                let at = at.field("rate");
+                v.check_positive(&at, *rate, unit);
                 if *rate > MAX_RATE_PER_S {
                     // Time has nanosecond resolution: faster arrivals would all land at once.
                     v.error(
@@ -158,7 +140,6 @@ impl ClientConfig {
                 every,
                 length,
             } => {
-                let at = at.field("arrival");
                 if !(*rate >= 0.0 && *rate <= MAX_RATE_PER_S) {
                     v.error(
                         &at.field("rate"),
@@ -183,23 +164,86 @@ impl ClientConfig {
             }
             Arrival::Closed { users, think_time } => {
                 if *users == 0 {
-                    v.error(
-                        &at.field("arrival").field("users"),
-                        "no users",
-                        "expected a count >= 1",
-                    );
+                    v.error(&at.field("users"), "no users", "expected a count >= 1");
                 }
-                v.check_dist(&at.field("arrival").field("think_time"), think_time);
+                v.check_dist(&at.field("think_time"), think_time);
                 if think_time.mean_secs() <= 0.0 {
                     // Zero think time against an unreachable target would loop at one instant.
                     v.error(
-                        &at.field("arrival").field("think_time"),
+                        &at.field("think_time"),
                         "users that never think send without pause",
                         "expected a think time with a positive mean",
                     );
                 }
             }
         }
+    }
+
+    /// The gap from `now` to the next arrival, drawn from `rng` (for `Closed`, a think time).
+    /// Arrivals at or after `stop_at` do not happen, so a bursty gap stops at it.
+    pub fn gap(&self, rng: &mut SimRng, now: SimTime, stop_at: SimTime) -> SimDuration {
+        match *self {
+            Arrival::Poisson { rate } => {
+                SimDuration::from_secs_f64(-libm::log(rng.uniform_open0()) / rate)
+            }
+            Arrival::Constant { rate } => SimDuration::from_secs_f64(1.0 / rate),
+            Arrival::Closed { ref think_time, .. } => think_time.sample(rng),
+            Arrival::Bursts {
+                rate,
+                burst_rate,
+                every,
+                length,
+            } => {
+                // A Poisson process whose rate changes at burst boundaries: draw at the current
+                // rate, and if the draw crosses a boundary, start again from the boundary
+                // (exact, since the exponential distribution is memoryless).
+                let mut t = now;
+                loop {
+                    let into = t.0 % every.0;
+                    let (r, boundary) = if into < length.0 {
+                        (burst_rate, SimTime(t.0 - into + length.0))
+                    } else {
+                        (rate, SimTime(t.0 - into + every.0))
+                    };
+                    if r > 0.0 {
+                        let gap = SimDuration::from_secs_f64(-libm::log(rng.uniform_open0()) / r);
+                        if t.after(gap) < boundary {
+                            return t.after(gap).since(now);
+                        }
+                    }
+                    if boundary >= stop_at {
+                        return boundary.since(now);
+                    }
+                    t = boundary;
+                }
+            }
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The longest a request can take: every attempt timing out after its longest backoff,
+    /// plus the hedge delay (the run drains this long after `duration`).
+    pub fn request_deadline(&self) -> SimDuration {
+        let (attempts, pause) = self.retry.as_ref().map_or((1, SimDuration::ZERO), |r| {
+            (r.max_attempts.max(1) as u64, r.backoff.max_delay())
+        });
+        let hedge = self.hedge.as_ref().map_or(SimDuration::ZERO, |h| h.after);
+        SimDuration(
+            self.timeout
+                .0
+                .saturating_mul(attempts)
+                .saturating_add(pause.0.saturating_mul(attempts - 1))
+                .saturating_add(hedge.0),
+        )
+    }
+}
+
+impl ClientConfig {
+    /// Check values the types cannot express, and that the target exists.
+    pub fn validate(&self, v: &mut Validator, at: &Path) {
+        v.resolve(&at.field("target"), &self.target);
+        self.arrival.validate(v, &at.field("arrival"), "requests/s");
         if self.timeout == SimDuration::ZERO {
             v.error(
                 &at.field("timeout"),
@@ -338,58 +382,11 @@ impl Client {
         now < self.stop_at && self.cfg.max_requests.is_none_or(|m| self.issued < m)
     }
 
-    fn next_gap(&mut self) -> SimDuration {
-        match self.cfg.arrival {
-            Arrival::Poisson { rate } => {
-                SimDuration::from_secs_f64(-libm::log(self.arrivals.uniform_open0()) / rate)
-            }
-            Arrival::Constant { rate } => SimDuration::from_secs_f64(1.0 / rate),
-            Arrival::Closed { ref think_time, .. } => think_time.sample(&mut self.arrivals),
-            // Needs the time: see `bursty_gap`.
-            Arrival::Bursts { .. } => SimDuration::ZERO,
-        }
-    }
-
-    /// The gap to the next arrival of a Poisson process whose rate changes at burst
-    /// boundaries: draw at the current rate, and if the draw crosses a boundary, start again
-    /// from the boundary (exact, since the exponential distribution is memoryless).
-    fn bursty_gap(&mut self, now: SimTime) -> SimDuration {
-        let Arrival::Bursts {
-            rate,
-            burst_rate,
-            every,
-            length,
-        } = self.cfg.arrival
-        else {
-            return self.next_gap();
-        };
-        let mut t = now;
-        loop {
-            let into = t.0 % every.0;
-            let (r, boundary) = if into < length.0 {
-                (burst_rate, SimTime(t.0 - into + length.0))
-            } else {
-                (rate, SimTime(t.0 - into + every.0))
-            };
-            if r > 0.0 {
-                let gap = SimDuration::from_secs_f64(-libm::log(self.arrivals.uniform_open0()) / r);
-                if t.after(gap) < boundary {
-                    return t.after(gap).since(now);
-                }
-            }
-            if boundary >= self.stop_at {
-                return boundary.since(now);
-            }
-            t = boundary;
-        }
-    }
-
     fn schedule_arrival(&mut self, ctx: &mut Ctx<'_>, tag: u64) {
-        let gap = if matches!(self.cfg.arrival, Arrival::Bursts { .. }) {
-            self.bursty_gap(ctx.now())
-        } else {
-            self.next_gap()
-        };
+        let gap = self
+            .cfg
+            .arrival
+            .gap(&mut self.arrivals, ctx.now(), self.stop_at);
         if self.may_issue(ctx.now().after(gap)) {
             ctx.set_timer(gap, tag);
         }
@@ -597,7 +594,7 @@ impl Node for Client {
         match msg {
             Message::Response(resp) => self.attempt_ended(ctx, resp.call, resp.result.map(|_| ())),
             // Clients serve no one.
-            Message::Request(_) | Message::User(_) => {}
+            Message::Request(_) | Message::User(_) | Message::Txn(_) => {}
         }
     }
 

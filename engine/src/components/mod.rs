@@ -11,6 +11,7 @@ pub mod load_balancer;
 pub mod proxy;
 pub mod resilience;
 pub mod server;
+pub mod txn;
 
 use crate::build::BuildCtx;
 use crate::metrics::NodeStats;
@@ -20,12 +21,15 @@ use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Ctx, Node, TimerId};
 use client::{Client, ClientConfig};
 use load_balancer::{LoadBalancer, LoadBalancerConfig};
-use serde::Serialize;
 use proxy::{
     BulkheadConfig, BulkheadNode, CircuitBreakerConfig, CircuitBreakerNode, RateLimiterConfig,
     RateLimiterNode,
 };
+use serde::Serialize;
 use server::{Server, ServerConfig};
+use txn::client::{TxnClient, TxnClientConfig};
+use txn::coordinator::{TxnCoordinator, TxnCoordinatorConfig};
+use txn::participant::{TxnParticipant, TxnParticipantConfig};
 
 /// A plug-in node's configuration, kept as RON text until its registered kind reads it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -53,6 +57,12 @@ pub enum NodeConfig {
     RateLimiter(RateLimiterConfig),
     /// See [`BulkheadConfig`].
     Bulkhead(BulkheadConfig),
+    /// See [`TxnClientConfig`].
+    TxnClient(TxnClientConfig),
+    /// See [`TxnCoordinatorConfig`].
+    TxnCoordinator(TxnCoordinatorConfig),
+    /// See [`TxnParticipantConfig`].
+    TxnParticipant(TxnParticipantConfig),
 }
 
 impl NodeConfig {
@@ -65,7 +75,10 @@ impl NodeConfig {
             | NodeConfig::Plugin(_)
             | NodeConfig::CircuitBreaker(_)
             | NodeConfig::RateLimiter(_)
-            | NodeConfig::Bulkhead(_) => None,
+            | NodeConfig::Bulkhead(_)
+            | NodeConfig::TxnClient(_)
+            | NodeConfig::TxnCoordinator(_) => None,
+            NodeConfig::TxnParticipant(p) => Some(p.replicas),
         }
     }
 
@@ -78,7 +91,10 @@ impl NodeConfig {
             | NodeConfig::Plugin(_)
             | NodeConfig::CircuitBreaker(_)
             | NodeConfig::RateLimiter(_)
-            | NodeConfig::Bulkhead(_) => None,
+            | NodeConfig::Bulkhead(_)
+            | NodeConfig::TxnCoordinator(_)
+            | NodeConfig::TxnParticipant(_) => None,
+            NodeConfig::TxnClient(c) => Some(c.timeout),
         }
     }
 
@@ -91,6 +107,9 @@ impl NodeConfig {
             NodeConfig::CircuitBreaker(c) => c.set(field, text),
             NodeConfig::RateLimiter(c) => c.set(field, text),
             NodeConfig::Bulkhead(c) => c.set(field, text),
+            NodeConfig::TxnClient(c) => c.set(field, text),
+            NodeConfig::TxnCoordinator(c) => c.set(field, text),
+            NodeConfig::TxnParticipant(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -110,6 +129,9 @@ impl NodeConfig {
             NodeConfig::CircuitBreaker(c) => AnyNode::CircuitBreaker(CircuitBreakerNode::new(c, b)),
             NodeConfig::RateLimiter(c) => AnyNode::RateLimiter(RateLimiterNode::new(c, b)),
             NodeConfig::Bulkhead(c) => AnyNode::Bulkhead(BulkheadNode::new(c, b)),
+            NodeConfig::TxnClient(c) => AnyNode::TxnClient(TxnClient::new(c, b)),
+            NodeConfig::TxnCoordinator(c) => AnyNode::TxnCoordinator(TxnCoordinator::new(c, b)),
+            NodeConfig::TxnParticipant(c) => AnyNode::TxnParticipant(TxnParticipant::new(c, b)),
         }
     }
 }
@@ -133,6 +155,12 @@ pub enum AnyNode {
     RateLimiter(RateLimiterNode),
     /// A bulkhead proxy.
     Bulkhead(BulkheadNode),
+    /// A transaction client.
+    TxnClient(TxnClient),
+    /// A transaction coordinator.
+    TxnCoordinator(TxnCoordinator),
+    /// A transaction participant.
+    TxnParticipant(TxnParticipant),
 }
 
 macro_rules! dispatch {
@@ -145,6 +173,9 @@ macro_rules! dispatch {
             AnyNode::CircuitBreaker($n) => $e,
             AnyNode::RateLimiter($n) => $e,
             AnyNode::Bulkhead($n) => $e,
+            AnyNode::TxnClient($n) => $e,
+            AnyNode::TxnCoordinator($n) => $e,
+            AnyNode::TxnParticipant($n) => $e,
         }
     };
 }

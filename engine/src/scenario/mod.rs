@@ -657,6 +657,9 @@ impl<'s> Errors<'s> {
             "CircuitBreaker" => parse_value(text).map(NodeConfig::CircuitBreaker),
             "RateLimiter" => parse_value(text).map(NodeConfig::RateLimiter),
             "Bulkhead" => parse_value(text).map(NodeConfig::Bulkhead),
+            "TxnClient" => parse_value(text).map(NodeConfig::TxnClient),
+            "TxnCoordinator" => parse_value(text).map(NodeConfig::TxnCoordinator),
+            "TxnParticipant" => parse_value(text).map(NodeConfig::TxnParticipant),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),

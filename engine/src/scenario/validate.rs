@@ -204,6 +204,9 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             NodeConfig::RateLimiter(c) => c.validate(&mut v, &at),
             NodeConfig::Bulkhead(c) => c.validate(&mut v, &at),
             NodeConfig::Plugin(p) => registry.validate_plugin(p, &mut v, &at),
+            NodeConfig::TxnClient(c) => c.validate(&mut v, &at),
+            NodeConfig::TxnCoordinator(c) => c.validate(&mut v, &at),
+            NodeConfig::TxnParticipant(c) => c.validate(&mut v, &at),
         }
     }
     let (default_link, links) = network(&spec.network, &mut v);

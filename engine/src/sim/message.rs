@@ -80,17 +80,20 @@ pub enum Cause {
     CircuitOpen,
     /// A server dropped the request because it had waited too long in the queue.
     Shed,
+    /// A transaction aborted (a participant voted no, or a timeout or crash forced it).
+    Aborted,
 }
 
 impl Cause {
     /// Every cause, in report order.
-    pub const ALL: [Cause; 6] = [
+    pub const ALL: [Cause; 7] = [
         Cause::Rejected,
         Cause::Timeout,
         Cause::Unreachable,
         Cause::RateLimited,
         Cause::CircuitOpen,
         Cause::Shed,
+        Cause::Aborted,
     ];
 
     /// Name used in results and reports.
@@ -102,6 +105,7 @@ impl Cause {
             Cause::RateLimited => "rate_limited",
             Cause::CircuitOpen => "circuit_open",
             Cause::Shed => "shed",
+            Cause::Aborted => "aborted",
         }
     }
 
@@ -114,6 +118,7 @@ impl Cause {
             Cause::RateLimited => 3,
             Cause::CircuitOpen => 4,
             Cause::Shed => 5,
+            Cause::Aborted => 6,
         }
     }
 }
@@ -156,4 +161,6 @@ pub enum Message {
     Response(Response),
     /// A plug-in's own message type.
     User(UserMsg),
+    /// A transaction protocol message (2PC, 3PC, saga); see `components::txn`.
+    Txn(crate::components::txn::TxnMsg),
 }

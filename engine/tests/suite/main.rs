@@ -13,6 +13,7 @@ mod plugin;
 mod slurm;
 mod sweep;
 mod theory;
+mod txn;
 
 use archsim::Registry;
 use archsim::results::Results;
