@@ -4,10 +4,12 @@
 //! through their JSON schemas (schemars), so the list cannot drift from what the parser accepts.
 
 use crate::components::client::{Arrival, ClientConfig};
+use crate::components::downstream::CallStage;
 use crate::components::keys::Keys;
 use crate::components::load_balancer::{LoadBalancerConfig, Strategy};
-use crate::components::downstream::CallStage;
-use crate::components::proxy::{BulkheadConfig, CircuitBreakerConfig, LimitScope, RateLimiterConfig};
+use crate::components::proxy::{
+    BulkheadConfig, CircuitBreakerConfig, LimitScope, RateLimiterConfig,
+};
 use crate::components::resilience::{
     Backoff, BreakerConfig, HealthCheckConfig, HedgeConfig, RateLimit, RetryConfig,
 };
@@ -88,8 +90,14 @@ fn resilience(out: &mut String) {
     }
     for (title, schema) in [
         ("BACKOFFS (retry `backoff`)", schema_for!(Backoff)),
-        ("RATE-LIMIT ALGORITHMS (RateLimiter `algorithm`)", schema_for!(RateLimit)),
-        ("RATE-LIMIT SCOPES (RateLimiter `scope`)", schema_for!(LimitScope)),
+        (
+            "RATE-LIMIT ALGORITHMS (RateLimiter `algorithm`)",
+            schema_for!(RateLimit),
+        ),
+        (
+            "RATE-LIMIT SCOPES (RateLimiter `scope`)",
+            schema_for!(LimitScope),
+        ),
     ] {
         section(out, title);
         variants(out, schema.as_value());

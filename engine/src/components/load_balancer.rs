@@ -18,6 +18,7 @@
 //!   take it out, `healthy_threshold` passes in a row bring it back.
 //! - `breaker`: a circuit breaker per backend, fed by the outcomes of the requests forwarded
 //!   to it; an open breaker takes the backend out until its cool-down ends, then probes.
+//!
 //! When every backend is out, the request fails at once: `circuit_open` if a breaker is open,
 //! `unreachable` otherwise. Every change of health or breaker state is recorded with its time.
 
@@ -348,9 +349,9 @@ impl LoadBalancer {
                 continue;
             }
             let g = self.guards.as_mut().expect("checked above");
-            let call = g.probes.open(|call| {
-                (i as u32, ctx.set_timer(h.timeout, PROBE_BIT | call.0))
-            });
+            let call = g
+                .probes
+                .open(|call| (i as u32, ctx.set_timer(h.timeout, PROBE_BIT | call.0)));
             let probe = Request {
                 call: CallId(PROBE_BIT | call.0),
                 id: RequestId(0),
@@ -481,9 +482,10 @@ impl LoadBalancer {
 
     fn on_request(&mut self, ctx: &mut Ctx<'_>, from: NodeId, req: Request) {
         let Some(b) = self.pick(ctx, req.key) else {
-            let breaker_open = self.guards.as_ref().is_some_and(|g| {
-                g.breakers.iter().any(|b| b.state() != BreakerState::Closed)
-            });
+            let breaker_open = self
+                .guards
+                .as_ref()
+                .is_some_and(|g| g.breakers.iter().any(|b| b.state() != BreakerState::Closed));
             let cause = if breaker_open {
                 self.guards.as_mut().expect("breaker_open").circuit_open += 1;
                 Cause::CircuitOpen
@@ -611,7 +613,8 @@ impl Node for LoadBalancer {
             g.health.iter_mut().for_each(|h| *h = Health::default());
             let fresh: Vec<Breaker> = g.breakers.iter().map(Breaker::reset).collect();
             g.breakers = fresh;
-            g.events.record(now, "load balancer crashed: health and breakers reset");
+            g.events
+                .record(now, "load balancer crashed: health and breakers reset");
         }
         self.update_rotation(now);
         self.pending.clear();
@@ -631,7 +634,10 @@ impl Node for LoadBalancer {
         let mut stats = NodeStats::default();
         if let Some(g) = self.guards.as_mut() {
             counters.insert("circuit_open".to_string(), g.circuit_open as f64);
-            counters.insert("state_changes_dropped".to_string(), g.events.dropped() as f64);
+            counters.insert(
+                "state_changes_dropped".to_string(),
+                g.events.dropped() as f64,
+            );
             stats.events = g.events.take();
             stats.series.push(g.in_rotation.finish(
                 "backends_in_rotation",

@@ -20,11 +20,11 @@ use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Ctx, Node, TimerId};
 use client::{Client, ClientConfig};
 use load_balancer::{LoadBalancer, LoadBalancerConfig};
-use serde::Serialize;
 use proxy::{
     BulkheadConfig, BulkheadNode, CircuitBreakerConfig, CircuitBreakerNode, RateLimiterConfig,
     RateLimiterNode,
 };
+use serde::Serialize;
 use server::{Server, ServerConfig};
 
 /// A plug-in node's configuration, kept as RON text until its registered kind reads it.

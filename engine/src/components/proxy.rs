@@ -254,7 +254,12 @@ impl CircuitBreakerNode {
 }
 
 impl Admit for CircuitBreakerNode {
-    fn admit(&mut self, ctx: &Ctx<'_>, _from: NodeId, _req: &Request) -> Result<SimDuration, Cause> {
+    fn admit(
+        &mut self,
+        ctx: &Ctx<'_>,
+        _from: NodeId,
+        _req: &Request,
+    ) -> Result<SimDuration, Cause> {
         let change = self.breaker.poll(ctx.now());
         self.changed(ctx.now(), change);
         if self.breaker.allows() {
@@ -303,7 +308,10 @@ impl Node for CircuitBreakerNode {
     fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
         let mut counters = self.fwd.counters();
         counters.insert("failed_fast".to_string(), self.fast_failures as f64);
-        counters.insert("state_changes_dropped".to_string(), self.events.dropped() as f64);
+        counters.insert(
+            "state_changes_dropped".to_string(),
+            self.events.dropped() as f64,
+        );
         Some(NodeStats {
             counters,
             series: vec![self.state.finish(
@@ -487,10 +495,18 @@ impl Node for RateLimiterNode {
         Some(NodeStats {
             counters,
             series: vec![
-                self.admitted
-                    .finish("admitted", "Admitted by the rate limiter", "requests/s", now),
-                self.limited
-                    .finish("rate_limited", "Refused by the rate limiter", "requests/s", now),
+                self.admitted.finish(
+                    "admitted",
+                    "Admitted by the rate limiter",
+                    "requests/s",
+                    now,
+                ),
+                self.limited.finish(
+                    "rate_limited",
+                    "Refused by the rate limiter",
+                    "requests/s",
+                    now,
+                ),
             ],
             ..NodeStats::default()
         })
@@ -555,7 +571,12 @@ impl BulkheadNode {
 }
 
 impl Admit for BulkheadNode {
-    fn admit(&mut self, _ctx: &Ctx<'_>, _from: NodeId, _req: &Request) -> Result<SimDuration, Cause> {
+    fn admit(
+        &mut self,
+        _ctx: &Ctx<'_>,
+        _from: NodeId,
+        _req: &Request,
+    ) -> Result<SimDuration, Cause> {
         if self.fwd.in_flight < self.max_concurrent {
             Ok(SimDuration::ZERO)
         } else {

@@ -8,6 +8,7 @@ mod faults;
 mod limits;
 mod memory;
 mod plugin;
+mod resilience;
 mod theory;
 
 use archsim::Registry;
