@@ -18,6 +18,7 @@
 //!   take it out, `healthy_threshold` passes in a row bring it back.
 //! - `breaker`: a circuit breaker per backend, fed by the outcomes of the requests forwarded
 //!   to it; an open breaker takes the backend out until its cool-down ends, then probes.
+//!
 //! When every backend is out, the request fails at once: `circuit_open` if a breaker is open,
 //! `unreachable` otherwise. Every change of health or breaker state is recorded with its time.
 

@@ -167,7 +167,7 @@ impl RetryConfig {
                 "expected a number from 0.0 to 1.0",
             );
         }
-        if !(self.budget_burst >= 1.0) {
+        if self.budget_burst.is_nan() || self.budget_burst < 1.0 {
             v.error(
                 &at.field("budget_burst"),
                 "a pot smaller than one retry allows none",
@@ -953,9 +953,15 @@ mod tests {
             rate: 1000.0,
             burst: 50,
         };
-        // A flood, one request every 10us for 2 s: 50 + 1000 × 2 = 2050 admitted.
-        let flood = (0..200_000u64).map(|i| SimTime(i * 10_000));
+        // A flood, one request every 10us over [0, 2 s] (the last one at exactly 2 s, when the
+        // 2000th token drips in): 50 + 1000 × 2 = 2050 admitted.
+        let flood = (0..=200_000u64).map(|i| SimTime(i * 10_000));
         assert_eq!(count_admitted(&algo, flood), 2050);
+        // One nanosecond earlier the 2000th token has not arrived yet.
+        let short = (0..200_000u64)
+            .map(|i| SimTime(i * 10_000))
+            .chain([SimTime(1_999_999_999)]);
+        assert_eq!(count_admitted(&algo, short), 2049);
     }
 
     #[test]

@@ -245,3 +245,27 @@ fn no_mangled_scenario_makes_the_parser_panic() {
         }
     }
 }
+
+#[test]
+fn resilience_options_are_validated_with_their_locations() {
+    let src = r#"Scenario(name: "x", duration: "1s", nodes: {
+  "users": Client(target: "app", arrival: Poisson(rate: 10.0),
+                  retry: Some((max_attempts: 0, backoff: Exponential(base: "10ms", cap: "1ms")))),
+  "app": Server(service_time: Constant("1ms"), calls: [(to: ["db", "nope"], wait_for: Some(3))]),
+  "db": Server(service_time: Constant("1ms")),
+  "cb": CircuitBreaker(target: "db", breaker: (failure_rate: 1.5, min_calls: 30)),
+  "rl": RateLimiter(target: "db", algorithm: FixedWindow(limit: 0, window: "1s")),
+})"#;
+    check(
+        src,
+        &[
+            ("3:46", "zero attempts"),
+            ("3:89", "the cap is below the base"),
+            ("4:68", "unknown node \"nope\""),
+            ("4:87", "waiting for 3 of 2 calls"),
+            ("6:62", "failure rate 1.5"),
+            ("6:78", "30 calls never fit a window of 20"),
+            ("7:65", "a limit of zero admits nothing"),
+        ],
+    );
+}

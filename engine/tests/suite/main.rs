@@ -10,6 +10,7 @@ mod golden;
 mod limits;
 mod memory;
 mod plugin;
+mod resilience;
 mod slurm;
 mod sweep;
 mod theory;
