@@ -3,13 +3,14 @@
 //! The text comes from one source, the config types' doc comments and serde defaults, read
 //! through their JSON schemas (schemars), so the list cannot drift from what the parser accepts.
 
+use crate::components::cache::{CacheConfig, CacheStrategy, Eviction};
 use crate::components::client::{Arrival, ClientConfig};
 use crate::components::keys::Keys;
 use crate::components::load_balancer::{LoadBalancerConfig, Strategy};
 use crate::components::server::ServerConfig;
 use crate::dist::Dist;
 use crate::registry::Registry;
-use crate::scenario::{FaultConfig, LimitsConfig, LinkConfig, NetworkConfig};
+use crate::scenario::{FaultConfig, LimitsConfig, LinkConfig, NetworkConfig, RandomFaultKind};
 use schemars::{Schema, schema_for};
 use serde_json::Value;
 use std::fmt::Write;
@@ -29,13 +30,23 @@ pub fn render(registry: &Registry) -> String {
         ("Client", schema_for!(ClientConfig)),
         ("LoadBalancer", schema_for!(LoadBalancerConfig)),
         ("Server", schema_for!(ServerConfig)),
+        ("Cache", schema_for!(CacheConfig)),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
         structure(&mut out, kind, schema.as_value());
     }
-    let enums: [(&str, Schema); 5] = [
+    let enums: [(&str, Schema); 8] = [
         ("FAULTS (under `faults: [...]`)", schema_for!(FaultConfig)),
+        (
+            "RANDOM FAULT KINDS (Random fault `kind`)",
+            schema_for!(RandomFaultKind),
+        ),
+        (
+            "CACHE STRATEGIES (Cache `strategy`)",
+            schema_for!(CacheStrategy),
+        ),
+        ("CACHE EVICTION (Cache `eviction`)", schema_for!(Eviction)),
         ("DISTRIBUTIONS (fields of type Dist)", schema_for!(Dist)),
         ("ARRIVALS (Client `arrival`)", schema_for!(Arrival)),
         ("KEYS (Client `keys`)", schema_for!(Keys)),
@@ -217,6 +228,12 @@ mod tests {
             "Crash",
             "Slowdown",
             "Partition",
+            "Pause",
+            "Split",
+            "mean_interval",
+            "Cache:",
+            "WriteBehind",
+            "Lfu",
             "Poisson",
             "Closed",
             "Zipf",

@@ -3,6 +3,7 @@
 //! Built-ins are a closed list the compiler checks ([`NodeConfig`], [`AnyNode`]); a user's own
 //! component comes in through [`crate::Registry::register`] and runs as [`AnyNode::Plugin`].
 
+pub mod cache;
 pub mod calls;
 pub mod client;
 pub mod keys;
@@ -15,6 +16,7 @@ use crate::scenario::{SetError, Settable};
 use crate::sim::message::{Message, NodeId};
 use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Ctx, Node, TimerId};
+use cache::{Cache, CacheConfig};
 use client::{Client, ClientConfig};
 use load_balancer::{LoadBalancer, LoadBalancerConfig};
 use serde::Serialize;
@@ -40,6 +42,8 @@ pub enum NodeConfig {
     Server(ServerConfig),
     /// A registered plug-in component.
     Plugin(PluginConfig),
+    /// See [`CacheConfig`].
+    Cache(CacheConfig),
 }
 
 impl NodeConfig {
@@ -47,7 +51,10 @@ impl NodeConfig {
     pub fn replicas(&self) -> Option<u32> {
         match self {
             NodeConfig::Server(s) => Some(s.replicas),
-            NodeConfig::Client(_) | NodeConfig::LoadBalancer(_) | NodeConfig::Plugin(_) => None,
+            NodeConfig::Client(_)
+            | NodeConfig::LoadBalancer(_)
+            | NodeConfig::Plugin(_)
+            | NodeConfig::Cache(_) => None,
         }
     }
 
@@ -55,7 +62,10 @@ impl NodeConfig {
     pub fn client_timeout(&self) -> Option<SimDuration> {
         match self {
             NodeConfig::Client(c) => Some(c.timeout),
-            NodeConfig::LoadBalancer(_) | NodeConfig::Server(_) | NodeConfig::Plugin(_) => None,
+            NodeConfig::LoadBalancer(_)
+            | NodeConfig::Server(_)
+            | NodeConfig::Plugin(_)
+            | NodeConfig::Cache(_) => None,
         }
     }
 
@@ -65,6 +75,7 @@ impl NodeConfig {
             NodeConfig::Client(c) => c.set(field, text),
             NodeConfig::LoadBalancer(c) => c.set(field, text),
             NodeConfig::Server(c) => c.set(field, text),
+            NodeConfig::Cache(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -81,6 +92,7 @@ impl NodeConfig {
             NodeConfig::LoadBalancer(c) => AnyNode::LoadBalancer(LoadBalancer::new(c, b)),
             NodeConfig::Server(c) => AnyNode::Server(Server::new(c, b)),
             NodeConfig::Plugin(p) => AnyNode::Plugin(b.registry().build_plugin(p, b)),
+            NodeConfig::Cache(c) => AnyNode::Cache(Cache::new(c, b)),
         }
     }
 }
@@ -98,6 +110,8 @@ pub enum AnyNode {
     Server(Server),
     /// A plug-in node.
     Plugin(Box<dyn Node + Send>),
+    /// A cache.
+    Cache(Cache),
 }
 
 macro_rules! dispatch {
@@ -107,6 +121,7 @@ macro_rules! dispatch {
             AnyNode::LoadBalancer($n) => $e,
             AnyNode::Server($n) => $e,
             AnyNode::Plugin($n) => $e,
+            AnyNode::Cache($n) => $e,
         }
     };
 }

@@ -641,6 +641,7 @@ impl<'s> Errors<'s> {
             "Client" => parse_value(text).map(NodeConfig::Client),
             "LoadBalancer" => parse_value(text).map(NodeConfig::LoadBalancer),
             "Server" => parse_value(text).map(NodeConfig::Server),
+            "Cache" => parse_value(text).map(NodeConfig::Cache),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),

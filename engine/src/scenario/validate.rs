@@ -201,6 +201,7 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             NodeConfig::LoadBalancer(c) => c.validate(&mut v, &at),
             NodeConfig::Server(c) => c.validate(&mut v, &at),
             NodeConfig::Plugin(p) => registry.validate_plugin(p, &mut v, &at),
+            NodeConfig::Cache(c) => c.validate(&mut v, &at),
         }
     }
     let (default_link, links) = network(&spec.network, &mut v);
