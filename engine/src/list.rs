@@ -3,6 +3,7 @@
 //! The text comes from one source, the config types' doc comments and serde defaults, read
 //! through their JSON schemas (schemars), so the list cannot drift from what the parser accepts.
 
+use crate::components::cache::{CacheConfig, CacheStrategy, Eviction};
 use crate::components::client::{Arrival, ClientConfig};
 use crate::components::downstream::CallStage;
 use crate::components::keys::Keys;
@@ -20,7 +21,7 @@ use crate::components::txn::coordinator::TxnCoordinatorConfig;
 use crate::components::txn::participant::TxnParticipantConfig;
 use crate::dist::Dist;
 use crate::registry::Registry;
-use crate::scenario::{FaultConfig, LimitsConfig, LinkConfig, NetworkConfig};
+use crate::scenario::{FaultConfig, LimitsConfig, LinkConfig, NetworkConfig, RandomFaultKind};
 use schemars::{Schema, schema_for};
 use serde_json::Value;
 use std::fmt::Write;
@@ -46,13 +47,23 @@ pub fn render(registry: &Registry) -> String {
         ("TxnClient", schema_for!(TxnClientConfig)),
         ("TxnCoordinator", schema_for!(TxnCoordinatorConfig)),
         ("TxnParticipant", schema_for!(TxnParticipantConfig)),
+        ("Cache", schema_for!(CacheConfig)),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
         structure(&mut out, kind, schema.as_value());
     }
-    let enums: [(&str, Schema); 7] = [
+    let enums: [(&str, Schema); 10] = [
         ("FAULTS (under `faults: [...]`)", schema_for!(FaultConfig)),
+        (
+            "RANDOM FAULT KINDS (Random fault `kind`)",
+            schema_for!(RandomFaultKind),
+        ),
+        (
+            "CACHE STRATEGIES (Cache `strategy`)",
+            schema_for!(CacheStrategy),
+        ),
+        ("CACHE EVICTION (Cache `eviction`)", schema_for!(Eviction)),
         ("DISTRIBUTIONS (fields of type Dist)", schema_for!(Dist)),
         ("ARRIVALS (Client `arrival`)", schema_for!(Arrival)),
         ("KEYS (Client `keys`)", schema_for!(Keys)),
@@ -271,6 +282,12 @@ mod tests {
             "Crash",
             "Slowdown",
             "Partition",
+            "Pause",
+            "Split",
+            "mean_interval",
+            "Cache:",
+            "WriteBehind",
+            "Lfu",
             "Poisson",
             "Closed",
             "Zipf",

@@ -70,7 +70,7 @@ impl<C: Component> PluginKind for Kind<C> {
 }
 
 /// Names of the built-in components, as written in scenario files.
-pub const BUILTIN_KINDS: [&str; 9] = [
+pub const BUILTIN_KINDS: [&str; 10] = [
     "Client",
     "LoadBalancer",
     "Server",
@@ -80,6 +80,7 @@ pub const BUILTIN_KINDS: [&str; 9] = [
     "TxnClient",
     "TxnCoordinator",
     "TxnParticipant",
+    "Cache",
 ];
 
 /// The component kinds a run may use.

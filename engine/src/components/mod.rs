@@ -3,6 +3,7 @@
 //! Built-ins are a closed list the compiler checks ([`NodeConfig`], [`AnyNode`]); a user's own
 //! component comes in through [`crate::Registry::register`] and runs as [`AnyNode::Plugin`].
 
+pub mod cache;
 pub mod calls;
 pub mod client;
 pub mod downstream;
@@ -19,6 +20,7 @@ use crate::scenario::{SetError, Settable};
 use crate::sim::message::{Message, NodeId};
 use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Ctx, Node, TimerId};
+use cache::{Cache, CacheConfig};
 use client::{Client, ClientConfig};
 use load_balancer::{LoadBalancer, LoadBalancerConfig};
 use proxy::{
@@ -63,6 +65,8 @@ pub enum NodeConfig {
     TxnCoordinator(TxnCoordinatorConfig),
     /// See [`TxnParticipantConfig`].
     TxnParticipant(TxnParticipantConfig),
+    /// See [`CacheConfig`].
+    Cache(CacheConfig),
 }
 
 impl NodeConfig {
@@ -77,7 +81,8 @@ impl NodeConfig {
             | NodeConfig::RateLimiter(_)
             | NodeConfig::Bulkhead(_)
             | NodeConfig::TxnClient(_)
-            | NodeConfig::TxnCoordinator(_) => None,
+            | NodeConfig::TxnCoordinator(_)
+            | NodeConfig::Cache(_) => None,
             NodeConfig::TxnParticipant(p) => Some(p.replicas),
         }
     }
@@ -93,7 +98,8 @@ impl NodeConfig {
             | NodeConfig::RateLimiter(_)
             | NodeConfig::Bulkhead(_)
             | NodeConfig::TxnCoordinator(_)
-            | NodeConfig::TxnParticipant(_) => None,
+            | NodeConfig::TxnParticipant(_)
+            | NodeConfig::Cache(_) => None,
             NodeConfig::TxnClient(c) => Some(c.timeout),
         }
     }
@@ -110,6 +116,7 @@ impl NodeConfig {
             NodeConfig::TxnClient(c) => c.set(field, text),
             NodeConfig::TxnCoordinator(c) => c.set(field, text),
             NodeConfig::TxnParticipant(c) => c.set(field, text),
+            NodeConfig::Cache(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -132,6 +139,7 @@ impl NodeConfig {
             NodeConfig::TxnClient(c) => AnyNode::TxnClient(TxnClient::new(c, b)),
             NodeConfig::TxnCoordinator(c) => AnyNode::TxnCoordinator(TxnCoordinator::new(c, b)),
             NodeConfig::TxnParticipant(c) => AnyNode::TxnParticipant(TxnParticipant::new(c, b)),
+            NodeConfig::Cache(c) => AnyNode::Cache(Cache::new(c, b)),
         }
     }
 }
@@ -161,6 +169,8 @@ pub enum AnyNode {
     TxnCoordinator(TxnCoordinator),
     /// A transaction participant.
     TxnParticipant(TxnParticipant),
+    /// A cache.
+    Cache(Cache),
 }
 
 macro_rules! dispatch {
@@ -176,6 +186,7 @@ macro_rules! dispatch {
             AnyNode::TxnClient($n) => $e,
             AnyNode::TxnCoordinator($n) => $e,
             AnyNode::TxnParticipant($n) => $e,
+            AnyNode::Cache($n) => $e,
         }
     };
 }

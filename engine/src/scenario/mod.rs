@@ -660,6 +660,7 @@ impl<'s> Errors<'s> {
             "TxnClient" => parse_value(text).map(NodeConfig::TxnClient),
             "TxnCoordinator" => parse_value(text).map(NodeConfig::TxnCoordinator),
             "TxnParticipant" => parse_value(text).map(NodeConfig::TxnParticipant),
+            "Cache" => parse_value(text).map(NodeConfig::Cache),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),
