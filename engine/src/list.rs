@@ -21,6 +21,7 @@ use crate::components::txn::coordinator::TxnCoordinatorConfig;
 use crate::components::txn::participant::TxnParticipantConfig;
 use crate::dist::Dist;
 use crate::registry::Registry;
+use crate::scenario::sweep::{Objective, SweepRepr};
 use crate::scenario::{FaultConfig, LimitsConfig, LinkConfig, NetworkConfig, RandomFaultKind};
 use schemars::{Schema, schema_for};
 use serde_json::Value;
@@ -90,6 +91,18 @@ pub fn render(registry: &Registry) -> String {
         ("network", schema_for!(NetworkConfig)),
         ("link", schema_for!(LinkConfig)),
         ("limits", schema_for!(LimitsConfig)),
+    ] {
+        structure(&mut out, kind, schema.as_value());
+    }
+    section(&mut out, "SWEEP (`sweep: (...)`, run with `archsim sweep`)");
+    for (kind, schema) in [
+        ("sweep", schema_for!(SweepRepr<'_>)),
+        (
+            "parameter",
+            schema_for!(crate::scenario::sweep::ParamDoc<'_>),
+        ),
+        ("range", schema_for!(crate::scenario::sweep::RangeDoc)),
+        ("objective", schema_for!(Objective)),
     ] {
         structure(&mut out, kind, schema.as_value());
     }

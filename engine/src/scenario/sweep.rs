@@ -18,52 +18,77 @@ use crate::registry::Registry;
 use crate::sim::time::SimDuration;
 use indexmap::IndexMap;
 use ron::value::RawValue;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Most runs one sweep may expand to, so a typo in a range cannot ask for billions.
 pub const MAX_RUNS: usize = 1_000_000;
 
-/// The block as serde reads it; values stay raw text until their field is known.
-#[derive(Deserialize)]
+/// Parameters to sweep and replications per point, for `archsim sweep` (`archsim run` ignores
+/// it): `sweep: (parameters: {"users.arrival.rate": (values: [1000.0, 2000.0])},
+/// replications: 10)`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename = "Sweep", deny_unknown_fields)]
-pub(super) struct SweepRepr<'a> {
+pub(crate) struct SweepRepr<'a> {
+    /// Override path (`node.field`, `network.latency`, `duration`, ..., or a number inside a
+    /// field such as `users.arrival.rate`) to its values; crossed (cartesian), the last
+    /// varying fastest.
     #[serde(borrow)]
+    #[schemars(with = "std::collections::BTreeMap<String, ParamRepr<'a>>")]
     parameters: IndexMap<String, ParamRepr<'a>>,
+    /// Runs per (variant, point), each with its own seed (count, >= 1). Default 1.
     #[serde(default = "one")]
     replications: u32,
+    /// Warm-up of every sweep run (duration). Default: the scenario's `warmup`.
     #[serde(default)]
     warmup: Option<SimDuration>,
+    /// A latency objective; the report says where each variant's mean crosses it.
     #[serde(default)]
     objective: Option<Objective>,
 }
+
+/// `archsim list`'s names for the parameter and range types.
+pub(crate) type ParamDoc<'a> = ParamRepr<'a>;
+/// See [`ParamDoc`].
+pub(crate) type RangeDoc = RangeRepr;
 
 fn one() -> u32 {
     1
 }
 
-#[derive(Deserialize)]
+/// One swept parameter: `(values: [...])` or `(range: (from: .., to: .., step: ..))`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename = "Parameter", deny_unknown_fields)]
-struct ParamRepr<'a> {
+pub(crate) struct ParamRepr<'a> {
+    /// The values, RON as in the file (exactly one of `values` and `range`).
     #[serde(default, borrow)]
+    #[schemars(with = "Option<Vec<serde_json::Value>>")]
     values: Option<Vec<&'a RawValue>>,
+    /// Numbers from `from` to `to` (included when on the grid) by `step`.
     #[serde(default)]
     range: Option<RangeRepr>,
+    /// The value set is the number times `scale`; tables and axes show the number. Default 1.
     #[serde(default)]
     scale: Option<f64>,
+    /// Axis and column title. Default: the path.
     #[serde(default)]
     label: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Evenly spaced numbers.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename = "Range", deny_unknown_fields)]
-struct RangeRepr {
+pub(crate) struct RangeRepr {
+    /// First value.
     from: f64,
+    /// Last value, if `from + k × step` reaches it.
     to: f64,
+    /// Distance between values (> 0).
     step: f64,
 }
 
 /// Which latency statistic an objective bounds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ObjectiveMetric {
     /// Mean latency.
     Mean,
@@ -102,7 +127,7 @@ impl ObjectiveMetric {
 }
 
 /// A latency objective: the report shows where each variant's mean crosses it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename = "Objective", deny_unknown_fields)]
 pub struct Objective {
     /// The statistic bounded. Default `P99`.
