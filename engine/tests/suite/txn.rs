@@ -325,3 +325,92 @@ fn under_a_coordinator_crash_of_length_d_2pc_blocks_at_least_d_for_every_prepare
         }
     }
 }
+
+#[test]
+fn cooperative_termination_unblocks_2pc_participants_whose_peer_has_not_voted() {
+    // Slow prepares: at the crash some participants of a transaction have voted and others
+    // not; asking the latter makes them abort, which the blocked ones may then do too.
+    let shard = r#"prepare_time: Exponential(mean: "40ms"), timeout: "100ms""#;
+    let faults = r#"Crash(node: "coord", at: "1s", until: "3s"),"#;
+    let run = |extra: &str| {
+        let text = system(
+            "TwoPhase",
+            4,
+            &format!("{shard}{extra}"),
+            r#"latency: Constant("2ms")"#,
+            faults,
+        );
+        let r = run_text(&text);
+        let v = &r.variants[0];
+        assert_eq!(violations(v), 0.0);
+        let answered: f64 = (0..4)
+            .map(|s| counter(v, &format!("shard-{s}"), "resolved_by_answer"))
+            .sum();
+        (counter(v, "txn-checker", "blocked_participant_s"), answered)
+    };
+    let (blocked_alone, _) = run(",");
+    let (blocked_coop, answered) = run(", cooperative_termination: true");
+    assert!(answered > 0.0, "peers answered");
+    assert!(
+        blocked_coop + 5.0 < blocked_alone,
+        "cooperative termination: {blocked_coop} s blocked, without: {blocked_alone} s"
+    );
+}
+
+#[test]
+fn a_saga_compensates_failed_steps_and_never_leaves_partial_effects() {
+    let text = system(
+        "Saga",
+        9,
+        r#"prepare_time: Exponential(mean: "2ms"), vote_no: 0.1"#,
+        r#"latency: Constant("1ms")"#,
+        r#"Crash(node: "coord", at: "1s", until: "1500ms"), Crash(node: "shard-1", at: "2s", until: "2200ms"),"#,
+    );
+    let r = run_text(&text);
+    let v = &r.variants[0];
+    let c = &v.components["txn-checker"];
+    let compensated: f64 = (0..4)
+        .map(|s| counter(v, &format!("shard-{s}"), "compensated"))
+        .sum();
+    assert!(compensated > 100.0, "{compensated} steps compensated");
+    assert_eq!(
+        c["unsettled_at_end"], 0.0,
+        "every saga ends all applied or all undone"
+    );
+    assert_eq!(c["blocked_participant_s"], 0.0);
+    // A window lasts at least the step, and a failed saga's lasts until its compensation.
+    assert!(c["partial_window_mean_ms"] >= 1.0 && c["partial_window_max_ms"] > 4.0);
+    assert!(v.errors["aborted"] > 0);
+}
+
+#[test]
+fn more_participants_per_txn_than_the_group_has_is_an_error_at_the_field() {
+    let text =
+        system("TwoPhase", 1, ",", r#"latency: Constant("1ms")"#, "").replace("k: 3", "k: 5");
+    let registry = archsim::Registry::builtin();
+    let err = archsim::scenario::parse("txn.ron", &text, &registry)
+        .expect_err("k = 5 of 4 participants")
+        .to_string();
+    assert!(err.contains("k = 5 with 4 participants"), "{err}");
+    assert!(
+        err.contains("txn.ron:5:86") && err.contains("expected 1 to 4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_pc_stays_atomic_in_the_committed_scenario_over_a_range_of_seeds() {
+    let text = std::fs::read_to_string(repo_root().join("scenarios/2pc-vs-3pc.ron"))
+        .expect("the scenario is committed");
+    // The base scenario alone (2PC), with its variants cut off.
+    let base = format!("{})", text.split("    variants:").next().expect("text"));
+    for seed in 1..=4 {
+        let r = run_text(&base.replace("seed: 11", &format!("seed: {seed}")));
+        let v = &r.variants[0];
+        assert_eq!(violations(v), 0.0, "seed {seed}");
+        assert!(
+            counter(v, "txn-checker", "blocked_max_ms") >= 4000.0,
+            "seed {seed}"
+        );
+    }
+}
