@@ -414,3 +414,76 @@ fn two_pc_stays_atomic_in_the_committed_scenario_over_a_range_of_seeds() {
         );
     }
 }
+
+/// One transaction at t = 1 s over shards 0..k with 1 ms links and 2 ms prepares: Begin
+/// arrives at 1.001 s, Prepare at 1.002, votes at 1.005, PreCommit (3PC) at 1.006, acks at
+/// 1.007. `crash` is a fault text run against that timeline.
+fn one_txn(protocol: &str, crash: &str) -> VariantResult {
+    let text = format!(
+        r#"Scenario(
+            name: "one", seed: 1, duration: "5s",
+            network: (latency: Constant("1ms")),
+            nodes: {{
+                "clients": TxnClient(coordinator: "coord", participants: "shard", k: 2,
+                                     arrival: Constant(rate: 1.0), max_requests: 1, timeout: "4s"),
+                "coord": TxnCoordinator(protocol: {protocol}, participants: "shard"),
+                "shard": TxnParticipant(replicas: 2, coordinator: "coord",
+                                        prepare_time: Constant("2ms")),
+            }},
+            faults: [{crash}],
+        )"#
+    );
+    run_text(&text).variants.remove(0)
+}
+
+fn both(v: &VariantResult, name: &str) -> f64 {
+    counter(v, "shard-0", name) + counter(v, "shard-1", name)
+}
+
+#[test]
+fn state_machines_follow_their_diagrams_around_a_coordinator_crash() {
+    let crash = |at: &str| format!(r#"Crash(node: "coord", at: "{at}", until: "2s"),"#);
+    // 3PC, crash after pre-commit went out: both participants commit on their own after the
+    // 500 ms timeout, and the restarted coordinator, finding pre-commit logged, commits too.
+    let v = one_txn("ThreePhase", &crash("1005500us"));
+    assert_eq!(both(&v, "commit_by_timeout"), 2.0);
+    assert_eq!(counter(&v, "coord", "recovered_after_restart"), 1.0);
+    assert_eq!(counter(&v, "coord", "committed"), 1.0);
+    assert_eq!((v.ok, violations(&v)), (1, 0.0));
+    // 3PC, crash before the votes arrive: both abort on their own, and so does the coordinator.
+    let v = one_txn("ThreePhase", &crash("1004500us"));
+    assert_eq!(both(&v, "abort_by_timeout"), 2.0);
+    assert_eq!(counter(&v, "coord", "aborted"), 1.0);
+    assert_eq!((v.errors["aborted"], violations(&v)), (1, 0.0));
+    // 2PC, same crash: both participants stay blocked until the restart at 2 s, ask every
+    // 500 ms, and learn the abort from the recovered coordinator; nothing is decided alone.
+    let v = one_txn("TwoPhase", &crash("1004500us"));
+    assert_eq!(
+        both(&v, "abort_by_timeout") + both(&v, "commit_by_timeout"),
+        0.0
+    );
+    assert_eq!(both(&v, "aborted"), 2.0);
+    let blocked_ms = counter(&v, "txn-checker", "blocked_max_ms");
+    // Blocked from the vote at 1.004 s until the abort arrives at 2.001 s.
+    assert!((blocked_ms - 997.0).abs() < 1e-6, "{blocked_ms} ms");
+    // A saga whose coordinator crashes after both steps committed compensates both on restart.
+    let v = one_txn("Saga", &crash("1004500us"));
+    assert_eq!(both(&v, "compensated"), 2.0);
+    assert_eq!(counter(&v, "txn-checker", "partial_window_max_ms"), 997.0);
+}
+
+#[test]
+fn a_participant_that_restarts_prepared_asks_instead_of_deciding_alone() {
+    // shard-1 crashes right after voting yes (1.004 s) and misses the pre-commit; the others
+    // commit. On restart it asks the coordinator, which still has the commit logged (shard-1
+    // never acknowledged it), so it commits too, even under 3PC.
+    let v = one_txn(
+        "ThreePhase",
+        r#"Crash(node: "shard-1", at: "1004500us", until: "3s"),"#,
+    );
+    assert_eq!(both(&v, "committed"), 2.0);
+    assert_eq!(counter(&v, "shard-1", "resolved_by_answer"), 1.0);
+    assert_eq!(both(&v, "abort_by_timeout"), 0.0);
+    assert_eq!(violations(&v), 0.0);
+    assert_eq!(counter(&v, "coord", "log_entries_at_end"), 0.0);
+}
