@@ -325,3 +325,165 @@ fn under_a_coordinator_crash_of_length_d_2pc_blocks_at_least_d_for_every_prepare
         }
     }
 }
+
+#[test]
+fn cooperative_termination_unblocks_2pc_participants_whose_peer_has_not_voted() {
+    // Slow prepares: at the crash some participants of a transaction have voted and others
+    // not; asking the latter makes them abort, which the blocked ones may then do too.
+    let shard = r#"prepare_time: Exponential(mean: "40ms"), timeout: "100ms""#;
+    let faults = r#"Crash(node: "coord", at: "1s", until: "3s"),"#;
+    let run = |extra: &str| {
+        let text = system(
+            "TwoPhase",
+            4,
+            &format!("{shard}{extra}"),
+            r#"latency: Constant("2ms")"#,
+            faults,
+        );
+        let r = run_text(&text);
+        let v = &r.variants[0];
+        assert_eq!(violations(v), 0.0);
+        let answered: f64 = (0..4)
+            .map(|s| counter(v, &format!("shard-{s}"), "resolved_by_answer"))
+            .sum();
+        (counter(v, "txn-checker", "blocked_participant_s"), answered)
+    };
+    let (blocked_alone, _) = run(",");
+    let (blocked_coop, answered) = run(", cooperative_termination: true");
+    assert!(answered > 0.0, "peers answered");
+    assert!(
+        blocked_coop + 5.0 < blocked_alone,
+        "cooperative termination: {blocked_coop} s blocked, without: {blocked_alone} s"
+    );
+}
+
+#[test]
+fn a_saga_compensates_failed_steps_and_never_leaves_partial_effects() {
+    let text = system(
+        "Saga",
+        9,
+        r#"prepare_time: Exponential(mean: "2ms"), vote_no: 0.1"#,
+        r#"latency: Constant("1ms")"#,
+        r#"Crash(node: "coord", at: "1s", until: "1500ms"), Crash(node: "shard-1", at: "2s", until: "2200ms"),"#,
+    );
+    let r = run_text(&text);
+    let v = &r.variants[0];
+    let c = &v.components["txn-checker"];
+    let compensated: f64 = (0..4)
+        .map(|s| counter(v, &format!("shard-{s}"), "compensated"))
+        .sum();
+    assert!(compensated > 100.0, "{compensated} steps compensated");
+    assert_eq!(
+        c["unsettled_at_end"], 0.0,
+        "every saga ends all applied or all undone"
+    );
+    assert_eq!(c["blocked_participant_s"], 0.0);
+    // A window lasts at least the step, and a failed saga's lasts until its compensation.
+    assert!(c["partial_window_mean_ms"] >= 1.0 && c["partial_window_max_ms"] > 4.0);
+    assert!(v.errors["aborted"] > 0);
+}
+
+#[test]
+fn more_participants_per_txn_than_the_group_has_is_an_error_at_the_field() {
+    let text =
+        system("TwoPhase", 1, ",", r#"latency: Constant("1ms")"#, "").replace("k: 3", "k: 5");
+    let registry = archsim::Registry::builtin();
+    let err = archsim::scenario::parse("txn.ron", &text, &registry)
+        .expect_err("k = 5 of 4 participants")
+        .to_string();
+    assert!(err.contains("k = 5 with 4 participants"), "{err}");
+    assert!(
+        err.contains("txn.ron:5:86") && err.contains("expected 1 to 4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_pc_stays_atomic_in_the_committed_scenario_over_a_range_of_seeds() {
+    let text = std::fs::read_to_string(repo_root().join("scenarios/2pc-vs-3pc.ron"))
+        .expect("the scenario is committed");
+    // The base scenario alone (2PC), with its variants cut off.
+    let base = format!("{})", text.split("    variants:").next().expect("text"));
+    for seed in 1..=4 {
+        let r = run_text(&base.replace("seed: 11", &format!("seed: {seed}")));
+        let v = &r.variants[0];
+        assert_eq!(violations(v), 0.0, "seed {seed}");
+        assert!(
+            counter(v, "txn-checker", "blocked_max_ms") >= 4000.0,
+            "seed {seed}"
+        );
+    }
+}
+
+/// One transaction at t = 1 s over shards 0..k with 1 ms links and 2 ms prepares: Begin
+/// arrives at 1.001 s, Prepare at 1.002, votes at 1.005, PreCommit (3PC) at 1.006, acks at
+/// 1.007. `crash` is a fault text run against that timeline.
+fn one_txn(protocol: &str, crash: &str) -> VariantResult {
+    let text = format!(
+        r#"Scenario(
+            name: "one", seed: 1, duration: "5s",
+            network: (latency: Constant("1ms")),
+            nodes: {{
+                "clients": TxnClient(coordinator: "coord", participants: "shard", k: 2,
+                                     arrival: Constant(rate: 1.0), max_requests: 1, timeout: "4s"),
+                "coord": TxnCoordinator(protocol: {protocol}, participants: "shard"),
+                "shard": TxnParticipant(replicas: 2, coordinator: "coord",
+                                        prepare_time: Constant("2ms")),
+            }},
+            faults: [{crash}],
+        )"#
+    );
+    run_text(&text).variants.remove(0)
+}
+
+fn both(v: &VariantResult, name: &str) -> f64 {
+    counter(v, "shard-0", name) + counter(v, "shard-1", name)
+}
+
+#[test]
+fn state_machines_follow_their_diagrams_around_a_coordinator_crash() {
+    let crash = |at: &str| format!(r#"Crash(node: "coord", at: "{at}", until: "2s"),"#);
+    // 3PC, crash after pre-commit went out: both participants commit on their own after the
+    // 500 ms timeout, and the restarted coordinator, finding pre-commit logged, commits too.
+    let v = one_txn("ThreePhase", &crash("1005500us"));
+    assert_eq!(both(&v, "commit_by_timeout"), 2.0);
+    assert_eq!(counter(&v, "coord", "recovered_after_restart"), 1.0);
+    assert_eq!(counter(&v, "coord", "committed"), 1.0);
+    assert_eq!((v.ok, violations(&v)), (1, 0.0));
+    // 3PC, crash before the votes arrive: both abort on their own, and so does the coordinator.
+    let v = one_txn("ThreePhase", &crash("1004500us"));
+    assert_eq!(both(&v, "abort_by_timeout"), 2.0);
+    assert_eq!(counter(&v, "coord", "aborted"), 1.0);
+    assert_eq!((v.errors["aborted"], violations(&v)), (1, 0.0));
+    // 2PC, same crash: both participants stay blocked until the restart at 2 s, ask every
+    // 500 ms, and learn the abort from the recovered coordinator; nothing is decided alone.
+    let v = one_txn("TwoPhase", &crash("1004500us"));
+    assert_eq!(
+        both(&v, "abort_by_timeout") + both(&v, "commit_by_timeout"),
+        0.0
+    );
+    assert_eq!(both(&v, "aborted"), 2.0);
+    let blocked_ms = counter(&v, "txn-checker", "blocked_max_ms");
+    // Blocked from the vote at 1.004 s until the abort arrives at 2.001 s.
+    assert!((blocked_ms - 997.0).abs() < 1e-6, "{blocked_ms} ms");
+    // A saga whose coordinator crashes after both steps committed compensates both on restart.
+    let v = one_txn("Saga", &crash("1004500us"));
+    assert_eq!(both(&v, "compensated"), 2.0);
+    assert_eq!(counter(&v, "txn-checker", "partial_window_max_ms"), 997.0);
+}
+
+#[test]
+fn a_participant_that_restarts_prepared_asks_instead_of_deciding_alone() {
+    // shard-1 crashes right after voting yes (1.004 s) and misses the pre-commit; the others
+    // commit. On restart it asks the coordinator, which still has the commit logged (shard-1
+    // never acknowledged it), so it commits too, even under 3PC.
+    let v = one_txn(
+        "ThreePhase",
+        r#"Crash(node: "shard-1", at: "1004500us", until: "3s"),"#,
+    );
+    assert_eq!(both(&v, "committed"), 2.0);
+    assert_eq!(counter(&v, "shard-1", "resolved_by_answer"), 1.0);
+    assert_eq!(both(&v, "abort_by_timeout"), 0.0);
+    assert_eq!(violations(&v), 0.0);
+    assert_eq!(counter(&v, "coord", "log_entries_at_end"), 0.0);
+}

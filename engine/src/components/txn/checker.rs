@@ -29,6 +29,8 @@ struct Record {
     blocked: u32,
     violated: bool,
     saga: bool,
+    /// Saga: the coordinator decided commit (every step had committed).
+    saga_committed: bool,
     first_apply: Option<SimTime>,
 }
 
@@ -38,8 +40,9 @@ impl Record {
         self.applied & !self.compensated
     }
 
+    /// Saga effects are visible while the saga is not settled: it may still be undone.
     fn partial(&self) -> bool {
-        self.saga && self.live() != 0 && self.live() != self.parts
+        self.saga && self.live() != 0
     }
 
     fn settled(&self) -> bool {
@@ -47,9 +50,9 @@ impl Record {
             return false;
         }
         if self.saga {
-            let all_applied = self.live() == self.parts;
+            let committed = self.saga_committed && self.live() == self.parts;
             let accounted = (self.applied | self.aborted) == self.parts;
-            all_applied || (accounted && self.live() == 0)
+            committed || (accounted && self.live() == 0)
         } else {
             (self.committed | self.aborted) == self.parts
         }
@@ -164,7 +167,9 @@ impl TxnChecker {
         let Some(r) = self.records.get(&txn) else {
             return;
         };
-        let (in_doubt, partial, settled) = (r.blocked > 0, r.partial(), r.settled());
+        let settled = r.settled();
+        // A settled record is dropped: it counts as neither.
+        let (in_doubt, partial) = (r.blocked > 0, r.partial() && !settled);
         let window_start = r.first_apply;
         if in_doubt != was_in_doubt {
             self.in_doubt_now += if in_doubt { 1.0 } else { -1.0 };
@@ -239,6 +244,15 @@ impl TxnChecker {
         self.after_change(now, txn, d, p);
     }
 
+    /// The coordinator decided to commit saga `txn`: its steps are final.
+    pub fn saga_committed(&mut self, now: SimTime, txn: u64) {
+        let (d, p) = self.state(txn);
+        if let Some(r) = self.records.get_mut(&txn) {
+            r.saga_committed = true;
+        }
+        self.after_change(now, txn, d, p);
+    }
+
     /// A saga step of participant `idx` failed or was refused: it never took effect.
     pub fn refused(&mut self, now: SimTime, txn: u64, parts: u64, idx: usize) {
         let (d, p) = self.state(txn);
@@ -255,7 +269,8 @@ impl TxnChecker {
         let fresh = !self.records.contains_key(&txn);
         let r = self.record(txn, parts, true);
         if fresh {
-            // The record was dropped when every step had applied: they all had.
+            // The record is gone only if it was evicted (see MAX_RECORDS): assume every step
+            // had applied, the most a compensation can undo.
             r.applied = r.parts;
             r.first_apply = Some(now);
         }
@@ -358,7 +373,7 @@ impl Observer for TxnChecker {
             ),
             self.partial_series.finish(
                 "partial_sagas",
-                "Sagas with partial effects visible",
+                "Sagas with effects visible but not final",
                 "transactions",
                 now,
             ),
@@ -366,7 +381,7 @@ impl Observer for TxnChecker {
                 .finish("lock_hold_ms", "Lock hold time (mean)", "ms", now),
             self.partial_window_ms.finish(
                 "partial_window_ms",
-                "Saga partial-effect window (mean)",
+                "Saga window of visible, not yet final effects (mean)",
                 "ms",
                 now,
             ),
@@ -435,10 +450,12 @@ mod tests {
         assert_eq!(c.partial_now, 0.0);
         assert_eq!((c.partial_windows, c.partial_max_ms), (1, 15.0));
         assert_eq!(c.violations(), 0, "a compensated saga is not a violation");
-        // A fully applied saga settles at once, with the window between first and last step.
+        // A fully applied saga settles when the coordinator commits it.
         c.applied(t(30), 4, 0b11, 0);
         c.applied(t(31), 4, 0b11, 1);
+        assert_eq!(c.partial_now, 1.0);
+        c.saga_committed(t(32), 4);
         assert!(c.records.is_empty());
-        assert_eq!(c.partial_windows, 2);
+        assert_eq!((c.partial_windows, c.partial_now), (2, 0.0));
     }
 }

@@ -298,6 +298,7 @@ impl TxnCoordinator {
         if commit && self.cfg.protocol == Protocol::Saga {
             // Every step is committed already: nothing to tell the participants.
             self.log.remove(&txn);
+            lock(&self.checker).saga_committed(ctx.now(), txn);
             return;
         }
         self.send_decision(ctx, txn, entry);
