@@ -5,7 +5,9 @@
 
 use crate::components::client::{Arrival, ClientConfig};
 use crate::components::keys::Keys;
+use crate::components::kv_client::KvClientConfig;
 use crate::components::load_balancer::{LoadBalancerConfig, Strategy};
+use crate::components::replicated_store::ReplicatedStoreConfig;
 use crate::components::server::ServerConfig;
 use crate::dist::Dist;
 use crate::registry::Registry;
@@ -29,6 +31,8 @@ pub fn render(registry: &Registry) -> String {
         ("Client", schema_for!(ClientConfig)),
         ("LoadBalancer", schema_for!(LoadBalancerConfig)),
         ("Server", schema_for!(ServerConfig)),
+        ("KvClient", schema_for!(KvClientConfig)),
+        ("ReplicatedStore", schema_for!(ReplicatedStoreConfig)),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
@@ -221,6 +225,11 @@ mod tests {
             "Closed",
             "Zipf",
             "max_pending_events",
+            "KvClient:",
+            "ReplicatedStore:",
+            "read_quorum",
+            "sloppy",
+            "anti_entropy_interval",
         ] {
             assert!(
                 text.contains(needle),

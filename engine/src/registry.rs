@@ -70,7 +70,13 @@ impl<C: Component> PluginKind for Kind<C> {
 }
 
 /// Names of the built-in components, as written in scenario files.
-pub const BUILTIN_KINDS: [&str; 3] = ["Client", "LoadBalancer", "Server"];
+pub const BUILTIN_KINDS: [&str; 5] = [
+    "Client",
+    "LoadBalancer",
+    "Server",
+    "KvClient",
+    "ReplicatedStore",
+];
 
 /// The component kinds a run may use.
 #[derive(Default)]

@@ -55,6 +55,16 @@ impl<T> CallTable<T> {
         Some(value)
     }
 
+    /// The entry of an open call, or `None` if it is no longer open.
+    pub fn get_mut(&mut self, call: CallId) -> Option<&mut T> {
+        let slot = (call.0 & 0xffff_ffff) as usize;
+        self.slots
+            .get_mut(slot)
+            .filter(|s| s.generation == (call.0 >> 32) as u32)?
+            .value
+            .as_mut()
+    }
+
     /// Forget every open call (a crash); returns how many there were.
     pub fn clear(&mut self) -> usize {
         let mut open = 0;

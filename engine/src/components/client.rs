@@ -312,7 +312,7 @@ impl Node for Client {
         match msg {
             Message::Response(resp) => self.on_response(ctx, resp),
             // Clients serve no one.
-            Message::Request(_) | Message::User(_) => {}
+            Message::Request(_) | Message::User(_) | Message::Replica(_) => {}
         }
     }
 

@@ -335,7 +335,7 @@ impl Node for LoadBalancer {
                     );
                 }
             }
-            Message::User(_) => {}
+            Message::User(_) | Message::Replica(_) => {}
         }
     }
 

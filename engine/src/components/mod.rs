@@ -6,7 +6,9 @@
 pub mod calls;
 pub mod client;
 pub mod keys;
+pub mod kv_client;
 pub mod load_balancer;
+pub mod replicated_store;
 pub mod server;
 
 use crate::build::BuildCtx;
@@ -16,7 +18,9 @@ use crate::sim::message::{Message, NodeId};
 use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Ctx, Node, TimerId};
 use client::{Client, ClientConfig};
+use kv_client::{KvClient, KvClientConfig};
 use load_balancer::{LoadBalancer, LoadBalancerConfig};
+use replicated_store::{ReplicatedStore, ReplicatedStoreConfig};
 use serde::Serialize;
 use server::{Server, ServerConfig};
 
@@ -40,6 +44,10 @@ pub enum NodeConfig {
     Server(ServerConfig),
     /// A registered plug-in component.
     Plugin(PluginConfig),
+    /// See [`KvClientConfig`].
+    KvClient(KvClientConfig),
+    /// See [`ReplicatedStoreConfig`].
+    ReplicatedStore(ReplicatedStoreConfig),
 }
 
 impl NodeConfig {
@@ -47,7 +55,11 @@ impl NodeConfig {
     pub fn replicas(&self) -> Option<u32> {
         match self {
             NodeConfig::Server(s) => Some(s.replicas),
-            NodeConfig::Client(_) | NodeConfig::LoadBalancer(_) | NodeConfig::Plugin(_) => None,
+            NodeConfig::ReplicatedStore(s) => Some(s.replicas),
+            NodeConfig::Client(_)
+            | NodeConfig::LoadBalancer(_)
+            | NodeConfig::Plugin(_)
+            | NodeConfig::KvClient(_) => None,
         }
     }
 
@@ -55,7 +67,11 @@ impl NodeConfig {
     pub fn client_timeout(&self) -> Option<SimDuration> {
         match self {
             NodeConfig::Client(c) => Some(c.timeout),
-            NodeConfig::LoadBalancer(_) | NodeConfig::Server(_) | NodeConfig::Plugin(_) => None,
+            NodeConfig::KvClient(c) => Some(c.timeout),
+            NodeConfig::LoadBalancer(_)
+            | NodeConfig::Server(_)
+            | NodeConfig::Plugin(_)
+            | NodeConfig::ReplicatedStore(_) => None,
         }
     }
 
@@ -65,6 +81,8 @@ impl NodeConfig {
             NodeConfig::Client(c) => c.set(field, text),
             NodeConfig::LoadBalancer(c) => c.set(field, text),
             NodeConfig::Server(c) => c.set(field, text),
+            NodeConfig::KvClient(c) => c.set(field, text),
+            NodeConfig::ReplicatedStore(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -81,6 +99,8 @@ impl NodeConfig {
             NodeConfig::LoadBalancer(c) => AnyNode::LoadBalancer(LoadBalancer::new(c, b)),
             NodeConfig::Server(c) => AnyNode::Server(Server::new(c, b)),
             NodeConfig::Plugin(p) => AnyNode::Plugin(b.registry().build_plugin(p, b)),
+            NodeConfig::KvClient(c) => AnyNode::KvClient(KvClient::new(c, b)),
+            NodeConfig::ReplicatedStore(c) => AnyNode::ReplicatedStore(ReplicatedStore::new(c, b)),
         }
     }
 }
@@ -98,6 +118,10 @@ pub enum AnyNode {
     Server(Server),
     /// A plug-in node.
     Plugin(Box<dyn Node + Send>),
+    /// A key-value client.
+    KvClient(KvClient),
+    /// A replica of a replicated store.
+    ReplicatedStore(ReplicatedStore),
 }
 
 macro_rules! dispatch {
@@ -107,6 +131,8 @@ macro_rules! dispatch {
             AnyNode::LoadBalancer($n) => $e,
             AnyNode::Server($n) => $e,
             AnyNode::Plugin($n) => $e,
+            AnyNode::KvClient($n) => $e,
+            AnyNode::ReplicatedStore($n) => $e,
         }
     };
 }

@@ -229,7 +229,7 @@ impl Node for Server {
         match msg {
             Message::Request(req) => self.on_request(ctx, from, req),
             // A server calls no one, so answers and plug-in messages are not for it.
-            Message::Response(_) | Message::User(_) => {}
+            Message::Response(_) | Message::User(_) | Message::Replica(_) => {}
         }
     }
 

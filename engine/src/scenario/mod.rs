@@ -489,6 +489,8 @@ impl<'s> Errors<'s> {
             "Client" => parse_value(text).map(NodeConfig::Client),
             "LoadBalancer" => parse_value(text).map(NodeConfig::LoadBalancer),
             "Server" => parse_value(text).map(NodeConfig::Server),
+            "KvClient" => parse_value(text).map(NodeConfig::KvClient),
+            "ReplicatedStore" => parse_value(text).map(NodeConfig::ReplicatedStore),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),

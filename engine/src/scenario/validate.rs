@@ -198,6 +198,8 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             NodeConfig::Client(c) => c.validate(&mut v, &at),
             NodeConfig::LoadBalancer(c) => c.validate(&mut v, &at),
             NodeConfig::Server(c) => c.validate(&mut v, &at),
+            NodeConfig::KvClient(c) => c.validate(&mut v, &at),
+            NodeConfig::ReplicatedStore(c) => c.validate(&mut v, &at),
             NodeConfig::Plugin(p) => registry.validate_plugin(p, &mut v, &at),
         }
     }

@@ -8,6 +8,7 @@ mod faults;
 mod limits;
 mod memory;
 mod plugin;
+mod replication;
 mod theory;
 
 use archsim::Registry;
