@@ -7,10 +7,12 @@ use crate::components::cache::{CacheConfig, CacheStrategy, Eviction};
 use crate::components::client::{Arrival, ClientConfig};
 use crate::components::downstream::CallStage;
 use crate::components::keys::Keys;
+use crate::components::kv_client::KvClientConfig;
 use crate::components::load_balancer::{LoadBalancerConfig, Strategy};
 use crate::components::proxy::{
     BulkheadConfig, CircuitBreakerConfig, LimitScope, RateLimiterConfig,
 };
+use crate::components::replicated_store::ReplicatedStoreConfig;
 use crate::components::resilience::{
     Backoff, BreakerConfig, HealthCheckConfig, HedgeConfig, RateLimit, RetryConfig,
 };
@@ -49,6 +51,8 @@ pub fn render(registry: &Registry) -> String {
         ("TxnCoordinator", schema_for!(TxnCoordinatorConfig)),
         ("TxnParticipant", schema_for!(TxnParticipantConfig)),
         ("Cache", schema_for!(CacheConfig)),
+        ("KvClient", schema_for!(KvClientConfig)),
+        ("ReplicatedStore", schema_for!(ReplicatedStoreConfig)),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
@@ -321,6 +325,11 @@ mod tests {
             "TxnParticipant:",
             "ThreePhase",
             "cooperative_termination",
+            "KvClient:",
+            "ReplicatedStore:",
+            "read_quorum",
+            "sloppy",
+            "anti_entropy_interval",
         ] {
             assert!(
                 text.contains(needle),

@@ -70,7 +70,7 @@ impl<C: Component> PluginKind for Kind<C> {
 }
 
 /// Names of the built-in components, as written in scenario files.
-pub const BUILTIN_KINDS: [&str; 10] = [
+pub const BUILTIN_KINDS: [&str; 12] = [
     "Client",
     "LoadBalancer",
     "Server",
@@ -81,6 +81,8 @@ pub const BUILTIN_KINDS: [&str; 10] = [
     "TxnCoordinator",
     "TxnParticipant",
     "Cache",
+    "KvClient",
+    "ReplicatedStore",
 ];
 
 /// The component kinds a run may use.

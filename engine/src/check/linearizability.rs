@@ -52,8 +52,10 @@ pub struct Operation {
     pub invoke: u64,
     /// When the client saw it complete (ns), or `None` if indeterminate (timed out).
     pub complete: Option<u64>,
-    /// Who issued it (for the violation report).
+    /// Who issued it (node index, for the violation report).
     pub client: u32,
+    /// The replica that served it (node index), if it was answered.
+    pub server: Option<u32>,
 }
 
 impl Operation {
@@ -69,10 +71,13 @@ impl fmt::Display for Operation {
             Kind::Write => "write",
         };
         let ms = |ns: u64| ns as f64 / 1e6;
+        let via = self
+            .server
+            .map_or(String::new(), |s| format!(" via node {s}"));
         match self.complete {
             Some(c) => write!(
                 f,
-                "client {} {what} {} [{:.3}ms, {:.3}ms]",
+                "node {} {what} {} [{:.3}ms, {:.3}ms]{via}",
                 self.client,
                 self.value,
                 ms(self.invoke),
@@ -80,7 +85,7 @@ impl fmt::Display for Operation {
             ),
             None => write!(
                 f,
-                "client {} {what} {} [{:.3}ms, timed out]",
+                "node {} {what} {} [{:.3}ms, timed out]",
                 self.client,
                 self.value,
                 ms(self.invoke)
@@ -357,6 +362,7 @@ mod tests {
             invoke,
             complete: Some(complete),
             client: 0,
+            server: None,
         }
     }
 

@@ -594,7 +594,7 @@ impl Node for Client {
         match msg {
             Message::Response(resp) => self.attempt_ended(ctx, resp.call, resp.result.map(|_| ())),
             // Clients serve no one.
-            Message::Request(_) | Message::User(_) | Message::Txn(_) => {}
+            Message::Request(_) | Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
         }
     }
 

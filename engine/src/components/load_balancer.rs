@@ -580,7 +580,7 @@ impl Node for LoadBalancer {
                     );
                 }
             }
-            Message::User(_) | Message::Txn(_) => {}
+            Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
         }
     }
 

@@ -8,8 +8,10 @@ pub mod calls;
 pub mod client;
 pub mod downstream;
 pub mod keys;
+pub mod kv_client;
 pub mod load_balancer;
 pub mod proxy;
+pub mod replicated_store;
 pub mod resilience;
 pub mod server;
 pub mod txn;
@@ -22,11 +24,13 @@ use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Ctx, Node, TimerId};
 use cache::{Cache, CacheConfig};
 use client::{Client, ClientConfig};
+use kv_client::{KvClient, KvClientConfig};
 use load_balancer::{LoadBalancer, LoadBalancerConfig};
 use proxy::{
     BulkheadConfig, BulkheadNode, CircuitBreakerConfig, CircuitBreakerNode, RateLimiterConfig,
     RateLimiterNode,
 };
+use replicated_store::{ReplicatedStore, ReplicatedStoreConfig};
 use serde::Serialize;
 use server::{Server, ServerConfig};
 use txn::client::{TxnClient, TxnClientConfig};
@@ -67,6 +71,10 @@ pub enum NodeConfig {
     TxnParticipant(TxnParticipantConfig),
     /// See [`CacheConfig`].
     Cache(CacheConfig),
+    /// See [`KvClientConfig`].
+    KvClient(KvClientConfig),
+    /// See [`ReplicatedStoreConfig`].
+    ReplicatedStore(ReplicatedStoreConfig),
 }
 
 impl NodeConfig {
@@ -82,8 +90,10 @@ impl NodeConfig {
             | NodeConfig::Bulkhead(_)
             | NodeConfig::TxnClient(_)
             | NodeConfig::TxnCoordinator(_)
-            | NodeConfig::Cache(_) => None,
+            | NodeConfig::Cache(_)
+            | NodeConfig::KvClient(_) => None,
             NodeConfig::TxnParticipant(p) => Some(p.replicas),
+            NodeConfig::ReplicatedStore(s) => Some(s.replicas),
         }
     }
 
@@ -99,8 +109,10 @@ impl NodeConfig {
             | NodeConfig::Bulkhead(_)
             | NodeConfig::TxnCoordinator(_)
             | NodeConfig::TxnParticipant(_)
-            | NodeConfig::Cache(_) => None,
+            | NodeConfig::Cache(_)
+            | NodeConfig::ReplicatedStore(_) => None,
             NodeConfig::TxnClient(c) => Some(c.timeout),
+            NodeConfig::KvClient(c) => Some(c.timeout),
         }
     }
 
@@ -117,6 +129,8 @@ impl NodeConfig {
             NodeConfig::TxnCoordinator(c) => c.set(field, text),
             NodeConfig::TxnParticipant(c) => c.set(field, text),
             NodeConfig::Cache(c) => c.set(field, text),
+            NodeConfig::KvClient(c) => c.set(field, text),
+            NodeConfig::ReplicatedStore(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -140,6 +154,8 @@ impl NodeConfig {
             NodeConfig::TxnCoordinator(c) => AnyNode::TxnCoordinator(TxnCoordinator::new(c, b)),
             NodeConfig::TxnParticipant(c) => AnyNode::TxnParticipant(TxnParticipant::new(c, b)),
             NodeConfig::Cache(c) => AnyNode::Cache(Cache::new(c, b)),
+            NodeConfig::KvClient(c) => AnyNode::KvClient(KvClient::new(c, b)),
+            NodeConfig::ReplicatedStore(c) => AnyNode::ReplicatedStore(ReplicatedStore::new(c, b)),
         }
     }
 }
@@ -171,6 +187,10 @@ pub enum AnyNode {
     TxnParticipant(TxnParticipant),
     /// A cache.
     Cache(Cache),
+    /// A key-value client.
+    KvClient(KvClient),
+    /// A replica of a replicated store.
+    ReplicatedStore(ReplicatedStore),
 }
 
 macro_rules! dispatch {
@@ -187,6 +207,8 @@ macro_rules! dispatch {
             AnyNode::TxnCoordinator($n) => $e,
             AnyNode::TxnParticipant($n) => $e,
             AnyNode::Cache($n) => $e,
+            AnyNode::KvClient($n) => $e,
+            AnyNode::ReplicatedStore($n) => $e,
         }
     };
 }

@@ -382,7 +382,7 @@ impl Node for Server {
             Message::Response(resp) => {
                 self.downstream_ended(ctx, resp.call, resp.result.map(|_| ()))
             }
-            Message::User(_) | Message::Txn(_) => {}
+            Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
         }
     }
 

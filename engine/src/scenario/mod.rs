@@ -661,6 +661,8 @@ impl<'s> Errors<'s> {
             "TxnCoordinator" => parse_value(text).map(NodeConfig::TxnCoordinator),
             "TxnParticipant" => parse_value(text).map(NodeConfig::TxnParticipant),
             "Cache" => parse_value(text).map(NodeConfig::Cache),
+            "KvClient" => parse_value(text).map(NodeConfig::KvClient),
+            "ReplicatedStore" => parse_value(text).map(NodeConfig::ReplicatedStore),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),

@@ -203,6 +203,8 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             NodeConfig::CircuitBreaker(c) => c.validate(&mut v, &at),
             NodeConfig::RateLimiter(c) => c.validate(&mut v, &at),
             NodeConfig::Bulkhead(c) => c.validate(&mut v, &at),
+            NodeConfig::KvClient(c) => c.validate(&mut v, &at),
+            NodeConfig::ReplicatedStore(c) => c.validate(&mut v, &at),
             NodeConfig::Plugin(p) => registry.validate_plugin(p, &mut v, &at),
             NodeConfig::TxnClient(c) => c.validate(&mut v, &at),
             NodeConfig::TxnCoordinator(c) => c.validate(&mut v, &at),

@@ -1,0 +1,404 @@
+//! `History`: the run-wide observer of a key-value workload. Clients record every operation,
+//! replicated stores report what they hold at the end, and at the end of the run it checks the
+//! history for linearizability and measures stale reads and lost acknowledged writes against
+//! the ground truth it saw.
+//!
+//! Definitions (each write writes a value no other write writes, so a read names its write):
+//! - a read is *stale* if some write S was acknowledged before the read was invoked, and the
+//!   write whose value the read returned had completed before S was invoked (or the read
+//!   returned the initial value): S should have been visible. Its *staleness age* is the time
+//!   from the first such S's acknowledgement to the read's invocation.
+//! - an acknowledged write S is *lost* if the value the store holds at the end (the newest
+//!   version across its replicas) comes from a write that completed before S was invoked (or is
+//!   the initial value): S was acknowledged, then overwritten by the past.
+//!
+//! The history is the one per-operation record in a run, so it is bounded (`max_ops`): once
+//! full, it keeps only the writes invoked before it filled (reads may name them), and every
+//! measure covers the operations invoked before that instant; the counters say so.
+
+use super::linearizability::{self, Bounds, Kind, Operation};
+use crate::build::Observer;
+use crate::metrics::NodeStats;
+use crate::results::EventRecord;
+use crate::sim::time::SimTime;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Default bound on recorded operations.
+pub const DEFAULT_MAX_OPS: usize = 200_000;
+/// Violations described in full as state changes (the rest are counted).
+const MAX_WINDOWS_SHOWN: usize = 3;
+/// Operations shown per violation window.
+const MAX_OPS_SHOWN: usize = 12;
+
+/// Per key, the newest (version, value) a store's replicas hold at the end.
+pub type Finals = BTreeMap<u64, ((u64, u64), u64)>;
+
+/// The run-wide operation history of a key-value workload.
+#[derive(Debug)]
+pub struct History {
+    ops: Vec<Operation>,
+    max_ops: usize,
+    full_at: Option<u64>,
+    dropped: u64,
+    failed: u64,
+    bounds: Bounds,
+    /// Per key, the newest (version, value) any replica reported holding at the end.
+    finals: Option<Finals>,
+    /// Acknowledged writes by value: (invoke, acknowledgement) (ns), to judge overwrites.
+    acked: BTreeMap<u64, (u64, u64)>,
+    /// Acknowledged writes a replica replaced with a write that completed before they began.
+    overwritten_by_past: BTreeSet<u64>,
+}
+
+impl History {
+    /// An empty history keeping at most `max_ops` operations.
+    pub fn new(max_ops: usize) -> History {
+        History {
+            ops: Vec::new(),
+            max_ops,
+            full_at: None,
+            dropped: 0,
+            failed: 0,
+            bounds: Bounds::default(),
+            finals: None,
+            acked: BTreeMap::new(),
+            overwritten_by_past: BTreeSet::new(),
+        }
+    }
+
+    /// A replica replaced the value `old` of a key with `new` (last writer wins). If `old` was
+    /// acknowledged and `new` was written and acknowledged before `old` was invoked, the
+    /// store has lost `old`: it is counted among the lost acknowledged writes.
+    pub fn overwritten(&mut self, old: u64, new: u64) {
+        let (Some(&(old_invoke, _)), Some(&(_, new_ack))) =
+            (self.acked.get(&old), self.acked.get(&new))
+        else {
+            return;
+        };
+        if new_ack < old_invoke {
+            self.overwritten_by_past.insert(old);
+        }
+    }
+
+    /// Record a completed (or, with `complete: None`, indeterminate) operation.
+    pub fn record(&mut self, op: Operation) {
+        if let (Kind::Write, Some(c)) = (op.kind, op.complete)
+            && self.full_at.is_none()
+        {
+            self.acked.insert(op.value, (op.invoke, c));
+        }
+        match self.full_at {
+            None if self.ops.len() < self.max_ops => self.ops.push(op),
+            None => {
+                self.full_at = Some(op.complete.unwrap_or(op.invoke));
+                self.keep_if_needed(op);
+            }
+            Some(_) => self.keep_if_needed(op),
+        }
+    }
+
+    /// After the bound: keep writes invoked before it, whose values recorded reads may hold.
+    fn keep_if_needed(&mut self, op: Operation) {
+        if op.kind == Kind::Write && self.full_at.is_some_and(|t| op.invoke < t) {
+            self.ops.push(op);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// An operation known not to have taken effect (refused before anything was changed).
+    pub fn failed(&mut self) {
+        self.failed += 1;
+    }
+
+    /// A replica holds `value` with `version` under `key` at the end of the run.
+    pub fn final_value(&mut self, key: u64, value: u64, version: (u64, u64)) {
+        let finals = self.finals.get_or_insert_with(BTreeMap::new);
+        let e = finals.entry(key).or_insert((version, value));
+        if version > e.0 {
+            *e = (version, value);
+        }
+    }
+
+    /// The recorded operations that the measures cover.
+    fn covered(&self) -> Vec<Operation> {
+        let cut = self.full_at.unwrap_or(u64::MAX);
+        self.ops
+            .iter()
+            .filter(|o| o.invoke < cut)
+            .copied()
+            .collect()
+    }
+}
+
+/// Stale reads and lost writes of one run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Freshness {
+    /// Reads that completed with a value.
+    pub reads_ok: u64,
+    /// Of those, stale ones.
+    pub stale_reads: u64,
+    /// Sum and maximum of the staleness ages (ns).
+    pub staleness_sum_ns: u64,
+    /// Largest staleness age (ns).
+    pub staleness_max_ns: u64,
+    /// Writes acknowledged to their client.
+    pub acknowledged_writes: u64,
+    /// Of those, lost: the values of acknowledged writes the final state (when the store
+    /// reported it) has replaced with the past.
+    pub lost_writes: Option<BTreeSet<u64>>,
+}
+
+/// Measure stale reads and lost writes over `ops` (any order), given the final values.
+pub fn freshness(ops: &[Operation], finals: Option<&Finals>) -> Freshness {
+    let mut by_key: BTreeMap<u64, Vec<&Operation>> = BTreeMap::new();
+    for op in ops {
+        by_key.entry(op.key).or_default().push(op);
+    }
+    let mut f = Freshness::default();
+    let mut lost = BTreeSet::new();
+    for (key, ops) in &by_key {
+        // A write's completion, by value (None: indeterminate).
+        let written: BTreeMap<u64, Option<u64>> = ops
+            .iter()
+            .filter(|o| o.kind == Kind::Write)
+            .map(|o| (o.value, o.complete))
+            .collect();
+        // Acknowledged writes as (ack, invoke, value), by acknowledgement.
+        let mut acked: Vec<(u64, u64, u64)> = ops
+            .iter()
+            .filter(|o| o.kind == Kind::Write)
+            .filter_map(|o| o.complete.map(|c| (c, o.invoke, o.value)))
+            .collect();
+        acked.sort_unstable();
+        f.acknowledged_writes += acked.len() as u64;
+        // When the write of `value` completed: `Some(None)` for the initial value, `None` if
+        // it never completed (it may have taken effect at any time since).
+        let done_at = |value: u64| -> Option<Option<u64>> {
+            if value == 0 {
+                Some(None)
+            } else {
+                written.get(&value).copied().flatten().map(Some)
+            }
+        };
+        for read in ops.iter().filter(|o| o.kind == Kind::Read) {
+            if read.complete.is_none() {
+                continue;
+            }
+            f.reads_ok += 1;
+            let Some(c) = done_at(read.value) else {
+                continue;
+            };
+            // The first acknowledged write invoked after `c` and acknowledged before the read.
+            let from = c.map_or(0, |c| acked.partition_point(|&(ack, _, _)| ack <= c));
+            let newer = acked[from..]
+                .iter()
+                .take_while(|&&(ack, _, _)| ack < read.invoke)
+                .find(|&&(_, invoke, _)| c.is_none_or(|c| invoke > c));
+            if let Some(&(ack, _, _)) = newer {
+                let age = read.invoke - ack;
+                f.stale_reads += 1;
+                f.staleness_sum_ns += age;
+                f.staleness_max_ns = f.staleness_max_ns.max(age);
+            }
+        }
+        if let Some(finals) = finals {
+            let final_value = finals.get(key).map_or(0, |&(_, v)| v);
+            if let Some(c) = done_at(final_value) {
+                lost.extend(
+                    acked
+                        .iter()
+                        .filter(|&&(_, invoke, _)| c.is_none_or(|c| invoke > c))
+                        .map(|&(_, _, value)| value),
+                );
+            }
+        }
+    }
+    f.lost_writes = finals.map(|_| lost);
+    f
+}
+
+impl Observer for History {
+    fn finish(&mut self, _now: SimTime) -> NodeStats {
+        let ops = self.covered();
+        let report = linearizability::check(&ops, self.bounds);
+        let fresh = freshness(&ops, self.finals.as_ref());
+        let indeterminate = ops.iter().filter(|o| o.complete.is_none()).count();
+        let mut counters = BTreeMap::from([
+            ("ops_recorded".to_string(), ops.len() as f64),
+            ("ops_over_history_bound".to_string(), self.dropped as f64),
+            ("ops_failed".to_string(), self.failed as f64),
+            ("ops_indeterminate".to_string(), indeterminate as f64),
+            (
+                "linearizable".to_string(),
+                f64::from(u8::from(report.linearizable())),
+            ),
+            ("keys_linearizable".to_string(), report.keys_ok as f64),
+            (
+                "keys_not_linearizable".to_string(),
+                report.violations.len() as f64,
+            ),
+            (
+                "keys_unchecked".to_string(),
+                (report.keys_over_bound + report.keys_undecided) as f64,
+            ),
+            ("reads_ok".to_string(), fresh.reads_ok as f64),
+            ("stale_reads".to_string(), fresh.stale_reads as f64),
+            (
+                "stale_read_rate".to_string(),
+                ratio(fresh.stale_reads, fresh.reads_ok),
+            ),
+            (
+                "staleness_mean_ms".to_string(),
+                ratio(fresh.staleness_sum_ns, fresh.stale_reads) / 1e6,
+            ),
+            (
+                "staleness_max_ms".to_string(),
+                fresh.staleness_max_ns as f64 / 1e6,
+            ),
+            (
+                "acknowledged_writes".to_string(),
+                fresh.acknowledged_writes as f64,
+            ),
+        ]);
+        let mut lost = fresh.lost_writes.unwrap_or_default();
+        lost.extend(self.overwritten_by_past.iter().copied());
+        counters.insert("lost_acknowledged_writes".to_string(), lost.len() as f64);
+        if let Some(t) = self.full_at {
+            counters.insert("history_full_at_s".to_string(), t as f64 / 1e9);
+        }
+        let events = report
+            .violations
+            .iter()
+            .take(MAX_WINDOWS_SHOWN)
+            .map(|(key, window)| violation_event(*key, window))
+            .collect();
+        NodeStats {
+            counters,
+            events,
+            ..NodeStats::default()
+        }
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+fn violation_event(key: u64, window: &[Operation]) -> EventRecord {
+    let shown: Vec<String> = window
+        .iter()
+        .take(MAX_OPS_SHOWN)
+        .map(|o| o.to_string())
+        .collect();
+    let more = window.len().saturating_sub(MAX_OPS_SHOWN);
+    let tail = if more > 0 {
+        format!("; … {more} more")
+    } else {
+        String::new()
+    };
+    EventRecord {
+        at_s: window.first().map_or(0.0, |o| o.invoke as f64 / 1e9),
+        what: format!(
+            "key {key} not linearizable, {} ops: {}{tail}",
+            window.len(),
+            shown.join("; ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(kind: Kind, value: u64, invoke: u64, complete: Option<u64>) -> Operation {
+        Operation {
+            key: 7,
+            kind,
+            value,
+            invoke,
+            complete,
+            client: 0,
+            server: None,
+        }
+    }
+
+    #[test]
+    fn stale_reads_and_their_age_follow_the_definition() {
+        let ops = [
+            op(Kind::Write, 1, 0, Some(10)),
+            op(Kind::Read, 1, 20, Some(30)),   // fresh
+            op(Kind::Write, 2, 40, Some(50)),  // acknowledged at 50
+            op(Kind::Read, 1, 45, Some(55)),   // concurrent with w2: fresh
+            op(Kind::Read, 1, 80, Some(90)),   // stale by 80 - 50
+            op(Kind::Read, 0, 100, Some(110)), // initial value: stale since w1, by 90
+            op(Kind::Write, 3, 120, None),     // indeterminate
+            op(Kind::Read, 2, 130, Some(140)), // fresh: w3 may not have happened
+        ];
+        let f = freshness(&ops, None);
+        assert_eq!(f.reads_ok, 5);
+        assert_eq!(f.stale_reads, 2);
+        assert_eq!(f.staleness_sum_ns, 30 + 90);
+        assert_eq!(f.staleness_max_ns, 90);
+        assert_eq!(f.acknowledged_writes, 2);
+        assert_eq!(f.lost_writes, None);
+    }
+
+    #[test]
+    fn writes_overwritten_by_the_past_are_lost() {
+        let ops = [
+            op(Kind::Write, 1, 0, Some(10)),
+            op(Kind::Write, 2, 20, Some(30)),
+            op(Kind::Write, 3, 40, Some(50)),
+        ];
+        let finals = |v: u64| BTreeMap::from([(7, ((1, 0), v))]);
+        let lost = |f: Option<&BTreeMap<_, _>>| freshness(&ops, f).lost_writes;
+        assert_eq!(lost(Some(&finals(3))), Some(BTreeSet::new()));
+        assert_eq!(lost(Some(&finals(2))), Some(BTreeSet::from([3])));
+        assert_eq!(lost(Some(&finals(1))), Some(BTreeSet::from([2, 3])));
+        assert_eq!(
+            lost(Some(&BTreeMap::new())),
+            Some(BTreeSet::from([1, 2, 3]))
+        );
+        // Without a final state, writes replaced by the past during the run still count.
+        let mut h = History::new(100);
+        ops.iter().for_each(|&o| h.record(o));
+        h.overwritten(3, 2); // lost: w2 was acknowledged (30) before w3 began (40)
+        h.overwritten(2, 3); // the normal order: w3 replaces w2
+        h.overwritten(3, 1);
+        let stats = h.finish(SimTime(100));
+        assert_eq!(stats.counters["lost_acknowledged_writes"], 1.0);
+    }
+
+    #[test]
+    fn a_full_history_covers_what_was_invoked_before_it_filled() {
+        let mut h = History::new(2);
+        h.record(op(Kind::Write, 1, 0, Some(10)));
+        h.record(op(Kind::Read, 1, 11, Some(12)));
+        // Full from here (t = 40): an in-flight write invoked at 30 is kept, later ones dropped.
+        h.record(op(Kind::Read, 1, 35, Some(40)));
+        h.record(op(Kind::Write, 2, 30, Some(45)));
+        h.record(op(Kind::Write, 3, 50, Some(60)));
+        let stats = h.finish(SimTime(100));
+        assert_eq!(stats.counters["ops_recorded"], 3.0);
+        assert_eq!(stats.counters["ops_over_history_bound"], 2.0);
+        assert_eq!(stats.counters["linearizable"], 1.0);
+        assert_eq!(stats.counters["history_full_at_s"], 40e-9);
+    }
+
+    #[test]
+    fn a_violation_is_reported_with_its_window() {
+        let mut h = History::new(100);
+        h.record(op(Kind::Write, 1, 0, Some(10)));
+        h.record(op(Kind::Read, 0, 20, Some(30)));
+        let stats = h.finish(SimTime(100));
+        assert_eq!(stats.counters["linearizable"], 0.0);
+        assert_eq!(stats.counters["stale_reads"], 1.0);
+        assert_eq!(stats.events.len(), 1);
+        assert!(
+            stats.events[0]
+                .what
+                .starts_with("key 7 not linearizable, 2 ops")
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! Replicated store and consistency checks: CAP measured against the checker and theory.
+
+use super::{repo_root, run_text};
+use archsim::Registry;
+use archsim::results::{Results, VariantResult};
+use archsim::runner::{RunOptions, run};
+use archsim::scenario::parse;
+use archsim::sim::rng::{RandomSource, SimRng};
+
+fn run_file_with_seed(stem: &str, seed: u64) -> Results {
+    let file = repo_root().join("scenarios").join(format!("{stem}.ron"));
+    let src = std::fs::read_to_string(&file).expect("scenario exists");
+    let registry = Registry::builtin();
+    let scenario = parse(stem, &src, &registry).unwrap_or_else(|e| panic!("{e}"));
+    let opts = RunOptions {
+        seed: Some(seed),
+        ..RunOptions::default()
+    };
+    run(&scenario, &registry, &opts).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn history(v: &VariantResult, counter: &str) -> f64 {
+    v.components["history"][counter]
+}
+
+#[test]
+fn the_cp_store_stays_linearizable_and_the_ap_store_does_not_over_seeds() {
+    for seed in 1..=8 {
+        let r = run_file_with_seed("cap-partition", seed);
+        let cp = &r.variants[0];
+        let ap = &r.variants[1];
+        assert!(cp.name.starts_with("CP") && ap.name.starts_with("AP"));
+        // CP: every key decided and linearizable, no stale read, no lost write; the minority
+        // side pays in refusals.
+        assert_eq!(history(cp, "linearizable"), 1.0, "seed {seed}");
+        assert_eq!(history(cp, "keys_unchecked"), 0.0, "seed {seed}");
+        assert_eq!(history(cp, "stale_reads"), 0.0, "seed {seed}");
+        assert_eq!(history(cp, "lost_acknowledged_writes"), 0.0, "seed {seed}");
+        assert!(
+            cp.components["minority-side"]["failed"] > 100.0,
+            "seed {seed}"
+        );
+        assert_eq!(cp.components["majority-side"]["failed"], 0.0, "seed {seed}");
+        // AP: both sides served, and the checker shows the price, with a violation window.
+        assert!(ap.availability > 0.99, "seed {seed}");
+        assert_eq!(history(ap, "linearizable"), 0.0, "seed {seed}");
+        assert!(history(ap, "stale_reads") > 0.0, "seed {seed}");
+        let windows = &ap.state_changes["history"];
+        assert!(
+            windows[0].what.contains("not linearizable"),
+            "seed {seed}: {windows:?}"
+        );
+        // Stale reads only come from the partition: none before it began at 4 s.
+        assert!(windows.iter().all(|w| w.at_s >= 4.0), "seed {seed}");
+    }
+}
+
+/// A 3-replica strict quorum store whose replicas are each down in independent 100 ms slots
+/// with probability 1 - `a`; clients reach any replica that is up.
+fn independent_failures(quorum: u32, a: f64, seed: u64) -> f64 {
+    const SLOTS: u64 = 1000;
+    let mut rng = SimRng::derive(seed, "slots");
+    let mut faults = String::new();
+    for replica in 0..3 {
+        let up: Vec<bool> = (0..SLOTS).map(|_| rng.uniform() < a).collect();
+        // One crash per maximal run of down slots.
+        let mut slot = 0;
+        while slot < up.len() {
+            if up[slot] {
+                slot += 1;
+                continue;
+            }
+            let start = slot;
+            while slot < up.len() && !up[slot] {
+                slot += 1;
+            }
+            faults.push_str(&format!(
+                "Crash(node: \"store-{replica}\", at: \"{}ms\", until: \"{}ms\"),\n",
+                start * 100,
+                slot * 100
+            ));
+        }
+    }
+    let src = format!(
+        r#"Scenario(
+            name: "independent failures",
+            seed: {seed},
+            duration: "{}s",
+            network: (latency: Constant("200us")),
+            nodes: {{
+                "users": KvClient(target: "store", arrival: Poisson(rate: 200.0), timeout: "50ms",
+                                  keys: Uniform(count: 50), write_fraction: 0.5),
+                "store": ReplicatedStore(replicas: 3, read_quorum: {quorum}, write_quorum: {quorum},
+                                         timeout: "20ms", anti_entropy_interval: None),
+            }},
+            faults: [{faults}],
+        )"#,
+        SLOTS / 10
+    );
+    run_text(&src).variants[0].availability
+}
+
+#[test]
+fn quorum_availability_under_independent_failures_matches_the_binomial_formula() {
+    // Each replica is up with probability a; a strict q-of-3 quorum is available when at least
+    // q replicas are up: 2-of-3 w.p. 3a² - 2a³, 1-of-3 w.p. 1 - (1 - a)³. 1000 independent
+    // slots give a standard error near 0.01; operations cut by a crash add a little loss.
+    for (quorum, a, seed) in [(2, 0.8, 1), (2, 0.6, 2), (1, 0.5, 3)] {
+        let want = match quorum {
+            2 => 3.0 * a * a - 2.0 * a * a * a,
+            _ => 1.0 - (1.0 - a) * (1.0 - a) * (1.0 - a),
+        };
+        let got = independent_failures(quorum, a, seed);
+        assert!(
+            (got - want).abs() < 0.035,
+            "{quorum}-of-3 with a = {a}: measured {got}, binomial {want}"
+        );
+    }
+}
