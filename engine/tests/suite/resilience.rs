@@ -348,3 +348,36 @@ fn a_load_balancer_breaker_takes_a_failing_backend_out() {
     assert_eq!(errors(&v, "timeout"), 6);
     assert_eq!(v.ok, v.requests - 6);
 }
+
+/// Availability of a variant over the windows starting in `[from_s, to_s)`.
+fn availability_between(v: &VariantResult, from_s: f64, to_s: f64) -> f64 {
+    let (ok, all) = v
+        .windows
+        .iter()
+        .filter(|w| w.start_s >= from_s && w.start_s < to_s)
+        .fold((0, 0), |(ok, all), w| (ok + w.ok, all + w.ok + w.errors));
+    ok as f64 / all.max(1) as f64
+}
+
+#[test]
+fn the_retry_storm_scenario_is_metastable_without_a_budget_and_recovers_with_one() {
+    let path = super::repo_root().join("scenarios/retry-storm.ron");
+    let r = run_text(&std::fs::read_to_string(path).expect("retry-storm.ron"));
+    let [none, storm, budget] = &r.variants[..] else {
+        panic!("three variants expected");
+    };
+    for v in [none, storm, budget] {
+        assert!(
+            availability_between(v, 2.0, 10.0) > 0.999,
+            "{} before",
+            v.name
+        );
+    }
+    // The slowdown ends at 12 s. Without retries and with a budget, the backlog drains within
+    // seconds; without a budget the offered load stays ~4x capacity and nothing succeeds.
+    assert!(availability_between(none, 15.0, 30.0) > 0.999);
+    assert!(availability_between(budget, 15.0, 30.0) > 0.999);
+    assert!(availability_between(storm, 15.0, 30.0) < 0.01);
+    let attempts = |v: &VariantResult| counter(v, "users", "retries");
+    assert!(attempts(storm) > 20.0 * attempts(budget));
+}
