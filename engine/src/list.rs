@@ -7,6 +7,7 @@ use crate::components::cache::{CacheConfig, CacheStrategy, Eviction};
 use crate::components::client::{Arrival, ClientConfig};
 use crate::components::keys::Keys;
 use crate::components::load_balancer::{LoadBalancerConfig, Strategy};
+use crate::components::queue::QueueConfig;
 use crate::components::server::ServerConfig;
 use crate::dist::Dist;
 use crate::registry::Registry;
@@ -31,6 +32,7 @@ pub fn render(registry: &Registry) -> String {
         ("LoadBalancer", schema_for!(LoadBalancerConfig)),
         ("Server", schema_for!(ServerConfig)),
         ("Cache", schema_for!(CacheConfig)),
+        ("Queue", schema_for!(QueueConfig)),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
@@ -234,6 +236,8 @@ mod tests {
             "Cache:",
             "WriteBehind",
             "Lfu",
+            "Queue:",
+            "visibility_timeout",
             "Poisson",
             "Closed",
             "Zipf",

@@ -70,7 +70,7 @@ impl<C: Component> PluginKind for Kind<C> {
 }
 
 /// Names of the built-in components, as written in scenario files.
-pub const BUILTIN_KINDS: [&str; 4] = ["Client", "LoadBalancer", "Server", "Cache"];
+pub const BUILTIN_KINDS: [&str; 5] = ["Client", "LoadBalancer", "Server", "Cache", "Queue"];
 
 /// The component kinds a run may use.
 #[derive(Default)]

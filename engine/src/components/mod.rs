@@ -8,6 +8,7 @@ pub mod calls;
 pub mod client;
 pub mod keys;
 pub mod load_balancer;
+pub mod queue;
 pub mod server;
 
 use crate::build::BuildCtx;
@@ -19,6 +20,7 @@ use crate::sim::{Ctx, Node, TimerId};
 use cache::{Cache, CacheConfig};
 use client::{Client, ClientConfig};
 use load_balancer::{LoadBalancer, LoadBalancerConfig};
+use queue::{Queue, QueueConfig};
 use serde::Serialize;
 use server::{Server, ServerConfig};
 
@@ -44,6 +46,8 @@ pub enum NodeConfig {
     Plugin(PluginConfig),
     /// See [`CacheConfig`].
     Cache(CacheConfig),
+    /// See [`QueueConfig`].
+    Queue(QueueConfig),
 }
 
 impl NodeConfig {
@@ -54,7 +58,8 @@ impl NodeConfig {
             NodeConfig::Client(_)
             | NodeConfig::LoadBalancer(_)
             | NodeConfig::Plugin(_)
-            | NodeConfig::Cache(_) => None,
+            | NodeConfig::Cache(_)
+            | NodeConfig::Queue(_) => None,
         }
     }
 
@@ -65,7 +70,8 @@ impl NodeConfig {
             NodeConfig::LoadBalancer(_)
             | NodeConfig::Server(_)
             | NodeConfig::Plugin(_)
-            | NodeConfig::Cache(_) => None,
+            | NodeConfig::Cache(_)
+            | NodeConfig::Queue(_) => None,
         }
     }
 
@@ -76,6 +82,7 @@ impl NodeConfig {
             NodeConfig::LoadBalancer(c) => c.set(field, text),
             NodeConfig::Server(c) => c.set(field, text),
             NodeConfig::Cache(c) => c.set(field, text),
+            NodeConfig::Queue(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -93,6 +100,7 @@ impl NodeConfig {
             NodeConfig::Server(c) => AnyNode::Server(Server::new(c, b)),
             NodeConfig::Plugin(p) => AnyNode::Plugin(b.registry().build_plugin(p, b)),
             NodeConfig::Cache(c) => AnyNode::Cache(Cache::new(c, b)),
+            NodeConfig::Queue(c) => AnyNode::Queue(Queue::new(c, b)),
         }
     }
 }
@@ -112,6 +120,8 @@ pub enum AnyNode {
     Plugin(Box<dyn Node + Send>),
     /// A cache.
     Cache(Cache),
+    /// A message queue.
+    Queue(Queue),
 }
 
 macro_rules! dispatch {
@@ -122,6 +132,7 @@ macro_rules! dispatch {
             AnyNode::Server($n) => $e,
             AnyNode::Plugin($n) => $e,
             AnyNode::Cache($n) => $e,
+            AnyNode::Queue($n) => $e,
         }
     };
 }

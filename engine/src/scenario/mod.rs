@@ -642,6 +642,7 @@ impl<'s> Errors<'s> {
             "LoadBalancer" => parse_value(text).map(NodeConfig::LoadBalancer),
             "Server" => parse_value(text).map(NodeConfig::Server),
             "Cache" => parse_value(text).map(NodeConfig::Cache),
+            "Queue" => parse_value(text).map(NodeConfig::Queue),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),

@@ -202,6 +202,7 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             NodeConfig::Server(c) => c.validate(&mut v, &at),
             NodeConfig::Plugin(p) => registry.validate_plugin(p, &mut v, &at),
             NodeConfig::Cache(c) => c.validate(&mut v, &at),
+            NodeConfig::Queue(c) => c.validate(&mut v, &at),
         }
     }
     let (default_link, links) = network(&spec.network, &mut v);

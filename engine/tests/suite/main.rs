@@ -10,6 +10,7 @@ mod faults;
 mod limits;
 mod memory;
 mod plugin;
+mod queue;
 mod theory;
 
 use archsim::Registry;
