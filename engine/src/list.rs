@@ -12,6 +12,7 @@ use crate::components::load_balancer::{LoadBalancerConfig, Strategy};
 use crate::components::proxy::{
     BulkheadConfig, CircuitBreakerConfig, LimitScope, RateLimiterConfig,
 };
+use crate::components::queue::QueueConfig;
 use crate::components::replicated_store::ReplicatedStoreConfig;
 use crate::components::resilience::{
     Backoff, BreakerConfig, HealthCheckConfig, HedgeConfig, RateLimit, RetryConfig,
@@ -53,6 +54,7 @@ pub fn render(registry: &Registry) -> String {
         ("Cache", schema_for!(CacheConfig)),
         ("KvClient", schema_for!(KvClientConfig)),
         ("ReplicatedStore", schema_for!(ReplicatedStoreConfig)),
+        ("Queue", schema_for!(QueueConfig)),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
@@ -305,6 +307,8 @@ mod tests {
             "Cache:",
             "WriteBehind",
             "Lfu",
+            "Queue:",
+            "visibility_timeout",
             "Poisson",
             "Closed",
             "Zipf",

@@ -70,7 +70,7 @@ impl<C: Component> PluginKind for Kind<C> {
 }
 
 /// Names of the built-in components, as written in scenario files.
-pub const BUILTIN_KINDS: [&str; 12] = [
+pub const BUILTIN_KINDS: [&str; 13] = [
     "Client",
     "LoadBalancer",
     "Server",
@@ -83,6 +83,7 @@ pub const BUILTIN_KINDS: [&str; 12] = [
     "Cache",
     "KvClient",
     "ReplicatedStore",
+    "Queue",
 ];
 
 /// The component kinds a run may use.

@@ -78,6 +78,22 @@ impl<T> CallTable<T> {
     }
 }
 
+impl<T> CallTable<T> {
+    /// Close every open call and return their entries in slot order (a crash after which
+    /// the caller puts the work back instead of forgetting it).
+    pub fn drain(&mut self) -> Vec<T> {
+        let mut out = Vec::new();
+        for s in self.slots.iter_mut() {
+            if let Some(v) = s.value.take() {
+                s.generation = s.generation.wrapping_add(1);
+                out.push(v);
+            }
+        }
+        self.free = (0..self.slots.len() as u32).rev().collect();
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

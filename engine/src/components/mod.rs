@@ -11,6 +11,7 @@ pub mod keys;
 pub mod kv_client;
 pub mod load_balancer;
 pub mod proxy;
+pub mod queue;
 pub mod replicated_store;
 pub mod resilience;
 pub mod server;
@@ -30,6 +31,7 @@ use proxy::{
     BulkheadConfig, BulkheadNode, CircuitBreakerConfig, CircuitBreakerNode, RateLimiterConfig,
     RateLimiterNode,
 };
+use queue::{Queue, QueueConfig};
 use replicated_store::{ReplicatedStore, ReplicatedStoreConfig};
 use serde::Serialize;
 use server::{Server, ServerConfig};
@@ -75,6 +77,8 @@ pub enum NodeConfig {
     KvClient(KvClientConfig),
     /// See [`ReplicatedStoreConfig`].
     ReplicatedStore(ReplicatedStoreConfig),
+    /// See [`QueueConfig`].
+    Queue(QueueConfig),
 }
 
 impl NodeConfig {
@@ -91,7 +95,8 @@ impl NodeConfig {
             | NodeConfig::TxnClient(_)
             | NodeConfig::TxnCoordinator(_)
             | NodeConfig::Cache(_)
-            | NodeConfig::KvClient(_) => None,
+            | NodeConfig::KvClient(_)
+            | NodeConfig::Queue(_) => None,
             NodeConfig::TxnParticipant(p) => Some(p.replicas),
             NodeConfig::ReplicatedStore(s) => Some(s.replicas),
         }
@@ -110,7 +115,8 @@ impl NodeConfig {
             | NodeConfig::TxnCoordinator(_)
             | NodeConfig::TxnParticipant(_)
             | NodeConfig::Cache(_)
-            | NodeConfig::ReplicatedStore(_) => None,
+            | NodeConfig::ReplicatedStore(_)
+            | NodeConfig::Queue(_) => None,
             NodeConfig::TxnClient(c) => Some(c.timeout),
             NodeConfig::KvClient(c) => Some(c.timeout),
         }
@@ -131,6 +137,7 @@ impl NodeConfig {
             NodeConfig::Cache(c) => c.set(field, text),
             NodeConfig::KvClient(c) => c.set(field, text),
             NodeConfig::ReplicatedStore(c) => c.set(field, text),
+            NodeConfig::Queue(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -156,6 +163,7 @@ impl NodeConfig {
             NodeConfig::Cache(c) => AnyNode::Cache(Cache::new(c, b)),
             NodeConfig::KvClient(c) => AnyNode::KvClient(KvClient::new(c, b)),
             NodeConfig::ReplicatedStore(c) => AnyNode::ReplicatedStore(ReplicatedStore::new(c, b)),
+            NodeConfig::Queue(c) => AnyNode::Queue(Queue::new(c, b)),
         }
     }
 }
@@ -191,6 +199,8 @@ pub enum AnyNode {
     KvClient(KvClient),
     /// A replica of a replicated store.
     ReplicatedStore(ReplicatedStore),
+    /// A message queue.
+    Queue(Queue),
 }
 
 macro_rules! dispatch {
@@ -209,6 +219,7 @@ macro_rules! dispatch {
             AnyNode::Cache($n) => $e,
             AnyNode::KvClient($n) => $e,
             AnyNode::ReplicatedStore($n) => $e,
+            AnyNode::Queue($n) => $e,
         }
     };
 }

@@ -663,6 +663,7 @@ impl<'s> Errors<'s> {
             "Cache" => parse_value(text).map(NodeConfig::Cache),
             "KvClient" => parse_value(text).map(NodeConfig::KvClient),
             "ReplicatedStore" => parse_value(text).map(NodeConfig::ReplicatedStore),
+            "Queue" => parse_value(text).map(NodeConfig::Queue),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),

@@ -210,6 +210,7 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             NodeConfig::TxnCoordinator(c) => c.validate(&mut v, &at),
             NodeConfig::TxnParticipant(c) => c.validate(&mut v, &at),
             NodeConfig::Cache(c) => c.validate(&mut v, &at),
+            NodeConfig::Queue(c) => c.validate(&mut v, &at),
         }
     }
     let (default_link, links) = network(&spec.network, &mut v);

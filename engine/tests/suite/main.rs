@@ -11,6 +11,7 @@ mod golden;
 mod limits;
 mod memory;
 mod plugin;
+mod queue;
 mod replication;
 mod resilience;
 mod slurm;
