@@ -226,7 +226,7 @@ fn facts(results: &SweepResults) -> Vec<String> {
     ];
     for p in &results.parameters {
         out.push(format!(
-            "Swept `{}` ({}): {}.",
+            "Swept {} ({}): {}.",
             p.path,
             p.label,
             p.values.join(", ")
@@ -256,8 +256,7 @@ fn markdown(results: &SweepResults, figures: &[(String, String, String)]) -> Str
     if !crossings.is_empty() {
         out.push_str("\n## Objective\n\n");
         for line in crossings {
-            out.push_str(&line);
-            out.push('\n');
+            out.push_str(&format!("- {}\n", markdown_cell(&line)));
         }
     }
     out.push_str("\n## Results\n\n");

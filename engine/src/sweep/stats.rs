@@ -147,7 +147,8 @@ mod tests {
             let mut last = 0.0;
             for i in 0..100 {
                 let p = t_two_sided_cdf(f64::from(i) * 0.25, df);
-                assert!(p >= last && p <= 1.0 + 1e-12, "df {df} t {i}: {p}");
+                // Near 1 the series' rounding may wobble in the last bit.
+                assert!(p >= last - 1e-12 && p <= 1.0 + 1e-12, "df {df} t {i}: {p}");
                 last = p;
             }
         }
