@@ -51,7 +51,9 @@ pub struct ConsumerGroup {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename = "Queue", deny_unknown_fields)]
 pub struct QueueConfig {
-    /// Consumer groups, e.g. `[(name: "billing", consumers: "workers", prefetch: 2)]`.
+    /// Consumer groups, e.g. `[(name: "billing", consumers: "workers", prefetch: 2)]`: `name`
+    /// (used in counter and series names), `consumers` (a node or pool; each member is one
+    /// consumer) and `prefetch` (deliveries one consumer may have unacknowledged; default 1).
     pub groups: Vec<ConsumerGroup>,
     /// Most unacknowledged messages a group may hold (count); a producer's message is
     /// rejected when a group is full. Default `None`: unbounded (within

@@ -43,6 +43,24 @@ fn a_pause_delays_messages_and_timers_but_loses_nothing() {
 }
 
 #[test]
+fn a_pause_makes_a_timer_fire_late() {
+    // One request a second, 100 ms of service. The request issued at 2 s starts service at
+    // 2.001 s; its completion timer (due at 2.101 s) fires only when the pause ends at 2.5 s,
+    // and the answer arrives at 2.501 s: 501 ms.
+    let src = scenario(r#"Pause(node: "app", at: "2.05s", until: "2.5s")"#)
+        .replace("rate: 100.0", "rate: 1.0")
+        .replace(
+            r#"service_time: Constant("1ms")"#,
+            r#"service_time: Constant("100ms")"#,
+        );
+    let r = run_text(&src);
+    let v = &r.variants[0];
+    assert_eq!(v.ok, v.requests);
+    assert!((v.latency_ms.max - 501.0).abs() < 3.0, "{:?}", v.latency_ms);
+    assert!((v.latency_ms.p50 - 102.0).abs() < 1.5, "{:?}", v.latency_ms);
+}
+
+#[test]
 fn a_pause_then_a_crash_drops_what_waited() {
     // Requests held by the pause die with the crash: the clients time out on them.
     let r = run_text(&scenario(
