@@ -180,8 +180,12 @@ fn cmd_validate(registry: &Registry, files: &[PathBuf]) -> ExitCode {
         match load(registry, f) {
             Ok(s) => {
                 let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
+                let sweep = s.sweep.as_ref().map_or(String::new(), |p| {
+                    let runs = p.cells.len() * p.replications as usize;
+                    format!("; sweep of {runs} runs")
+                });
                 println!(
-                    "{}: ok ({} variant{}: {})",
+                    "{}: ok ({} variant{}: {}{sweep})",
                     f.display(),
                     names.len(),
                     plural(names.len()),
