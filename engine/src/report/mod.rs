@@ -11,6 +11,7 @@
 //! ```
 
 mod axis;
+mod cap;
 mod charts;
 mod format;
 mod html;
@@ -101,7 +102,8 @@ struct PlotFile {
 }
 
 /// Every plot of the report, in order: the four request plots, then one per component time
-/// series name (`series-<name>`), sorted by name.
+/// series name (`series-<name>`), sorted by name, then the CAP plot if a history measured
+/// stale reads.
 fn plots(results: &Results) -> Vec<PlotFile> {
     let mut out: Vec<PlotFile> = PLOTS
         .iter()
@@ -119,8 +121,19 @@ fn plots(results: &Results) -> Vec<PlotFile> {
             plot,
         });
     }
+    if cap::applies(results) {
+        let plot = cap::cap_plot(results);
+        out.push(PlotFile {
+            stem: CAP_STEM.to_string(),
+            caption: plot.title.clone(),
+            plot,
+        });
+    }
     out
 }
+
+/// File stem of the CAP plot, drawn when a key-value history measured stale reads.
+const CAP_STEM: &str = "cap";
 
 /// File stems and captions of every plot, for the summary's list of plots.
 fn plot_captions(results: &Results) -> Vec<(String, String)> {
@@ -131,6 +144,7 @@ fn plot_captions(results: &Results) -> Vec<(String, String)> {
             let title = charts::series_title(results, &name);
             (format!("series-{name}"), title)
         }))
+        .chain(cap::applies(results).then(|| (CAP_STEM.to_string(), cap::cap_plot(results).title)))
         .collect()
 }
 

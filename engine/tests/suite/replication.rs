@@ -117,3 +117,20 @@ fn quorum_availability_under_independent_failures_matches_the_binomial_formula()
         );
     }
 }
+
+#[test]
+fn bad_quorums_and_fractions_are_errors_with_their_position() {
+    let src = "Scenario(name: \"x\", duration: \"1s\", nodes: {\n  \"users\": KvClient(target: \"store\", arrival: Poisson(rate: 10.0), write_fraction: 1.5),\n  \"store\": ReplicatedStore(replicas: 3, write_quorum: 4),\n})";
+    let err = parse("bad.ron", src, &Registry::builtin())
+        .expect_err("the scenario should be rejected")
+        .to_string();
+    for needle in [
+        "bad.ron:2:",
+        "expected a number from 0.0 to 1.0",
+        "bad.ron:3:",
+        "a quorum of 4 out of 3 replicas",
+        "expected a count from 1 to 3",
+    ] {
+        assert!(err.contains(needle), "missing `{needle}` in:\n{err}");
+    }
+}
