@@ -20,6 +20,7 @@ mod summary;
 mod table;
 
 use crate::results::Results;
+use rayon::prelude::*;
 use std::fmt;
 
 /// A report file: name (relative to the output directory) and contents.
@@ -99,11 +100,18 @@ pub fn render(results: &Results) -> Result<Vec<ReportFile>, ReportError> {
         "summary.md".to_string(),
         summary::markdown(results).into_bytes(),
     )];
+    // Plots are independent: draw and rasterise them in parallel, gather them in order.
+    let drawn = PLOTS
+        .par_iter()
+        .map(|kind| {
+            let svg = plot::to_svg(&(kind.build)(results))?;
+            let png_name = format!("{}.png", kind.stem);
+            let png = raster::svg_to_png(&svg, &png_name)?;
+            Ok((kind, svg, png_name, png))
+        })
+        .collect::<Result<Vec<_>, ReportError>>()?;
     let mut svgs = Vec::with_capacity(PLOTS.len());
-    for kind in &PLOTS {
-        let svg = plot::to_svg(&(kind.build)(results))?;
-        let png_name = format!("{}.png", kind.stem);
-        let png = raster::svg_to_png(&svg, &png_name)?;
+    for (kind, svg, png_name, png) in drawn {
         files.push((format!("{}.svg", kind.stem), svg.clone().into_bytes()));
         files.push((png_name, png));
         svgs.push((kind.caption, svg));
