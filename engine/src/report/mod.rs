@@ -22,6 +22,7 @@ pub mod sweep;
 mod table;
 
 use crate::results::Results;
+use rayon::prelude::*;
 use std::fmt;
 
 /// A report file: name (relative to the output directory) and contents.
@@ -156,12 +157,18 @@ pub fn render(results: &Results) -> Result<Vec<ReportFile>, ReportError> {
         "summary.md".to_string(),
         summary::markdown(results).into_bytes(),
     )];
-    let plots = plots(results);
-    let mut svgs = Vec::with_capacity(plots.len());
-    for p in plots {
-        let svg = plot::to_svg(&p.plot)?;
-        let png_name = format!("{}.png", p.stem);
-        let png = raster::svg_to_png(&svg, &png_name)?;
+    // Plots are independent: draw and rasterise them in parallel, gather them in order.
+    let drawn = plots(results)
+        .into_par_iter()
+        .map(|p| {
+            let svg = plot::to_svg(&p.plot)?;
+            let png_name = format!("{}.png", p.stem);
+            let png = raster::svg_to_png(&svg, &png_name)?;
+            Ok((p, svg, png_name, png))
+        })
+        .collect::<Result<Vec<_>, ReportError>>()?;
+    let mut svgs = Vec::with_capacity(drawn.len());
+    for (p, svg, png_name, png) in drawn {
         files.push((format!("{}.svg", p.stem), svg.clone().into_bytes()));
         files.push((png_name, png));
         svgs.push((p.caption, svg));

@@ -57,7 +57,29 @@ pub fn svg_to_png(svg: &str, file: &str) -> Result<Vec<u8>, ReportError> {
         Transform::from_scale(SCALE, SCALE),
         &mut pixmap.as_mut(),
     );
-    pixmap.encode_png().map_err(|e| fail(e.to_string()))
+    encode_png(&pixmap).map_err(|e| fail(e.to_string()))
+}
+
+/// PNG bytes of an opaque pixmap: 8-bit RGB (the background is white, so there is no alpha
+/// to keep, and premultiplied colours are the colours), compressed with `png`'s fast
+/// (fdeflate) setting. Measured on the four plots of a report: zlib level 6 took 1.1 G
+/// instructions for 200 KB, level 1 330 M for 350 KB, fdeflate 60 M for 470 KB; deflate was
+/// most of the time of a whole run. The bytes are still a pure function of the pixels.
+fn encode_png(pixmap: &Pixmap) -> Result<Vec<u8>, png::EncodingError> {
+    let rgb: Vec<u8> = pixmap
+        .pixels()
+        .iter()
+        .flat_map(|p| [p.red(), p.green(), p.blue()])
+        .collect();
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, pixmap.width(), pixmap.height());
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&rgb)?;
+    writer.finish()?;
+    Ok(out)
 }
 
 #[cfg(test)]

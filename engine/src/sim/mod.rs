@@ -23,7 +23,7 @@ pub mod time;
 use crate::metrics::{NodeStats, RequestMetrics};
 use message::{Message, NodeId};
 use network::{Cut, LinkChange, Network};
-use queue::EventQueue;
+use queue::{EventQueue, Popped};
 use rng::{SimRng, mix64};
 use std::fmt;
 use time::{SimDuration, SimTime};
@@ -192,16 +192,25 @@ enum Event {
         from: NodeId,
         msg: Message,
     },
-    Timer {
-        node: NodeId,
-        id: TimerId,
-    },
     FaultStart(u32),
     FaultEnd(u32),
 }
 
+/// What waits for a paused node: a message (or fault) event, or a timer that came due.
+enum Held {
+    Event(Event),
+    Timer(u32),
+}
+
+/// A timer. Timer events are queued inline (the queue entry holds this slot's index, no slab
+/// slot), so a slot stays taken until its queue entry is gone: cancelling only marks it, and
+/// firing, a cancelled entry reaching the front or a purge frees it.
 struct TimerSlot {
+    /// Bumped when the timer fires or is cancelled, so an old `TimerId` no longer matches.
     generation: u32,
+    /// Armed: neither fired nor cancelled.
+    live: bool,
+    node: NodeId,
     incarnation: u32,
     tag: u64,
 }
@@ -294,6 +303,8 @@ impl Ctx<'_> {
             None => {
                 self.io.timers.push(TimerSlot {
                     generation: 0,
+                    live: false,
+                    node: self.me,
                     incarnation,
                     tag,
                 });
@@ -301,6 +312,8 @@ impl Ctx<'_> {
             }
         };
         let t = &mut self.io.timers[slot as usize];
+        t.live = true;
+        t.node = self.me;
         t.incarnation = incarnation;
         t.tag = tag;
         let id = TimerId {
@@ -308,7 +321,7 @@ impl Ctx<'_> {
             generation: t.generation,
         };
         let at = self.io.now.after(after);
-        self.io.push(at, Event::Timer { node: self.me, id });
+        self.io.queue.push_inline(at.0, slot);
         id
     }
 
@@ -376,14 +389,14 @@ impl Io {
         self.queue.push(at.0, ev);
     }
 
-    /// Free a timer slot; false if it was already free. Bumping the generation makes any event
-    /// still queued for it stale.
+    /// Disarm a timer; false if it already fired or was cancelled. Its queue entry stays (and
+    /// keeps the slot) until it reaches the front or a purge drops it.
     #[inline]
     fn release_timer(&mut self, id: TimerId) -> bool {
         let t = &mut self.timers[id.slot as usize];
-        if t.generation == id.generation {
+        if t.live && t.generation == id.generation {
+            t.live = false;
             t.generation = t.generation.wrapping_add(1);
-            self.free_timers.push(id.slot);
             true
         } else {
             false
@@ -396,11 +409,17 @@ impl Io {
     /// keeps it within twice the live events at amortised O(1) per cancel. The order of the
     /// remaining events is their (time, sequence) key, so purging changes no outcome.
     fn purge_cancelled(&mut self) {
-        let timers = &self.timers;
-        self.queue.retain(|ev| match ev {
-            Event::Timer { id, .. } => timers[id.slot as usize].generation == id.generation,
-            Event::Deliver { .. } | Event::FaultStart(_) | Event::FaultEnd(_) => true,
-        });
+        let (timers, free) = (&self.timers, &mut self.free_timers);
+        self.queue.retain(
+            |_| true,
+            |slot| {
+                let live = timers[slot as usize].live;
+                if !live {
+                    free.push(slot);
+                }
+                live
+            },
+        );
         self.cancelled_in_queue = 0;
     }
 }
@@ -435,7 +454,7 @@ pub struct World<N: Node> {
     io: Io,
     faults: Vec<Fault>,
     /// Per node: the events that reached it while it was paused, in arrival order.
-    held: Vec<Vec<Event>>,
+    held: Vec<Vec<Held>>,
     held_len: usize,
     events: u64,
     digest: u64,
@@ -493,11 +512,14 @@ impl<N: Node> World<N> {
         for i in 0..self.nodes.len() {
             self.with_node(NodeId(i as u32), |node, ctx| node.on_start(ctx));
         }
-        while let Some((t, ev)) = self.io.queue.pop() {
+        while let Some((t, popped)) = self.io.queue.pop() {
             if t > end.0 {
                 break;
             }
-            self.step(SimTime(t), ev);
+            match popped {
+                Popped::Item(ev) => self.step(SimTime(t), ev),
+                Popped::Inline(slot) => self.timer(SimTime(t), slot),
+            }
             if let Some(e) = self.io.error.take() {
                 return Err(e);
             }
@@ -506,20 +528,59 @@ impl<N: Node> World<N> {
         Ok(self.finish(now))
     }
 
-    fn step(&mut self, t: SimTime, ev: Event) {
+    #[inline]
+    fn advance(&mut self, t: SimTime) {
         assert!(
             t >= self.io.now,
             "time went back from {:?} to {t:?}",
             self.io.now
         );
         self.io.now = t;
-        if let Event::Timer { id, .. } = &ev
-            && self.io.timers[id.slot as usize].generation != id.generation
-        {
+    }
+
+    /// The timer in `slot` reached the front of the queue at `t`.
+    fn timer(&mut self, t: SimTime, slot: u32) {
+        self.advance(t);
+        let timer = &mut self.io.timers[slot as usize];
+        let (live, node, incarnation, tag) = (timer.live, timer.node, timer.incarnation, timer.tag);
+        let id = TimerId {
+            slot,
+            generation: timer.generation,
+        };
+        // Its queue entry is gone: the slot is free again, and an old id no longer matches.
+        timer.live = false;
+        timer.generation = timer.generation.wrapping_add(1);
+        self.io.free_timers.push(slot);
+        if !live {
             // A cancelled timer's event reached the front before a purge did: not an event.
             self.io.cancelled_in_queue = self.io.cancelled_in_queue.saturating_sub(1);
             return;
         }
+        self.events += 1;
+        if self.over_limit(t) {
+            return;
+        }
+        if self.io.paused[node.idx()] > 0 {
+            // A paused node's timer fires late: it stays armed, in its slot, until the pause
+            // ends and it is queued again.
+            let timer = &mut self.io.timers[slot as usize];
+            timer.live = true;
+            timer.generation = id.generation;
+            if self.io.free_timers.last() == Some(&slot) {
+                self.io.free_timers.pop();
+            }
+            self.hold(node, Held::Timer(slot));
+            return;
+        }
+        // Timers set before a crash belong to the old incarnation and die with it.
+        if incarnation == self.io.incarnation[node.idx()] && self.io.is_up(node) {
+            self.trace(t, node.0 as u64, 2);
+            self.with_node(node, |n, ctx| n.on_timer(ctx, id, tag));
+        }
+    }
+
+    fn step(&mut self, t: SimTime, ev: Event) {
+        self.advance(t);
         self.events += 1;
         if self.over_limit(t) {
             return;
@@ -530,27 +591,12 @@ impl<N: Node> World<N> {
                     && self.io.is_up(to)
                     && self.io.network.connected(from, to)
                 {
-                    self.hold(to, Event::Deliver { to, from, msg });
+                    self.hold(to, Held::Event(Event::Deliver { to, from, msg }));
                     return;
                 }
                 self.trace(t, to.0 as u64, 1);
                 if self.io.is_up(to) && self.io.network.connected(from, to) {
                     self.with_node(to, |node, ctx| node.on_message(ctx, from, msg));
-                }
-            }
-            Event::Timer { node, id } if self.io.paused[node.idx()] > 0 => {
-                // A paused node's timer fires late: keep its slot until the pause ends.
-                self.hold(node, Event::Timer { node, id });
-            }
-            Event::Timer { node, id } => {
-                let slot = &self.io.timers[id.slot as usize];
-                let current = slot.incarnation == self.io.incarnation[node.idx()];
-                let tag = slot.tag;
-                self.io.release_timer(id);
-                // Timers set before a crash belong to the old incarnation and die with it.
-                if current && self.io.is_up(node) {
-                    self.trace(t, node.0 as u64, 2);
-                    self.with_node(node, |n, ctx| n.on_timer(ctx, id, tag));
                 }
             }
             Event::FaultStart(i) => {
@@ -723,7 +769,7 @@ impl<N: Node> World<N> {
     }
 
     /// Keep an event for a paused node until it resumes.
-    fn hold(&mut self, id: NodeId, ev: Event) {
+    fn hold(&mut self, id: NodeId, ev: Held) {
         self.held[id.idx()].push(ev);
         self.held_len += 1;
     }
@@ -738,8 +784,11 @@ impl<N: Node> World<N> {
         let now = self.io.now;
         let held = std::mem::take(&mut self.held[i]);
         self.held_len -= held.len();
-        for ev in held {
-            self.io.push(now, ev);
+        for h in held {
+            match h {
+                Held::Event(ev) => self.io.push(now, ev),
+                Held::Timer(slot) => self.io.queue.push_inline(now.0, slot),
+            }
         }
     }
 
@@ -748,9 +797,13 @@ impl<N: Node> World<N> {
     fn drop_held(&mut self, id: NodeId) {
         let held = std::mem::take(&mut self.held[id.idx()]);
         self.held_len -= held.len();
-        for ev in held {
-            if let Event::Timer { id, .. } = ev {
-                self.io.release_timer(id);
+        for h in held {
+            if let Held::Timer(slot) = h {
+                // Out of the queue and dead with the old incarnation: free the slot.
+                let timer = &mut self.io.timers[slot as usize];
+                timer.live = false;
+                timer.generation = timer.generation.wrapping_add(1);
+                self.io.free_timers.push(slot);
             }
         }
     }

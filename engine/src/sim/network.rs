@@ -9,7 +9,7 @@
 use super::message::NodeId;
 use super::rng::SimRng;
 use super::time::SimDuration;
-use crate::dist::Dist;
+use crate::dist::{Dist, Sampler};
 use std::collections::BTreeMap;
 
 /// Latency and loss of one directed link.
@@ -58,7 +58,31 @@ pub struct LinkChange {
     pub loss: Option<f64>,
 }
 
-impl LinkChange {
+/// A link as the network draws from it.
+struct Link {
+    latency: Sampler,
+    loss: f64,
+}
+
+impl From<LinkModel> for Link {
+    fn from(m: LinkModel) -> Link {
+        Link {
+            latency: Sampler::new(m.latency),
+            loss: m.loss,
+        }
+    }
+}
+
+/// A [`LinkChange`] as the network draws from it.
+struct ActiveChange {
+    fault: usize,
+    from: Vec<bool>,
+    to: Vec<bool>,
+    latency: Option<Sampler>,
+    loss: Option<f64>,
+}
+
+impl ActiveChange {
     #[inline]
     fn applies(&self, from: NodeId, to: NodeId) -> bool {
         (self.from.is_empty() || self.from[from.idx()]) && (self.to.is_empty() || self.to[to.idx()])
@@ -67,10 +91,10 @@ impl LinkChange {
 
 /// The network of one run.
 pub struct Network {
-    default: LinkModel,
-    links: BTreeMap<(NodeId, NodeId), LinkModel>,
+    default: Link,
+    links: BTreeMap<(NodeId, NodeId), Link>,
     cuts: Vec<Cut>,
-    changes: Vec<LinkChange>,
+    changes: Vec<ActiveChange>,
     rng: SimRng,
 }
 
@@ -82,8 +106,8 @@ impl Network {
         rng: SimRng,
     ) -> Self {
         Network {
-            default,
-            links,
+            default: default.into(),
+            links: links.into_iter().map(|(k, v)| (k, v.into())).collect(),
             cuts: Vec::new(),
             changes: Vec::new(),
             rng,
@@ -145,7 +169,13 @@ impl Network {
 
     /// Change latency or loss on some links until [`Network::remove_change`].
     pub fn add_change(&mut self, change: LinkChange) {
-        self.changes.push(change);
+        self.changes.push(ActiveChange {
+            fault: change.fault,
+            from: change.from,
+            to: change.to,
+            latency: change.latency.map(Sampler::new),
+            loss: change.loss,
+        });
     }
 
     /// Undo the change that `fault` installed.

@@ -22,11 +22,24 @@
 //! only when every bucket below it is empty, so each receiving bucket gets a subsequence of an
 //! ordered bucket. `now` holds one time only, so its front is the next (time, sequence) event.
 
-/// An entry: the event's time and the slab slot holding the event.
+/// An entry: the event's time, and the slab slot holding the event or (with [`INLINE`] set)
+/// a caller's 31-bit token that needs no slab slot.
 #[derive(Clone, Copy)]
 struct Entry {
     time: u64,
     slot: u32,
+}
+
+/// Marks an entry whose `slot` is an inline token rather than a slab slot.
+const INLINE: u32 = 1 << 31;
+
+/// What [`EventQueue::pop`] hands back.
+#[derive(Debug, PartialEq)]
+pub enum Popped<T> {
+    /// An event pushed with [`EventQueue::push`].
+    Item(T),
+    /// A token pushed with [`EventQueue::push_inline`].
+    Inline(u32),
 }
 
 /// Bits of time per level: a bucket is (level, digit), 64 digits per level.
@@ -52,8 +65,12 @@ pub struct EventQueue<T> {
     slab: Vec<Option<T>>,
     free: Vec<u32>,
     len: usize,
-    /// Reused when a bucket is spread, so spreading does not allocate.
-    spare: Vec<Entry>,
+    /// Emptied buckets' vectors by level, handed to buckets of the same level that become
+    /// non-empty: capacity kept in every bucket ever used would grow with simulated time
+    /// (there are 704 of them), allocating a fresh vector each time would allocate in steady
+    /// state, and one pool for all levels would let the large vectors of far-future buckets
+    /// end up in every small near one.
+    pool: [Vec<Vec<Entry>>; LEVELS],
 }
 
 /// How many events ahead of the one taken out the queue asks the CPU to fetch: with many
@@ -109,7 +126,7 @@ impl<T> EventQueue<T> {
             slab: Vec::with_capacity(n),
             free: Vec::with_capacity(n),
             len: 0,
-            spare: Vec::new(),
+            pool: std::array::from_fn(|_| Vec::new()),
         }
     }
 
@@ -129,10 +146,29 @@ impl<T> EventQueue<T> {
             }
             None => {
                 self.slab.push(Some(item));
-                u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 pending events")
+                let s = self.slab.len() - 1;
+                assert!(s < INLINE as usize, "fewer than 2^31 pending events");
+                s as u32
             }
         };
         self.place(Entry { time, slot });
+        self.len += 1;
+    }
+
+    /// Schedule a bare `token` (below 2^31) at `time`: for events small enough to need no
+    /// slab slot (the caller keeps what the token means, e.g. a timer table index).
+    #[inline]
+    pub fn push_inline(&mut self, time: u64, token: u32) {
+        assert!(
+            time >= self.last,
+            "event scheduled at {time} ns, before the current time {} ns",
+            self.last
+        );
+        debug_assert!(token < INLINE);
+        self.place(Entry {
+            time,
+            slot: token | INLINE,
+        });
         self.len += 1;
     }
 
@@ -141,7 +177,13 @@ impl<T> EventQueue<T> {
         match bucket_of(e.time, self.last) {
             None => self.now.push(e),
             Some((p, d)) => {
-                self.levels[p][d].push(e);
+                let bucket = &mut self.levels[p][d];
+                if bucket.capacity() == 0
+                    && let Some(v) = self.pool[p].pop()
+                {
+                    *bucket = v;
+                }
+                bucket.push(e);
                 self.occupied[p] |= 1 << d;
                 self.occupied_levels |= 1 << p;
             }
@@ -150,7 +192,7 @@ impl<T> EventQueue<T> {
 
     /// Remove and return the earliest event with its time.
     #[inline]
-    pub fn pop(&mut self) -> Option<(u64, T)> {
+    pub fn pop(&mut self) -> Option<(u64, Popped<T>)> {
         if self.head == self.now.len() && !self.refill() {
             return None;
         }
@@ -160,11 +202,14 @@ impl<T> EventQueue<T> {
         }
         self.head += 1;
         self.len -= 1;
+        if e.slot & INLINE != 0 {
+            return Some((e.time, Popped::Inline(e.slot & !INLINE)));
+        }
         self.free.push(e.slot);
         let item = self.slab[e.slot as usize]
             .take()
             .expect("a queued slot holds an item");
-        Some((e.time, item))
+        Some((e.time, Popped::Item(item)))
     }
 
     /// The entries at time `last` are used up: take the earliest bucket, make its smallest time
@@ -182,14 +227,14 @@ impl<T> EventQueue<T> {
         if self.occupied[p] == 0 {
             self.occupied_levels &= !(1 << p);
         }
-        let mut from = std::mem::replace(&mut self.levels[p][d], std::mem::take(&mut self.spare));
+        let mut from = std::mem::take(&mut self.levels[p][d]);
         self.last = from.iter().map(|e| e.time).min().expect("non-empty bucket");
         // Every entry here shares the digits above `p` with the new `last`, so each lands on a
         // lower level (or in `now`), keeping its order relative to the others.
         for e in from.drain(..) {
             self.place(e);
         }
-        self.spare = from;
+        self.pool[p].push(from);
         for e in self.now.iter().take(PREFETCH_AHEAD) {
             prefetch(&self.slab, e.slot);
         }
@@ -204,14 +249,24 @@ impl<T> EventQueue<T> {
         Some(self.now[self.head].time)
     }
 
-    /// Keep only the events for which `keep` is true (the order of the rest is unchanged:
-    /// `Vec::retain` keeps each bucket's order).
-    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+    /// Keep only the events for which `keep` is true and the inline tokens for which
+    /// `keep_inline` is (the order of the rest is unchanged: `Vec::retain` keeps each bucket's
+    /// order).
+    pub fn retain(
+        &mut self,
+        mut keep: impl FnMut(&T) -> bool,
+        mut keep_inline: impl FnMut(u32) -> bool,
+    ) {
         let head = std::mem::take(&mut self.head);
         self.now.drain(..head);
         let (slab, free) = (&mut self.slab, &mut self.free);
         let mut removed = 0;
         let mut keep_entry = |e: &Entry| {
+            if e.slot & INLINE != 0 {
+                let kept = keep_inline(e.slot & !INLINE);
+                removed += usize::from(!kept);
+                return kept;
+            }
             let slot = &mut slab[e.slot as usize];
             let kept = keep(slot.as_ref().expect("a queued slot holds an item"));
             if !kept {
@@ -261,11 +316,27 @@ mod tests {
         q.push(5, "d");
         q.push(1, "b");
         q.push(u64::MAX, "z");
+        q.push_inline(5, 7);
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        use Popped::{Inline, Item};
         assert_eq!(
             order,
-            vec![(1, "a"), (1, "b"), (5, "c"), (5, "d"), (u64::MAX, "z")]
+            vec![
+                (1, Item("a")),
+                (1, Item("b")),
+                (5, Item("c")),
+                (5, Item("d")),
+                (5, Inline(7)),
+                (u64::MAX, Item("z"))
+            ]
         );
+    }
+
+    fn seq_of((t, p): (u64, Popped<u64>)) -> (u64, u64) {
+        match p {
+            Popped::Item(s) => (t, s),
+            Popped::Inline(s) => (t, s as u64),
+        }
     }
 
     /// The order of a binary heap on (time, sequence), which the radix heap must reproduce
@@ -287,22 +358,26 @@ mod tests {
                 // Spans from "same instant" to far ahead, to cross every bucket.
                 let shift = next() % 40;
                 let t = now + ((next() >> 24) >> shift) % (1 << (40 - shift));
-                q.push(t, seq);
+                if seq.is_multiple_of(3) {
+                    q.push_inline(t, (seq % (1 << 31)) as u32);
+                } else {
+                    q.push(t, seq);
+                }
                 reference.push(std::cmp::Reverse((t, seq)));
                 seq += 1;
             } else {
                 let std::cmp::Reverse(want) = reference.pop().expect("non-empty");
-                assert_eq!(q.pop(), Some(want), "round {round}");
+                assert_eq!(q.pop().map(seq_of), Some(want), "round {round}");
                 now = want.0;
             }
             if round % 50_000 == 49_999 {
-                q.retain(|s| s % 7 != 0);
+                q.retain(|s| s % 7 != 0, |s| s % 7 != 0);
                 reference.retain(|std::cmp::Reverse((_, s))| s % 7 != 0);
             }
             assert_eq!(q.len(), reference.len());
         }
         while let Some(std::cmp::Reverse(want)) = reference.pop() {
-            assert_eq!(q.pop(), Some(want));
+            assert_eq!(q.pop().map(seq_of), Some(want));
         }
         assert_eq!(q.pop(), None);
     }

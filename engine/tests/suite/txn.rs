@@ -61,7 +61,11 @@ fn without_faults_messages_lock_hold_and_latency_match_hand_counts() {
         );
         let r = run_text(&text);
         let v = &r.variants[0];
-        assert_eq!(v.errors.get("aborted").copied().unwrap_or(0), 0, "{protocol}");
+        assert_eq!(
+            v.errors.get("aborted").copied().unwrap_or(0),
+            0,
+            "{protocol}"
+        );
         assert_eq!(violations(v), 0.0);
         let c = &v.components["txn-checker"];
         assert!(
