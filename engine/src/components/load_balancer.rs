@@ -213,6 +213,8 @@ pub struct LoadBalancer {
     rng: SimRng,
     pending: CallTable<Pending>,
     candidates: Vec<u32>,
+    /// The topology epoch `candidates` was computed at (`None`: recompute).
+    candidates_epoch: Option<u64>,
     unreachable: u64,
     timeouts: u64,
     guards: Option<Box<Guards>>,
@@ -243,6 +245,7 @@ impl LoadBalancer {
             rng: b.rng("choices"),
             pending: CallTable::default(),
             candidates: Vec::new(),
+            candidates_epoch: None,
             unreachable: 0,
             timeouts: 0,
             guards: None,
@@ -470,7 +473,15 @@ impl LoadBalancer {
         }
     }
 
+    /// The backends a request may go to, in `candidates`. Without health checks or breakers
+    /// the list only changes with the topology, so it is kept until a fault starts or ends
+    /// (a large pool would otherwise be scanned for every request).
     fn collect_reachable(&mut self, ctx: &Ctx<'_>) {
+        let epoch = ctx.topology_epoch();
+        if self.guards.is_none() && self.candidates_epoch == Some(epoch) {
+            return;
+        }
+        self.candidates_epoch = self.guards.is_none().then_some(epoch);
         self.candidates.clear();
         let usable = self.guards.as_ref().map(|g| &g.usable);
         for (i, &b) in self.backends.iter().enumerate() {

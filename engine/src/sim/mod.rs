@@ -218,6 +218,8 @@ struct TimerSlot {
 /// Everything except the nodes themselves: what a [`Ctx`] gives access to.
 struct Io {
     now: SimTime,
+    /// Bumped whenever a fault starts or ends: only then can reachability change.
+    topology_epoch: u64,
     queue: EventQueue<Event>,
     timers: Vec<TimerSlot>,
     free_timers: Vec<u32>,
@@ -292,6 +294,14 @@ impl Ctx<'_> {
     #[inline]
     pub fn reachable(&self, to: NodeId) -> bool {
         self.io.is_up(to) && self.io.network.connected(self.me, to)
+    }
+
+    /// A number that changes whenever reachability may have changed (a fault started or
+    /// ended). A node may cache what it computed from [`Ctx::reachable`] while it stays the
+    /// same, instead of asking again for every request.
+    #[inline]
+    pub fn topology_epoch(&self) -> u64 {
+        self.io.topology_epoch
     }
 
     /// Call [`Node::on_timer`] with `tag` after `after`.
@@ -474,6 +484,7 @@ impl<N: Node> World<N> {
     ) -> Self {
         let n = nodes.len();
         let mut io = Io {
+            topology_epoch: 0,
             now: SimTime::ZERO,
             queue: EventQueue::with_capacity(1024),
             timers: Vec::new(),
@@ -660,6 +671,7 @@ impl<N: Node> World<N> {
     }
 
     fn fault(&mut self, i: usize, start: bool) {
+        self.io.topology_epoch += 1;
         let action = self.faults[i].action.clone();
         match action {
             FaultAction::Crash(nodes) => {
