@@ -399,6 +399,16 @@ impl Io {
         self.queue.push(at.0, ev);
     }
 
+    /// A timer's queue entry is gone (fired, dropped or purged): its slot is free again, and an
+    /// old `TimerId` for it no longer matches.
+    #[inline]
+    fn free_timer_slot(&mut self, slot: u32) {
+        let t = &mut self.timers[slot as usize];
+        t.live = false;
+        t.generation = t.generation.wrapping_add(1);
+        self.free_timers.push(slot);
+    }
+
     /// Disarm a timer; false if it already fired or was cancelled. Its queue entry stays (and
     /// keeps the slot) until it reaches the front or a purge drops it.
     #[inline]
@@ -552,37 +562,31 @@ impl<N: Node> World<N> {
     /// The timer in `slot` reached the front of the queue at `t`.
     fn timer(&mut self, t: SimTime, slot: u32) {
         self.advance(t);
-        let timer = &mut self.io.timers[slot as usize];
+        let timer = &self.io.timers[slot as usize];
         let (live, node, incarnation, tag) = (timer.live, timer.node, timer.incarnation, timer.tag);
         let id = TimerId {
             slot,
             generation: timer.generation,
         };
-        // Its queue entry is gone: the slot is free again, and an old id no longer matches.
-        timer.live = false;
-        timer.generation = timer.generation.wrapping_add(1);
-        self.io.free_timers.push(slot);
         if !live {
             // A cancelled timer's event reached the front before a purge did: not an event.
+            self.io.free_timer_slot(slot);
             self.io.cancelled_in_queue = self.io.cancelled_in_queue.saturating_sub(1);
             return;
         }
         self.events += 1;
         if self.over_limit(t) {
+            self.io.free_timer_slot(slot);
             return;
         }
         if self.io.paused[node.idx()] > 0 {
             // A paused node's timer fires late: it stays armed, in its slot, until the pause
             // ends and it is queued again.
-            let timer = &mut self.io.timers[slot as usize];
-            timer.live = true;
-            timer.generation = id.generation;
-            if self.io.free_timers.last() == Some(&slot) {
-                self.io.free_timers.pop();
-            }
             self.hold(node, Held::Timer(slot));
             return;
         }
+        // Its queue entry is gone: the slot is free again, and an old id no longer matches.
+        self.io.free_timer_slot(slot);
         // Timers set before a crash belong to the old incarnation and die with it.
         if incarnation == self.io.incarnation[node.idx()] && self.io.is_up(node) {
             self.trace(t, node.0 as u64, 2);
@@ -812,10 +816,7 @@ impl<N: Node> World<N> {
         for h in held {
             if let Held::Timer(slot) = h {
                 // Out of the queue and dead with the old incarnation: free the slot.
-                let timer = &mut self.io.timers[slot as usize];
-                timer.live = false;
-                timer.generation = timer.generation.wrapping_add(1);
-                self.io.free_timers.push(slot);
+                self.io.free_timer_slot(slot);
             }
         }
     }
