@@ -5,8 +5,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-cargo build --release --quiet -p archsim -p archsim-benches
-phold=./target/release/phold
+cargo build --release --quiet -p archsim && cargo build --release --quiet -p archsim-benches --example phold
+phold=./target/release/examples/phold
 events=3000000
 cost() { "$phold" "$1" "$2" "$3" "$events" | sed -E 's/.*ns\/event=([0-9.]+).*/\1/'; }
 
