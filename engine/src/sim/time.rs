@@ -62,7 +62,10 @@ impl SimDuration {
         } else if ns >= u64::MAX as f64 {
             SimDuration(u64::MAX)
         } else {
-            SimDuration(libm::round(ns) as u64)
+            // Round half away from zero, as `libm::round`, without its call: below 2^53 the
+            // fraction `ns - trunc(ns)` is exact; above, `ns` is already an integer.
+            let t = ns as u64;
+            SimDuration(t + u64::from(ns - t as f64 >= 0.5))
         }
     }
 
@@ -210,6 +213,27 @@ impl schemars::JsonSchema for SimDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_nanos_rounds_as_libm_round() {
+        let mut x = 0.25f64;
+        let mut cases = vec![
+            0.5,
+            1.5,
+            2.5,
+            0.49999999999999994,
+            4503599627370495.5,
+            9.1e18,
+        ];
+        while x < 1.8e19 {
+            cases.extend([x, x + 0.5, x - 0.5, x * 1.0000001, x * 0.9999999]);
+            x *= 1.37;
+        }
+        for ns in cases {
+            let want = libm::round(ns) as u64;
+            assert_eq!(SimDuration::from_nanos_f64(ns), SimDuration(want), "{ns}");
+        }
+    }
 
     #[test]
     fn parses_units_exactly() {
