@@ -3,7 +3,10 @@
 //! Sampling goes through the pure-Rust `libm` crate rather than the platform's `ln`/`exp`/`pow`
 //! (which `rand_distr` uses): those differ in the last bit between FMA and non-FMA code paths,
 //! and a run must give the same bytes on every machine. Each sampler is an inverse transform
-//! or a textbook method over [`RandomSource::uniform`].
+//! or a textbook method over [`RandomSource::uniform`]; normal and exponential draws (latencies,
+//! service times, Poisson gaps: most draws of a run) use the ziggurat method (see [`ziggurat`]),
+//! which needs no logarithm or cosine for 98.8% and 98.9% of the draws, and the log-normal's
+//! `exp` is a table-driven one (see [`exp`]) that is also pure arithmetic.
 
 use crate::sim::rng::RandomSource;
 use crate::sim::time::SimDuration;
@@ -62,14 +65,14 @@ impl Dist {
     pub fn sample<R: RandomSource>(&self, rng: &mut R) -> SimDuration {
         let ns = match self {
             Dist::Constant(d) => return *d,
-            Dist::Exponential { mean } => -(mean.0 as f64) * libm::log(rng.uniform_open0()),
+            Dist::Exponential { mean } => mean.0 as f64 * standard_exponential(rng),
             Dist::Uniform { low, high } => low.0 as f64 + (high.0 - low.0) as f64 * rng.uniform(),
             Dist::Normal { mean, std_dev } => {
                 truncated_normal(mean.0 as f64, std_dev.0 as f64, rng)
             }
             Dist::LogNormal { median, p99 } => {
                 let (mu, sigma) = lognormal_params(*median, *p99);
-                libm::exp(mu + sigma * standard_normal(rng))
+                exp::exp(mu + sigma * standard_normal(rng))
             }
             Dist::Pareto { scale, shape } => {
                 scale.0 as f64 * libm::pow(rng.uniform_open0(), -1.0 / shape)
@@ -168,7 +171,7 @@ impl Sampler {
         match &self.dist {
             Dist::LogNormal { .. } => {
                 let (mu, sigma) = self.lognormal;
-                SimDuration::from_nanos_f64(libm::exp(mu + sigma * standard_normal(rng)))
+                SimDuration::from_nanos_f64(exp::exp(mu + sigma * standard_normal(rng)))
             }
             d => d.sample(rng),
         }
@@ -181,12 +184,16 @@ fn lognormal_params(median: SimDuration, p99: SimDuration) -> (f64, f64) {
     (mu, sigma)
 }
 
-/// A standard normal draw by the Box–Muller transform (one of the pair is used, so that
-/// each draw consumes a fixed number of uniforms and streams stay aligned).
-fn standard_normal<R: RandomSource>(rng: &mut R) -> f64 {
-    let u1 = rng.uniform_open0();
-    let u2 = rng.uniform();
-    libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(std::f64::consts::TAU * u2)
+/// A standard normal draw (mean 0, variance 1), by the ziggurat method.
+#[inline]
+pub fn standard_normal<R: RandomSource>(rng: &mut R) -> f64 {
+    ziggurat::normal(rng)
+}
+
+/// A standard exponential draw (mean 1), by the ziggurat method.
+#[inline]
+pub fn standard_exponential<R: RandomSource>(rng: &mut R) -> f64 {
+    ziggurat::exponential(rng)
 }
 
 /// Normal truncated at zero by rejection; validation keeps the mean non-negative, so at least
@@ -200,6 +207,9 @@ fn truncated_normal<R: RandomSource>(mean: f64, sd: f64, rng: &mut R) -> f64 {
     }
     0.0
 }
+
+mod exp;
+mod ziggurat;
 
 #[cfg(test)]
 mod tests {
@@ -286,6 +296,49 @@ mod tests {
         let p99 = v[99_000] as f64 / 1e6;
         assert!((p50 - 1.0).abs() < 0.03, "p50 {p50}");
         assert!((p99 - 5.0).abs() < 0.3, "p99 {p99}");
+    }
+
+    /// Log-normal draws (ziggurat normal, table `exp`) against theory: mean, variance and
+    /// quantiles exp(mu + sigma z_p), over a million draws of the prepared sampler.
+    #[test]
+    fn lognormal_moments_and_quantiles_match_theory() {
+        let d = Dist::LogNormal {
+            median: SimDuration(200_000),
+            p99: ms(1),
+        };
+        let (mu, sigma) = lognormal_params(SimDuration(200_000), ms(1));
+        let sampler = Sampler::new(d);
+        let mut rng = SimRng::derive(5, "lognormal");
+        let n = 1_000_000;
+        let mut v: Vec<f64> = (0..n).map(|_| sampler.sample(&mut rng).0 as f64).collect();
+        let mean = v.iter().sum::<f64>() / n as f64;
+        let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64;
+        let want_mean = libm::exp(mu + sigma * sigma / 2.0);
+        let want_var = (libm::exp(sigma * sigma) - 1.0) * libm::exp(2.0 * mu + sigma * sigma);
+        assert!(
+            (mean / want_mean - 1.0).abs() < 0.005,
+            "mean {mean} vs {want_mean}"
+        );
+        assert!(
+            (var / want_var - 1.0).abs() < 0.03,
+            "variance {var} vs {want_var}"
+        );
+        v.sort_unstable_by(f64::total_cmp);
+        // Standard normal quantiles z_p.
+        for (p, z) in [
+            (0.01, -Z_99),
+            (0.1, -1.281_551_565_544_6),
+            (0.25, -0.674_489_750_196_08),
+            (0.5, 0.0),
+            (0.75, 0.674_489_750_196_08),
+            (0.9, 1.281_551_565_544_6),
+            (0.99, Z_99),
+            (0.999, 3.090_232_306_167_8),
+        ] {
+            let got = v[(p * n as f64) as usize];
+            let want = libm::exp(mu + sigma * z);
+            assert!((got / want - 1.0).abs() < 0.01, "p{p}: {got} vs {want}");
+        }
     }
 
     #[test]

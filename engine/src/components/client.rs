@@ -184,7 +184,7 @@ impl Arrival {
     pub fn gap(&self, rng: &mut SimRng, now: SimTime, stop_at: SimTime) -> SimDuration {
         match *self {
             Arrival::Poisson { rate } => {
-                SimDuration::from_secs_f64(-libm::log(rng.uniform_open0()) / rate)
+                SimDuration::from_secs_f64(crate::dist::standard_exponential(rng) / rate)
             }
             Arrival::Constant { rate } => SimDuration::from_secs_f64(1.0 / rate),
             Arrival::Closed { ref think_time, .. } => think_time.sample(rng),
@@ -206,7 +206,8 @@ impl Arrival {
                         (rate, SimTime(t.0 - into + every.0))
                     };
                     if r > 0.0 {
-                        let gap = SimDuration::from_secs_f64(-libm::log(rng.uniform_open0()) / r);
+                        let gap =
+                            SimDuration::from_secs_f64(crate::dist::standard_exponential(rng) / r);
                         if t.after(gap) < boundary {
                             return t.after(gap).since(now);
                         }

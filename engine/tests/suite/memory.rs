@@ -126,7 +126,11 @@ fn events_do_not_allocate_in_steady_state() {
     // 5.4 million more), the same model. Building the world, growing tables and the queue's
     // buckets to their working size and summarising the results allocate; an event does not,
     // so the longer run may only allocate a little more where a rarer peak (of requests in
-    // flight, or of one queue bucket) grows a vector once more. Measured: 628 and 628.
+    // flight, or of one of the queue's pooled bucket vectors) grows a vector once more. How
+    // many such growths happen depends on the draws, not on the number of events: measured
+    // 628 and 628 with the Box–Muller samplers; 630 and 727 with the ziggurat ones, and 709
+    // for a 480 s run (28.8 million events). One allocation per event would add millions;
+    // the bound allows one per 20,000 extra events.
     let short = heap_use(10_000.0, 30, "3s");
     let long = heap_use(10_000.0, 120, "12s");
     eprintln!(
@@ -135,7 +139,7 @@ fn events_do_not_allocate_in_steady_state() {
     );
     assert!(long.events > short.events * 3);
     assert!(
-        long.allocations <= short.allocations + 10,
+        long.allocations <= short.allocations + (long.events - short.events) / 20_000,
         "allocations grew from {} ({} events) to {} ({} events): something allocates per event",
         short.allocations,
         short.events,

@@ -50,8 +50,10 @@ fn the_cp_store_stays_linearizable_and_the_ap_store_does_not_over_seeds() {
             windows[0].what.contains("not linearizable"),
             "seed {seed}: {windows:?}"
         );
-        // Stale reads only come from the partition: none before it began at 4 s.
-        assert!(windows.iter().all(|w| w.at_s >= 4.0), "seed {seed}");
+        // Stale reads only come from the partition: a violation starts with an operation
+        // still in flight when it began at 4 s, so at most one client timeout (200 ms) before
+        // (seed 2 has one from a write issued at 3.998 s, acknowledged at 4.002 s).
+        assert!(windows.iter().all(|w| w.at_s >= 3.8), "seed {seed}");
     }
 }
 
