@@ -1,8 +1,8 @@
 """The end-to-end benchmark model (scenarios/bench-p2c.ron) in SimPy, written the textbook way.
 
 Users send Poisson arrivals at 5600/s; each request is one process: network hop to the load
-balancer, which picks the less loaded of two random servers (power of two choices) by requests
-outstanding, network hop to that server, a `simpy.Resource` (one worker) with an exponential
+balancer, which picks the less loaded of two distinct random servers (power of two choices)
+by requests outstanding, network hop to that server, a `simpy.Resource` (one worker) with an exponential
 1 ms service time, then the hops back. Network latency is log-normal (median 200 us, p99 1 ms).
 Prints the request count, mean latency and wall time per request.
 """
@@ -28,8 +28,10 @@ def latency(rng):
 def request(env, rng, servers, outstanding, latencies):
     start = env.now
     yield env.timeout(latency(rng))  # client -> load balancer
-    a, b = rng.randrange(SERVERS), rng.randrange(SERVERS)
-    s = a if outstanding[a] <= outstanding[b] else b
+    # Two distinct servers, as archsim's PowerOfTwoChoices picks them; ties go to the first.
+    a = rng.randrange(SERVERS)
+    b = (a + 1 + rng.randrange(SERVERS - 1)) % SERVERS
+    s = b if outstanding[b] < outstanding[a] else a
     outstanding[s] += 1
     yield env.timeout(latency(rng))  # load balancer -> server
     with servers[s].request() as slot:
