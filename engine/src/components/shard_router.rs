@@ -167,7 +167,10 @@ fn validate_splits(splits: &[u64], shards: usize, v: &mut Validator, at: &Path) 
         v.error(
             at,
             format!("{} split points for {shards} shards", splits.len()),
-            format!("expected {} split points (one between each pair of shards)", shards.max(1) - 1),
+            format!(
+                "expected {} split points (one between each pair of shards)",
+                shards.max(1) - 1
+            ),
         );
     }
     for (i, w) in splits.windows(2).enumerate() {
@@ -205,10 +208,12 @@ impl KeyMap {
         let n = names.len().max(1) as u64;
         match strategy {
             ShardStrategy::Hash => KeyMap::Hash(n),
-            ShardStrategy::Range { splits, key_count } => KeyMap::Range(match (splits, key_count) {
-                (Some(s), _) => s.clone(),
-                (None, count) => equal_splits(count.unwrap_or(n), n),
-            }),
+            ShardStrategy::Range { splits, key_count } => {
+                KeyMap::Range(match (splits, key_count) {
+                    (Some(s), _) => s.clone(),
+                    (None, count) => equal_splits(count.unwrap_or(n), n),
+                })
+            }
             ShardStrategy::ConsistentHash { vnodes } => KeyMap::Ring(ring(names, *vnodes)),
         }
     }
@@ -277,9 +282,7 @@ pub fn moved_fraction(strategy: &ShardStrategy, names: &[String], added: &str, s
             key_count.unwrap_or(sample),
             grown.len() as u64,
         )),
-        ShardStrategy::Hash | ShardStrategy::ConsistentHash { .. } => {
-            KeyMap::new(strategy, &grown)
-        }
+        ShardStrategy::Hash | ShardStrategy::ConsistentHash { .. } => KeyMap::new(strategy, &grown),
     };
     let moved = (0..sample)
         .filter(|&k| before.shard(k) != after.shard(k))
@@ -330,9 +333,8 @@ impl ShardRouter {
                 .collect(),
             unreachable: 0,
             timeouts: 0,
-            moved_if_added: (cfg.rebalance_sample > 0).then(|| {
-                moved_fraction(&cfg.strategy, &cfg.shards, &added, cfg.rebalance_sample)
-            }),
+            moved_if_added: (cfg.rebalance_sample > 0)
+                .then(|| moved_fraction(&cfg.strategy, &cfg.shards, &added, cfg.rebalance_sample)),
         }
     }
 
@@ -403,7 +405,11 @@ impl ShardRouter {
         }
         for (i, &r) in self.routed.iter().enumerate() {
             c.insert(format!("shard{i}_requests"), r as f64);
-            let share = if total > 0 { r as f64 / total as f64 } else { 0.0 };
+            let share = if total > 0 {
+                r as f64 / total as f64
+            } else {
+                0.0
+            };
             c.insert(format!("shard{i}_share"), share);
         }
         c
@@ -578,7 +584,9 @@ mod tests {
             key_count: Some(1000),
         };
         let got = moved_fraction(&s, &names(4), "new", 1000);
-        let stays = (0..1000u64).filter(|&k| k * 4 / 1000 == k * 5 / 1000).count();
+        let stays = (0..1000u64)
+            .filter(|&k| k * 4 / 1000 == k * 5 / 1000)
+            .count();
         assert_eq!(got, 1.0 - stays as f64 / 1000.0);
         assert!((got - 0.5).abs() < 1e-9, "{got}");
     }

@@ -42,6 +42,11 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     ("random-faults.ron", "382b41aaa535e551", 0x81f5d20cbe0fceac),
     ("rate-limiters.ron", "248430e9f4ff7af1", 0xa760411d4efc82ad),
     ("retry-storm.ron", "fa4f62ccbfd2abf1", 0x180086607c295602),
+    (
+        "sharding-hotspot.ron",
+        "f46b9d389d5c2bf6",
+        0x116d52cdc3fe3262,
+    ),
 ];
 
 /// (synthetic run, digest of the event traces, hash of results.json).

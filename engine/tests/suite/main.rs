@@ -14,6 +14,7 @@ mod plugin;
 mod queue;
 mod replication;
 mod resilience;
+mod sharding;
 mod slurm;
 mod sweep;
 mod theory;
