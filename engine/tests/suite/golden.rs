@@ -21,7 +21,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "7a1dde9594817b4c",
         0x90a6f4d6bfdecb79,
     ),
-    ("cap-partition.ron", "61b680671cac6b68", 0x388f5f7d7f3f5ecd),
+    ("cap-partition.ron", "61b680671cac6b68", 0xf8a96738e4dd5429),
     (
         "circuit-breaker.ron",
         "601952609081c9be",

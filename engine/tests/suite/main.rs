@@ -3,6 +3,7 @@
 mod cache;
 mod cli;
 mod components;
+mod convergence;
 mod determinism;
 mod errors;
 mod fault_kinds;
