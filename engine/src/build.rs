@@ -108,6 +108,12 @@ impl<'a> BuildCtx<'a> {
         typed
     }
 
+    /// The run's whole fault schedule (timeline and random draws) with each fault's plot
+    /// window (label and times), in the same order.
+    pub fn faults(&self) -> (Vec<crate::sim::Fault>, Vec<crate::results::FaultWindow>) {
+        self.model.fault_schedule(self.seed)
+    }
+
     /// The registry the run was built with.
     pub fn registry(&self) -> &'a Registry {
         self.registry

@@ -18,6 +18,7 @@ use crate::components::resilience::{
     Backoff, BreakerConfig, HealthCheckConfig, HedgeConfig, RateLimit, RetryConfig,
 };
 use crate::components::server::ServerConfig;
+use crate::components::shard_router::{ShardRouterConfig, ShardStrategy};
 use crate::components::txn::Protocol;
 use crate::components::txn::client::{Placement, TxnClientConfig};
 use crate::components::txn::coordinator::TxnCoordinatorConfig;
@@ -55,6 +56,7 @@ pub fn render(registry: &Registry) -> String {
         ("KvClient", schema_for!(KvClientConfig)),
         ("ReplicatedStore", schema_for!(ReplicatedStoreConfig)),
         ("Queue", schema_for!(QueueConfig)),
+        ("ShardRouter", schema_for!(ShardRouterConfig)),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
@@ -88,6 +90,8 @@ pub fn render(registry: &Registry) -> String {
         section(&mut out, title);
         variants(&mut out, schema.as_value());
     }
+    section(&mut out, "SHARDING STRATEGIES (ShardRouter `strategy`)");
+    variants(&mut out, schema_for!(ShardStrategy).as_value());
     resilience(&mut out);
     section(
         &mut out,
@@ -334,6 +338,10 @@ mod tests {
             "read_quorum",
             "sloppy",
             "anti_entropy_interval",
+            "ShardRouter:",
+            "ConsistentHash",
+            "vnodes",
+            "rebalance_sample",
         ] {
             assert!(
                 text.contains(needle),

@@ -146,6 +146,7 @@ impl Series {
             title: title.to_string(),
             unit: unit.to_string(),
             values,
+            label: None,
         }
     }
 }

@@ -70,7 +70,7 @@ impl<C: Component> PluginKind for Kind<C> {
 }
 
 /// Names of the built-in components, as written in scenario files.
-pub const BUILTIN_KINDS: [&str; 13] = [
+pub const BUILTIN_KINDS: [&str; 14] = [
     "Client",
     "LoadBalancer",
     "Server",
@@ -84,6 +84,7 @@ pub const BUILTIN_KINDS: [&str; 13] = [
     "KvClient",
     "ReplicatedStore",
     "Queue",
+    "ShardRouter",
 ];
 
 /// The component kinds a run may use.

@@ -144,6 +144,10 @@ pub struct SeriesResult {
     pub unit: String,
     /// One value per window.
     pub values: Vec<Option<f64>>,
+    /// Which of several same-named series of one node this is (e.g. `shard2 db-2` for a
+    /// router's per-shard load); plot legends add it to the node's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// A state change of a component at a point in time.

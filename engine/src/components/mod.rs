@@ -15,6 +15,7 @@ pub mod queue;
 pub mod replicated_store;
 pub mod resilience;
 pub mod server;
+pub mod shard_router;
 pub mod txn;
 
 use crate::build::BuildCtx;
@@ -35,6 +36,7 @@ use queue::{Queue, QueueConfig};
 use replicated_store::{ReplicatedStore, ReplicatedStoreConfig};
 use serde::Serialize;
 use server::{Server, ServerConfig};
+use shard_router::{ShardRouter, ShardRouterConfig};
 use txn::client::{TxnClient, TxnClientConfig};
 use txn::coordinator::{TxnCoordinator, TxnCoordinatorConfig};
 use txn::participant::{TxnParticipant, TxnParticipantConfig};
@@ -79,6 +81,8 @@ pub enum NodeConfig {
     ReplicatedStore(ReplicatedStoreConfig),
     /// See [`QueueConfig`].
     Queue(QueueConfig),
+    /// See [`ShardRouterConfig`].
+    ShardRouter(ShardRouterConfig),
 }
 
 impl NodeConfig {
@@ -96,7 +100,8 @@ impl NodeConfig {
             | NodeConfig::TxnCoordinator(_)
             | NodeConfig::Cache(_)
             | NodeConfig::KvClient(_)
-            | NodeConfig::Queue(_) => None,
+            | NodeConfig::Queue(_)
+            | NodeConfig::ShardRouter(_) => None,
             NodeConfig::TxnParticipant(p) => Some(p.replicas),
             NodeConfig::ReplicatedStore(s) => Some(s.replicas),
         }
@@ -116,7 +121,8 @@ impl NodeConfig {
             | NodeConfig::TxnParticipant(_)
             | NodeConfig::Cache(_)
             | NodeConfig::ReplicatedStore(_)
-            | NodeConfig::Queue(_) => None,
+            | NodeConfig::Queue(_)
+            | NodeConfig::ShardRouter(_) => None,
             NodeConfig::TxnClient(c) => Some(c.timeout),
             NodeConfig::KvClient(c) => Some(c.timeout),
         }
@@ -138,6 +144,7 @@ impl NodeConfig {
             NodeConfig::KvClient(c) => c.set(field, text),
             NodeConfig::ReplicatedStore(c) => c.set(field, text),
             NodeConfig::Queue(c) => c.set(field, text),
+            NodeConfig::ShardRouter(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -164,6 +171,7 @@ impl NodeConfig {
             NodeConfig::KvClient(c) => AnyNode::KvClient(KvClient::new(c, b)),
             NodeConfig::ReplicatedStore(c) => AnyNode::ReplicatedStore(ReplicatedStore::new(c, b)),
             NodeConfig::Queue(c) => AnyNode::Queue(Queue::new(c, b)),
+            NodeConfig::ShardRouter(c) => AnyNode::ShardRouter(ShardRouter::new(c, b)),
         }
     }
 }
@@ -201,6 +209,8 @@ pub enum AnyNode {
     ReplicatedStore(ReplicatedStore),
     /// A message queue.
     Queue(Queue),
+    /// A shard router.
+    ShardRouter(ShardRouter),
 }
 
 macro_rules! dispatch {
@@ -220,6 +230,7 @@ macro_rules! dispatch {
             AnyNode::KvClient($n) => $e,
             AnyNode::ReplicatedStore($n) => $e,
             AnyNode::Queue($n) => $e,
+            AnyNode::ShardRouter($n) => $e,
         }
     };
 }

@@ -26,6 +26,7 @@
 use super::calls::CallTable;
 use super::kv_client::default_history;
 use crate::build::BuildCtx;
+use crate::check::convergence::{self, Convergence};
 use crate::check::history::{DEFAULT_MAX_OPS, History};
 use crate::metrics::NodeStats;
 use crate::scenario::validate::{Path, Validator};
@@ -186,6 +187,10 @@ pub struct ReplicatedStore {
     rng: SimRng,
     history: Arc<Mutex<History>>,
     counters: [u64; 6],
+    /// Ground truth for the time to converge after a heal (see `check/convergence.rs`).
+    convergence: Arc<Mutex<Convergence>>,
+    /// The time of the event being handled, for the convergence hook in `apply`.
+    now: SimTime,
 }
 
 const C_WRITES: usize = 0;
@@ -202,7 +207,7 @@ impl ReplicatedStore {
         let me = group.iter().position(|&n| n == b.me()).unwrap_or(0);
         ReplicatedStore {
             cfg: cfg.clone(),
-            group,
+            group: group.clone(),
             me,
             data: BTreeMap::new(),
             clock: 0,
@@ -210,6 +215,8 @@ impl ReplicatedStore {
             rng: b.rng("anti-entropy"),
             history: b.observer(&cfg.history, || History::new(DEFAULT_MAX_OPS)),
             counters: [0; 6],
+            convergence: convergence::observer(b, &group),
+            now: SimTime::ZERO,
         }
     }
 
@@ -223,6 +230,9 @@ impl ReplicatedStore {
         let (held, old) = self.data.get(&key).copied().unwrap_or_default();
         if stamp > held {
             self.data.insert(key, (stamp, value));
+            let mut c = self.convergence.lock().expect("one thread per run");
+            c.applied(self.now, self.me, key, stamp);
+            drop(c);
             if old != 0 {
                 let mut history = self.history.lock().expect("one thread per run");
                 history.overwritten(old, value);
@@ -472,6 +482,7 @@ impl Node for ReplicatedStore {
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
+        self.now = ctx.now();
         match msg {
             Message::Request(req) => self.on_request(ctx, from, req),
             Message::Replica(m) => self.on_replica(ctx, from, m),
@@ -480,6 +491,7 @@ impl Node for ReplicatedStore {
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, _timer: TimerId, tag: u64) {
+        self.now = ctx.now();
         if tag == TAG_ANTI_ENTROPY {
             self.anti_entropy(ctx);
         } else if let Some(c) = self.coords.close(CallId(tag)) {

@@ -254,6 +254,10 @@ pub fn component_series(results: &Results, name: &str) -> Plot {
         } else {
             format!("{variant} · {node}")
         };
+        let label = match &series.label {
+            Some(l) => format!("{label} {l}"),
+            None => label,
+        };
         legend.push(LegendEntry {
             label,
             colour: c,

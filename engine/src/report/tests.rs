@@ -415,6 +415,7 @@ fn component_series_get_a_plot_each_and_state_changes_a_table() {
                 title: "Cache hit ratio".to_string(),
                 unit: "fraction of reads".to_string(),
                 values,
+                label: None,
             }],
         );
         v.state_changes.insert(

@@ -664,6 +664,7 @@ impl<'s> Errors<'s> {
             "KvClient" => parse_value(text).map(NodeConfig::KvClient),
             "ReplicatedStore" => parse_value(text).map(NodeConfig::ReplicatedStore),
             "Queue" => parse_value(text).map(NodeConfig::Queue),
+            "ShardRouter" => parse_value(text).map(NodeConfig::ShardRouter),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),

@@ -211,6 +211,7 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             NodeConfig::TxnParticipant(c) => c.validate(&mut v, &at),
             NodeConfig::Cache(c) => c.validate(&mut v, &at),
             NodeConfig::Queue(c) => c.validate(&mut v, &at),
+            NodeConfig::ShardRouter(c) => c.validate(&mut v, &at),
         }
     }
     let (default_link, links) = network(&spec.network, &mut v);

@@ -20,7 +20,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "822eca7fc6aeb44c",
         0xe5281c63c521e5b5,
     ),
-    ("cap-partition.ron", "9a2aaa30b5aa4638", 0x8475796eb942c342),
+    ("cap-partition.ron", "9a2aaa30b5aa4638", 0x85ef8f3fa9b00029),
     (
         "circuit-breaker.ron",
         "cd5e673f52e7aed5",
@@ -41,6 +41,11 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     ("random-faults.ron", "087a9255eb3027cc", 0x6de1b87fce9d85e6),
     ("rate-limiters.ron", "e828a34e20ae1c9c", 0x9ab86cc9a7deaaa6),
     ("retry-storm.ron", "d0ceb0b496dd4218", 0x62e15fedfc9e7397),
+    (
+        "sharding-hotspot.ron",
+        "6cf51d189a223d2d",
+        0x2327750de954d2c5,
+    ),
 ];
 
 /// (synthetic run, digest of the event traces, hash of results.json).

@@ -3,6 +3,7 @@
 mod cache;
 mod cli;
 mod components;
+mod convergence;
 mod determinism;
 mod errors;
 mod fault_kinds;
@@ -14,6 +15,7 @@ mod plugin;
 mod queue;
 mod replication;
 mod resilience;
+mod sharding;
 mod slurm;
 mod sweep;
 mod theory;
