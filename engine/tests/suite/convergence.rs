@@ -83,14 +83,17 @@ fn without_anti_entropy_or_reads_the_replicas_never_converge() {
     assert_eq!(conv(v, "heals_not_converged"), 1.0);
     assert_eq!(conv(v, "heals_converged"), 0.0);
     assert!(!v.components["store-convergence"].contains_key("heal1_converge_s"));
+    // A write in flight at the heal may still reach both replicas and settle its key; the
+    // rest stay behind for good.
     let events = &v.state_changes["store-convergence"];
-    assert!(
-        events
-            .last()
-            .unwrap()
-            .what
-            .contains("not converged by the end: 30 of 30")
-    );
+    let last = &events.last().unwrap().what;
+    let behind: u32 = last
+        .split("not converged by the end: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" of 30").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected last event: {last}"));
+    assert!((27..=30).contains(&behind), "{last}");
 }
 
 #[test]

@@ -166,7 +166,9 @@ fn an_unreachable_shard_fails_fast_and_the_others_still_serve() {
     // db-1 owns half the keys and is down for half the run.
     assert!((unreachable / router(v, "requests") - 0.25).abs() < 0.03);
     assert_eq!(v.components["users"]["failed"], unreachable);
-    assert_eq!(v.components["users"]["indeterminate"], 0.0);
+    // Only the few requests in service at db-1 when it crashed go unanswered (about one:
+    // 500 req/s on the shard, ~1 ms each).
+    assert!(v.components["users"]["indeterminate"] <= 3.0);
 }
 
 fn rejected(nodes: &str) -> String {
