@@ -21,7 +21,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "7a1dde9594817b4c",
         0x90a6f4d6bfdecb79,
     ),
-    ("cap-partition.ron", "61b680671cac6b68", 0x388f5f7d7f3f5ecd),
+    ("cap-partition.ron", "61b680671cac6b68", 0xed12b81cb9110df7),
     (
         "circuit-breaker.ron",
         "601952609081c9be",
@@ -41,6 +41,11 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     ("quickstart.ron", "bf46cb443b3eefdb", 0x2fed50ead4648317),
     ("random-faults.ron", "382b41aaa535e551", 0x81f5d20cbe0fceac),
     ("rate-limiters.ron", "248430e9f4ff7af1", 0xa760411d4efc82ad),
+    (
+        "replication-modes.ron",
+        "1320d7019fbd00f3",
+        0x92c13194b13e1077,
+    ),
     ("retry-storm.ron", "fa4f62ccbfd2abf1", 0x180086607c295602),
 ];
 

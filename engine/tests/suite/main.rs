@@ -4,6 +4,7 @@ mod cache;
 mod cli;
 mod components;
 mod determinism;
+mod election;
 mod errors;
 mod fault_kinds;
 mod faults;
