@@ -81,10 +81,12 @@ pub struct ReplicatedStoreConfig {
     /// Default "history".
     #[serde(default = "default_history")]
     pub history: String,
-    /// `Leaderless` (the quorum store above; default) or `LeaderFollower(..)`: one elected
-    /// leader orders the writes (Raft-style election), with sync, semi-sync or async
-    /// replication; `replicas`, `timeout` and `history` apply to both, the quorum options only
-    /// to `Leaderless`.
+    /// `Leaderless` (the quorum store above; default) or `LeaderFollower(replication: Sync |
+    /// SemiSync(acks: K) | Async(batch_interval: D) (default Sync), reads: Leader | Follower
+    /// (default Leader), election_timeout_min: D (default "150ms"), election_timeout_max: D
+    /// (default "300ms"), heartbeat_interval: D (default "50ms"), election: NAME (default
+    /// "election"))`: one leader, elected Raft-style, orders the writes; `replicas`, `timeout`
+    /// and `history` apply to both modes, the quorum options only to `Leaderless`.
     #[serde(default, skip_serializing_if = "StoreMode::is_leaderless")]
     pub mode: StoreMode,
 }
