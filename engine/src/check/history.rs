@@ -33,6 +33,9 @@ const MAX_OPS_SHOWN: usize = 12;
 /// Per key, the newest (version, value) a store's replicas hold at the end.
 pub type Finals = BTreeMap<u64, ((u64, u64), u64)>;
 
+/// A log's runs of one term: (first index, term), ascending.
+type TermRuns = Vec<(u64, u32)>;
+
 /// The run-wide operation history of a key-value workload.
 #[derive(Debug)]
 pub struct History {
@@ -48,6 +51,12 @@ pub struct History {
     acked: BTreeMap<u64, (u64, u64)>,
     /// Acknowledged writes a replica replaced with a write that completed before they began.
     overwritten_by_past: BTreeSet<u64>,
+    /// Leader/follower stores: the most up-to-date replica's whole state, by its version.
+    replica_state: Option<((u64, u64), Finals)>,
+    /// Leader/follower stores: writes a leader acknowledged, by value: (log index, term).
+    leader_acked: BTreeMap<u64, (u64, u32)>,
+    /// The most up-to-date replica's log: its version and runs of terms (first index, term).
+    replica_log: Option<((u64, u64), TermRuns)>,
 }
 
 impl History {
@@ -63,7 +72,63 @@ impl History {
             finals: None,
             acked: BTreeMap::new(),
             overwritten_by_past: BTreeSet::new(),
+            replica_state: None,
+            leader_acked: BTreeMap::new(),
+            replica_log: None,
         }
+    }
+
+    /// A leader acknowledged the write of `value` as its log entry (`index`, `term`).
+    pub fn leader_acked(&mut self, value: u64, index: u64, term: u32) {
+        if self.full_at.is_none() {
+            self.leader_acked.insert(value, (index, term));
+        }
+    }
+
+    /// A leader/follower replica's log at the end: `version` = (last term, last index), and
+    /// the runs of its terms. An acknowledged write whose entry (index, term) is not in the
+    /// most up-to-date replica's log is lost, whatever was written to its key since.
+    pub fn replica_log(&mut self, version: (u64, u64), term_starts: &[(u64, u32)]) {
+        if self
+            .replica_log
+            .as_ref()
+            .is_some_and(|(v, _)| *v >= version)
+        {
+            return;
+        }
+        self.replica_log = Some((version, term_starts.to_vec()));
+    }
+
+    /// Acknowledged writes whose log entries the final (most up-to-date) log lacks.
+    fn lost_from_log(&self) -> BTreeSet<u64> {
+        let Some(((_, last), starts)) = &self.replica_log else {
+            return BTreeSet::new();
+        };
+        self.leader_acked
+            .iter()
+            .filter(|(value, _)| self.acked.contains_key(value))
+            .filter(|&(_, &(index, term))| {
+                crate::components::leader_store::term_at(starts, *last, index) != Some(term)
+            })
+            .map(|(&value, _)| value)
+            .collect()
+    }
+
+    /// A leader/follower replica holds `data` (key, value) at the end of the run, its log
+    /// ending at `version` = (last term, last index). The state of the replica with the
+    /// highest version, the one a next leader would have, is the final state (a replica left
+    /// behind with writes no leader has counts for nothing): keys it lacks hold the initial
+    /// value.
+    pub fn replica_state(&mut self, version: (u64, u64), data: impl Iterator<Item = (u64, u64)>) {
+        if self
+            .replica_state
+            .as_ref()
+            .is_some_and(|(v, _)| *v >= version)
+        {
+            return;
+        }
+        let finals = data.map(|(k, value)| (k, (version, value))).collect();
+        self.replica_state = Some((version, finals));
     }
 
     /// A replica replaced the value `old` of a key with `new` (last writer wins). If `old` was
@@ -222,7 +287,17 @@ impl Observer for History {
     fn finish(&mut self, _now: SimTime) -> NodeStats {
         let ops = self.covered();
         let report = linearizability::check(&ops, self.bounds);
-        let fresh = freshness(&ops, self.finals.as_ref());
+        let finals = self
+            .finals
+            .as_ref()
+            .or(self.replica_state.as_ref().map(|(_, f)| f));
+        let fresh = freshness(&ops, finals);
+        let mut write_latency: Vec<u64> = ops
+            .iter()
+            .filter(|o| o.kind == Kind::Write)
+            .filter_map(|o| o.complete.map(|c| c - o.invoke))
+            .collect();
+        write_latency.sort_unstable();
         let indeterminate = ops.iter().filter(|o| o.complete.is_none()).count();
         let mut counters = BTreeMap::from([
             ("ops_recorded".to_string(), ops.len() as f64),
@@ -261,8 +336,17 @@ impl Observer for History {
                 fresh.acknowledged_writes as f64,
             ),
         ]);
+        if !write_latency.is_empty() {
+            let n = write_latency.len();
+            let mean = write_latency.iter().sum::<u64>() as f64 / n as f64;
+            // Nearest rank.
+            let p99 = write_latency[(n * 99).div_ceil(100) - 1];
+            counters.insert("write_latency_mean_ms".to_string(), mean / 1e6);
+            counters.insert("write_latency_p99_ms".to_string(), p99 as f64 / 1e6);
+        }
         let mut lost = fresh.lost_writes.unwrap_or_default();
         lost.extend(self.overwritten_by_past.iter().copied());
+        lost.extend(self.lost_from_log());
         counters.insert("lost_acknowledged_writes".to_string(), lost.len() as f64);
         if let Some(t) = self.full_at {
             counters.insert("history_full_at_s".to_string(), t as f64 / 1e9);

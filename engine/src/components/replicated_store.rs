@@ -25,6 +25,7 @@
 
 use super::calls::CallTable;
 use super::kv_client::default_history;
+use super::leader_store::{LeaderFollowerConfig, LeaderStore, ReadFrom, Replication};
 use crate::build::BuildCtx;
 use crate::check::convergence::{self, Convergence};
 use crate::check::history::{DEFAULT_MAX_OPS, History};
@@ -81,6 +82,94 @@ pub struct ReplicatedStoreConfig {
     /// Default "history".
     #[serde(default = "default_history")]
     pub history: String,
+    /// `Leaderless` (the quorum store above; default) or `LeaderFollower(replication: Sync |
+    /// SemiSync(acks: K) | Async(batch_interval: D) (default Sync), reads: Leader | Follower
+    /// (default Leader), election_timeout_min: D (default "150ms"), election_timeout_max: D
+    /// (default "300ms"), heartbeat_interval: D (default "50ms"), election: NAME (default
+    /// "election"))`: one leader, elected Raft-style, orders the writes; `replicas`, `timeout`
+    /// and `history` apply to both modes, the quorum options only to `Leaderless`.
+    #[serde(default, skip_serializing_if = "StoreMode::is_leaderless")]
+    pub mode: StoreMode,
+}
+
+/// How the replicas of a `ReplicatedStore` agree.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub enum StoreMode {
+    /// Every replica coordinates operations with quorums (N, R, W).
+    #[default]
+    Leaderless,
+    /// One leader, elected Raft-style, orders every write; see `components::leader_store`.
+    LeaderFollower {
+        /// When a write is acknowledged: `Sync` (every follower holds it), `SemiSync(acks: k)`
+        /// (k followers hold it), `Async(batch_interval: "20ms")` (at once; the log ships to
+        /// the followers in batches every interval). Default `Sync`.
+        #[serde(default)]
+        replication: Replication,
+        /// `Leader` (the leader answers with the newest acknowledged value) or `Follower`
+        /// (any replica answers from what it holds, possibly stale). Default `Leader`.
+        #[serde(default)]
+        reads: ReadFrom,
+        /// Shortest election timeout: a follower that hears no leader for a random time in
+        /// [min, max] stands for election (duration). Default "150ms".
+        #[serde(default = "election_min")]
+        election_timeout_min: SimDuration,
+        /// Longest election timeout (duration). Default "300ms".
+        #[serde(default = "election_max")]
+        election_timeout_max: SimDuration,
+        /// The leader's heartbeat period, below `election_timeout_min` (duration). Default
+        /// "50ms".
+        #[serde(default = "heartbeat")]
+        heartbeat_interval: SimDuration,
+        /// Name of the run-wide election checker (at most one leader per term, time without
+        /// a leader). Default "election".
+        #[serde(default = "election_name")]
+        election: String,
+    },
+}
+
+impl StoreMode {
+    fn is_leaderless(&self) -> bool {
+        *self == StoreMode::Leaderless
+    }
+
+    /// The leader/follower options, if this is that mode.
+    pub fn leader_follower(&self) -> Option<LeaderFollowerConfig> {
+        match self {
+            StoreMode::Leaderless => None,
+            StoreMode::LeaderFollower {
+                replication,
+                reads,
+                election_timeout_min,
+                election_timeout_max,
+                heartbeat_interval,
+                election,
+            } => Some(LeaderFollowerConfig {
+                replication: *replication,
+                reads: *reads,
+                election_timeout_min: *election_timeout_min,
+                election_timeout_max: *election_timeout_max,
+                heartbeat_interval: *heartbeat_interval,
+                election: election.clone(),
+            }),
+        }
+    }
+}
+
+fn election_min() -> SimDuration {
+    SimDuration::from_millis(150)
+}
+
+fn election_max() -> SimDuration {
+    SimDuration::from_millis(300)
+}
+
+fn heartbeat() -> SimDuration {
+    SimDuration::from_millis(50)
+}
+
+fn election_name() -> String {
+    "election".to_string()
 }
 
 fn three() -> u32 {
@@ -111,7 +200,8 @@ crate::settable!(ReplicatedStoreConfig {
     timeout,
     read_repair,
     anti_entropy_interval,
-    history
+    history,
+    mode
 });
 
 impl ReplicatedStoreConfig {
@@ -142,6 +232,9 @@ impl ReplicatedStoreConfig {
                 "a zero timeout fails every operation",
                 "expected a positive duration",
             );
+        }
+        if let Some(lf) = self.mode.leader_follower() {
+            lf.validate(self.replicas, v, &at.field("mode"));
         }
         if self.anti_entropy_interval == Some(SimDuration::ZERO) {
             v.error(
@@ -188,9 +281,12 @@ pub struct ReplicatedStore {
     history: Arc<Mutex<History>>,
     counters: [u64; 6],
     /// Ground truth for the time to converge after a heal (see `check/convergence.rs`).
-    convergence: Arc<Mutex<Convergence>>,
+    /// (Leaderless mode only: a leader/follower store keeps its replicas' logs in step.)
+    convergence: Option<Arc<Mutex<Convergence>>>,
     /// The time of the event being handled, for the convergence hook in `apply`.
     now: SimTime,
+    /// In `LeaderFollower` mode, the replica that does all the work.
+    leader: Option<Box<LeaderStore>>,
 }
 
 const C_WRITES: usize = 0;
@@ -205,6 +301,11 @@ impl ReplicatedStore {
     pub fn new(cfg: &ReplicatedStoreConfig, b: &BuildCtx<'_>) -> ReplicatedStore {
         let group = b.resolve(b.group());
         let me = group.iter().position(|&n| n == b.me()).unwrap_or(0);
+        let history = b.observer(&cfg.history, || History::new(DEFAULT_MAX_OPS));
+        let leader = cfg
+            .mode
+            .leader_follower()
+            .map(|lf| Box::new(LeaderStore::new(lf, cfg.timeout, Arc::clone(&history), b)));
         ReplicatedStore {
             cfg: cfg.clone(),
             group: group.clone(),
@@ -213,10 +314,11 @@ impl ReplicatedStore {
             clock: 0,
             coords: CallTable::default(),
             rng: b.rng("anti-entropy"),
-            history: b.observer(&cfg.history, || History::new(DEFAULT_MAX_OPS)),
+            history,
             counters: [0; 6],
-            convergence: convergence::observer(b, &group),
+            convergence: leader.is_none().then(|| convergence::observer(b, &group)),
             now: SimTime::ZERO,
+            leader,
         }
     }
 
@@ -230,9 +332,10 @@ impl ReplicatedStore {
         let (held, old) = self.data.get(&key).copied().unwrap_or_default();
         if stamp > held {
             self.data.insert(key, (stamp, value));
-            let mut c = self.convergence.lock().expect("one thread per run");
-            c.applied(self.now, self.me, key, stamp);
-            drop(c);
+            if let Some(c) = &self.convergence {
+                let mut c = c.lock().expect("one thread per run");
+                c.applied(self.now, self.me, key, stamp);
+            }
             if old != 0 {
                 let mut history = self.history.lock().expect("one thread per run");
                 history.overwritten(old, value);
@@ -446,6 +549,8 @@ impl ReplicatedStore {
             ReplicaMsg::ReadReply { op, value, stamp } => {
                 self.on_answer(ctx, from, op, Some((stamp, value)))
             }
+            // Leader/follower messages: not for a leaderless replica.
+            ReplicaMsg::Raft(_) => {}
             ReplicaMsg::Repair { key, value, stamp } => {
                 if self.apply(key, stamp, value) {
                     self.counters[C_SYNCED] += 1;
@@ -474,6 +579,9 @@ impl ReplicatedStore {
 
 impl Node for ReplicatedStore {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(l) = &mut self.leader {
+            return l.on_start(ctx);
+        }
         if let Some(every) = self.cfg.anti_entropy_interval {
             // Spread the replicas' rounds over the interval so they do not all push at once.
             let offset = SimDuration(self.rng.below(every.0.max(1)));
@@ -483,6 +591,14 @@ impl Node for ReplicatedStore {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
         self.now = ctx.now();
+        if let Some(l) = &mut self.leader {
+            match msg {
+                Message::Request(req) => l.on_request(ctx, from, req),
+                Message::Replica(ReplicaMsg::Raft(m)) => l.on_raft(ctx, from, m),
+                _ => {}
+            }
+            return;
+        }
         match msg {
             Message::Request(req) => self.on_request(ctx, from, req),
             Message::Replica(m) => self.on_replica(ctx, from, m),
@@ -490,8 +606,11 @@ impl Node for ReplicatedStore {
         }
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _timer: TimerId, tag: u64) {
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: TimerId, tag: u64) {
         self.now = ctx.now();
+        if let Some(l) = &mut self.leader {
+            return l.on_timer(ctx, timer, tag);
+        }
         if tag == TAG_ANTI_ENTROPY {
             self.anti_entropy(ctx);
         } else if let Some(c) = self.coords.close(CallId(tag)) {
@@ -500,12 +619,18 @@ impl Node for ReplicatedStore {
         }
     }
 
-    fn on_crash(&mut self, _now: SimTime) {
+    fn on_crash(&mut self, now: SimTime) {
+        if let Some(l) = &mut self.leader {
+            return l.on_crash(now);
+        }
         // Data and clock are durable; operations being coordinated are lost.
         self.coords.clear();
     }
 
-    fn finish(&mut self, _now: SimTime) -> Option<NodeStats> {
+    fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
+        if let Some(l) = &mut self.leader {
+            return Some(l.finish(now));
+        }
         let mut history = self.history.lock().expect("one thread per run");
         for (&key, &(stamp, value)) in &self.data {
             history.final_value(key, value, (stamp.counter, stamp.node as u64));

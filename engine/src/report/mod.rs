@@ -13,6 +13,7 @@
 mod axis;
 mod cap;
 mod charts;
+mod durability;
 mod format;
 mod html;
 mod plot;
@@ -130,8 +131,19 @@ fn plots(results: &Results) -> Vec<PlotFile> {
             plot,
         });
     }
+    if durability::applies(results) {
+        let plot = durability::durability_plot(results);
+        out.push(PlotFile {
+            stem: DURABILITY_STEM.to_string(),
+            caption: plot.title.clone(),
+            plot,
+        });
+    }
     out
 }
+
+/// File stem of the durability plot, drawn when an election checker ran with a history.
+const DURABILITY_STEM: &str = "durability";
 
 /// File stem of the CAP plot, drawn when a key-value history measured stale reads.
 const CAP_STEM: &str = "cap";
@@ -146,6 +158,12 @@ fn plot_captions(results: &Results) -> Vec<(String, String)> {
             (format!("series-{name}"), title)
         }))
         .chain(cap::applies(results).then(|| (CAP_STEM.to_string(), cap::cap_plot(results).title)))
+        .chain(durability::applies(results).then(|| {
+            (
+                DURABILITY_STEM.to_string(),
+                durability::durability_plot(results).title,
+            )
+        }))
         .collect()
 }
 

@@ -222,4 +222,6 @@ pub enum ReplicaMsg {
         /// Its timestamp.
         stamp: Stamp,
     },
+    /// Leader election and log shipping of the leader/follower mode.
+    Raft(crate::components::election::RaftMsg),
 }

@@ -20,7 +20,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "822eca7fc6aeb44c",
         0xe5281c63c521e5b5,
     ),
-    ("cap-partition.ron", "9a2aaa30b5aa4638", 0x85ef8f3fa9b00029),
+    ("cap-partition.ron", "9a2aaa30b5aa4638", 0x52c6f64b4c2b2675),
     (
         "circuit-breaker.ron",
         "cd5e673f52e7aed5",
@@ -40,6 +40,11 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     ("quickstart.ron", "7499c2e343a95698", 0xa2c19b8b9ce1eafd),
     ("random-faults.ron", "087a9255eb3027cc", 0x6de1b87fce9d85e6),
     ("rate-limiters.ron", "e828a34e20ae1c9c", 0x9ab86cc9a7deaaa6),
+    (
+        "replication-modes.ron",
+        "70a38b0a55881965",
+        0x01faafa8480fb427,
+    ),
     ("retry-storm.ron", "d0ceb0b496dd4218", 0x62e15fedfc9e7397),
     (
         "sharding-hotspot.ron",

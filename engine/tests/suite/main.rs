@@ -5,6 +5,7 @@ mod cli;
 mod components;
 mod convergence;
 mod determinism;
+mod election;
 mod errors;
 mod fault_kinds;
 mod faults;
