@@ -38,6 +38,35 @@ pub fn applies(results: &Results) -> bool {
     !points(results).is_empty()
 }
 
+/// One diamond marker (with a dot at its centre) per (colour index, x, y) point, clamped into
+/// the axes: the markers of this module's and `durability.rs`'s one-point-per-variant plots.
+pub(super) fn diamonds(
+    x: &Axis,
+    y: &Axis,
+    pts: impl Iterator<Item = (usize, f64, f64)>,
+) -> Vec<Line> {
+    let (dx, dy) = ((x.hi - x.lo) * 0.012, (y.hi - y.lo) * 0.025);
+    pts.map(|(i, vx, vy)| {
+        let (px, py) = (
+            x.to_plot_clamped(vx).unwrap_or(x.lo),
+            y.to_plot_clamped(vy).unwrap_or(y.lo),
+        );
+        let diamond = vec![
+            (px - dx, py),
+            (px, py + dy),
+            (px + dx, py),
+            (px, py - dy),
+            (px - dx, py),
+        ];
+        Line {
+            colour: colour(i),
+            stroke: Stroke::Solid,
+            segments: vec![diamond, vec![(px, py)]],
+        }
+    })
+    .collect()
+}
+
 /// Availability against stale-read rate, one diamond per variant.
 pub fn cap_plot(results: &Results) -> Plot {
     let pts = points(results);
@@ -49,28 +78,11 @@ pub fn cap_plot(results: &Results) -> Plot {
     let x = Axis::linear_exact(label, -hi * 0.03, hi * 1.03);
     let floor = ((min_avail - 5.0) / 10.0).floor().clamp(0.0, 9.0) * 10.0;
     let y = Axis::linear_exact("availability (%)", floor, 100.0 + (100.0 - floor) * 0.06);
-    let (dx, dy) = ((x.hi - x.lo) * 0.012, (y.hi - y.lo) * 0.025);
-    let lines = pts
-        .iter()
-        .map(|&(i, _, stale, avail)| {
-            let (px, py) = (
-                x.to_plot_clamped(stale).unwrap_or(x.lo),
-                y.to_plot_clamped(avail).unwrap_or(y.lo),
-            );
-            let diamond = vec![
-                (px - dx, py),
-                (px, py + dy),
-                (px + dx, py),
-                (px, py - dy),
-                (px - dx, py),
-            ];
-            Line {
-                colour: colour(i),
-                stroke: Stroke::Solid,
-                segments: vec![diamond, vec![(px, py)]],
-            }
-        })
-        .collect();
+    let lines = diamonds(
+        &x,
+        &y,
+        pts.iter().map(|&(i, _, stale, avail)| (i, stale, avail)),
+    );
     let legend = pts
         .iter()
         .map(|(i, name, stale, avail)| LegendEntry {

@@ -11,7 +11,7 @@
 //! ```
 
 use super::axis::Axis;
-use super::plot::{LegendEntry, Line, Plot, Stroke, colour};
+use super::plot::{LegendEntry, Plot, Stroke, colour};
 use crate::results::Results;
 
 /// The counter that marks an election checker's row in the component counters.
@@ -54,28 +54,7 @@ pub fn durability_plot(results: &Results) -> Plot {
     let yl = "lost acknowledged writes";
     let yhi = Axis::linear_nice(yl, 0.0, (max_lost * 1.15).max(1.0)).hi;
     let y = Axis::linear_exact(yl, -yhi * 0.04, yhi * 1.04);
-    let (dx, dy) = ((x.hi - x.lo) * 0.012, (y.hi - y.lo) * 0.025);
-    let lines = pts
-        .iter()
-        .map(|&(i, _, lat, lost)| {
-            let (px, py) = (
-                x.to_plot_clamped(lat).unwrap_or(x.lo),
-                y.to_plot_clamped(lost).unwrap_or(y.lo),
-            );
-            let diamond = vec![
-                (px - dx, py),
-                (px, py + dy),
-                (px + dx, py),
-                (px, py - dy),
-                (px - dx, py),
-            ];
-            Line {
-                colour: colour(i),
-                stroke: Stroke::Solid,
-                segments: vec![diamond, vec![(px, py)]],
-            }
-        })
-        .collect();
+    let lines = super::cap::diamonds(&x, &y, pts.iter().map(|&(i, _, lat, lost)| (i, lat, lost)));
     let legend = pts
         .iter()
         .map(|(i, name, lat, lost)| LegendEntry {
