@@ -4,7 +4,10 @@
 //! lookup is an index, and an answer that arrives after its call was closed (timed out,
 //! forgotten in a crash) finds a newer generation and is recognised as late.
 
-use crate::sim::message::CallId;
+use crate::sim::Ctx;
+use crate::sim::TimerId;
+use crate::sim::message::{CallId, Cause, Message, NodeId, RequestId, Response};
+use crate::sim::rng::{RandomSource, SimRng};
 
 struct Slot<T> {
     generation: u32,
@@ -110,4 +113,49 @@ mod tests {
         assert_eq!(t.close(b), None, "forgotten in the crash");
         assert_eq!(t.close(CallId(u64::MAX)), None, "never handed out");
     }
+}
+
+/// A request a node passed on (proxies, routers): who asked, under which call and request id,
+/// and the timeout armed for the forwarded call.
+#[derive(Clone, Copy, Debug)]
+pub struct Forwarded {
+    /// The node that sent the request.
+    pub from: NodeId,
+    /// Its call id, to answer under.
+    pub call: CallId,
+    /// Its request id.
+    pub id: RequestId,
+    /// The timeout armed for the forwarded call.
+    pub timer: TimerId,
+}
+
+/// A reachable node of `members`, at random (no draw when there is only one); `scratch` is
+/// reused between calls so that picking allocates nothing.
+pub fn pick_reachable(
+    ctx: &Ctx<'_>,
+    members: &[NodeId],
+    scratch: &mut Vec<NodeId>,
+    rng: &mut SimRng,
+) -> Option<NodeId> {
+    if let [only] = members[..] {
+        return ctx.reachable(only).then_some(only);
+    }
+    scratch.clear();
+    scratch.extend(members.iter().copied().filter(|&m| ctx.reachable(m)));
+    match scratch.len() {
+        0 => None,
+        n => Some(scratch[rng.below(n as u64) as usize]),
+    }
+}
+
+/// Answer call `call` of `to`; success carries an empty reply.
+pub fn answer(
+    ctx: &mut Ctx<'_>,
+    to: NodeId,
+    call: CallId,
+    id: RequestId,
+    result: Result<(), Cause>,
+) {
+    let result = result.map(|()| Default::default());
+    ctx.send(to, Message::Response(Response { call, id, result }));
 }

@@ -13,13 +13,13 @@
 //! - `RateLimiter`: one of five algorithms, globally, per request key or per calling node.
 //! - `Bulkhead`: at most `max_concurrent` calls in flight to the dependency.
 
-use super::calls::CallTable;
+use super::calls::{CallTable, Forwarded, answer, pick_reachable};
 use super::resilience::{Admission, Breaker, BreakerConfig, Limiter, RateLimit};
 use crate::build::BuildCtx;
 use crate::metrics::{EventLog, NodeStats, Series, SeriesKind};
 use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{CallId, Cause, Message, NodeId, Request, RequestId, Response};
-use crate::sim::rng::{RandomSource, SimRng};
+use crate::sim::message::{CallId, Cause, Message, NodeId, Request};
+use crate::sim::rng::SimRng;
 use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Ctx, Node, TimerId};
 use schemars::JsonSchema;
@@ -39,14 +39,6 @@ fn validate_forwarding(target: &str, timeout: SimDuration, v: &mut Validator, at
             "expected a positive duration",
         );
     }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Forwarded {
-    from: NodeId,
-    call: CallId,
-    id: RequestId,
-    timer: TimerId,
 }
 
 /// The forwarding every proxy does: pick a target replica, keep the call, relay the answer.
@@ -76,16 +68,7 @@ impl Forwarder {
     }
 
     fn pick(&mut self, ctx: &Ctx<'_>) -> Option<NodeId> {
-        if let [only] = self.targets[..] {
-            return ctx.reachable(only).then_some(only);
-        }
-        self.candidates.clear();
-        self.candidates
-            .extend(self.targets.iter().copied().filter(|&t| ctx.reachable(t)));
-        match self.candidates.len() {
-            0 => None,
-            n => Some(self.candidates[self.rng.below(n as u64) as usize]),
-        }
+        pick_reachable(ctx, &self.targets, &mut self.candidates, &mut self.rng)
     }
 
     /// Forward `req` after `delay`; `Err(Unreachable)` (already answered) if no target is.
@@ -143,11 +126,6 @@ impl Forwarder {
             ("target_timeouts".to_string(), self.timeouts as f64),
         ])
     }
-}
-
-fn answer(ctx: &mut Ctx<'_>, to: NodeId, call: CallId, id: RequestId, result: Result<(), Cause>) {
-    let result = result.map(|()| Default::default());
-    ctx.send(to, Message::Response(Response { call, id, result }));
 }
 
 /// What a proxy message handler does with a message: forward a request, or relay an answer.

@@ -18,12 +18,12 @@
 //! 1/(N+1) with `ConsistentHash`. Its memory is the ring and one counter per shard, whatever
 //! the number of requests.
 
-use super::calls::CallTable;
+use super::calls::{CallTable, Forwarded, answer, pick_reachable};
 use crate::build::BuildCtx;
 use crate::metrics::{NodeStats, Series, SeriesKind};
 use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{CallId, Cause, Message, NodeId, Request, RequestId, Response};
-use crate::sim::rng::{RandomSource, SimRng, mix64, stable_hash};
+use crate::sim::message::{CallId, Cause, Message, NodeId, Request, Response};
+use crate::sim::rng::{SimRng, mix64, stable_hash};
 use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Ctx, Node, TimerId};
 use schemars::JsonSchema;
@@ -290,14 +290,6 @@ pub fn moved_fraction(strategy: &ShardStrategy, names: &[String], added: &str, s
     moved as f64 / sample as f64
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Forwarded {
-    from: NodeId,
-    call: CallId,
-    id: RequestId,
-    timer: TimerId,
-}
-
 /// One shard router node.
 pub struct ShardRouter {
     map: KeyMap,
@@ -340,17 +332,7 @@ impl ShardRouter {
 
     /// A reachable member of shard `s`, at random.
     fn pick(&mut self, ctx: &Ctx<'_>, s: usize) -> Option<NodeId> {
-        if let [only] = self.shards[s][..] {
-            return ctx.reachable(only).then_some(only);
-        }
-        self.candidates.clear();
-        let members = &self.shards[s];
-        self.candidates
-            .extend(members.iter().copied().filter(|&m| ctx.reachable(m)));
-        match self.candidates.len() {
-            0 => None,
-            n => Some(self.candidates[self.rng.below(n as u64) as usize]),
-        }
+        pick_reachable(ctx, &self.shards[s], &mut self.candidates, &mut self.rng)
     }
 
     fn on_request(&mut self, ctx: &mut Ctx<'_>, from: NodeId, req: Request) {
@@ -414,11 +396,6 @@ impl ShardRouter {
         }
         c
     }
-}
-
-fn answer(ctx: &mut Ctx<'_>, to: NodeId, call: CallId, id: RequestId, result: Result<(), Cause>) {
-    let result = result.map(|()| Default::default());
-    ctx.send(to, Message::Response(Response { call, id, result }));
 }
 
 impl Node for ShardRouter {
