@@ -62,13 +62,20 @@ pub struct LinkChange {
 struct Link {
     latency: Sampler,
     loss: f64,
+    /// The latency when it is a constant and nothing is lost: no draw needed.
+    fixed: Option<SimDuration>,
 }
 
 impl From<LinkModel> for Link {
     fn from(m: LinkModel) -> Link {
+        let fixed = match m.latency {
+            Dist::Constant(d) if m.loss == 0.0 => Some(d),
+            _ => None,
+        };
         Link {
             latency: Sampler::new(m.latency),
             loss: m.loss,
+            fixed,
         }
     }
 }
@@ -95,6 +102,8 @@ pub struct Network {
     links: BTreeMap<(NodeId, NodeId), Link>,
     cuts: Vec<Cut>,
     changes: Vec<ActiveChange>,
+    /// No per-link overrides, cuts or changes: every message takes the default link.
+    plain: bool,
     rng: SimRng,
 }
 
@@ -107,11 +116,17 @@ impl Network {
     ) -> Self {
         Network {
             default: default.into(),
+            plain: links.is_empty(),
             links: links.into_iter().map(|(k, v)| (k, v.into())).collect(),
             cuts: Vec::new(),
             changes: Vec::new(),
             rng,
         }
+    }
+
+    /// Whether every message takes the default link (recomputed when faults change it).
+    fn update_plain(&mut self) {
+        self.plain = self.links.is_empty() && self.cuts.is_empty() && self.changes.is_empty();
     }
 
     /// False while a partition separates `from` and `to`.
@@ -125,6 +140,17 @@ impl Network {
     pub fn transit(&mut self, from: NodeId, to: NodeId) -> Option<SimDuration> {
         if from == to {
             return Some(SimDuration::ZERO);
+        }
+        if self.plain {
+            // The common case: no fault is changing the network.
+            let link = &self.default;
+            if let Some(d) = link.fixed {
+                return Some(d);
+            }
+            if link.loss > 0.0 && self.rng.chance(link.loss) {
+                return None;
+            }
+            return Some(link.latency.sample(&mut self.rng));
         }
         if !self.connected(from, to) {
             return None;
@@ -160,11 +186,13 @@ impl Network {
     /// Install a cut (a partition fault starts).
     pub fn add_cut(&mut self, cut: Cut) {
         self.cuts.push(cut);
+        self.update_plain();
     }
 
     /// Remove the cut that `fault` installed (the partition heals).
     pub fn remove_cut(&mut self, fault: usize) {
         self.cuts.retain(|c| c.fault != fault);
+        self.update_plain();
     }
 
     /// Change latency or loss on some links until [`Network::remove_change`].
@@ -176,11 +204,13 @@ impl Network {
             latency: change.latency.map(Sampler::new),
             loss: change.loss,
         });
+        self.update_plain();
     }
 
     /// Undo the change that `fault` installed.
     pub fn remove_change(&mut self, fault: usize) {
         self.changes.retain(|c| c.fault != fault);
+        self.update_plain();
     }
 }
 

@@ -8,14 +8,16 @@
 //! ```text
 //!   slab:   [ event | event | free | event | ... ]   events by u32 slot; freed slots reused
 //!   now:    entries at time == last, FIFO            ◀── pop takes the front
-//!   levels: [p][d]: entries whose highest 6-bit digit differing from `last` is digit p,
+//!   levels: [p][d]: entries whose highest 8-bit digit differing from `last` is digit p,
 //!           and whose digit p is d                   ◀── push appends to bucket(t, last)
 //!   now used up ─▶ lowest non-empty (p, d): last = its smallest time; its entries spread
-//!                  into lower levels (those at `last` into `now`)
+//!                  into lower levels (those at `last` into `now`); a level-0 bucket holds
+//!                  one time only, so it simply becomes `now`
 //! ```
 //!
 //! An entry is 16 bytes (time and slot) whatever the event's size, and moves down at least one
-//! level each time it is spread, so at most 11 times and in practice two or three.
+//! level each time it is spread, so at most 7 times and in practice once or twice: with 8-bit
+//! digits an event less than 65 µs ahead is spread at most once before it reaches the front.
 //!
 //! Why the sequence order holds without storing a sequence number: every bucket is in
 //! scheduling order. Pushes append (they come after everything queued), and a bucket is spread
@@ -42,11 +44,13 @@ pub enum Popped<T> {
     Inline(u32),
 }
 
-/// Bits of time per level: a bucket is (level, digit), 64 digits per level.
-const DIGIT_BITS: u32 = 6;
+/// Bits of time per level: a bucket is (level, digit), 256 digits per level.
+const DIGIT_BITS: u32 = 8;
 const DIGITS: usize = 1 << DIGIT_BITS;
 /// Levels needed to cover 64 bits of time.
 const LEVELS: usize = 64_usize.div_ceil(DIGIT_BITS as usize);
+/// Words of the per-level occupancy bitmap.
+const WORDS: usize = DIGITS / 64;
 
 /// Events ordered by (time, scheduling order).
 pub struct EventQueue<T> {
@@ -56,27 +60,32 @@ pub struct EventQueue<T> {
     /// `levels[p][d]`: entries whose highest 6-bit digit differing from `last` is digit `p`,
     /// where their digit is `d`. Lower (p, d) means earlier, whatever the entries inside.
     levels: Box<[[Vec<Entry>; DIGITS]; LEVELS]>,
-    /// Bit d of `occupied[p]` is set when `levels[p][d]` is non-empty.
-    occupied: [u64; LEVELS],
-    /// Bit p set when `occupied[p]` is non-zero.
+    /// Bit d % 64 of `occupied[p][d / 64]` is set when `levels[p][d]` is non-empty.
+    occupied: [[u64; WORDS]; LEVELS],
+    /// Bit p set when some bit of `occupied[p]` is.
     occupied_levels: u16,
     /// The time of the last event taken out.
     last: u64,
     slab: Vec<Option<T>>,
     free: Vec<u32>,
     len: usize,
-    /// Emptied buckets' vectors by level, handed to buckets of the same level that become
-    /// non-empty: capacity kept in every bucket ever used would grow with simulated time
-    /// (there are 704 of them), allocating a fresh vector each time would allocate in steady
+    /// Emptied buckets' large vectors by level, handed to buckets of the same level that
+    /// become non-empty: large capacity kept in every bucket ever used could add up to 2048
+    /// times the largest bucket, allocating a fresh vector each time would allocate in steady
     /// state, and one pool for all levels would let the large vectors of far-future buckets
-    /// end up in every small near one.
+    /// end up in every small near one. Small vectors stay in their bucket
+    /// ([`KEEP_CAPACITY`]).
     pool: [Vec<Vec<Entry>>; LEVELS],
 }
+
+/// An emptied bucket keeps its vector if it has room for at most this many entries (256
+/// bytes; 2048 buckets: at most half a megabyte in all); larger ones go back to the pool.
+const KEEP_CAPACITY: usize = 16;
 
 /// How many events ahead of the one taken out the queue asks the CPU to fetch: with many
 /// pending events the slab is larger than the caches, and one miss per event would otherwise
 /// be most of an event's cost.
-const PREFETCH_AHEAD: usize = 4;
+const PREFETCH_AHEAD: usize = 8;
 
 /// Ask the CPU to bring `slab[slot]` into the cache (a hint: it changes no value).
 #[inline(always)]
@@ -120,7 +129,7 @@ impl<T> EventQueue<T> {
             now: Vec::new(),
             head: 0,
             levels: Box::new(std::array::from_fn(|_| std::array::from_fn(|_| Vec::new()))),
-            occupied: [0; LEVELS],
+            occupied: [[0; WORDS]; LEVELS],
             occupied_levels: 0,
             last: 0,
             slab: Vec::with_capacity(n),
@@ -184,7 +193,7 @@ impl<T> EventQueue<T> {
                     *bucket = v;
                 }
                 bucket.push(e);
-                self.occupied[p] |= 1 << d;
+                self.occupied[p][d / 64] |= 1 << (d % 64);
                 self.occupied_levels |= 1 << p;
             }
         }
@@ -222,23 +231,74 @@ impl<T> EventQueue<T> {
             return false;
         }
         let p = self.occupied_levels.trailing_zeros() as usize;
-        let d = self.occupied[p].trailing_zeros() as usize;
-        self.occupied[p] &= !(1 << d);
-        if self.occupied[p] == 0 {
+        let words = &mut self.occupied[p];
+        let w = words
+            .iter()
+            .position(|&b| b != 0)
+            .expect("an occupied level");
+        let d = w * 64 + words[w].trailing_zeros() as usize;
+        words[w] &= words[w] - 1;
+        if words.iter().all(|&b| b == 0) {
             self.occupied_levels &= !(1 << p);
         }
-        let mut from = std::mem::take(&mut self.levels[p][d]);
-        self.last = from.iter().map(|e| e.time).min().expect("non-empty bucket");
-        // Every entry here shares the digits above `p` with the new `last`, so each lands on a
-        // lower level (or in `now`), keeping its order relative to the others.
-        for e in from.drain(..) {
-            self.place(e);
+        if p == 0 {
+            // Every entry of a level-0 bucket shares all its digits with `last` but the lowest,
+            // which is `d`: they are all at one time, in scheduling order, and become `now`
+            // as they are (the emptied `now` goes to the bucket, or to the pool if large).
+            let bucket = &mut self.levels[0][d];
+            std::mem::swap(&mut self.now, bucket);
+            if bucket.capacity() > KEEP_CAPACITY {
+                self.pool[0].push(std::mem::take(bucket));
+            }
+            self.last = self.now[0].time;
+        } else if self.levels[p][d].len() == 1 {
+            // Sparse events (one per bucket) are the common case in service models: no spread.
+            let bucket = &mut self.levels[p][d];
+            let e = bucket[0];
+            bucket.clear();
+            if bucket.capacity() > KEEP_CAPACITY {
+                self.pool[p].push(std::mem::take(bucket));
+            }
+            self.last = e.time;
+            self.now.push(e);
+        } else {
+            let mut from = std::mem::take(&mut self.levels[p][d]);
+            self.last = from.iter().map(|e| e.time).min().expect("non-empty bucket");
+            // Every entry here shares the digits above `p` with the new `last`, so each lands
+            // on a lower level (or in `now`), keeping its order relative to the others.
+            for e in from.drain(..) {
+                self.place(e);
+            }
+            self.pool[p].push(from);
         }
-        self.pool[p].push(from);
         for e in self.now.iter().take(PREFETCH_AHEAD) {
             prefetch(&self.slab, e.slot);
         }
+        if self.occupied_levels & 1 != 0 {
+            self.prefetch_next_times();
+        }
         true
+    }
+
+    /// Ask for the first events of the next two times at level 0: with few events per time,
+    /// `now` holds one or two entries, and without this every event's slot would be a miss.
+    #[inline]
+    fn prefetch_next_times(&self) {
+        let mut wanted = 2;
+        for (w, &word) in self.occupied[0].iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let d = w * 64 + bits.trailing_zeros() as usize;
+                if let Some(e) = self.levels[0][d].first() {
+                    prefetch(&self.slab, e.slot);
+                }
+                wanted -= 1;
+                if wanted == 0 {
+                    return;
+                }
+                bits &= bits - 1;
+            }
+        }
     }
 
     /// Time of the earliest event, if any.
@@ -281,10 +341,10 @@ impl<T> EventQueue<T> {
             for (d, bucket) in level.iter_mut().enumerate() {
                 bucket.retain(&mut keep_entry);
                 if bucket.is_empty() {
-                    self.occupied[p] &= !(1 << d);
+                    self.occupied[p][d / 64] &= !(1 << (d % 64));
                 }
             }
-            if self.occupied[p] == 0 {
+            if self.occupied[p].iter().all(|&b| b == 0) {
                 self.occupied_levels &= !(1 << p);
             }
         }

@@ -56,16 +56,21 @@ impl SimDuration {
     }
 
     /// From floating-point nanoseconds, rounded; negative and NaN give zero, huge values saturate.
+    #[inline]
     pub fn from_nanos_f64(ns: f64) -> SimDuration {
         if ns.is_nan() || ns <= 0.0 {
             SimDuration(0)
+        } else if ns < 9.007_199_254_740_992e15 {
+            // Below 2^53 (104 days): round half away from zero, as `libm::round`, without its
+            // call; the fraction `ns - trunc(ns)` is exact here, and the conversion through
+            // `i64` is one instruction where the one to `u64` is several.
+            let t = ns as i64;
+            SimDuration(t as u64 + u64::from(ns - t as f64 >= 0.5))
         } else if ns >= u64::MAX as f64 {
             SimDuration(u64::MAX)
         } else {
-            // Round half away from zero, as `libm::round`, without its call: below 2^53 the
-            // fraction `ns - trunc(ns)` is exact; above, `ns` is already an integer.
-            let t = ns as u64;
-            SimDuration(t + u64::from(ns - t as f64 >= 0.5))
+            // At and above 2^53 every `f64` is an integer already.
+            SimDuration(ns as u64)
         }
     }
 
@@ -223,7 +228,11 @@ mod tests {
             2.5,
             0.49999999999999994,
             4503599627370495.5,
+            9007199254740991.0,
+            9007199254740992.0,
+            9007199254740994.0,
             9.1e18,
+            9223372036854775808.0,
         ];
         while x < 1.8e19 {
             cases.extend([x, x + 0.5, x - 0.5, x * 1.0000001, x * 0.9999999]);
