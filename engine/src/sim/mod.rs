@@ -229,6 +229,10 @@ struct Io {
     slowdown: Vec<f64>,
     /// Per node: how many pause faults hold it (pauses may overlap).
     paused: Vec<u32>,
+    /// Active faults that can hold or drop a delivery (crash, pause, partition): while there
+    /// are none, a message is delivered without asking whether its node is up, paused or cut
+    /// off.
+    blocking_faults: u32,
     requests: RequestMetrics,
     limits: Limits,
     error: Option<RunError>,
@@ -504,6 +508,7 @@ impl<N: Node> World<N> {
             incarnation: vec![0; n],
             slowdown: vec![1.0; n],
             paused: vec![0; n],
+            blocking_faults: 0,
             requests: RequestMetrics::new(measure_from, window),
             limits,
             error: None,
@@ -601,6 +606,10 @@ impl<N: Node> World<N> {
             return;
         }
         match ev {
+            Event::Deliver { to, from, msg } if self.io.blocking_faults == 0 => {
+                self.trace(t, to.0 as u64, 1);
+                self.with_node(to, |node, ctx| node.on_message(ctx, from, msg));
+            }
             Event::Deliver { to, from, msg } => {
                 if self.io.paused[to.idx()] > 0
                     && self.io.is_up(to)
@@ -677,6 +686,19 @@ impl<N: Node> World<N> {
     fn fault(&mut self, i: usize, start: bool) {
         self.io.topology_epoch += 1;
         let action = self.faults[i].action.clone();
+        if matches!(
+            action,
+            FaultAction::Crash(_)
+                | FaultAction::CrashKeepState(_)
+                | FaultAction::Pause(_)
+                | FaultAction::Partition { .. }
+        ) {
+            if start {
+                self.io.blocking_faults += 1;
+            } else {
+                self.io.blocking_faults -= 1;
+            }
+        }
         match action {
             FaultAction::Crash(nodes) => {
                 for id in nodes {

@@ -8,7 +8,7 @@
 //! ```text
 //!   slab:   [ event | event | free | event | ... ]   events by u32 slot; freed slots reused
 //!   now:    entries at time == last, FIFO            ◀── pop takes the front
-//!   levels: [p][d]: entries whose highest 8-bit digit differing from `last` is digit p,
+//!   buckets (p, d): entries whose highest 8-bit digit differing from `last` is digit p,
 //!           and whose digit p is d                   ◀── push appends to bucket(t, last)
 //!   now used up ─▶ lowest non-empty (p, d): last = its smallest time; its entries spread
 //!                  into lower levels (those at `last` into `now`); a level-0 bucket holds
@@ -49,21 +49,26 @@ const DIGIT_BITS: u32 = 8;
 const DIGITS: usize = 1 << DIGIT_BITS;
 /// Levels needed to cover 64 bits of time.
 const LEVELS: usize = 64_usize.div_ceil(DIGIT_BITS as usize);
-/// Words of the per-level occupancy bitmap.
-const WORDS: usize = DIGITS / 64;
+/// Buckets in all: bucket (p, d) is number `p * DIGITS + d`, so bucket numbers are in time
+/// order across levels.
+const BUCKETS: usize = LEVELS * DIGITS;
+/// Words of the occupancy bitmap.
+const WORDS: usize = BUCKETS / 64;
 
 /// Events ordered by (time, scheduling order).
 pub struct EventQueue<T> {
     /// Entries at time `last`, in scheduling order; those before `head` are already taken.
     now: Vec<Entry>,
     head: usize,
-    /// `levels[p][d]`: entries whose highest 6-bit digit differing from `last` is digit `p`,
-    /// where their digit is `d`. Lower (p, d) means earlier, whatever the entries inside.
-    levels: Box<[[Vec<Entry>; DIGITS]; LEVELS]>,
-    /// Bit d % 64 of `occupied[p][d / 64]` is set when `levels[p][d]` is non-empty.
-    occupied: [[u64; WORDS]; LEVELS],
-    /// Bit p set when some bit of `occupied[p]` is.
-    occupied_levels: u16,
+    /// Bucket `p * DIGITS + d`: entries whose highest 8-bit digit differing from `last` is
+    /// digit `p`, where their digit is `d`. A lower bucket number means earlier, whatever the
+    /// entries inside.
+    buckets: Box<[Vec<Entry>; BUCKETS]>,
+    /// Bit b % 64 of `occupied[b / 64]` is set when bucket `b` is non-empty.
+    occupied: [u64; WORDS],
+    /// Bit w set when `occupied[w]` is non-zero: the first non-empty bucket is two
+    /// trailing-zero counts away.
+    summary: u32,
     /// The time of the last event taken out.
     last: u64,
     slab: Vec<Option<T>>,
@@ -77,6 +82,9 @@ pub struct EventQueue<T> {
     /// ([`KEEP_CAPACITY`]).
     pool: [Vec<Vec<Entry>>; LEVELS],
 }
+
+/// The bits of [`EventQueue::summary`] for the level-0 buckets.
+const LEVEL0_WORDS: u32 = (1 << (DIGITS / 64)) - 1;
 
 /// An emptied bucket keeps its vector if it has room for at most this many entries (256
 /// bytes; 2048 buckets: at most half a megabyte in all); larger ones go back to the pool.
@@ -110,7 +118,7 @@ impl<T> Default for EventQueue<T> {
     }
 }
 
-/// The (level, digit) of `time` relative to `last`; `None` when they are equal.
+/// The level and bucket number of `time` relative to `last`; `None` when they are equal.
 #[inline]
 fn bucket_of(time: u64, last: u64) -> Option<(usize, usize)> {
     let x = time ^ last;
@@ -119,7 +127,7 @@ fn bucket_of(time: u64, last: u64) -> Option<(usize, usize)> {
     }
     let level = ((63 - x.leading_zeros()) / DIGIT_BITS) as usize;
     let digit = ((time >> (level as u32 * DIGIT_BITS)) as usize) & (DIGITS - 1);
-    Some((level, digit))
+    Some((level, level * DIGITS + digit))
 }
 
 impl<T> EventQueue<T> {
@@ -128,9 +136,9 @@ impl<T> EventQueue<T> {
         EventQueue {
             now: Vec::new(),
             head: 0,
-            levels: Box::new(std::array::from_fn(|_| std::array::from_fn(|_| Vec::new()))),
-            occupied: [[0; WORDS]; LEVELS],
-            occupied_levels: 0,
+            buckets: Box::new(std::array::from_fn(|_| Vec::new())),
+            occupied: [0; WORDS],
+            summary: 0,
             last: 0,
             slab: Vec::with_capacity(n),
             free: Vec::with_capacity(n),
@@ -185,16 +193,16 @@ impl<T> EventQueue<T> {
     fn place(&mut self, e: Entry) {
         match bucket_of(e.time, self.last) {
             None => self.now.push(e),
-            Some((p, d)) => {
-                let bucket = &mut self.levels[p][d];
+            Some((p, b)) => {
+                let bucket = &mut self.buckets[b];
                 if bucket.capacity() == 0
                     && let Some(v) = self.pool[p].pop()
                 {
                     *bucket = v;
                 }
                 bucket.push(e);
-                self.occupied[p][d / 64] |= 1 << (d % 64);
-                self.occupied_levels |= 1 << p;
+                self.occupied[b / 64] |= 1 << (b % 64);
+                self.summary |= 1 << (b / 64);
             }
         }
     }
@@ -227,33 +235,29 @@ impl<T> EventQueue<T> {
     fn refill(&mut self) -> bool {
         self.now.clear();
         self.head = 0;
-        if self.occupied_levels == 0 {
+        if self.summary == 0 {
             return false;
         }
-        let p = self.occupied_levels.trailing_zeros() as usize;
-        let words = &mut self.occupied[p];
-        let w = words
-            .iter()
-            .position(|&b| b != 0)
-            .expect("an occupied level");
-        let d = w * 64 + words[w].trailing_zeros() as usize;
-        words[w] &= words[w] - 1;
-        if words.iter().all(|&b| b == 0) {
-            self.occupied_levels &= !(1 << p);
+        let w = self.summary.trailing_zeros() as usize;
+        let b = w * 64 + self.occupied[w].trailing_zeros() as usize;
+        self.occupied[w] &= self.occupied[w] - 1;
+        if self.occupied[w] == 0 {
+            self.summary &= !(1 << w);
         }
+        let p = b / DIGITS;
         if p == 0 {
             // Every entry of a level-0 bucket shares all its digits with `last` but the lowest,
             // which is `d`: they are all at one time, in scheduling order, and become `now`
             // as they are (the emptied `now` goes to the bucket, or to the pool if large).
-            let bucket = &mut self.levels[0][d];
+            let bucket = &mut self.buckets[b];
             std::mem::swap(&mut self.now, bucket);
             if bucket.capacity() > KEEP_CAPACITY {
                 self.pool[0].push(std::mem::take(bucket));
             }
             self.last = self.now[0].time;
-        } else if self.levels[p][d].len() == 1 {
+        } else if self.buckets[b].len() == 1 {
             // Sparse events (one per bucket) are the common case in service models: no spread.
-            let bucket = &mut self.levels[p][d];
+            let bucket = &mut self.buckets[b];
             let e = bucket[0];
             bucket.clear();
             if bucket.capacity() > KEEP_CAPACITY {
@@ -262,7 +266,7 @@ impl<T> EventQueue<T> {
             self.last = e.time;
             self.now.push(e);
         } else {
-            let mut from = std::mem::take(&mut self.levels[p][d]);
+            let mut from = std::mem::take(&mut self.buckets[b]);
             self.last = from.iter().map(|e| e.time).min().expect("non-empty bucket");
             // Every entry here shares the digits above `p` with the new `last`, so each lands
             // on a lower level (or in `now`), keeping its order relative to the others.
@@ -274,7 +278,7 @@ impl<T> EventQueue<T> {
         for e in self.now.iter().take(PREFETCH_AHEAD) {
             prefetch(&self.slab, e.slot);
         }
-        if self.occupied_levels & 1 != 0 {
+        if self.summary & LEVEL0_WORDS != 0 {
             self.prefetch_next_times();
         }
         true
@@ -285,11 +289,11 @@ impl<T> EventQueue<T> {
     #[inline]
     fn prefetch_next_times(&self) {
         let mut wanted = 2;
-        for (w, &word) in self.occupied[0].iter().enumerate() {
+        for (w, &word) in self.occupied[..DIGITS / 64].iter().enumerate() {
             let mut bits = word;
             while bits != 0 {
-                let d = w * 64 + bits.trailing_zeros() as usize;
-                if let Some(e) = self.levels[0][d].first() {
+                let b = w * 64 + bits.trailing_zeros() as usize;
+                if let Some(e) = self.buckets[b].first() {
                     prefetch(&self.slab, e.slot);
                 }
                 wanted -= 1;
@@ -337,15 +341,13 @@ impl<T> EventQueue<T> {
             kept
         };
         self.now.retain(&mut keep_entry);
-        for (p, level) in self.levels.iter_mut().enumerate() {
-            for (d, bucket) in level.iter_mut().enumerate() {
-                bucket.retain(&mut keep_entry);
-                if bucket.is_empty() {
-                    self.occupied[p][d / 64] &= !(1 << (d % 64));
+        for (b, bucket) in self.buckets.iter_mut().enumerate() {
+            bucket.retain(&mut keep_entry);
+            if bucket.is_empty() {
+                self.occupied[b / 64] &= !(1 << (b % 64));
+                if self.occupied[b / 64] == 0 {
+                    self.summary &= !(1 << (b / 64));
                 }
-            }
-            if self.occupied[p].iter().all(|&b| b == 0) {
-                self.occupied_levels &= !(1 << p);
             }
         }
         self.len -= removed;
