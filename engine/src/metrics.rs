@@ -3,10 +3,10 @@
 //! Memory grows with histogram buckets and the number of windows, never with the number of
 //! requests: each completed request is folded into counters and HDR histograms at once.
 
+use crate::hdr_counts::HdrCounts;
 use crate::results::{EventRecord, LatencySummary, SeriesResult, ServerResult, WindowResult};
 use crate::sim::message::Cause;
 use crate::sim::time::{SimDuration, SimTime};
-use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 
 /// Largest latency the histograms resolve (one hour); longer ones are recorded as one hour.
@@ -201,7 +201,7 @@ impl EventLog {
 struct Window {
     ok: u64,
     errors: u64,
-    latency: Histogram<u32>,
+    latency: HdrCounts<u32>,
 }
 
 /// Request outcomes of a run, folded as they happen.
@@ -213,13 +213,11 @@ pub struct RequestMetrics {
     requests: u64,
     ok: u64,
     errors: [u64; Cause::ALL.len()],
-    latency: Histogram<u64>,
+    /// Latencies of the measured successful requests (3 significant digits).
+    latency: HdrCounts<u64>,
+    /// An empty window histogram (2 significant digits), cloned for each new window.
+    empty_window: HdrCounts<u32>,
     windows: Vec<Window>,
-}
-
-fn histogram<T: hdrhistogram::Counter>(sigfig: u8) -> Histogram<T> {
-    // Bounds are constants known to be valid, so construction cannot fail.
-    Histogram::new_with_bounds(1, HIGHEST_NS, sigfig).expect("valid histogram bounds")
 }
 
 impl RequestMetrics {
@@ -233,7 +231,8 @@ impl RequestMetrics {
             requests: 0,
             ok: 0,
             errors: [0; Cause::ALL.len()],
-            latency: histogram(3),
+            latency: HdrCounts::new(HIGHEST_NS, 3),
+            empty_window: HdrCounts::new(HIGHEST_NS, 2),
             windows: Vec::new(),
         }
     }
@@ -251,7 +250,7 @@ impl RequestMetrics {
         match result {
             Ok(()) => {
                 w.ok += 1;
-                w.latency.saturating_record(latency_ns);
+                w.latency.record(latency_ns);
             }
             Err(_) => w.errors += 1,
         }
@@ -262,7 +261,7 @@ impl RequestMetrics {
         match result {
             Ok(()) => {
                 self.ok += 1;
-                self.latency.saturating_record(latency_ns);
+                self.latency.record(latency_ns);
             }
             Err(cause) => self.errors[cause.idx()] += 1,
         }
@@ -274,7 +273,7 @@ impl RequestMetrics {
             self.windows.push(Window {
                 ok: 0,
                 errors: 0,
-                latency: histogram(2),
+                latency: self.empty_window.clone(),
             });
         }
         &mut self.windows[i]
@@ -308,7 +307,7 @@ impl RequestMetrics {
 
     /// Mean and percentiles of successful requests' latency, in milliseconds.
     pub fn latency_summary(&self) -> LatencySummary {
-        let h = &self.latency;
+        let h = &self.latency.histogram();
         if h.is_empty() {
             return LatencySummary::default();
         }
@@ -326,7 +325,8 @@ impl RequestMetrics {
     /// Points of the latency CDF, `[latency_ms, fraction]`, equally dense in every decade of the
     /// tail (90%, 99%, 99.9%, 99.99%), since that is where designs differ.
     pub fn latency_cdf(&self) -> Vec<[f64; 2]> {
-        if self.latency.is_empty() {
+        let latency = self.latency.histogram();
+        if latency.is_empty() {
             return Vec::new();
         }
         let mut qs: Vec<f64> = (0..90).map(|i| i as f64 / 100.0).collect();
@@ -337,7 +337,7 @@ impl RequestMetrics {
         qs.push(1.0);
         let mut out: Vec<[f64; 2]> = Vec::with_capacity(qs.len());
         for q in qs {
-            let ms = self.latency.value_at_quantile(q) as f64 / 1e6;
+            let ms = latency.value_at_quantile(q) as f64 / 1e6;
             if out.last().is_some_and(|p| p[0] == ms) {
                 out.last_mut().expect("checked non-empty")[1] = q;
             } else {
@@ -373,8 +373,9 @@ impl RequestMetrics {
 
 fn window_result(w: &Window, start_s: f64, width_s: f64) -> WindowResult {
     let done = w.ok + w.errors;
+    let latency = w.latency.histogram();
     let quantile =
-        |q: f64| (!w.latency.is_empty()).then(|| w.latency.value_at_quantile(q) as f64 / 1e6);
+        |q: f64| (!latency.is_empty()).then(|| latency.value_at_quantile(q) as f64 / 1e6);
     WindowResult {
         start_s,
         ok: w.ok,
