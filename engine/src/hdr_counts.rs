@@ -49,6 +49,15 @@ impl<T: Counter> HdrCounts<T> {
         }
     }
 
+    /// Empty counts of the same layout, without recomputing it. (Freshly allocated zeros rather
+    /// than a clone: pages of buckets no value reaches are then never touched.)
+    pub fn empty_like(&self) -> Self {
+        HdrCounts {
+            counts: vec![T::zero(); self.counts.len()],
+            ..*self
+        }
+    }
+
     /// The bucket of `value`, as `hdrhistogram`'s `index_for` computes it.
     #[inline]
     fn index_for(&self, value: u64) -> usize {
