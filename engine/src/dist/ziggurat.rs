@@ -32,6 +32,7 @@ const SCALE_53: f64 = 1.0 / (1u64 << 53) as f64;
 
 /// Layer edges `x[i]` (decreasing, `x[1] = R`, `x[256] = 0`; `x[0] = V / f(R)` is the width of
 /// the base strip's equivalent rectangle) and the density at them, `f[i] = f(x[i])`.
+#[derive(Debug, PartialEq)]
 pub(crate) struct Table {
     pub(crate) x: [f64; LAYERS + 1],
     pub(crate) f: [f64; LAYERS + 1],
@@ -85,7 +86,13 @@ pub(crate) static EXPONENTIAL: LazyLock<Table> =
 /// method (wedge test, tail, retries) is an out-of-line call, so the common draw pays no call.
 #[inline(always)]
 pub fn normal<R: RandomSource>(rng: &mut R) -> f64 {
-    let t = &*NORMAL;
+    normal_in(&NORMAL, rng)
+}
+
+/// A standard normal draw with the table `t` (always [`NORMAL`]) already at hand, so a caller
+/// drawing many times pays the lazy table's initialisation check once, not per draw.
+#[inline(always)]
+pub(crate) fn normal_in<R: RandomSource>(t: &Table, rng: &mut R) -> f64 {
     let bits = rng.bits();
     let i = (bits as usize) & (LAYERS - 1);
     let u = 2.0 * ((bits >> 11) as f64 * SCALE_53) - 1.0;
