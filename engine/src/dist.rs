@@ -153,6 +153,10 @@ pub struct Sampler {
     dist: Dist,
     /// (mu, sigma) when `dist` is log-normal.
     lognormal: (f64, f64),
+    /// The normal ziggurat and `exp` tables, dereferenced once here rather than through their
+    /// lazy statics on every draw.
+    normal_table: &'static ziggurat::Table,
+    exp_table: &'static [u64; 128],
 }
 
 impl Sampler {
@@ -162,7 +166,12 @@ impl Sampler {
             Dist::LogNormal { median, p99 } => lognormal_params(*median, *p99),
             _ => (0.0, 0.0),
         };
-        Sampler { dist, lognormal }
+        Sampler {
+            dist,
+            lognormal,
+            normal_table: &ziggurat::NORMAL,
+            exp_table: &exp::TABLE,
+        }
     }
 
     /// Draw one duration, as [`Dist::sample`] would.
@@ -171,7 +180,8 @@ impl Sampler {
         match &self.dist {
             Dist::LogNormal { .. } => {
                 let (mu, sigma) = self.lognormal;
-                SimDuration::from_nanos_f64(exp::exp(mu + sigma * standard_normal(rng)))
+                let z = ziggurat::normal_in(self.normal_table, rng);
+                SimDuration::from_nanos_f64(exp::exp_in(self.exp_table, mu + sigma * z))
             }
             d => d.sample(rng),
         }

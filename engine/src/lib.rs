@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod components;
 pub mod dist;
+pub mod hdr_counts;
 pub mod list;
 pub mod metrics;
 pub mod output;

@@ -3,10 +3,10 @@
 //! Memory grows with histogram buckets and the number of windows, never with the number of
 //! requests: each completed request is folded into counters and HDR histograms at once.
 
+use crate::hdr_counts::HdrCounts;
 use crate::results::{EventRecord, LatencySummary, SeriesResult, ServerResult, WindowResult};
 use crate::sim::message::Cause;
 use crate::sim::time::{SimDuration, SimTime};
-use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 
 /// Largest latency the histograms resolve (one hour); longer ones are recorded as one hour.
@@ -201,7 +201,7 @@ impl EventLog {
 struct Window {
     ok: u64,
     errors: u64,
-    latency: Histogram<u32>,
+    latency: HdrCounts<u32>,
 }
 
 /// Request outcomes of a run, folded as they happen.
@@ -213,13 +213,14 @@ pub struct RequestMetrics {
     requests: u64,
     ok: u64,
     errors: [u64; Cause::ALL.len()],
-    latency: Histogram<u64>,
+    /// Latencies of the measured successful requests (3 significant digits).
+    latency: HdrCounts<u64>,
+    /// An empty window histogram (2 significant digits), the layout of each new window's.
+    empty_window: HdrCounts<u32>,
     windows: Vec<Window>,
-}
-
-fn histogram<T: hdrhistogram::Counter>(sigfig: u8) -> Histogram<T> {
-    // Bounds are constants known to be valid, so construction cannot fail.
-    Histogram::new_with_bounds(1, HIGHEST_NS, sigfig).expect("valid histogram bounds")
+    /// The window the last request ended in, and its [start, end) in nanoseconds.
+    last_window: usize,
+    last_window_span: (u64, u64),
 }
 
 impl RequestMetrics {
@@ -233,8 +234,12 @@ impl RequestMetrics {
             requests: 0,
             ok: 0,
             errors: [0; Cause::ALL.len()],
-            latency: histogram(3),
+            latency: HdrCounts::new(HIGHEST_NS, 3),
+            empty_window: HdrCounts::new(HIGHEST_NS, 2),
             windows: Vec::new(),
+            last_window: 0,
+            // Empty: the first request computes its window.
+            last_window_span: (0, 0),
         }
     }
 
@@ -251,7 +256,7 @@ impl RequestMetrics {
         match result {
             Ok(()) => {
                 w.ok += 1;
-                w.latency.saturating_record(latency_ns);
+                w.latency.record(latency_ns);
             }
             Err(_) => w.errors += 1,
         }
@@ -262,19 +267,28 @@ impl RequestMetrics {
         match result {
             Ok(()) => {
                 self.ok += 1;
-                self.latency.saturating_record(latency_ns);
+                self.latency.record(latency_ns);
             }
             Err(cause) => self.errors[cause.idx()] += 1,
         }
     }
 
     fn window_at(&mut self, now: SimTime) -> &mut Window {
-        let i = (now.0 / self.window.0) as usize;
+        // Most requests end in the window the previous one ended in: skip the division then.
+        let (start, end) = self.last_window_span;
+        let i = if start <= now.0 && now.0 < end {
+            self.last_window
+        } else {
+            let i = now.0 / self.window.0;
+            self.last_window = i as usize;
+            self.last_window_span = (i * self.window.0, (i + 1).saturating_mul(self.window.0));
+            i as usize
+        };
         while self.windows.len() <= i {
             self.windows.push(Window {
                 ok: 0,
                 errors: 0,
-                latency: histogram(2),
+                latency: self.empty_window.empty_like(),
             });
         }
         &mut self.windows[i]
@@ -308,7 +322,7 @@ impl RequestMetrics {
 
     /// Mean and percentiles of successful requests' latency, in milliseconds.
     pub fn latency_summary(&self) -> LatencySummary {
-        let h = &self.latency;
+        let h = &self.latency.histogram();
         if h.is_empty() {
             return LatencySummary::default();
         }
@@ -326,7 +340,8 @@ impl RequestMetrics {
     /// Points of the latency CDF, `[latency_ms, fraction]`, equally dense in every decade of the
     /// tail (90%, 99%, 99.9%, 99.99%), since that is where designs differ.
     pub fn latency_cdf(&self) -> Vec<[f64; 2]> {
-        if self.latency.is_empty() {
+        let latency = self.latency.histogram();
+        if latency.is_empty() {
             return Vec::new();
         }
         let mut qs: Vec<f64> = (0..90).map(|i| i as f64 / 100.0).collect();
@@ -337,7 +352,7 @@ impl RequestMetrics {
         qs.push(1.0);
         let mut out: Vec<[f64; 2]> = Vec::with_capacity(qs.len());
         for q in qs {
-            let ms = self.latency.value_at_quantile(q) as f64 / 1e6;
+            let ms = latency.value_at_quantile(q) as f64 / 1e6;
             if out.last().is_some_and(|p| p[0] == ms) {
                 out.last_mut().expect("checked non-empty")[1] = q;
             } else {
@@ -373,8 +388,9 @@ impl RequestMetrics {
 
 fn window_result(w: &Window, start_s: f64, width_s: f64) -> WindowResult {
     let done = w.ok + w.errors;
+    let latency = w.latency.histogram();
     let quantile =
-        |q: f64| (!w.latency.is_empty()).then(|| w.latency.value_at_quantile(q) as f64 / 1e6);
+        |q: f64| (!latency.is_empty()).then(|| latency.value_at_quantile(q) as f64 / 1e6);
     WindowResult {
         start_s,
         ok: w.ok,

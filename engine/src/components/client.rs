@@ -449,11 +449,13 @@ impl Client {
 
     /// Send one copy of the open request `request` (a first attempt, a retry or a hedge).
     fn send_attempt(&mut self, ctx: &mut Ctx<'_>, request: CallId) {
-        let Some(o) = self.open.get_mut(request).copied() else {
+        // Only what is needed before the target is picked, not a copy of the whole entry.
+        let Some((hedge, avoid, attempt)) = self.open.get_mut(request).map(|o| {
+            let hedge = o.in_flight() > 0;
+            (hedge, if hedge { o.last_target } else { None }, o.attempt)
+        }) else {
             return;
         };
-        let hedge = o.in_flight() > 0;
-        let avoid = if hedge { o.last_target } else { None };
         let Some(target) = self.pick_target(ctx, avoid) else {
             self.attempt_failed(ctx, request, Cause::Unreachable);
             return;
@@ -463,7 +465,7 @@ impl Client {
             request,
             timer: ctx.set_timer(timeout, call.0),
         });
-        let first_try = o.attempt == 1 && !hedge;
+        let first_try = attempt == 1 && !hedge;
         let hedge_after = self.cfg.hedge.as_ref().map(|h| h.after);
         let o = self.open.get_mut(request).expect("checked open above");
         let slot = o.calls.iter().position(Option::is_none).unwrap_or(0);

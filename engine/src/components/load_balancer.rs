@@ -476,11 +476,18 @@ impl LoadBalancer {
     /// The backends a request may go to, in `candidates`. Without health checks or breakers
     /// the list only changes with the topology, so it is kept until a fault starts or ends
     /// (a large pool would otherwise be scanned for every request).
+    #[inline]
     fn collect_reachable(&mut self, ctx: &Ctx<'_>) {
         let epoch = ctx.topology_epoch();
         if self.guards.is_none() && self.candidates_epoch == Some(epoch) {
             return;
         }
+        self.fill_candidates(ctx, epoch);
+    }
+
+    /// Recompute `candidates` (the topology changed, or the LB has guards).
+    #[inline(never)]
+    fn fill_candidates(&mut self, ctx: &Ctx<'_>, epoch: u64) {
         self.candidates_epoch = self.guards.is_none().then_some(epoch);
         self.candidates.clear();
         let usable = self.guards.as_ref().map(|g| &g.usable);

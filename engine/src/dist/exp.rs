@@ -26,7 +26,7 @@ const SHIFT: f64 = 6_755_399_441_055_744.0;
 const LIMIT: f64 = 690.0;
 
 /// Bit patterns of 2^(j/128), j = 0..127.
-static TABLE: LazyLock<[u64; N]> = LazyLock::new(|| {
+pub(crate) static TABLE: LazyLock<[u64; N]> = LazyLock::new(|| {
     let mut t = [0u64; N];
     for (j, v) in t.iter_mut().enumerate() {
         *v = libm::exp2(j as f64 / N as f64).to_bits();
@@ -37,6 +37,12 @@ static TABLE: LazyLock<[u64; N]> = LazyLock::new(|| {
 /// e^x.
 #[inline]
 pub fn exp(x: f64) -> f64 {
+    exp_in(&TABLE, x)
+}
+
+/// e^x with the table (always [`TABLE`]) already at hand: see [`super::ziggurat::normal_in`].
+#[inline]
+pub(crate) fn exp_in(table: &[u64; N], x: f64) -> f64 {
     // Also NaN: every comparison with it is false.
     if x.is_nan() || x.abs() >= LIMIT {
         return libm::exp(x);
@@ -50,7 +56,7 @@ pub fn exp(x: f64) -> f64 {
     let j = (ki as usize) & (N - 1);
     // 2^(k) with k = floor(kd / 128), added to the exponent field of 2^(j/128) in [1, 2).
     let k = (ki as i64) << 45 >> 52;
-    let scale = f64::from_bits(TABLE[j].wrapping_add((k as u64) << 52));
+    let scale = f64::from_bits(table[j].wrapping_add((k as u64) << 52));
     let p = r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0)))));
     scale + scale * p
 }
