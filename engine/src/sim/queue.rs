@@ -247,8 +247,9 @@ impl<T> EventQueue<T> {
         let p = b / DIGITS;
         if p == 0 {
             // Every entry of a level-0 bucket shares all its digits with `last` but the lowest,
-            // which is `d`: they are all at one time, in scheduling order, and become `now`
-            // as they are (the emptied `now` goes to the bucket, or to the pool if large).
+            // which is the bucket's digit: they are all at one time, in scheduling order, and
+            // become `now` as they are (the emptied `now` goes to the bucket, or to the pool if
+            // large).
             let bucket = &mut self.buckets[b];
             std::mem::swap(&mut self.now, bucket);
             if bucket.capacity() > KEEP_CAPACITY {
