@@ -178,6 +178,8 @@ impl Sampler {
     #[inline]
     pub fn sample<R: RandomSource>(&self, rng: &mut R) -> SimDuration {
         match &self.dist {
+            // Without a call: constant latencies are common, and need no draw.
+            Dist::Constant(d) => *d,
             Dist::LogNormal { .. } => {
                 let (mu, sigma) = self.lognormal;
                 let z = ziggurat::normal_in(self.normal_table, rng);

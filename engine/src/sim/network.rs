@@ -141,42 +141,30 @@ impl Network {
         if from == to {
             return Some(SimDuration::ZERO);
         }
-        if self.plain {
+        let (latency, loss) = if self.plain {
             // The common case: no fault is changing the network.
-            let link = &self.default;
-            if let Some(d) = link.fixed {
+            if let Some(d) = self.default.fixed {
                 return Some(d);
             }
-            if link.loss > 0.0 && self.rng.chance(link.loss) {
+            (&self.default.latency, self.default.loss)
+        } else {
+            if !self.connected(from, to) {
                 return None;
             }
-            return Some(link.latency.sample(&mut self.rng));
-        }
-        if !self.connected(from, to) {
-            return None;
-        }
-        let Network {
-            default,
-            links,
-            changes,
-            rng,
-            ..
-        } = self;
-        let link = if links.is_empty() {
-            &*default
-        } else {
-            links.get(&(from, to)).unwrap_or(default)
+            let link = self.links.get(&(from, to)).unwrap_or(&self.default);
+            let (mut latency, mut loss) = (&link.latency, link.loss);
+            // Later changes win over earlier ones where several apply.
+            for c in self.changes.iter().filter(|c| c.applies(from, to)) {
+                if let Some(l) = &c.latency {
+                    latency = l;
+                }
+                if let Some(p) = c.loss {
+                    loss = p;
+                }
+            }
+            (latency, loss)
         };
-        let (mut latency, mut loss) = (&link.latency, link.loss);
-        // Later changes win over earlier ones where several apply.
-        for c in changes.iter().filter(|c| c.applies(from, to)) {
-            if let Some(l) = &c.latency {
-                latency = l;
-            }
-            if let Some(p) = c.loss {
-                loss = p;
-            }
-        }
+        let rng = &mut self.rng;
         if loss > 0.0 && rng.chance(loss) {
             return None;
         }
