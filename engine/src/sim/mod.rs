@@ -23,7 +23,7 @@ pub mod time;
 use crate::metrics::{NodeStats, RequestMetrics};
 use message::{Message, NodeId};
 use network::{Cut, LinkChange, Network};
-use queue::{EventQueue, Popped};
+use queue::EventQueue;
 use rng::{SimRng, mix64};
 use std::fmt;
 use time::{SimDuration, SimTime};
@@ -196,23 +196,139 @@ enum Event {
     FaultEnd(u32),
 }
 
-/// What waits for a paused node: a message (or fault) event, or a timer that came due.
+/// What waits for a paused node: a message (or fault) event, or a timer that came due (still
+/// armed, in its slot).
 enum Held {
     Event(Event),
-    Timer(u32),
+    Timer { slot: u32, tag: u64 },
 }
 
-/// A timer. Timer events are queued inline (the queue entry holds this slot's index, no slab
-/// slot), so a slot stays taken until its queue entry is gone: cancelling only marks it, and
-/// firing, a cancelled entry reaching the front or a purge frees it.
+/// What a queue entry carries, packed into 24 bytes so that an entry (with its time) is 32:
+/// a plug-in message whole (its payload is a box), and anything else as two words and a
+/// number. A message of another kind (a request, a response, a protocol message: up to 56
+/// bytes) waits in [`Io::bodies`] and the entry holds its slot there.
+///
+/// | kind            | `a`                   | `b`    | `body`          |
+/// | --------------- | --------------------- | ------ | --------------- |
+/// | plug-in message | receiver              | sender | `User(payload)` |
+/// | other message   | receiver              | sender | `Word(slot)`    |
+/// | timer           | `TIMER` \| node      | slot   | `Word(tag)`     |
+/// | fault start/end | `FAULT_START`/`_END`  | fault  | `Word(0)`       |
+///
+/// The kind of a `Word` entry is in the top two bits of `a`, which node ids never reach
+/// ([`World::new`] checks).
+struct Queued {
+    a: u32,
+    b: u32,
+    body: Body,
+}
+
+/// The default is what a slot of the queue holds once its entry has been taken out: it is
+/// never unpacked.
+impl Default for Queued {
+    fn default() -> Queued {
+        Queued {
+            a: 0,
+            b: 0,
+            body: Body::Word(0),
+        }
+    }
+}
+
+/// A plug-in payload, or a number; 16 bytes (the box's non-null pointer tells them apart).
+enum Body {
+    User(message::UserMsg),
+    Word(u64),
+}
+
+const KIND_SHIFT: u32 = 30;
+const NODE_MASK: u32 = (1 << KIND_SHIFT) - 1;
+const TIMER: u32 = 1 << KIND_SHIFT;
+const FAULT_START: u32 = 2 << KIND_SHIFT;
+const FAULT_END: u32 = 3 << KIND_SHIFT;
+
+/// A [`Queued`] entry, unpacked.
+enum Unpacked {
+    User {
+        to: NodeId,
+        from: NodeId,
+        msg: message::UserMsg,
+    },
+    Parked {
+        to: NodeId,
+        from: NodeId,
+        slot: u32,
+    },
+    Timer {
+        node: NodeId,
+        slot: u32,
+        tag: u64,
+    },
+    FaultStart(u32),
+    FaultEnd(u32),
+}
+
+impl Queued {
+    #[inline]
+    fn timer(node: NodeId, slot: u32, tag: u64) -> Queued {
+        Queued {
+            a: TIMER | node.0,
+            b: slot,
+            body: Body::Word(tag),
+        }
+    }
+
+    /// The timer slot, if this is a timer.
+    #[inline]
+    fn timer_slot(&self) -> Option<u32> {
+        match self.body {
+            Body::Word(_) if self.a & !NODE_MASK == TIMER => Some(self.b),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn unpack(self) -> Unpacked {
+        match self.body {
+            Body::User(msg) => Unpacked::User {
+                to: NodeId(self.a),
+                from: NodeId(self.b),
+                msg,
+            },
+            Body::Word(w) => match self.a & !NODE_MASK {
+                0 => Unpacked::Parked {
+                    to: NodeId(self.a),
+                    from: NodeId(self.b),
+                    slot: w as u32,
+                },
+                TIMER => Unpacked::Timer {
+                    node: NodeId(self.a & NODE_MASK),
+                    slot: self.b,
+                    tag: w,
+                },
+                FAULT_START => Unpacked::FaultStart(self.b),
+                _ => Unpacked::FaultEnd(self.b),
+            },
+        }
+    }
+}
+
+/// A timer's state. The rest of it (node, tag) travels in its queue entry, so a slot stays
+/// taken until that entry is gone: cancelling only disarms it, and firing, a cancelled entry
+/// reaching the front or a purge frees it.
 struct TimerSlot {
-    /// Bumped when the timer fires or is cancelled, so an old `TimerId` no longer matches.
+    /// Odd while armed. Bumped when the timer is set, fires or is cancelled, so an old
+    /// `TimerId` no longer matches.
     generation: u32,
-    /// Armed: neither fired nor cancelled.
-    live: bool,
-    node: NodeId,
+    /// The node's incarnation when the timer was set: a timer does not survive a crash.
     incarnation: u32,
-    tag: u64,
+}
+
+impl TimerSlot {
+    #[inline]
+    fn armed(&self) -> bool {
+        self.generation & 1 == 1
+    }
 }
 
 /// Everything except the nodes themselves: what a [`Ctx`] gives access to.
@@ -220,7 +336,10 @@ struct Io {
     now: SimTime,
     /// Bumped whenever a fault starts or ends: only then can reachability change.
     topology_epoch: u64,
-    queue: EventQueue<Event>,
+    queue: EventQueue<Queued>,
+    /// Bodies of queued messages too large for a queue entry, by slot; freed slots are reused.
+    bodies: Vec<Option<Message>>,
+    free_bodies: Vec<u32>,
     timers: Vec<TimerSlot>,
     free_timers: Vec<u32>,
     network: Network,
@@ -317,25 +436,21 @@ impl Ctx<'_> {
             None => {
                 self.io.timers.push(TimerSlot {
                     generation: 0,
-                    live: false,
-                    node: self.me,
                     incarnation,
-                    tag,
                 });
                 (self.io.timers.len() - 1) as u32
             }
         };
         let t = &mut self.io.timers[slot as usize];
-        t.live = true;
-        t.node = self.me;
+        debug_assert!(!t.armed());
+        t.generation = t.generation.wrapping_add(1);
         t.incarnation = incarnation;
-        t.tag = tag;
         let id = TimerId {
             slot,
             generation: t.generation,
         };
         let at = self.io.now.after(after);
-        self.io.queue.push_inline(at.0, slot);
+        self.io.queue.push(at.0, Queued::timer(self.me, slot, tag));
         id
     }
 
@@ -400,7 +515,54 @@ impl Io {
 
     #[inline]
     fn push(&mut self, at: SimTime, ev: Event) {
-        self.queue.push(at.0, ev);
+        let q = match ev {
+            Event::Deliver {
+                to,
+                from,
+                msg: Message::User(msg),
+            } => Queued {
+                a: to.0,
+                b: from.0,
+                body: Body::User(msg),
+            },
+            Event::Deliver { to, from, msg } => {
+                let slot = match self.free_bodies.pop() {
+                    Some(s) => {
+                        self.bodies[s as usize] = Some(msg);
+                        s
+                    }
+                    None => {
+                        self.bodies.push(Some(msg));
+                        (self.bodies.len() - 1) as u32
+                    }
+                };
+                Queued {
+                    a: to.0,
+                    b: from.0,
+                    body: Body::Word(slot.into()),
+                }
+            }
+            Event::FaultStart(i) => Queued {
+                a: FAULT_START,
+                b: i,
+                body: Body::Word(0),
+            },
+            Event::FaultEnd(i) => Queued {
+                a: FAULT_END,
+                b: i,
+                body: Body::Word(0),
+            },
+        };
+        self.queue.push(at.0, q);
+    }
+
+    /// Take a queued message's body out of its slot, which is free again.
+    #[inline]
+    fn unpark(&mut self, slot: u32) -> Message {
+        self.free_bodies.push(slot);
+        self.bodies[slot as usize]
+            .take()
+            .expect("a queued message's slot holds its body")
     }
 
     /// A timer's queue entry is gone (fired, dropped or purged): its slot is free again, and an
@@ -408,8 +570,9 @@ impl Io {
     #[inline]
     fn free_timer_slot(&mut self, slot: u32) {
         let t = &mut self.timers[slot as usize];
-        t.live = false;
-        t.generation = t.generation.wrapping_add(1);
+        if t.armed() {
+            t.generation = t.generation.wrapping_add(1);
+        }
         self.free_timers.push(slot);
     }
 
@@ -418,8 +581,7 @@ impl Io {
     #[inline]
     fn release_timer(&mut self, id: TimerId) -> bool {
         let t = &mut self.timers[id.slot as usize];
-        if t.live && t.generation == id.generation {
-            t.live = false;
+        if t.generation == id.generation && t.armed() {
             t.generation = t.generation.wrapping_add(1);
             true
         } else {
@@ -434,16 +596,13 @@ impl Io {
     /// remaining events is their (time, sequence) key, so purging changes no outcome.
     fn purge_cancelled(&mut self) {
         let (timers, free) = (&self.timers, &mut self.free_timers);
-        self.queue.retain(
-            |_| true,
-            |slot| {
-                let live = timers[slot as usize].live;
-                if !live {
-                    free.push(slot);
-                }
-                live
-            },
-        );
+        self.queue.retain(|q| match q.timer_slot() {
+            Some(slot) if !timers[slot as usize].armed() => {
+                free.push(slot);
+                false
+            }
+            _ => true,
+        });
         self.cancelled_in_queue = 0;
     }
 }
@@ -497,10 +656,16 @@ impl<N: Node> World<N> {
         window: SimDuration,
     ) -> Self {
         let n = nodes.len();
+        assert!(
+            n <= NODE_MASK as usize + 1,
+            "a world holds at most 2^30 nodes (queue entries keep their kind above the node id)"
+        );
         let mut io = Io {
             topology_epoch: 0,
             now: SimTime::ZERO,
-            queue: EventQueue::with_capacity(1024),
+            queue: EventQueue::new(),
+            bodies: Vec::new(),
+            free_bodies: Vec::new(),
             timers: Vec::new(),
             free_timers: Vec::new(),
             network,
@@ -538,13 +703,30 @@ impl<N: Node> World<N> {
         for i in 0..self.nodes.len() {
             self.with_node(NodeId(i as u32), |node, ctx| node.on_start(ctx));
         }
-        while let Some((t, popped)) = self.io.queue.pop() {
+        while let Some((t, queued)) = self.io.queue.pop() {
             if t > end.0 {
                 break;
             }
-            match popped {
-                Popped::Item(ev) => self.step(SimTime(t), ev),
-                Popped::Inline(slot) => self.timer(SimTime(t), slot),
+            let t = SimTime(t);
+            // A timer is handled here; everything else is an event for `step`, in one place.
+            let ev = match queued.unpack() {
+                Unpacked::User { to, from, msg } => {
+                    let msg = Message::User(msg);
+                    Some(Event::Deliver { to, from, msg })
+                }
+                Unpacked::Parked { to, from, slot } => {
+                    let msg = self.io.unpark(slot);
+                    Some(Event::Deliver { to, from, msg })
+                }
+                Unpacked::Timer { node, slot, tag } => {
+                    self.timer(t, node, slot, tag);
+                    None
+                }
+                Unpacked::FaultStart(i) => Some(Event::FaultStart(i)),
+                Unpacked::FaultEnd(i) => Some(Event::FaultEnd(i)),
+            };
+            if let Some(ev) = ev {
+                self.step(t, ev);
             }
             if let Some(e) = self.io.error.take() {
                 return Err(e);
@@ -564,11 +746,11 @@ impl<N: Node> World<N> {
         self.io.now = t;
     }
 
-    /// The timer in `slot` reached the front of the queue at `t`.
-    fn timer(&mut self, t: SimTime, slot: u32) {
+    /// `node`'s timer in `slot` reached the front of the queue at `t`.
+    fn timer(&mut self, t: SimTime, node: NodeId, slot: u32, tag: u64) {
         self.advance(t);
         let timer = &self.io.timers[slot as usize];
-        let (live, node, incarnation, tag) = (timer.live, timer.node, timer.incarnation, timer.tag);
+        let (live, incarnation) = (timer.armed(), timer.incarnation);
         let id = TimerId {
             slot,
             generation: timer.generation,
@@ -587,7 +769,7 @@ impl<N: Node> World<N> {
         if self.io.paused[node.idx()] > 0 {
             // A paused node's timer fires late: it stays armed, in its slot, until the pause
             // ends and it is queued again.
-            self.hold(node, Held::Timer(slot));
+            self.hold(node, Held::Timer { slot, tag });
             return;
         }
         // Its queue entry is gone: the slot is free again, and an old id no longer matches.
@@ -825,7 +1007,9 @@ impl<N: Node> World<N> {
         for h in held {
             match h {
                 Held::Event(ev) => self.io.push(now, ev),
-                Held::Timer(slot) => self.io.queue.push_inline(now.0, slot),
+                Held::Timer { slot, tag } => {
+                    self.io.queue.push(now.0, Queued::timer(id, slot, tag));
+                }
             }
         }
     }
@@ -836,7 +1020,7 @@ impl<N: Node> World<N> {
         let held = std::mem::take(&mut self.held[id.idx()]);
         self.held_len -= held.len();
         for h in held {
-            if let Held::Timer(slot) = h {
+            if let Held::Timer { slot, .. } = h {
                 // Out of the queue and dead with the old incarnation: free the slot.
                 self.io.free_timer_slot(slot);
             }

@@ -1,4 +1,4 @@
-//! The pending-event queue: (time, sequence) order, as a monotone radix heap over a slab.
+//! The pending-event queue: (time, sequence) order, as a monotone radix heap.
 //!
 //! Events come out by time, and events at the same time in the order they were put in, so a
 //! run is a pure function of its inputs. The queue is *monotone*: nothing is ever scheduled
@@ -6,43 +6,48 @@
 //! radix heap replace a comparison heap.
 //!
 //! ```text
-//!   slab:   [ event | event | free | event | ... ]   events by u32 slot; freed slots reused
-//!   now:    entries at time == last, FIFO            ◀── pop takes the front
+//!   now:    entries at time == last, last one first  ◀── pop takes the back
+//!   fresh:  entries pushed at time == last meanwhile, FIFO (reversed into `now` when it is
+//!           used up)
 //!   buckets (p, d): entries whose highest 8-bit digit differing from `last` is digit p,
 //!           and whose digit p is d                   ◀── push appends to bucket(t, last)
-//!   now used up ─▶ lowest non-empty (p, d): last = its smallest time; its entries spread
-//!                  into lower levels (those at `last` into `now`); a level-0 bucket holds
-//!                  one time only, so it simply becomes `now`
+//!   now and fresh used up ─▶ lowest non-empty (p, d): last = its smallest time; its entries
+//!           spread into lower levels (those at `last` into `fresh`)
 //! ```
 //!
-//! An entry is 16 bytes (time and slot) whatever the event's size, and moves down at least one
-//! level each time it is spread, so at most 7 times and in practice once or twice: with 8-bit
-//! digits an event less than 65 µs ahead is spread at most once before it reaches the front.
+//! An entry is the event's time and the event itself: no side table, so taking an event out
+//! reads memory that was written in order instead of one random slot per event. The kernel
+//! keeps its queued item small (24 bytes, a 32-byte entry) and parks larger message bodies
+//! elsewhere. A bucket is a chain of fixed-size chunks from one shared arena, so the queue
+//! holds the pending entries plus at most one partly filled chunk per non-empty bucket, and
+//! chunks freed by one bucket serve the next: no allocation once the arena has grown to the
+//! run's peak, and no bucket keeps room sized for the largest bucket it ever held. An entry
+//! moves down at least one level each time it is spread, so at most 7 times and in practice
+//! once or twice: with 8-bit digits an event less than 65 µs ahead is spread at most once
+//! before it reaches the front.
 //!
 //! Why the sequence order holds without storing a sequence number: every bucket is in
 //! scheduling order. Pushes append (they come after everything queued), and a bucket is spread
 //! only when every bucket below it is empty, so each receiving bucket gets a subsequence of an
-//! ordered bucket. `now` holds one time only, so its front is the next (time, sequence) event.
+//! ordered bucket. `now` and `fresh` hold one time only, and everything in `fresh` was pushed
+//! after everything in `now`, so the back of `now` is the next (time, sequence) event.
 
-/// An entry: the event's time, and the slab slot holding the event or (with [`INLINE`] set)
-/// a caller's 31-bit token that needs no slab slot.
-#[derive(Clone, Copy)]
-struct Entry {
+/// An entry: the event's time and the event.
+struct Entry<T> {
     time: u64,
-    slot: u32,
+    item: T,
 }
 
-/// Marks an entry whose `slot` is an inline token rather than a slab slot.
-const INLINE: u32 = 1 << 31;
-
-/// What [`EventQueue::pop`] hands back.
-#[derive(Debug, PartialEq)]
-pub enum Popped<T> {
-    /// An event pushed with [`EventQueue::push`].
-    Item(T),
-    /// A token pushed with [`EventQueue::push_inline`].
-    Inline(u32),
+/// An entry's place in a chunk. The item is `ManuallyDrop` so that writing a slot does not
+/// first read (to drop) what it held, which is always a taken-out default: that read would
+/// be a cache miss on every push to a far bucket. The queue's `Drop` takes out the entries
+/// still queued.
+struct Slot<T> {
+    time: u64,
+    item: ManuallyDrop<T>,
 }
+
+use std::mem::ManuallyDrop;
 
 /// Bits of time per level: a bucket is (level, digit), 256 digits per level.
 const DIGIT_BITS: u32 = 8;
@@ -54,16 +59,44 @@ const LEVELS: usize = 64_usize.div_ceil(DIGIT_BITS as usize);
 const BUCKETS: usize = LEVELS * DIGITS;
 /// Words of the occupancy bitmap.
 const WORDS: usize = BUCKETS / 64;
+/// Entries per chunk: 512 bytes of 32-byte entries.
+const CHUNK: usize = 16;
+/// No chunk.
+const NIL: u32 = u32::MAX;
 
-/// Events ordered by (time, scheduling order).
-pub struct EventQueue<T> {
-    /// Entries at time `last`, in scheduling order; those before `head` are already taken.
-    now: Vec<Entry>,
-    head: usize,
+/// A chunk's fill and the next chunk of the same bucket; its entries are
+/// `slots[c * CHUNK..][..len]`.
+#[derive(Clone, Copy)]
+struct Chunk {
+    len: u32,
+    next: u32,
+}
+
+/// A bucket's chain of chunks; `tail` is where pushes go.
+#[derive(Clone, Copy)]
+struct Chain {
+    head: u32,
+    tail: u32,
+}
+
+/// Events ordered by (time, scheduling order). Items are moved out of the queue's storage with
+/// [`std::mem::take`], hence `T: Default`.
+pub struct EventQueue<T: Default> {
+    /// Entries at time `last`, in reverse scheduling order: the next one is at the back, and
+    /// taking it out is a `Vec::pop`.
+    now: Vec<Entry<T>>,
+    /// Entries at time `last` not yet in `now`, in scheduling order.
+    fresh: Vec<Entry<T>>,
     /// Bucket `p * DIGITS + d`: entries whose highest 8-bit digit differing from `last` is
     /// digit `p`, where their digit is `d`. A lower bucket number means earlier, whatever the
     /// entries inside.
-    buckets: Box<[Vec<Entry>; BUCKETS]>,
+    buckets: Box<[Chain; BUCKETS]>,
+    /// The entries of every chunk ever needed, [`CHUNK`] slots per chunk (a slot outside a
+    /// chunk's `len` holds an entry already taken out, or a default one).
+    slots: Vec<Slot<T>>,
+    /// Every chunk ever needed; `free` lists the ones no bucket uses.
+    chunks: Vec<Chunk>,
+    free: Vec<u32>,
     /// Bit b % 64 of `occupied[b / 64]` is set when bucket `b` is non-empty.
     occupied: [u64; WORDS],
     /// Bit w set when `occupied[w]` is non-zero: the first non-empty bucket is two
@@ -71,35 +104,17 @@ pub struct EventQueue<T> {
     summary: u32,
     /// The time of the last event taken out.
     last: u64,
-    slab: Vec<Option<T>>,
-    free: Vec<u32>,
     len: usize,
-    /// Emptied buckets' large vectors by level, handed to buckets of the same level that
-    /// become non-empty: large capacity kept in every bucket ever used could add up to 2048
-    /// times the largest bucket, allocating a fresh vector each time would allocate in steady
-    /// state, and one pool for all levels would let the large vectors of far-future buckets
-    /// end up in every small near one. Small vectors stay in their bucket
-    /// ([`KEEP_CAPACITY`]).
-    pool: [Vec<Vec<Entry>>; LEVELS],
 }
 
 /// The bits of [`EventQueue::summary`] for the level-0 buckets.
 const LEVEL0_WORDS: u32 = (1 << (DIGITS / 64)) - 1;
 
-/// An emptied bucket keeps its vector if it has room for at most this many entries (256
-/// bytes; 2048 buckets: at most half a megabyte in all); larger ones go back to the pool.
-const KEEP_CAPACITY: usize = 16;
-
-/// How many events ahead of the one taken out the queue asks the CPU to fetch: with many
-/// pending events the slab is larger than the caches, and one miss per event would otherwise
-/// be most of an event's cost.
-const PREFETCH_AHEAD: usize = 8;
-
-/// Ask the CPU to bring `slab[slot]` into the cache (a hint: it changes no value).
+/// Ask the CPU to bring `item` into the cache (a hint: it changes no value).
 #[inline(always)]
-fn prefetch<T>(slab: &[T], slot: u32) {
+fn prefetch<T>(item: &T) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(item) = slab.get(slot as usize) {
+    {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         // SAFETY: a prefetch is a hint that never faults and reads or writes nothing the
         // program can observe; the pointer comes from a live reference anyway.
@@ -109,132 +124,172 @@ fn prefetch<T>(slab: &[T], slot: u32) {
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (slab, slot);
+    let _ = item;
 }
 
-impl<T> Default for EventQueue<T> {
+impl<T: Default> Default for EventQueue<T> {
     fn default() -> Self {
-        EventQueue::with_capacity(0)
+        EventQueue::new()
     }
 }
 
-/// The level and bucket number of `time` relative to `last`; `None` when they are equal.
+/// The bucket number of `time` relative to `last`; `None` when they are equal.
 #[inline]
-fn bucket_of(time: u64, last: u64) -> Option<(usize, usize)> {
+fn bucket_of(time: u64, last: u64) -> Option<usize> {
     let x = time ^ last;
     if x == 0 {
         return None;
     }
-    let level = ((63 - x.leading_zeros()) / DIGIT_BITS) as usize;
-    let digit = ((time >> (level as u32 * DIGIT_BITS)) as usize) & (DIGITS - 1);
-    Some((level, level * DIGITS + digit))
+    let level = (63 - x.leading_zeros()) / DIGIT_BITS;
+    let digit = ((time >> (level * DIGIT_BITS)) as usize) & (DIGITS - 1);
+    Some(level as usize * DIGITS + digit)
 }
 
-impl<T> EventQueue<T> {
-    /// An empty queue with room for `n` events.
-    pub fn with_capacity(n: usize) -> Self {
+impl<T: Default> EventQueue<T> {
+    /// Bytes one pending event takes in the queue: its entry (the chunks of a bucket may have
+    /// room for up to [`CHUNK`] − 1 more).
+    pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry<T>>();
+
+    /// An empty queue.
+    pub fn new() -> Self {
         EventQueue {
             now: Vec::new(),
-            head: 0,
-            buckets: Box::new(std::array::from_fn(|_| Vec::new())),
+            fresh: Vec::new(),
+            buckets: Box::new(
+                [Chain {
+                    head: NIL,
+                    tail: NIL,
+                }; BUCKETS],
+            ),
+            slots: Vec::new(),
+            chunks: Vec::new(),
+            free: Vec::new(),
             occupied: [0; WORDS],
             summary: 0,
             last: 0,
-            slab: Vec::with_capacity(n),
-            free: Vec::with_capacity(n),
             len: 0,
-            pool: std::array::from_fn(|_| Vec::new()),
         }
     }
 
     /// Schedule `item` at `time` (nanoseconds), which must not be before the last event taken
     /// out.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, time: u64, item: T) {
         assert!(
             time >= self.last,
             "event scheduled at {time} ns, before the current time {} ns",
             self.last
         );
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.slab[s as usize] = Some(item);
-                s
-            }
+        self.place(Entry { time, item });
+        self.len += 1;
+    }
+
+    /// A chunk no bucket uses (from the free list, or a new one while the arena grows).
+    #[inline]
+    fn new_chunk(&mut self) -> u32 {
+        match self.free.pop() {
+            Some(c) => c,
             None => {
-                self.slab.push(Some(item));
-                let s = self.slab.len() - 1;
-                assert!(s < INLINE as usize, "fewer than 2^31 pending events");
-                s as u32
-            }
-        };
-        self.place(Entry { time, slot });
-        self.len += 1;
-    }
-
-    /// Schedule a bare `token` (below 2^31) at `time`: for events small enough to need no
-    /// slab slot (the caller keeps what the token means, e.g. a timer table index).
-    #[inline]
-    pub fn push_inline(&mut self, time: u64, token: u32) {
-        assert!(
-            time >= self.last,
-            "event scheduled at {time} ns, before the current time {} ns",
-            self.last
-        );
-        debug_assert!(token < INLINE);
-        self.place(Entry {
-            time,
-            slot: token | INLINE,
-        });
-        self.len += 1;
-    }
-
-    #[inline]
-    fn place(&mut self, e: Entry) {
-        match bucket_of(e.time, self.last) {
-            None => self.now.push(e),
-            Some((p, b)) => {
-                let bucket = &mut self.buckets[b];
-                if bucket.capacity() == 0
-                    && let Some(v) = self.pool[p].pop()
-                {
-                    *bucket = v;
+                assert!(self.chunks.len() < NIL as usize, "fewer than 2^32 chunks");
+                self.chunks.push(Chunk { len: 0, next: NIL });
+                if self.slots.capacity() - self.slots.len() < CHUNK {
+                    // Grow by an eighth rather than double: the arena is most of the queue's
+                    // memory, and doubling could leave it half empty at a new peak.
+                    let more = (self.slots.len() / 8).next_multiple_of(CHUNK) + 64 * CHUNK;
+                    self.slots.reserve_exact(more);
                 }
-                bucket.push(e);
-                self.occupied[b / 64] |= 1 << (b % 64);
-                self.summary |= 1 << (b / 64);
+                self.slots.extend((0..CHUNK).map(|_| Slot {
+                    time: 0,
+                    item: ManuallyDrop::new(T::default()),
+                }));
+                (self.chunks.len() - 1) as u32
             }
         }
+    }
+
+    #[inline(always)]
+    fn place(&mut self, e: Entry<T>) {
+        let Some(b) = bucket_of(e.time, self.last) else {
+            self.fresh.push(e);
+            return;
+        };
+        let tail = self.buckets[b].tail;
+        let tail = if tail == NIL {
+            let c = self.new_chunk();
+            self.buckets[b] = Chain { head: c, tail: c };
+            self.occupied[b / 64] |= 1 << (b % 64);
+            self.summary |= 1 << (b / 64);
+            c
+        } else if self.chunks[tail as usize].len == CHUNK as u32 {
+            let c = self.new_chunk();
+            self.chunks[tail as usize].next = c;
+            self.buckets[b].tail = c;
+            c
+        } else {
+            tail
+        };
+        let chunk = &mut self.chunks[tail as usize];
+        self.slots[tail as usize * CHUNK + chunk.len as usize] = Slot {
+            time: e.time,
+            item: ManuallyDrop::new(e.item),
+        };
+        chunk.len += 1;
+    }
+
+    /// Empty chunk `c` (which must be its bucket's last or be followed by its next), handing
+    /// its entries in order to `each`, and free it. Returns the next chunk.
+    #[inline]
+    fn drain_chunk(&mut self, c: u32, mut each: impl FnMut(&mut Self, Entry<T>)) -> u32 {
+        let Chunk { len, next } =
+            std::mem::replace(&mut self.chunks[c as usize], Chunk { len: 0, next: NIL });
+        if next != NIL {
+            prefetch(&self.slots[next as usize * CHUNK]);
+        }
+        self.free.push(c);
+        let start = c as usize * CHUNK;
+        for i in start..start + len as usize {
+            let slot = &mut self.slots[i];
+            let e = Entry {
+                time: slot.time,
+                item: ManuallyDrop::into_inner(std::mem::take(&mut slot.item)),
+            };
+            each(self, e);
+        }
+        next
     }
 
     /// Remove and return the earliest event with its time.
     #[inline]
-    pub fn pop(&mut self) -> Option<(u64, Popped<T>)> {
-        if self.head == self.now.len() && !self.refill() {
+    pub fn pop(&mut self) -> Option<(u64, T)> {
+        if self.now.is_empty() && !self.next_time() {
             return None;
         }
-        let e = self.now[self.head];
-        if let Some(ahead) = self.now.get(self.head + PREFETCH_AHEAD) {
-            prefetch(&self.slab, ahead.slot);
-        }
-        self.head += 1;
+        let e = self.now.pop()?;
         self.len -= 1;
-        if e.slot & INLINE != 0 {
-            return Some((e.time, Popped::Inline(e.slot & !INLINE)));
-        }
-        self.free.push(e.slot);
-        let item = self.slab[e.slot as usize]
-            .take()
-            .expect("a queued slot holds an item");
-        Some((e.time, Popped::Item(item)))
+        Some((e.time, e.item))
     }
 
-    /// The entries at time `last` are used up: take the earliest bucket, make its smallest time
-    /// the new `last`, and spread its entries into the buckets below (those at `last` into
-    /// `now`). False when the queue is empty.
+    /// `now` is used up: refill it from `fresh` (more events at the same time) or else from the
+    /// earliest bucket. False when the queue is empty.
+    fn next_time(&mut self) -> bool {
+        if self.fresh.is_empty() {
+            return self.refill();
+        }
+        self.fresh_to_now();
+        true
+    }
+
+    /// `now` is empty: the entries of `fresh` become it, last one first.
+    #[inline]
+    fn fresh_to_now(&mut self) {
+        std::mem::swap(&mut self.now, &mut self.fresh);
+        self.now.reverse();
+    }
+
+    /// `now` and `fresh` are used up: take the earliest bucket, make its smallest time the new
+    /// `last`, and spread its entries into the buckets below (those at `last` into `now`).
+    /// False when the queue is empty.
     fn refill(&mut self) -> bool {
-        self.now.clear();
-        self.head = 0;
         if self.summary == 0 {
             return false;
         }
@@ -244,40 +299,61 @@ impl<T> EventQueue<T> {
         if self.occupied[w] == 0 {
             self.summary &= !(1 << w);
         }
-        let p = b / DIGITS;
-        if p == 0 {
-            // Every entry of a level-0 bucket shares all its digits with `last` but the lowest,
-            // which is the bucket's digit: they are all at one time, in scheduling order, and
-            // become `now` as they are (the emptied `now` goes to the bucket, or to the pool if
-            // large).
-            let bucket = &mut self.buckets[b];
-            std::mem::swap(&mut self.now, bucket);
-            if bucket.capacity() > KEEP_CAPACITY {
-                self.pool[0].push(std::mem::take(bucket));
+        let Chain { head, tail } = std::mem::replace(
+            &mut self.buckets[b],
+            Chain {
+                head: NIL,
+                tail: NIL,
+            },
+        );
+        // Every entry of a level-0 bucket shares all its digits with `last` but the lowest,
+        // which is the bucket's digit: they are all at one time, in scheduling order. A bucket
+        // of one entry (the common case in service models, where events are far apart) needs
+        // no spreading either.
+        if b < DIGITS || (head == tail && self.chunks[head as usize].len == 1) {
+            if head == tail {
+                // One chunk: straight into `now`, last one first.
+                let Chunk { len, .. } = self.chunks[head as usize];
+                self.chunks[head as usize].len = 0;
+                self.free.push(head);
+                let start = head as usize * CHUNK;
+                for slot in self.slots[start..start + len as usize].iter_mut().rev() {
+                    self.now.push(Entry {
+                        time: slot.time,
+                        item: ManuallyDrop::into_inner(std::mem::take(&mut slot.item)),
+                    });
+                }
+                self.last = self.now[0].time;
+            } else {
+                let mut c = head;
+                while c != NIL {
+                    c = self.drain_chunk(c, |q, e| q.fresh.push(e));
+                }
+                self.last = self.fresh[0].time;
+                self.fresh_to_now();
             }
-            self.last = self.now[0].time;
-        } else if self.buckets[b].len() == 1 {
-            // Sparse events (one per bucket) are the common case in service models: no spread.
-            let bucket = &mut self.buckets[b];
-            let e = bucket[0];
-            bucket.clear();
-            if bucket.capacity() > KEEP_CAPACITY {
-                self.pool[p].push(std::mem::take(bucket));
-            }
-            self.last = e.time;
-            self.now.push(e);
         } else {
-            let mut from = std::mem::take(&mut self.buckets[b]);
-            self.last = from.iter().map(|e| e.time).min().expect("non-empty bucket");
-            // Every entry here shares the digits above `p` with the new `last`, so each lands
-            // on a lower level (or in `now`), keeping its order relative to the others.
-            for e in from.drain(..) {
-                self.place(e);
+            let mut c = head;
+            let mut min = u64::MAX;
+            while c != NIL {
+                let Chunk { len, next } = self.chunks[c as usize];
+                let start = c as usize * CHUNK;
+                min = self.slots[start..start + len as usize]
+                    .iter()
+                    .fold(min, |m, e| m.min(e.time));
+                c = next;
             }
-            self.pool[p].push(from);
-        }
-        for e in self.now.iter().take(PREFETCH_AHEAD) {
-            prefetch(&self.slab, e.slot);
+            self.last = min;
+            // Every entry here shares the digits above its level with the new `last`, so each
+            // lands on a lower level (or in `fresh`), keeping its order relative to the others.
+            // (A freed chunk can be taken again by `place` while this one is drained: it is
+            // written only after the entries it held have been read.)
+            let mut c = head;
+            while c != NIL {
+                c = self.drain_chunk(c, |q, e| q.place(e));
+            }
+            // The entries at the new `last` (there is one at least: the minimum) went to `fresh`.
+            self.fresh_to_now();
         }
         if self.summary & LEVEL0_WORDS != 0 {
             self.prefetch_next_times();
@@ -286,7 +362,8 @@ impl<T> EventQueue<T> {
     }
 
     /// Ask for the first events of the next two times at level 0: with few events per time,
-    /// `now` holds one or two entries, and without this every event's slot would be a miss.
+    /// each time's entries sit in their own chunk, and without this every event's entry would
+    /// be a cache miss.
     #[inline]
     fn prefetch_next_times(&self) {
         let mut wanted = 2;
@@ -294,9 +371,7 @@ impl<T> EventQueue<T> {
             let mut bits = word;
             while bits != 0 {
                 let b = w * 64 + bits.trailing_zeros() as usize;
-                if let Some(e) = self.buckets[b].first() {
-                    prefetch(&self.slab, e.slot);
-                }
+                prefetch(&self.slots[self.buckets[b].head as usize * CHUNK]);
                 wanted -= 1;
                 if wanted == 0 {
                     return;
@@ -308,50 +383,87 @@ impl<T> EventQueue<T> {
 
     /// Time of the earliest event, if any.
     pub fn peek_time(&mut self) -> Option<u64> {
-        if self.head == self.now.len() && !self.refill() {
+        if self.now.is_empty() && !self.next_time() {
             return None;
         }
-        Some(self.now[self.head].time)
+        self.now.last().map(|e| e.time)
     }
 
-    /// Keep only the events for which `keep` is true and the inline tokens for which
-    /// `keep_inline` is (the order of the rest is unchanged: `Vec::retain` keeps each bucket's
-    /// order).
-    pub fn retain(
-        &mut self,
-        mut keep: impl FnMut(&T) -> bool,
-        mut keep_inline: impl FnMut(u32) -> bool,
-    ) {
-        let head = std::mem::take(&mut self.head);
-        self.now.drain(..head);
-        let (slab, free) = (&mut self.slab, &mut self.free);
-        let mut removed = 0;
-        let mut keep_entry = |e: &Entry| {
-            if e.slot & INLINE != 0 {
-                let kept = keep_inline(e.slot & !INLINE);
-                removed += usize::from(!kept);
-                return kept;
-            }
-            let slot = &mut slab[e.slot as usize];
-            let kept = keep(slot.as_ref().expect("a queued slot holds an item"));
-            if !kept {
-                *slot = None;
-                free.push(e.slot);
-                removed += 1;
-            }
-            kept
-        };
-        self.now.retain(&mut keep_entry);
-        for (b, bucket) in self.buckets.iter_mut().enumerate() {
-            bucket.retain(&mut keep_entry);
-            if bucket.is_empty() {
-                self.occupied[b / 64] &= !(1 << (b % 64));
-                if self.occupied[b / 64] == 0 {
-                    self.summary &= !(1 << (b / 64));
-                }
+    /// Keep only the events for which `keep` is true (the order of the rest is unchanged).
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        let before = self.len;
+        self.now.retain(|e| keep(&e.item));
+        self.fresh.retain(|e| keep(&e.item));
+        let mut kept = self.now.len() + self.fresh.len();
+        for b in 0..BUCKETS {
+            let head = self.buckets[b].head;
+            if head != NIL {
+                kept += self.retain_chain(b, head, &mut keep);
             }
         }
-        self.len -= removed;
+        debug_assert!(kept <= before);
+        self.len = kept;
+    }
+
+    /// Compact bucket `b`'s chain in place: the kept entries move towards its head, in order,
+    /// and the chunks left empty are freed (no allocation: purges run in steady state).
+    /// Returns how many entries it keeps.
+    fn retain_chain(&mut self, b: usize, head: u32, keep: &mut impl FnMut(&T) -> bool) -> usize {
+        let (mut to_chunk, mut to_index) = (head, 0);
+        let mut kept = 0;
+        let mut c = head;
+        while c != NIL {
+            let Chunk { len, next } = self.chunks[c as usize];
+            for i in 0..len as usize {
+                let from = c as usize * CHUNK + i;
+                if !keep(&self.slots[from].item) {
+                    drop(ManuallyDrop::into_inner(std::mem::take(
+                        &mut self.slots[from].item,
+                    )));
+                    continue;
+                }
+                if to_index == CHUNK {
+                    self.chunks[to_chunk as usize].len = CHUNK as u32;
+                    to_chunk = self.chunks[to_chunk as usize].next;
+                    to_index = 0;
+                }
+                let to = to_chunk as usize * CHUNK + to_index;
+                if to != from {
+                    let time = self.slots[from].time;
+                    let item = std::mem::take(&mut self.slots[from].item);
+                    self.slots[to] = Slot { time, item };
+                }
+                to_index += 1;
+                kept += 1;
+            }
+            c = next;
+        }
+        // Free what follows the last chunk written (all of the chain if nothing is kept).
+        let mut rest = if kept == 0 {
+            head
+        } else {
+            self.chunks[to_chunk as usize].len = to_index as u32;
+            std::mem::replace(&mut self.chunks[to_chunk as usize].next, NIL)
+        };
+        while rest != NIL {
+            let chunk =
+                std::mem::replace(&mut self.chunks[rest as usize], Chunk { len: 0, next: NIL });
+            self.free.push(rest);
+            rest = chunk.next;
+        }
+        if kept == 0 {
+            self.buckets[b] = Chain {
+                head: NIL,
+                tail: NIL,
+            };
+            self.occupied[b / 64] &= !(1 << (b % 64));
+            if self.occupied[b / 64] == 0 {
+                self.summary &= !(1 << (b / 64));
+            }
+        } else {
+            self.buckets[b].tail = to_chunk;
+        }
+        kept
     }
 
     /// Number of pending events.
@@ -363,6 +475,18 @@ impl<T> EventQueue<T> {
     /// True when no event is pending.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+impl<T: Default> Drop for EventQueue<T> {
+    /// Drop the items still queued in chunks (the rest of the slots hold defaults).
+    fn drop(&mut self) {
+        for b in 0..BUCKETS {
+            let mut c = self.buckets[b].head;
+            while c != NIL {
+                c = self.drain_chunk(c, |_, e| drop(e));
+            }
+        }
     }
 }
 
@@ -379,27 +503,51 @@ mod tests {
         q.push(5, "d");
         q.push(1, "b");
         q.push(u64::MAX, "z");
-        q.push_inline(5, 7);
+        q.push(5, "e");
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
-        use Popped::{Inline, Item};
         assert_eq!(
             order,
             vec![
-                (1, Item("a")),
-                (1, Item("b")),
-                (5, Item("c")),
-                (5, Item("d")),
-                (5, Inline(7)),
-                (u64::MAX, Item("z"))
+                (1, "a"),
+                (1, "b"),
+                (5, "c"),
+                (5, "d"),
+                (5, "e"),
+                (u64::MAX, "z")
             ]
         );
     }
 
-    fn seq_of((t, p): (u64, Popped<u64>)) -> (u64, u64) {
-        match p {
-            Popped::Item(s) => (t, s),
-            Popped::Inline(s) => (t, s as u64),
+    /// A purge compacts long chains in place (entries move across chunks) and keeps order;
+    /// every item is dropped exactly once, whether taken out, purged or left in the queue.
+    #[test]
+    fn purging_long_chains_keeps_order_and_drops_each_item_once() {
+        use std::rc::Rc;
+        let token = Rc::new(());
+        let mut q = EventQueue::default();
+        // 1,000 entries in one far bucket (a chain of 63 chunks), and some spread around.
+        for i in 0..1000u64 {
+            q.push(1 << 40, (i, Rc::clone(&token)));
+            q.push(i * 997, (10_000 + i, Rc::clone(&token)));
         }
+        assert_eq!(Rc::strong_count(&token), 2001);
+        q.retain(|(i, _)| i % 3 != 0);
+        assert_eq!(Rc::strong_count(&token), 1 + q.len());
+        for _ in 0..400 {
+            q.pop();
+        }
+        assert_eq!(Rc::strong_count(&token), 1 + q.len());
+        let far: Vec<u64> = std::iter::from_fn(|| q.pop())
+            .filter(|&(t, _)| t == 1 << 40)
+            .map(|(_, (i, _))| i)
+            .collect();
+        let want: Vec<u64> = (0..1000).filter(|i| i % 3 != 0).collect();
+        assert_eq!(far, want);
+        for i in 0..100u64 {
+            q.push((1 << 41) + i % 7, (i, Rc::clone(&token)));
+        }
+        drop(q);
+        assert_eq!(Rc::strong_count(&token), 1);
     }
 
     /// The order of a binary heap on (time, sequence), which the radix heap must reproduce
@@ -421,26 +569,22 @@ mod tests {
                 // Spans from "same instant" to far ahead, to cross every bucket.
                 let shift = next() % 40;
                 let t = now + ((next() >> 24) >> shift) % (1 << (40 - shift));
-                if seq.is_multiple_of(3) {
-                    q.push_inline(t, (seq % (1 << 31)) as u32);
-                } else {
-                    q.push(t, seq);
-                }
+                q.push(t, seq);
                 reference.push(std::cmp::Reverse((t, seq)));
                 seq += 1;
             } else {
                 let std::cmp::Reverse(want) = reference.pop().expect("non-empty");
-                assert_eq!(q.pop().map(seq_of), Some(want), "round {round}");
+                assert_eq!(q.pop(), Some(want), "round {round}");
                 now = want.0;
             }
             if round % 50_000 == 49_999 {
-                q.retain(|s| s % 7 != 0, |s| s % 7 != 0);
+                q.retain(|s| s % 7 != 0);
                 reference.retain(|std::cmp::Reverse((_, s))| s % 7 != 0);
             }
             assert_eq!(q.len(), reference.len());
         }
         while let Some(std::cmp::Reverse(want)) = reference.pop() {
-            assert_eq!(q.pop().map(seq_of), Some(want));
+            assert_eq!(q.pop(), Some(want));
         }
         assert_eq!(q.pop(), None);
     }
