@@ -513,7 +513,7 @@ impl Io {
         self.down_count[id.idx()] == 0
     }
 
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, at: SimTime, ev: Event) {
         let q = match ev {
             Event::Deliver {
