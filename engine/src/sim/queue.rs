@@ -97,6 +97,8 @@ pub struct EventQueue<T: Default> {
     /// Every chunk ever needed; `free` lists the ones no bucket uses.
     chunks: Vec<Chunk>,
     free: Vec<u32>,
+    /// Scratch: the chunks of the bucket being taken, head first.
+    chain: Vec<u32>,
     /// Bit b % 64 of `occupied[b / 64]` is set when bucket `b` is non-empty.
     occupied: [u64; WORDS],
     /// Bit w set when `occupied[w]` is non-zero: the first non-empty bucket is two
@@ -164,6 +166,7 @@ impl<T: Default> EventQueue<T> {
             slots: Vec::new(),
             chunks: Vec::new(),
             free: Vec::new(),
+            chain: Vec::new(),
             occupied: [0; WORDS],
             summary: 0,
             last: 0,
@@ -286,6 +289,21 @@ impl<T: Default> EventQueue<T> {
         self.now.reverse();
     }
 
+    /// Move chunk `c`'s entries to the back of `now`, last one first, and free it (its `next`
+    /// is the caller's business).
+    #[inline(always)]
+    fn chunk_to_now(&mut self, c: u32) {
+        let len = std::mem::replace(&mut self.chunks[c as usize].len, 0);
+        self.free.push(c);
+        let start = c as usize * CHUNK;
+        for slot in self.slots[start..start + len as usize].iter_mut().rev() {
+            self.now.push(Entry {
+                time: slot.time,
+                item: ManuallyDrop::into_inner(std::mem::take(&mut slot.item)),
+            });
+        }
+    }
+
     /// `now` and `fresh` are used up: take the earliest bucket, make its smallest time the new
     /// `last`, and spread its entries into the buckets below (those at `last` into `now`).
     /// False when the queue is empty.
@@ -311,27 +329,21 @@ impl<T: Default> EventQueue<T> {
         // of one entry (the common case in service models, where events are far apart) needs
         // no spreading either.
         if b < DIGITS || (head == tail && self.chunks[head as usize].len == 1) {
+            // Straight into `now`, last one first: the chain's chunks from its tail back.
             if head == tail {
-                // One chunk: straight into `now`, last one first.
-                let Chunk { len, .. } = self.chunks[head as usize];
-                self.chunks[head as usize].len = 0;
-                self.free.push(head);
-                let start = head as usize * CHUNK;
-                for slot in self.slots[start..start + len as usize].iter_mut().rev() {
-                    self.now.push(Entry {
-                        time: slot.time,
-                        item: ManuallyDrop::into_inner(std::mem::take(&mut slot.item)),
-                    });
-                }
-                self.last = self.now[0].time;
+                self.chunk_to_now(head);
             } else {
+                self.chain.clear();
                 let mut c = head;
                 while c != NIL {
-                    c = self.drain_chunk(c, |q, e| q.fresh.push(e));
+                    self.chain.push(c);
+                    c = std::mem::replace(&mut self.chunks[c as usize].next, NIL);
                 }
-                self.last = self.fresh[0].time;
-                self.fresh_to_now();
+                for k in (0..self.chain.len()).rev() {
+                    self.chunk_to_now(self.chain[k]);
+                }
             }
+            self.last = self.now[0].time;
         } else {
             let mut c = head;
             let mut min = u64::MAX;
