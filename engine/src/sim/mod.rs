@@ -1084,3 +1084,58 @@ impl<N: Node> World<N> {
         self.nodes.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the kernel queues fits a 32-byte entry, and every kind unpacks to what was packed,
+    /// up to the largest node id.
+    #[test]
+    fn queued_events_pack_into_32_byte_entries() {
+        assert_eq!(EventQueue::<Queued>::ENTRY_BYTES, 32);
+        let top = NodeId(NODE_MASK);
+        match Queued::timer(top, 7, u64::MAX).unpack() {
+            Unpacked::Timer { node, slot, tag } => {
+                assert_eq!((node, slot, tag), (top, 7, u64::MAX))
+            }
+            _ => panic!("expected a timer"),
+        }
+        let parked = Queued {
+            a: top.0,
+            b: 6,
+            body: Body::Word(9),
+        };
+        match parked.unpack() {
+            Unpacked::Parked { to, from, slot } => {
+                assert_eq!((to, from, slot), (top, NodeId(6), 9))
+            }
+            _ => panic!("expected a parked message"),
+        }
+        let user = Queued {
+            a: 3,
+            b: top.0,
+            body: Body::User(message::UserMsg(Box::new(42u8))),
+        };
+        match user.unpack() {
+            Unpacked::User { to, from, msg } => {
+                assert_eq!((to, from), (NodeId(3), top));
+                assert_eq!(msg.0.downcast_ref::<u8>(), Some(&42));
+            }
+            _ => panic!("expected a plug-in message"),
+        }
+        for (a, start) in [(FAULT_START, true), (FAULT_END, false)] {
+            let fault = Queued {
+                a,
+                b: 11,
+                body: Body::Word(0),
+            };
+            match (fault.unpack(), start) {
+                (Unpacked::FaultStart(11), true) | (Unpacked::FaultEnd(11), false) => {}
+                _ => panic!("expected fault 11"),
+            }
+        }
+        assert_eq!(Queued::timer(top, 4, 0).timer_slot(), Some(4));
+        assert_eq!(Queued::default().timer_slot(), None);
+    }
+}

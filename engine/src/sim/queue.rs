@@ -239,8 +239,9 @@ impl<T: Default> EventQueue<T> {
         chunk.len += 1;
     }
 
-    /// Empty chunk `c` (which must be its bucket's last or be followed by its next), handing
-    /// its entries in order to `each`, and free it. Returns the next chunk.
+    /// Empty chunk `c`, handing its entries in order to `each`, and free it; returns the chunk
+    /// that followed it. (`each` may take `c` again from the free list: it writes slot k only
+    /// after k + 1 entries have been handed out, so only slots already read.)
     #[inline]
     fn drain_chunk(&mut self, c: u32, mut each: impl FnMut(&mut Self, Entry<T>)) -> u32 {
         let Chunk { len, next } =
@@ -358,8 +359,6 @@ impl<T: Default> EventQueue<T> {
             self.last = min;
             // Every entry here shares the digits above its level with the new `last`, so each
             // lands on a lower level (or in `fresh`), keeping its order relative to the others.
-            // (A freed chunk can be taken again by `place` while this one is drained: it is
-            // written only after the entries it held have been read.)
             let mut c = head;
             while c != NIL {
                 c = self.drain_chunk(c, |q, e| q.place(e));
