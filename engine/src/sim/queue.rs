@@ -149,7 +149,7 @@ fn bucket_of(time: u64, last: u64) -> Option<usize> {
 
 impl<T: Default> EventQueue<T> {
     /// Bytes one pending event takes in the queue: its entry (the chunks of a bucket may have
-    /// room for up to [`CHUNK`] − 1 more).
+    /// room for up to 15 more).
     pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry<T>>();
 
     /// An empty queue.
