@@ -270,6 +270,35 @@ enum Unpacked {
 
 impl Queued {
     #[inline]
+    fn user(to: NodeId, from: NodeId, msg: message::UserMsg) -> Queued {
+        Queued {
+            a: to.0,
+            b: from.0,
+            body: Body::User(msg),
+        }
+    }
+
+    /// A message whose body is parked in slot `slot` of [`Io::bodies`].
+    #[inline]
+    fn parked(to: NodeId, from: NodeId, slot: u32) -> Queued {
+        Queued {
+            a: to.0,
+            b: from.0,
+            body: Body::Word(slot.into()),
+        }
+    }
+
+    /// Fault `index` starts (`FAULT_START`) or ends (`FAULT_END`).
+    #[inline]
+    fn fault(kind: u32, index: u32) -> Queued {
+        Queued {
+            a: kind,
+            b: index,
+            body: Body::Word(0),
+        }
+    }
+
+    #[inline]
     fn timer(node: NodeId, slot: u32, tag: u64) -> Queued {
         Queued {
             a: TIMER | node.0,
@@ -338,8 +367,7 @@ struct Io {
     topology_epoch: u64,
     queue: EventQueue<Queued>,
     /// Bodies of queued messages too large for a queue entry, by slot; freed slots are reused.
-    bodies: Vec<Option<Message>>,
-    free_bodies: Vec<u32>,
+    bodies: slab::Slab<Message>,
     timers: Vec<TimerSlot>,
     free_timers: Vec<u32>,
     network: Network,
@@ -520,38 +548,13 @@ impl Io {
                 to,
                 from,
                 msg: Message::User(msg),
-            } => Queued {
-                a: to.0,
-                b: from.0,
-                body: Body::User(msg),
-            },
+            } => Queued::user(to, from, msg),
             Event::Deliver { to, from, msg } => {
-                let slot = match self.free_bodies.pop() {
-                    Some(s) => {
-                        self.bodies[s as usize] = Some(msg);
-                        s
-                    }
-                    None => {
-                        self.bodies.push(Some(msg));
-                        (self.bodies.len() - 1) as u32
-                    }
-                };
-                Queued {
-                    a: to.0,
-                    b: from.0,
-                    body: Body::Word(slot.into()),
-                }
+                let slot = u32::try_from(self.bodies.insert(msg)).expect("< 2^32 queued messages");
+                Queued::parked(to, from, slot)
             }
-            Event::FaultStart(i) => Queued {
-                a: FAULT_START,
-                b: i,
-                body: Body::Word(0),
-            },
-            Event::FaultEnd(i) => Queued {
-                a: FAULT_END,
-                b: i,
-                body: Body::Word(0),
-            },
+            Event::FaultStart(i) => Queued::fault(FAULT_START, i),
+            Event::FaultEnd(i) => Queued::fault(FAULT_END, i),
         };
         self.queue.push(at.0, q);
     }
@@ -559,10 +562,7 @@ impl Io {
     /// Take a queued message's body out of its slot, which is free again.
     #[inline]
     fn unpark(&mut self, slot: u32) -> Message {
-        self.free_bodies.push(slot);
-        self.bodies[slot as usize]
-            .take()
-            .expect("a queued message's slot holds its body")
+        self.bodies.remove(slot as usize)
     }
 
     /// A timer's queue entry is gone (fired, dropped or purged): its slot is free again, and an
@@ -664,8 +664,7 @@ impl<N: Node> World<N> {
             topology_epoch: 0,
             now: SimTime::ZERO,
             queue: EventQueue::new(),
-            bodies: Vec::new(),
-            free_bodies: Vec::new(),
+            bodies: slab::Slab::new(),
             timers: Vec::new(),
             free_timers: Vec::new(),
             network,
@@ -1101,23 +1100,13 @@ mod tests {
             }
             _ => panic!("expected a timer"),
         }
-        let parked = Queued {
-            a: top.0,
-            b: 6,
-            body: Body::Word(9),
-        };
-        match parked.unpack() {
+        match Queued::parked(top, NodeId(6), 9).unpack() {
             Unpacked::Parked { to, from, slot } => {
                 assert_eq!((to, from, slot), (top, NodeId(6), 9))
             }
             _ => panic!("expected a parked message"),
         }
-        let user = Queued {
-            a: 3,
-            b: top.0,
-            body: Body::User(message::UserMsg(Box::new(42u8))),
-        };
-        match user.unpack() {
+        match Queued::user(NodeId(3), top, message::UserMsg(Box::new(42u8))).unpack() {
             Unpacked::User { to, from, msg } => {
                 assert_eq!((to, from), (NodeId(3), top));
                 assert_eq!(msg.0.downcast_ref::<u8>(), Some(&42));
@@ -1125,12 +1114,7 @@ mod tests {
             _ => panic!("expected a plug-in message"),
         }
         for (a, start) in [(FAULT_START, true), (FAULT_END, false)] {
-            let fault = Queued {
-                a,
-                b: 11,
-                body: Body::Word(0),
-            };
-            match (fault.unpack(), start) {
+            match (Queued::fault(a, 11).unpack(), start) {
                 (Unpacked::FaultStart(11), true) | (Unpacked::FaultEnd(11), false) => {}
                 _ => panic!("expected fault 11"),
             }

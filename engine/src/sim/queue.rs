@@ -49,6 +49,17 @@ struct Slot<T> {
 
 use std::mem::ManuallyDrop;
 
+impl<T: Default> Slot<T> {
+    /// Take the entry out, leaving a default behind.
+    #[inline(always)]
+    fn take(&mut self) -> Entry<T> {
+        Entry {
+            time: self.time,
+            item: ManuallyDrop::into_inner(std::mem::take(&mut self.item)),
+        }
+    }
+}
+
 /// Bits of time per level: a bucket is (level, digit), 256 digits per level.
 const DIGIT_BITS: u32 = 8;
 const DIGITS: usize = 1 << DIGIT_BITS;
@@ -252,11 +263,7 @@ impl<T: Default> EventQueue<T> {
         self.free.push(c);
         let start = c as usize * CHUNK;
         for i in start..start + len as usize {
-            let slot = &mut self.slots[i];
-            let e = Entry {
-                time: slot.time,
-                item: ManuallyDrop::into_inner(std::mem::take(&mut slot.item)),
-            };
+            let e = self.slots[i].take();
             each(self, e);
         }
         next
@@ -298,10 +305,7 @@ impl<T: Default> EventQueue<T> {
         self.free.push(c);
         let start = c as usize * CHUNK;
         for slot in self.slots[start..start + len as usize].iter_mut().rev() {
-            self.now.push(Entry {
-                time: slot.time,
-                item: ManuallyDrop::into_inner(std::mem::take(&mut slot.item)),
-            });
+            self.now.push(slot.take());
         }
     }
 
@@ -428,9 +432,7 @@ impl<T: Default> EventQueue<T> {
             for i in 0..len as usize {
                 let from = c as usize * CHUNK + i;
                 if !keep(&self.slots[from].item) {
-                    drop(ManuallyDrop::into_inner(std::mem::take(
-                        &mut self.slots[from].item,
-                    )));
+                    drop(self.slots[from].take());
                     continue;
                 }
                 if to_index == CHUNK {
