@@ -128,7 +128,7 @@ fn events_do_not_allocate_in_steady_state() {
     // so the longer run may only allocate a little more where a rarer peak (of requests in
     // flight, or of pending events in the queue's chunk arena) grows a vector once more. How
     // many such growths happen depends on the draws, not on the number of events: measured
-    // 314 and 316 with the chunked queue (1,675 and 1,721 with per-bucket vectors, whose
+    // 310 and 312 with the chunked queue (1,675 and 1,721 with per-bucket vectors, whose
     // purges and pools reallocated). One allocation per event would add millions; the bound
     // allows one per 20,000 extra events.
     let short = heap_use(10_000.0, 30, "3s");
