@@ -351,8 +351,13 @@ impl RequestMetrics {
         qs.extend((0..100).map(|i| 0.9999 + i as f64 / 1_000_000.0));
         qs.push(1.0);
         let mut out: Vec<[f64; 2]> = Vec::with_capacity(qs.len());
-        for q in qs {
-            let ms = latency.value_at_quantile(q) as f64 / 1e6;
+        // One pass over the histogram for all of them (the quantiles are ascending).
+        for (q, value) in qs
+            .iter()
+            .copied()
+            .zip(latency.value_at_quantiles(qs.iter().copied()))
+        {
+            let ms = value as f64 / 1e6;
             if out.last().is_some_and(|p| p[0] == ms) {
                 out.last_mut().expect("checked non-empty")[1] = q;
             } else {

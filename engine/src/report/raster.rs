@@ -84,13 +84,17 @@ thread_local! {
 /// to keep, and premultiplied colours are the colours), compressed with `png`'s fast
 /// (fdeflate) setting. Measured on the four plots of a report: zlib level 6 took 1.1 G
 /// instructions for 200 KB, level 1 330 M for 350 KB, fdeflate 60 M for 470 KB; deflate was
-/// most of the time of a whole run. The bytes are still a pure function of the pixels.
+/// most of the time of a whole run. Rows are filtered with Paeth alone rather than the
+/// setting's adaptive choice (which tries all five filters on every row): on a report's
+/// plots, 4% larger files for 46 M fewer instructions. The bytes are still a pure function of
+/// the pixels.
 fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, png::EncodingError> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     encoder.set_compression(png::Compression::Fast);
+    encoder.set_filter(png::Filter::Paeth);
     let mut writer = encoder.write_header()?;
     writer.write_image_data(rgb)?;
     writer.finish()?;

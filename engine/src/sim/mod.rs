@@ -707,28 +707,18 @@ impl<N: Node> World<N> {
                 break;
             }
             let t = SimTime(t);
-            // A timer is handled here; everything else is an event for `step`, in one place.
-            let ev = match queued.unpack() {
-                Unpacked::User { to, from, msg } => {
-                    let msg = Message::User(msg);
-                    Some(Event::Deliver { to, from, msg })
-                }
+            match queued.unpack() {
+                Unpacked::User { to, from, msg } => self.deliver(t, to, from, Message::User(msg)),
                 Unpacked::Parked { to, from, slot } => {
                     let msg = self.io.unpark(slot);
-                    Some(Event::Deliver { to, from, msg })
+                    self.deliver(t, to, from, msg);
                 }
-                Unpacked::Timer { node, slot, tag } => {
-                    self.timer(t, node, slot, tag);
-                    None
-                }
-                Unpacked::FaultStart(i) => Some(Event::FaultStart(i)),
-                Unpacked::FaultEnd(i) => Some(Event::FaultEnd(i)),
-            };
-            if let Some(ev) = ev {
-                self.step(t, ev);
+                Unpacked::Timer { node, slot, tag } => self.timer(t, node, slot, tag),
+                Unpacked::FaultStart(i) => self.step(t, Event::FaultStart(i)),
+                Unpacked::FaultEnd(i) => self.step(t, Event::FaultEnd(i)),
             }
-            if let Some(e) = self.io.error.take() {
-                return Err(e);
+            if self.io.error.is_some() {
+                return Err(self.io.error.take().expect("checked"));
             }
         }
         let now = self.io.now;
@@ -778,6 +768,23 @@ impl<N: Node> World<N> {
             self.trace(t, node.0 as u64, 2);
             self.with_node(node, |n, ctx| n.on_timer(ctx, id, tag));
         }
+    }
+
+    /// A message reaches `to` at `t`: the common case (no fault that blocks delivery is
+    /// active) inline, anything else through [`World::step`].
+    #[inline(always)]
+    fn deliver(&mut self, t: SimTime, to: NodeId, from: NodeId, msg: Message) {
+        if self.io.blocking_faults != 0 {
+            self.step(t, Event::Deliver { to, from, msg });
+            return;
+        }
+        self.advance(t);
+        self.events += 1;
+        if self.over_limit(t) {
+            return;
+        }
+        self.trace(t, to.0 as u64, 1);
+        self.with_node(to, |node, ctx| node.on_message(ctx, from, msg));
     }
 
     fn step(&mut self, t: SimTime, ev: Event) {

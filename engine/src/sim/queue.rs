@@ -563,6 +563,34 @@ mod tests {
         assert_eq!(Rc::strong_count(&token), 1);
     }
 
+    /// Many short runs with pushes a few ns to a millisecond ahead, checked against a binary
+    /// heap after every pop: dense times (several events per ns) and pushes that land on a time
+    /// already queued in a lower bucket are where a radix heap's tie order breaks first.
+    #[test]
+    fn same_order_as_a_heap_when_times_are_dense() {
+        for run in 0..5_000u64 {
+            let span = [3u64, 300, 700, 5_000, 70_000, 1 << 20][run as usize % 6];
+            let (mut q, mut reference) = (EventQueue::default(), BinaryHeap::new());
+            let (mut seq, mut now, mut state) = (0u64, 0u64, run);
+            let mut next = || {
+                state = crate::sim::rng::mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
+                state
+            };
+            for step in 0..200 {
+                if next() % 3 != 0 || reference.is_empty() {
+                    let t = now + next() % span;
+                    q.push(t, seq);
+                    reference.push(std::cmp::Reverse((t, seq)));
+                    seq += 1;
+                } else {
+                    let std::cmp::Reverse(want) = reference.pop().expect("non-empty");
+                    assert_eq!(q.pop(), Some(want), "run {run}, step {step}");
+                    now = want.0;
+                }
+            }
+        }
+    }
+
     /// The order of a binary heap on (time, sequence), which the radix heap must reproduce
     /// exactly, under interleaved pushes, pops and purges with many ties.
     #[test]
