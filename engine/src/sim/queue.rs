@@ -258,7 +258,7 @@ impl<T: Default> EventQueue<T> {
         let Chunk { len, next } =
             std::mem::replace(&mut self.chunks[c as usize], Chunk { len: 0, next: NIL });
         if next != NIL {
-            prefetch(&self.slots[next as usize * CHUNK]);
+            self.prefetch_chunk(next);
         }
         self.free.push(c);
         let start = c as usize * CHUNK;
@@ -267,6 +267,16 @@ impl<T: Default> EventQueue<T> {
             each(self, e);
         }
         next
+    }
+
+    /// Ask for every cache line of chunk `c`'s entries.
+    #[inline(always)]
+    fn prefetch_chunk(&self, c: u32) {
+        let per_line = (64 / std::mem::size_of::<Slot<T>>()).max(1);
+        let start = c as usize * CHUNK;
+        for slot in self.slots[start..start + CHUNK].iter().step_by(per_line) {
+            prefetch(slot);
+        }
     }
 
     /// Remove and return the earliest event with its time.
@@ -345,6 +355,11 @@ impl<T: Default> EventQueue<T> {
                     c = std::mem::replace(&mut self.chunks[c as usize].next, NIL);
                 }
                 for k in (0..self.chain.len()).rev() {
+                    if k > 0 {
+                        // A long chain was written by a spread long ago and is out of cache
+                        // by now: ask for the next chunk while this one is copied.
+                        self.prefetch_chunk(self.chain[k - 1]);
+                    }
                     self.chunk_to_now(self.chain[k]);
                 }
             }
@@ -376,9 +391,10 @@ impl<T: Default> EventQueue<T> {
         true
     }
 
-    /// Ask for the first events of the next two times at level 0: with few events per time,
-    /// each time's entries sit in their own chunk, and without this every event's entry would
-    /// be a cache miss.
+    /// Ask for the first events of the next two times at level 0 (the last entry of each
+    /// bucket's tail chunk, which is read first): with few events per time, each time's
+    /// entries sit in their own chunk, and without this every event's entry would be a cache
+    /// miss.
     #[inline]
     fn prefetch_next_times(&self) {
         let mut wanted = 2;
@@ -386,7 +402,9 @@ impl<T: Default> EventQueue<T> {
             let mut bits = word;
             while bits != 0 {
                 let b = w * 64 + bits.trailing_zeros() as usize;
-                prefetch(&self.slots[self.buckets[b].head as usize * CHUNK]);
+                let tail = self.buckets[b].tail as usize;
+                let last = (self.chunks[tail].len as usize).saturating_sub(1);
+                prefetch(&self.slots[tail * CHUNK + last]);
                 wanted -= 1;
                 if wanted == 0 {
                     return;
