@@ -369,6 +369,9 @@ impl<T: Default> EventQueue<T> {
             let mut min = u64::MAX;
             while c != NIL {
                 let Chunk { len, next } = self.chunks[c as usize];
+                if next != NIL {
+                    self.prefetch_chunk(next);
+                }
                 let start = c as usize * CHUNK;
                 min = self.slots[start..start + len as usize]
                     .iter()
