@@ -770,8 +770,8 @@ impl<N: Node> World<N> {
         }
     }
 
-    /// A message reaches `to` at `t`: the common case (no fault that blocks delivery is
-    /// active) inline, anything else through [`World::step`].
+    /// A message reaches `to` at `t`: inline while no fault that can block delivery (crash,
+    /// pause, partition) is active, through [`World::step`] otherwise.
     #[inline(always)]
     fn deliver(&mut self, t: SimTime, to: NodeId, from: NodeId, msg: Message) {
         if self.io.blocking_faults != 0 {
@@ -794,10 +794,7 @@ impl<N: Node> World<N> {
             return;
         }
         match ev {
-            Event::Deliver { to, from, msg } if self.io.blocking_faults == 0 => {
-                self.trace(t, to.0 as u64, 1);
-                self.with_node(to, |node, ctx| node.on_message(ctx, from, msg));
-            }
+            // While a crash, pause or partition is active ([`World::deliver`] takes the rest).
             Event::Deliver { to, from, msg } => {
                 if self.io.paused[to.idx()] > 0
                     && self.io.is_up(to)
