@@ -584,6 +584,47 @@ mod tests {
         assert_eq!(Rc::strong_count(&token), 1);
     }
 
+    /// A radix heap and a binary heap on (time, sequence) fed the same pushes: every pop
+    /// must give the same event.
+    struct Checked {
+        q: EventQueue<u64>,
+        reference: BinaryHeap<std::cmp::Reverse<(u64, u64)>>,
+        seq: u64,
+        now: u64,
+    }
+
+    impl Checked {
+        fn new() -> Checked {
+            Checked {
+                q: EventQueue::default(),
+                reference: BinaryHeap::new(),
+                seq: 0,
+                now: 0,
+            }
+        }
+
+        fn push(&mut self, t: u64) {
+            self.q.push(t, self.seq);
+            self.reference.push(std::cmp::Reverse((t, self.seq)));
+            self.seq += 1;
+        }
+
+        /// Pop both and compare; `at` names the step in a failure.
+        fn pop(&mut self, at: &str) {
+            let std::cmp::Reverse(want) = self.reference.pop().expect("non-empty");
+            assert_eq!(self.q.pop(), Some(want), "{at}");
+            self.now = want.0;
+        }
+    }
+
+    /// A deterministic stream of pseudo-random words.
+    fn stream(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state = crate::sim::rng::mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
+            state
+        }
+    }
+
     /// Many short runs with pushes a few ns to a millisecond ahead, checked against a binary
     /// heap after every pop: dense times (several events per ns) and pushes that land on a time
     /// already queued in a lower bucket are where a radix heap's tie order breaks first.
@@ -591,22 +632,12 @@ mod tests {
     fn same_order_as_a_heap_when_times_are_dense() {
         for run in 0..5_000u64 {
             let span = [3u64, 300, 700, 5_000, 70_000, 1 << 20][run as usize % 6];
-            let (mut q, mut reference) = (EventQueue::default(), BinaryHeap::new());
-            let (mut seq, mut now, mut state) = (0u64, 0u64, run);
-            let mut next = || {
-                state = crate::sim::rng::mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
-                state
-            };
+            let (mut c, mut next) = (Checked::new(), stream(run));
             for step in 0..200 {
-                if next() % 3 != 0 || reference.is_empty() {
-                    let t = now + next() % span;
-                    q.push(t, seq);
-                    reference.push(std::cmp::Reverse((t, seq)));
-                    seq += 1;
+                if next() % 3 != 0 || c.reference.is_empty() {
+                    c.push(c.now + next() % span);
                 } else {
-                    let std::cmp::Reverse(want) = reference.pop().expect("non-empty");
-                    assert_eq!(q.pop(), Some(want), "run {run}, step {step}");
-                    now = want.0;
+                    c.pop(&format!("run {run}, step {step}"));
                 }
             }
         }
@@ -616,38 +647,24 @@ mod tests {
     /// exactly, under interleaved pushes, pops and purges with many ties.
     #[test]
     fn same_order_as_a_heap_on_time_and_sequence() {
-        let mut q = EventQueue::default();
-        let mut reference = BinaryHeap::new();
-        let mut seq = 0u64;
-        let mut now = 0u64;
-        let mut state = 12345u64;
-        let mut next = || {
-            state = crate::sim::rng::mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
-            state
-        };
+        let (mut c, mut next) = (Checked::new(), stream(12345));
         for round in 0..200_000u64 {
-            let r = next();
-            if r % 3 != 0 || reference.is_empty() {
+            if next() % 3 != 0 || c.reference.is_empty() {
                 // Spans from "same instant" to far ahead, to cross every bucket.
                 let shift = next() % 40;
-                let t = now + ((next() >> 24) >> shift) % (1 << (40 - shift));
-                q.push(t, seq);
-                reference.push(std::cmp::Reverse((t, seq)));
-                seq += 1;
+                c.push(c.now + ((next() >> 24) >> shift) % (1 << (40 - shift)));
             } else {
-                let std::cmp::Reverse(want) = reference.pop().expect("non-empty");
-                assert_eq!(q.pop(), Some(want), "round {round}");
-                now = want.0;
+                c.pop(&format!("round {round}"));
             }
             if round % 50_000 == 49_999 {
-                q.retain(|s| s % 7 != 0);
-                reference.retain(|std::cmp::Reverse((_, s))| s % 7 != 0);
+                c.q.retain(|s| s % 7 != 0);
+                c.reference.retain(|std::cmp::Reverse((_, s))| s % 7 != 0);
             }
-            assert_eq!(q.len(), reference.len());
+            assert_eq!(c.q.len(), c.reference.len());
         }
-        while let Some(std::cmp::Reverse(want)) = reference.pop() {
-            assert_eq!(q.pop(), Some(want));
+        while !c.reference.is_empty() {
+            c.pop("draining");
         }
-        assert_eq!(q.pop(), None);
+        assert_eq!(c.q.pop(), None);
     }
 }
