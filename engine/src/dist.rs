@@ -188,6 +188,24 @@ impl Sampler {
             d => d.sample(rng),
         }
     }
+
+    /// Fill `out` with draws, as that many calls of [`Sampler::sample`] would, in order.
+    pub fn fill<R: RandomSource>(&self, rng: &mut R, out: &mut [SimDuration]) {
+        match &self.dist {
+            Dist::LogNormal { .. } => {
+                let (mu, sigma) = self.lognormal;
+                for d in out {
+                    let z = ziggurat::normal_in(self.normal_table, rng);
+                    *d = SimDuration::from_nanos_f64(exp::exp_in(self.exp_table, mu + sigma * z));
+                }
+            }
+            _ => {
+                for d in out {
+                    *d = self.sample(rng);
+                }
+            }
+        }
+    }
 }
 
 fn lognormal_params(median: SimDuration, p99: SimDuration) -> (f64, f64) {

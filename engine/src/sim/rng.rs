@@ -34,6 +34,17 @@ impl SimRng {
         self.inner.next_u64()
     }
 
+    /// Where the stream is: how many 32-bit words it has given out.
+    #[inline]
+    pub fn word_pos(&self) -> u128 {
+        self.inner.get_word_pos()
+    }
+
+    /// Move the stream to word `pos` (see [`SimRng::word_pos`]).
+    pub fn set_word_pos(&mut self, pos: u128) {
+        self.inner.set_word_pos(pos);
+    }
+
     /// True with probability `p`.
     #[inline]
     pub fn chance(&mut self, p: f64) -> bool {
