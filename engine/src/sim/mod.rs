@@ -342,21 +342,39 @@ impl Queued {
     }
 }
 
-/// A timer's state. The rest of it (node, tag) travels in its queue entry, so a slot stays
-/// taken until that entry is gone: cancelling only disarms it, and firing, a cancelled entry
-/// reaching the front or a purge frees it.
-struct TimerSlot {
-    /// Odd while armed. Bumped when the timer is set, fires or is cancelled, so an old
-    /// `TimerId` no longer matches.
-    generation: u32,
-    /// The node's incarnation when the timer was set: a timer does not survive a crash.
-    incarnation: u32,
-}
+/// A timer's state, in 4 bytes. The rest of it (node, tag) travels in its queue entry, so a
+/// slot stays taken until that entry is gone: cancelling only disarms it, and firing, a
+/// cancelled entry reaching the front or a purge frees it.
+///
+/// The low 31 bits are the generation: odd while armed, bumped when the timer is set, fires
+/// or is cancelled, so an old `TimerId` no longer matches. The top bit ([`TimerSlot::DEAD`])
+/// marks an armed timer whose node crashed after setting it: a timer does not survive a crash.
+/// It still reaches the front and counts as an event, as before the crash, but its node does
+/// not hear of it.
+struct TimerSlot(u32);
 
 impl TimerSlot {
+    const DEAD: u32 = 1 << 31;
+
     #[inline]
     fn armed(&self) -> bool {
-        self.generation & 1 == 1
+        self.0 & 1 == 1
+    }
+
+    #[inline]
+    fn dead(&self) -> bool {
+        self.0 & Self::DEAD != 0
+    }
+
+    #[inline]
+    fn generation(&self) -> u32 {
+        self.0 & !Self::DEAD
+    }
+
+    /// Arm, disarm or free it: the next generation, alive.
+    #[inline]
+    fn bump(&mut self) {
+        self.0 = self.generation().wrapping_add(1) & !Self::DEAD;
     }
 }
 
@@ -372,7 +390,6 @@ struct Io {
     free_timers: Vec<u32>,
     network: Network,
     down_count: Vec<u32>,
-    incarnation: Vec<u32>,
     slowdown: Vec<f64>,
     /// Per node: how many pause faults hold it (pauses may overlap).
     paused: Vec<u32>,
@@ -458,24 +475,19 @@ impl Ctx<'_> {
     /// Call [`Node::on_timer`] with `tag` after `after`.
     #[inline]
     pub fn set_timer(&mut self, after: SimDuration, tag: u64) -> TimerId {
-        let incarnation = self.io.incarnation[self.me.idx()];
         let slot = match self.io.free_timers.pop() {
             Some(s) => s,
             None => {
-                self.io.timers.push(TimerSlot {
-                    generation: 0,
-                    incarnation,
-                });
+                self.io.timers.push(TimerSlot(0));
                 (self.io.timers.len() - 1) as u32
             }
         };
         let t = &mut self.io.timers[slot as usize];
         debug_assert!(!t.armed());
-        t.generation = t.generation.wrapping_add(1);
-        t.incarnation = incarnation;
+        t.bump();
         let id = TimerId {
             slot,
-            generation: t.generation,
+            generation: t.generation(),
         };
         let at = self.io.now.after(after);
         self.io.queue.push(at.0, Queued::timer(self.me, slot, tag));
@@ -571,7 +583,7 @@ impl Io {
     fn free_timer_slot(&mut self, slot: u32) {
         let t = &mut self.timers[slot as usize];
         if t.armed() {
-            t.generation = t.generation.wrapping_add(1);
+            t.bump();
         }
         self.free_timers.push(slot);
     }
@@ -581,12 +593,26 @@ impl Io {
     #[inline]
     fn release_timer(&mut self, id: TimerId) -> bool {
         let t = &mut self.timers[id.slot as usize];
-        if t.generation == id.generation && t.armed() {
-            t.generation = t.generation.wrapping_add(1);
+        if t.generation() == id.generation && t.armed() {
+            t.bump();
             true
         } else {
             false
         }
+    }
+
+    /// Mark `node`'s armed timers in the queue dead (it crashed). O(queue length), once per
+    /// crash: what a per-timer incarnation would cost on every timer instead.
+    fn kill_timers(&mut self, node: NodeId) {
+        let timers = &mut self.timers;
+        self.queue.for_each(|q| {
+            if let Some(slot) = q.timer_slot()
+                && q.a & NODE_MASK == node.0
+                && timers[slot as usize].armed()
+            {
+                timers[slot as usize].0 |= TimerSlot::DEAD;
+            }
+        });
     }
 
     /// Drop the events of cancelled timers. Cancellation is lazy (O(1)): a cancelled timer's
@@ -669,7 +695,6 @@ impl<N: Node> World<N> {
             free_timers: Vec::new(),
             network,
             down_count: vec![0; n],
-            incarnation: vec![0; n],
             slowdown: vec![1.0; n],
             paused: vec![0; n],
             blocking_faults: 0,
@@ -739,10 +764,10 @@ impl<N: Node> World<N> {
     fn timer(&mut self, t: SimTime, node: NodeId, slot: u32, tag: u64) {
         self.advance(t);
         let timer = &self.io.timers[slot as usize];
-        let (live, incarnation) = (timer.armed(), timer.incarnation);
+        let (live, dead) = (timer.armed(), timer.dead());
         let id = TimerId {
             slot,
-            generation: timer.generation,
+            generation: timer.generation(),
         };
         if !live {
             // A cancelled timer's event reached the front before a purge did: not an event.
@@ -763,8 +788,8 @@ impl<N: Node> World<N> {
         }
         // Its queue entry is gone: the slot is free again, and an old id no longer matches.
         self.io.free_timer_slot(slot);
-        // Timers set before a crash belong to the old incarnation and die with it.
-        if incarnation == self.io.incarnation[node.idx()] && self.io.is_up(node) {
+        // Timers set before a crash die with it.
+        if !dead && self.io.is_up(node) {
             self.trace(t, node.0 as u64, 2);
             self.with_node(node, |n, ctx| n.on_timer(ctx, id, tag));
         }
@@ -1018,13 +1043,13 @@ impl<N: Node> World<N> {
     }
 
     /// A crash drops what waited for a paused node: the messages die with the process, and
-    /// the timers belong to the old incarnation.
+    /// the timers die with it.
     fn drop_held(&mut self, id: NodeId) {
         let held = std::mem::take(&mut self.held[id.idx()]);
         self.held_len -= held.len();
         for h in held {
             if let Held::Timer { slot, .. } = h {
-                // Out of the queue and dead with the old incarnation: free the slot.
+                // Out of the queue and dead with the crash: free the slot.
                 self.io.free_timer_slot(slot);
             }
         }
@@ -1038,8 +1063,8 @@ impl<N: Node> World<N> {
         let i = id.idx();
         self.io.down_count[i] += 1;
         if self.io.down_count[i] == 1 {
-            // Timers set before the crash carry the old incarnation and are dropped on firing.
-            self.io.incarnation[i] = self.io.incarnation[i].wrapping_add(1);
+            // Timers set before the crash die with it: marked now, dropped on firing.
+            self.io.kill_timers(id);
             if !self.held[i].is_empty() {
                 self.drop_held(id);
             }

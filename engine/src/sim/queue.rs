@@ -425,6 +425,24 @@ impl<T: Default> EventQueue<T> {
         self.now.last().map(|e| e.time)
     }
 
+    /// Call `f` on every queued event, in no particular order.
+    pub fn for_each(&self, mut f: impl FnMut(&T)) {
+        for e in self.now.iter().chain(&self.fresh) {
+            f(&e.item);
+        }
+        for b in 0..BUCKETS {
+            let mut c = self.buckets[b].head;
+            while c != NIL {
+                let Chunk { len, next } = self.chunks[c as usize];
+                let start = c as usize * CHUNK;
+                for slot in &self.slots[start..start + len as usize] {
+                    f(&slot.item);
+                }
+                c = next;
+            }
+        }
+    }
+
     /// Keep only the events for which `keep` is true (the order of the rest is unchanged).
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
         let before = self.len;
@@ -644,7 +662,8 @@ mod tests {
     }
 
     /// The order of a binary heap on (time, sequence), which the radix heap must reproduce
-    /// exactly, under interleaved pushes, pops and purges with many ties.
+    /// exactly, under interleaved pushes, pops and purges with many ties; and `for_each` sees
+    /// exactly the queued events.
     #[test]
     fn same_order_as_a_heap_on_time_and_sequence() {
         let (mut c, mut next) = (Checked::new(), stream(12345));
@@ -661,6 +680,14 @@ mod tests {
                 c.reference.retain(|std::cmp::Reverse((_, s))| s % 7 != 0);
             }
             assert_eq!(c.q.len(), c.reference.len());
+            if round % 10_000 == 5_000 {
+                let mut seen = Vec::new();
+                c.q.for_each(|s| seen.push(*s));
+                seen.sort_unstable();
+                let mut want: Vec<u64> = c.reference.iter().map(|r| r.0.1).collect();
+                want.sort_unstable();
+                assert_eq!(seen, want, "for_each visits every queued event once");
+            }
         }
         while !c.reference.is_empty() {
             c.pop("draining");

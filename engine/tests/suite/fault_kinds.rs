@@ -258,3 +258,110 @@ fn random_faults_run_and_are_shaded() {
     );
     assert!(r1.variants[0].errors["unreachable"] > 0);
 }
+
+/// A node that sets two timers at start (and again at each restart) and logs the ones that
+/// fire; with `cancel_old`, after a restart it cancels the timer it set before the crash.
+struct Ticker {
+    me: u64,
+    log: std::rc::Rc<std::cell::RefCell<Vec<(u64, u64, u64)>>>,
+    cancel_old: bool,
+    before_crash: Option<archsim::sim::TimerId>,
+    starts: u64,
+}
+
+impl archsim::sim::Node for Ticker {
+    fn on_start(&mut self, ctx: &mut archsim::sim::Ctx<'_>) {
+        self.starts += 1;
+        let tag = 10 * self.starts;
+        ctx.set_timer(SimDuration::from_millis(10), tag + 1);
+        let late = ctx.set_timer(SimDuration::from_millis(30), tag + 2);
+        if self.starts == 1 {
+            self.before_crash = Some(late);
+        } else if let Some(old) = self.before_crash.take().filter(|_| self.cancel_old) {
+            // Its entry is still queued: cancelling it must not touch the new timers.
+            ctx.cancel_timer(old);
+        }
+    }
+
+    fn on_message(
+        &mut self,
+        _: &mut archsim::sim::Ctx<'_>,
+        _: NodeId,
+        _: archsim::sim::message::Message,
+    ) {
+    }
+
+    fn on_timer(&mut self, ctx: &mut archsim::sim::Ctx<'_>, _: archsim::sim::TimerId, tag: u64) {
+        let ms = ctx.now().0 / 1_000_000;
+        self.log.borrow_mut().push((self.me, tag, ms));
+    }
+
+    fn on_crash(&mut self, _: SimTime) {}
+}
+
+/// Two tickers, node 0 crashed from 20 to 25 ms: the timers that fired, sorted, and the
+/// event count.
+fn tickers_with_a_crash(crash: &FaultAction, cancel_old: bool) -> (Vec<(u64, u64, u64)>, u64) {
+    let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let slots = (0..2)
+        .map(|i| archsim::sim::Slot {
+            name: format!("n{i}"),
+            rng: SimRng::derive(1, &format!("n{i}")),
+            node: Ticker {
+                me: i,
+                log: log.clone(),
+                cancel_old,
+                before_crash: None,
+                starts: 0,
+            },
+        })
+        .collect();
+    let link = LinkModel {
+        latency: archsim::dist::Dist::Constant(SimDuration::ZERO),
+        loss: 0.0,
+    };
+    let network = Network::new(link, BTreeMap::new(), SimRng::derive(1, "!network"));
+    let fault = archsim::sim::Fault {
+        action: crash.clone(),
+        at: SimTime(20_000_000),
+        until: Some(SimTime(25_000_000)),
+    };
+    let world = archsim::sim::World::new(
+        slots,
+        network,
+        vec![fault],
+        archsim::sim::Limits::default(),
+        SimTime::ZERO,
+        SimDuration::from_secs(1),
+    );
+    let outcome = world.run(SimTime(100_000_000)).expect("runs");
+    let mut fired = log.borrow().clone();
+    fired.sort();
+    (fired, outcome.events)
+}
+
+/// Timers die with their node's crash, also when the crash keeps the node's data, and no
+/// other node's timers do; those set after the restart fire. A dead timer still reaches the
+/// front and counts as an event, unless its node cancelled it after the restart (harmlessly).
+#[test]
+fn timers_set_before_a_crash_never_fire() {
+    for crash in [
+        FaultAction::Crash(vec![NodeId(0)]),
+        FaultAction::CrashKeepState(vec![NodeId(0)]),
+    ] {
+        let (fired, events) = tickers_with_a_crash(&crash, false);
+        // Node 0's 30 ms timer (tag 12) is gone; it restarted at 25 ms and set timers for 35
+        // and 55 ms. Node 1 was never touched.
+        let expected = vec![
+            (0, 11, 10),
+            (0, 21, 35),
+            (0, 22, 55),
+            (1, 11, 10),
+            (1, 12, 30),
+        ];
+        assert_eq!(fired, expected, "{crash:?}");
+        let (fired, events_cancelled) = tickers_with_a_crash(&crash, true);
+        assert_eq!(fired, expected, "{crash:?}, dead timer cancelled");
+        assert_eq!(events, events_cancelled + 1, "{crash:?}");
+    }
+}
