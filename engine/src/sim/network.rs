@@ -187,6 +187,7 @@ impl Network {
         d
     }
 
+    /// Draw the next [`AHEAD`] transit times of the default link, noting where the stream was.
     #[inline(never)]
     fn draw_batch(&mut self) {
         let ahead = &mut self.ahead;
