@@ -180,23 +180,25 @@ impl Sampler {
         match &self.dist {
             // Without a call: constant latencies are common, and need no draw.
             Dist::Constant(d) => *d,
-            Dist::LogNormal { .. } => {
-                let (mu, sigma) = self.lognormal;
-                let z = ziggurat::normal_in(self.normal_table, rng);
-                SimDuration::from_nanos_f64(exp::exp_in(self.exp_table, mu + sigma * z))
-            }
+            Dist::LogNormal { .. } => self.lognormal(rng),
             d => d.sample(rng),
         }
+    }
+
+    /// A log-normal draw with `self.lognormal`'s parameters.
+    #[inline(always)]
+    fn lognormal<R: RandomSource>(&self, rng: &mut R) -> SimDuration {
+        let (mu, sigma) = self.lognormal;
+        let z = ziggurat::normal_in(self.normal_table, rng);
+        SimDuration::from_nanos_f64(exp::exp_in(self.exp_table, mu + sigma * z))
     }
 
     /// Fill `out` with draws, as that many calls of [`Sampler::sample`] would, in order.
     pub fn fill<R: RandomSource>(&self, rng: &mut R, out: &mut [SimDuration]) {
         match &self.dist {
             Dist::LogNormal { .. } => {
-                let (mu, sigma) = self.lognormal;
                 for d in out {
-                    let z = ziggurat::normal_in(self.normal_table, rng);
-                    *d = SimDuration::from_nanos_f64(exp::exp_in(self.exp_table, mu + sigma * z));
+                    *d = self.lognormal(rng);
                 }
             }
             _ => {

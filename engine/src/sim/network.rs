@@ -108,9 +108,8 @@ const AHEAD: usize = 64;
 /// are exactly those of drawing one at a time.
 struct Ahead {
     draws: Box<[SimDuration; AHEAD]>,
-    /// The first draw not yet used; `len` when all are.
+    /// The first draw not yet used; `AHEAD` when all are (or none was made).
     next: usize,
-    len: usize,
     /// Word position of the network's stream where this batch started.
     start: u128,
 }
@@ -141,8 +140,7 @@ impl Network {
             draw_ahead: default.fixed.is_none() && default.loss == 0.0,
             ahead: Ahead {
                 draws: Box::new([SimDuration::ZERO; AHEAD]),
-                next: 0,
-                len: 0,
+                next: AHEAD,
                 start: 0,
             },
             default,
@@ -166,20 +164,19 @@ impl Network {
     /// made ahead that were not used.
     fn rewind(&mut self) {
         let ahead = &mut self.ahead;
-        if ahead.next < ahead.len {
+        if ahead.next < AHEAD {
             self.rng.set_word_pos(ahead.start);
             for _ in 0..ahead.next {
                 self.default.latency.sample(&mut self.rng);
             }
+            ahead.next = AHEAD;
         }
-        ahead.next = 0;
-        ahead.len = 0;
     }
 
     /// The next transit time of the default link, from the draws made ahead.
     #[inline]
     fn next_default(&mut self) -> SimDuration {
-        if self.ahead.next == self.ahead.len {
+        if self.ahead.next == AHEAD {
             self.draw_batch();
         }
         let d = self.ahead.draws[self.ahead.next];
@@ -196,7 +193,6 @@ impl Network {
             .latency
             .fill(&mut self.rng, &mut ahead.draws[..]);
         ahead.next = 0;
-        ahead.len = AHEAD;
     }
 
     /// False while a partition separates `from` and `to`.
