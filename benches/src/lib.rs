@@ -5,12 +5,12 @@
 //! pending events stays at its initial population, so the run measures the event loop, the
 //! queue and the dispatch alone.
 
-use archsim::metrics::NodeStats;
-use archsim::sim::message::{Message, NodeId, UserMsg};
+use archsim::components::message::{Builtin, Ctx, Message, UserMsg};
+use archsim::contract::metrics::{NodeStats, RequestMetrics};
 use archsim::sim::network::{LinkModel, Network};
 use archsim::sim::rng::{RandomSource, SimRng};
 use archsim::sim::time::{SimDuration, SimTime};
-use archsim::sim::{Ctx, Limits, Node, Slot, TimerId, World};
+use archsim::sim::{Limits, Node, NodeId, Slot, TimerId, World};
 use std::collections::BTreeMap;
 
 /// One PHOLD logical process.
@@ -36,7 +36,7 @@ impl Phold {
     }
 }
 
-impl Node for Phold {
+impl Node<Builtin> for Phold {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         for _ in 0..self.initial {
             self.fire(ctx);
@@ -59,7 +59,7 @@ impl Node for Phold {
 
 /// A PHOLD world: `lps` processes with `pending` events in flight in total, delays
 /// 0.1 + Exp(1) in units of one microsecond.
-pub fn phold_world(lps: usize, pending: usize, seed: u64) -> World<Phold> {
+pub fn phold_world(lps: usize, pending: usize, seed: u64) -> World<Builtin, Phold> {
     let nodes = (0..lps)
         .map(|i| {
             let initial = (pending / lps + usize::from(i < pending % lps)) as u32;
@@ -79,7 +79,7 @@ pub fn phold_world(lps: usize, pending: usize, seed: u64) -> World<Phold> {
         })
         .collect();
     let link = LinkModel {
-        latency: archsim::dist::Dist::Constant(SimDuration::ZERO),
+        latency: archsim::sim::dist::Dist::Constant(SimDuration::ZERO),
         loss: 0.0,
     };
     let network = Network::new(link, BTreeMap::new(), SimRng::derive(seed, "!network"));
@@ -88,8 +88,7 @@ pub fn phold_world(lps: usize, pending: usize, seed: u64) -> World<Phold> {
         network,
         Vec::new(),
         Limits::default(),
-        SimTime::ZERO,
-        SimDuration::from_secs(1),
+        RequestMetrics::new(SimTime::ZERO, SimDuration::from_secs(1)),
     )
 }
 

@@ -10,13 +10,14 @@
 //! [`Node`] implementation, and a [`Component`] impl that names it; then register it.
 
 use archsim::Registry;
-use archsim::build::BuildCtx;
+use archsim::components::message::{Builtin, Ctx, Message};
+use archsim::contract::build::BuildCtx;
+use archsim::contract::call::{Cause, Reply, Response};
+use archsim::contract::validate::{Path, Validator};
 use archsim::registry::Component;
-use archsim::scenario::validate::{Path, Validator};
-use archsim::sim::message::{Cause, Message, NodeId, Reply, Response};
 use archsim::sim::rng::RandomSource;
 use archsim::sim::time::{SimDuration, SimTime};
-use archsim::sim::{Ctx, Node, TimerId};
+use archsim::sim::{Node, NodeId, TimerId};
 use serde::Deserialize;
 use std::collections::VecDeque;
 
@@ -59,7 +60,7 @@ impl Component for Flaky {
     }
 }
 
-impl Node for Flaky {
+impl Node<Builtin> for Flaky {
     fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {

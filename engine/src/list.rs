@@ -3,30 +3,30 @@
 //! The text comes from one source, the config types' doc comments and serde defaults, read
 //! through their JSON schemas (schemars), so the list cannot drift from what the parser accepts.
 
-use crate::components::cache::{CacheConfig, CacheStrategy, Eviction};
-use crate::components::client::{Arrival, ClientConfig};
-use crate::components::downstream::CallStage;
-use crate::components::keys::Keys;
-use crate::components::kv_client::KvClientConfig;
-use crate::components::load_balancer::{LoadBalancerConfig, Strategy};
-use crate::components::proxy::{
-    BulkheadConfig, CircuitBreakerConfig, LimitScope, RateLimiterConfig,
-};
-use crate::components::queue::QueueConfig;
-use crate::components::replicated_store::ReplicatedStoreConfig;
-use crate::components::resilience::{
+use crate::components::data::cache::{CacheConfig, CacheStrategy, Eviction};
+use crate::components::data::queue::QueueConfig;
+use crate::components::replication::kv_client::KvClientConfig;
+use crate::components::replication::replicated_store::ReplicatedStoreConfig;
+use crate::components::replication::shard_router::{ShardRouterConfig, ShardStrategy};
+use crate::components::resilience::bulkhead::BulkheadConfig;
+use crate::components::resilience::circuit_breaker::CircuitBreakerConfig;
+use crate::components::resilience::policy::{
     Backoff, BreakerConfig, HealthCheckConfig, HedgeConfig, RateLimit, RetryConfig,
 };
-use crate::components::server::ServerConfig;
-use crate::components::shard_router::{ShardRouterConfig, ShardStrategy};
+use crate::components::resilience::rate_limiter::{LimitScope, RateLimiterConfig};
+use crate::components::traffic::client::{Arrival, ClientConfig};
+use crate::components::traffic::downstream::CallStage;
+use crate::components::traffic::keys::Keys;
+use crate::components::traffic::load_balancer::{LoadBalancerConfig, Strategy};
+use crate::components::traffic::server::ServerConfig;
 use crate::components::txn::Protocol;
 use crate::components::txn::client::{Placement, TxnClientConfig};
 use crate::components::txn::coordinator::TxnCoordinatorConfig;
 use crate::components::txn::participant::TxnParticipantConfig;
-use crate::dist::Dist;
 use crate::registry::Registry;
 use crate::scenario::sweep::{Objective, SweepRepr};
 use crate::scenario::{FaultConfig, LimitsConfig, LinkConfig, NetworkConfig, RandomFaultKind};
+use crate::sim::dist::Dist;
 use schemars::{Schema, schema_for};
 use serde_json::Value;
 use std::fmt::Write;

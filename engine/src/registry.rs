@@ -9,17 +9,18 @@
 //! ```
 //! and in the scenario: `"echo": Echo(delay: "1ms")`. See `engine/examples/custom_node.rs`.
 
-use crate::build::BuildCtx;
-use crate::components::PluginConfig;
-use crate::scenario::parse_value;
-use crate::scenario::validate::{Path, Validator};
+use crate::components::message::Builtin;
+use crate::components::{PluginBuilder, PluginConfig, PluginNode};
+use crate::contract::build::BuildCtx;
+use crate::contract::settable::parse_value;
+use crate::contract::validate::{Path, Validator};
 use crate::sim::Node;
 use schemars::{JsonSchema, Schema};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 
 /// A user-defined node type that scenario files can name.
-pub trait Component: Node + Send + Sized + 'static {
+pub trait Component: Node<Builtin> + Send + Sized + 'static {
     /// The name used in scenario files, e.g. `"Echo"`. It must not be a built-in's name.
     const KIND: &'static str;
     /// Its configuration, read from the RON value (`Echo(delay: "1ms")`). Its doc comments
@@ -36,7 +37,7 @@ pub trait Component: Node + Send + Sized + 'static {
 trait PluginKind: Send + Sync {
     fn check(&self, ron: &str) -> Result<(), ron::error::SpannedError>;
     fn validate(&self, ron: &str, v: &mut Validator<'_>, at: &Path);
-    fn build(&self, ron: &str, b: &BuildCtx<'_>) -> Box<dyn Node + Send>;
+    fn build(&self, ron: &str, b: &BuildCtx<'_>) -> PluginNode;
     fn schema(&self) -> Schema;
 }
 
@@ -58,7 +59,7 @@ impl<C: Component> PluginKind for Kind<C> {
         }
     }
 
-    fn build(&self, ron: &str, b: &BuildCtx<'_>) -> Box<dyn Node + Send> {
+    fn build(&self, ron: &str, b: &BuildCtx<'_>) -> PluginNode {
         // Validation parsed this same text successfully, so parsing again cannot fail.
         let cfg = parse_value::<C::Config>(ron).expect("plug-in config was validated");
         Box::new(C::build(&cfg, b))
@@ -160,8 +161,10 @@ impl Registry {
             ),
         }
     }
+}
 
-    pub(crate) fn build_plugin(&self, p: &PluginConfig, b: &BuildCtx<'_>) -> Box<dyn Node + Send> {
+impl PluginBuilder for Registry {
+    fn build_plugin(&self, p: &PluginConfig, b: &BuildCtx<'_>) -> PluginNode {
         let kind = self
             .plugins
             .get(p.kind.as_str())

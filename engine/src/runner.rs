@@ -3,8 +3,9 @@
 //! A run is a pure function of (model, seed), so running variants on any number of threads
 //! gives the same bytes as running them one after another.
 
-use crate::build::{Built, build_with_observers, finish_observers};
-use crate::metrics::NodeStats;
+use crate::build::{Built, build_with_observers};
+use crate::contract::build::finish_observers;
+use crate::contract::metrics::NodeStats;
 use crate::registry::Registry;
 use crate::results::{FaultWindow, Results, ScenarioEcho, ServerResult, Timing, VariantResult};
 use crate::scenario::{Scenario, Variant};
@@ -157,7 +158,7 @@ pub fn run_variant(
             state_changes.insert(name, node_events);
         }
     }
-    let r = &out.requests;
+    let r = &out.sink;
     // Every request ends exactly once: the run drains for the longest client timeout, so a
     // request still in flight here means a component lost track of one.
     assert_eq!(

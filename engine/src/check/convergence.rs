@@ -20,11 +20,10 @@
 //! Any store can feed it: the leaderless store reports from its `apply`; a leader/follower
 //! store reports where a follower adopts an entry, and gets the same measure.
 
-use crate::build::{BuildCtx, Observer};
-use crate::metrics::{EventLog, NodeStats};
-use crate::sim::message::{NodeId, Stamp};
+use crate::contract::build::{BuildCtx, Observer};
+use crate::contract::metrics::{EventLog, NodeStats};
 use crate::sim::time::SimTime;
-use crate::sim::{Fault, FaultAction};
+use crate::sim::{Fault, FaultAction, NodeId};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +32,10 @@ pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
 /// Heals reported per group (events beyond it are counted).
 const MAX_HEALS: usize = 1_000;
+
+/// A stamp as the checker sees it: any version a store orders its writes by, compared
+/// lexicographically, newest last (the replicated store's (Lamport counter, writer node)).
+pub type Stamp = (u64, u32);
 
 /// Keys whose replicas disagree: key → (newest stamp, replicas holding at least it).
 type Divergent = BTreeMap<u64, (Stamp, u64)>;
@@ -75,9 +78,9 @@ pub struct Convergence {
 pub fn observer(b: &BuildCtx<'_>, group: &[NodeId]) -> Arc<Mutex<Convergence>> {
     let name = format!("{}-convergence", b.group());
     let (faults, windows) = b.faults();
-    let labels: Vec<String> = windows.into_iter().map(|w| w.label).collect();
+    let labels: Vec<String> = windows.iter().map(|w| w.label.clone()).collect();
     b.observer(&name, || {
-        Convergence::new(group, &faults, &labels, DEFAULT_MAX_KEYS)
+        Convergence::new(group, faults, &labels, DEFAULT_MAX_KEYS)
     })
 }
 
@@ -301,7 +304,7 @@ mod tests {
     use super::*;
 
     fn stamp(counter: u64) -> Stamp {
-        Stamp { counter, node: 0 }
+        (counter, 0)
     }
 
     fn partition(group: &[NodeId], at: u64, until: u64) -> Fault {

@@ -17,11 +17,21 @@
 //! measure covers the operations invoked before that instant; the counters say so.
 
 use super::linearizability::{self, Bounds, Kind, Operation};
-use crate::build::Observer;
-use crate::metrics::NodeStats;
+use crate::contract::build::Observer;
+use crate::contract::metrics::NodeStats;
 use crate::results::EventRecord;
 use crate::sim::time::SimTime;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The term of entry `index` in a log of `last` entries whose runs of one term start at
+/// `starts` ((first index, term), ascending): 0 for index 0, `None` beyond the log.
+pub fn term_at(starts: &[(u64, u32)], last: u64, index: u64) -> Option<u32> {
+    if index > last {
+        return None;
+    }
+    let run = starts.partition_point(|&(start, _)| start <= index);
+    Some(if run == 0 { 0 } else { starts[run - 1].1 })
+}
 
 /// Default bound on recorded operations.
 pub const DEFAULT_MAX_OPS: usize = 200_000;
@@ -107,9 +117,7 @@ impl History {
         self.leader_acked
             .iter()
             .filter(|(value, _)| self.acked.contains_key(value))
-            .filter(|&(_, &(index, term))| {
-                crate::components::leader_store::term_at(starts, *last, index) != Some(term)
-            })
+            .filter(|&(_, &(index, term))| term_at(starts, *last, index) != Some(term))
             .map(|(&value, _)| value)
             .collect()
     }

@@ -1,47 +1,57 @@
-//! The built-in components, one file per family, and the enum that dispatches to them.
+//! The built-in components, grouped by family, one file per component, and the closed lists
+//! that dispatch to them.
+//!
+//! ```text
+//!  traffic/      clients, the load balancer, servers and their calls to other services
+//!  resilience/   policies (retry, breaker, rate limits, health) and the proxies built on them
+//!  data/         caches and the message queue
+//!  replication/  replicated stores, leader election, the key-value client, the shard router
+//!  txn/          2PC, 3PC and saga: client, coordinator, participants, atomicity checker
+//! ```
+//! Components depend on the kernel (`sim/`), the component contract (`contract/`) and the
+//! checkers (`check/`), never on assembly, the runner, the command line or the report. They
+//! talk to each other only through messages ([`message::Message`]).
 //!
 //! Built-ins are a closed list the compiler checks ([`NodeConfig`], [`AnyNode`]); a user's own
-//! component comes in through [`crate::Registry::register`] and runs as [`AnyNode::Plugin`].
+//! component comes in through `Registry::register` and runs as [`AnyNode::Plugin`].
 
-pub mod cache;
-pub mod calls;
-pub mod client;
-pub mod downstream;
-pub mod election;
-pub mod keys;
-pub mod kv_client;
-pub mod leader_store;
-pub mod load_balancer;
-pub mod proxy;
-pub mod queue;
-pub mod replicated_store;
+pub mod data;
+pub mod message;
+pub mod replication;
 pub mod resilience;
-pub mod server;
-pub mod shard_router;
+pub mod traffic;
 pub mod txn;
 
-use crate::build::BuildCtx;
-use crate::metrics::NodeStats;
-use crate::scenario::{SetError, Settable};
-use crate::sim::message::{Message, NodeId};
+use crate::contract::build::BuildCtx;
+use crate::contract::metrics::NodeStats;
+use crate::contract::settable::{SetError, Settable};
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Ctx, Node, TimerId};
-use cache::{Cache, CacheConfig};
-use client::{Client, ClientConfig};
-use kv_client::{KvClient, KvClientConfig};
-use load_balancer::{LoadBalancer, LoadBalancerConfig};
-use proxy::{
-    BulkheadConfig, BulkheadNode, CircuitBreakerConfig, CircuitBreakerNode, RateLimiterConfig,
-    RateLimiterNode,
-};
-use queue::{Queue, QueueConfig};
-use replicated_store::{ReplicatedStore, ReplicatedStoreConfig};
+use crate::sim::{Node, NodeId, TimerId};
+use data::cache::{Cache, CacheConfig};
+use data::queue::{Queue, QueueConfig};
+use message::{Builtin, Ctx, Message};
+use replication::kv_client::{KvClient, KvClientConfig};
+use replication::replicated_store::{ReplicatedStore, ReplicatedStoreConfig};
+use replication::shard_router::{ShardRouter, ShardRouterConfig};
+use resilience::bulkhead::{BulkheadConfig, BulkheadNode};
+use resilience::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerNode};
+use resilience::rate_limiter::{RateLimiterConfig, RateLimiterNode};
 use serde::Serialize;
-use server::{Server, ServerConfig};
-use shard_router::{ShardRouter, ShardRouterConfig};
+use traffic::client::{Client, ClientConfig};
+use traffic::load_balancer::{LoadBalancer, LoadBalancerConfig};
+use traffic::server::{Server, ServerConfig};
 use txn::client::{TxnClient, TxnClientConfig};
 use txn::coordinator::{TxnCoordinator, TxnCoordinatorConfig};
 use txn::participant::{TxnParticipant, TxnParticipantConfig};
+
+/// A plug-in node: any [`Node`] of the built-in vocabulary.
+pub type PluginNode = Box<dyn Node<Builtin> + Send>;
+
+/// Builds the nodes of plug-in kinds (the registry, which sits above the components, does).
+pub trait PluginBuilder {
+    /// Build the plug-in node `b.me()` from its config.
+    fn build_plugin(&self, config: &PluginConfig, b: &BuildCtx<'_>) -> PluginNode;
+}
 
 /// A plug-in node's configuration, kept as RON text until its registered kind reads it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -156,13 +166,13 @@ impl NodeConfig {
         }
     }
 
-    /// Build the node with id `b.me()`.
-    pub fn build(&self, b: &BuildCtx<'_>) -> AnyNode {
+    /// Build the node with id `b.me()`; a plug-in's through `plugins`.
+    pub fn build(&self, b: &BuildCtx<'_>, plugins: &dyn PluginBuilder) -> AnyNode {
         match self {
             NodeConfig::Client(c) => AnyNode::Client(Client::new(c, b)),
             NodeConfig::LoadBalancer(c) => AnyNode::LoadBalancer(LoadBalancer::new(c, b)),
             NodeConfig::Server(c) => AnyNode::Server(Server::new(c, b)),
-            NodeConfig::Plugin(p) => AnyNode::Plugin(b.registry().build_plugin(p, b)),
+            NodeConfig::Plugin(p) => AnyNode::Plugin(plugins.build_plugin(p, b)),
             NodeConfig::CircuitBreaker(c) => AnyNode::CircuitBreaker(CircuitBreakerNode::new(c, b)),
             NodeConfig::RateLimiter(c) => AnyNode::RateLimiter(RateLimiterNode::new(c, b)),
             NodeConfig::Bulkhead(c) => AnyNode::Bulkhead(BulkheadNode::new(c, b)),
@@ -190,7 +200,7 @@ pub enum AnyNode {
     /// A server replica.
     Server(Server),
     /// A plug-in node.
-    Plugin(Box<dyn Node + Send>),
+    Plugin(PluginNode),
     /// A circuit breaker proxy.
     CircuitBreaker(CircuitBreakerNode),
     /// A rate limiter proxy.
@@ -237,7 +247,7 @@ macro_rules! dispatch {
     };
 }
 
-impl Node for AnyNode {
+impl Node<Builtin> for AnyNode {
     #[inline]
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         dispatch!(self, n => n.on_start(ctx))

@@ -83,7 +83,8 @@ fn to_codespan(src: &str, diag: &Diagnostic) -> CsDiagnostic<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::locate::{PathSeg, locate};
+    use crate::contract::validate::PathSeg;
+    use crate::scenario::locate::locate;
 
     const SRC: &str = r#"// A comment
 Scenario(

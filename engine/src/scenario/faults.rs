@@ -11,14 +11,13 @@
 //!         ──Exp(mean_interval)──▶ fault 2 ...        (until `stop`)
 //! ```
 
-use super::validate::{NameTable, Path, Validator};
 use super::{FaultConfig, RandomFaultKind};
-use crate::dist::Dist;
+use crate::contract::validate::{NameTable, Path, Validator};
 use crate::results::FaultWindow;
-use crate::sim::message::NodeId;
+use crate::sim::dist::Dist;
 use crate::sim::rng::SimRng;
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Fault, FaultAction};
+use crate::sim::{Fault, FaultAction, NodeId};
 
 /// Most faults one `Random` entry may draw (expected count); more is almost surely a typo in
 /// `mean_interval`, and every fault is an event and a shaded window.

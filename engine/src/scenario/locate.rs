@@ -10,19 +10,9 @@
 //!   source --tokenize--> [Token] --Parser--> Value tree --walk(path)--> Span
 //! ```
 
+use crate::contract::validate::PathSeg;
 use core::fmt;
 use core::ops::Range;
-
-/// One step of a path from the top-level value down to the value a diagnostic is about.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PathSeg {
-    /// A struct field by name, e.g. `target` in `Client(target: "lb")`.
-    Field(String),
-    /// A map key by its unquoted text, e.g. `users` in `{ "users": ... }`.
-    Key(String),
-    /// A list element, or a positional element inside parentheses, counted from 0.
-    Index(usize),
-}
 
 /// A byte range `start..end` into the scenario source.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

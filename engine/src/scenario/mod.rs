@@ -15,18 +15,19 @@ pub mod sweep;
 pub mod validate;
 
 use crate::components::{NodeConfig, PluginConfig};
-use crate::dist::Dist;
+use crate::contract::settable::{SetError, parse_value, ron_options};
+use crate::contract::validate::{Path, PathSeg, Problem};
 use crate::registry::Registry;
+use crate::sim::dist::Dist;
 use crate::sim::time::SimDuration;
 use diag::Diagnostic;
 use indexmap::IndexMap;
-use locate::{PathSeg, Span};
-use ron::extensions::Extensions;
+use locate::Span;
 use ron::value::RawValue;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use validate::{Model, Path, Problem};
+use validate::Model;
 
 /// The scenario as written, with defaults filled in: what `results.json` echoes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -470,53 +471,6 @@ impl fmt::Display for ScenarioError {
 }
 
 impl std::error::Error for ScenarioError {}
-
-/// The RON options every scenario value is read with: `Some(..)` may be left out.
-pub fn ron_options() -> ron::Options {
-    ron::Options::default().with_default_extension(Extensions::IMPLICIT_SOME)
-}
-
-/// Deserialize one RON value (an override or a plug-in's config).
-pub fn parse_value<T: serde::de::DeserializeOwned>(
-    text: &str,
-) -> Result<T, ron::error::SpannedError> {
-    ron_options().from_str(text)
-}
-
-/// Why an override could not be applied to a config.
-#[derive(Debug)]
-pub enum SetError {
-    /// The config has no such field.
-    UnknownField(&'static [&'static str]),
-    /// The value does not fit the field.
-    Value(ron::error::SpannedError),
-    /// This config cannot be overridden by field (the reason says why).
-    Unsupported(String),
-}
-
-/// Configs whose fields a variant can override by name.
-pub trait Settable {
-    /// Replace field `field` with the RON value `text`.
-    fn set(&mut self, field: &str, text: &str) -> Result<(), SetError>;
-}
-
-/// Implement [`Settable`] for a config struct by listing its fields.
-#[macro_export]
-macro_rules! settable {
-    ($ty:ty { $($field:ident),* $(,)? }) => {
-        impl $crate::scenario::Settable for $ty {
-            fn set(&mut self, field: &str, text: &str) -> Result<(), $crate::scenario::SetError> {
-                match field {
-                    $(stringify!($field) => {
-                        self.$field = $crate::scenario::parse_value(text).map_err($crate::scenario::SetError::Value)?;
-                        Ok(())
-                    })*
-                    _ => Err($crate::scenario::SetError::UnknownField(&[$(stringify!($field)),*])),
-                }
-            }
-        }
-    };
-}
 
 /// Parse and validate a scenario. `file` names it in error messages.
 pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, ScenarioError> {

@@ -12,8 +12,9 @@
 //! `network.*`, `duration`, ...). A deeper path (`users.arrival.rate`) names a number inside a
 //! field: the field's current value is rewritten with that number and set as a whole.
 
-use super::validate::{Model, Path};
+use super::validate::Model;
 use super::{Errors, OverrideError, Spec, apply_override};
+use crate::contract::validate::Path;
 use crate::registry::Registry;
 use crate::sim::time::SimDuration;
 use indexmap::IndexMap;

@@ -14,33 +14,58 @@
 //! Everything they do goes through [`Ctx`]. The event loop is the only place that branches on
 //! event kinds. Nothing here reads the OS clock or OS entropy.
 
-pub mod message;
+pub mod dist;
 pub mod network;
+pub mod node_id;
 pub mod queue;
 pub mod rng;
 pub mod time;
 
-use crate::metrics::{NodeStats, RequestMetrics};
-use message::{Message, NodeId};
+pub use node_id::NodeId;
+
 use network::{Cut, LinkChange, Network};
 use queue::EventQueue;
 use rng::{SimRng, mix64};
 use std::fmt;
 use time::{SimDuration, SimTime};
 
-/// A node: a state machine that reacts to start, messages, timers, crash and restart.
+/// The vocabulary of a world: what its nodes send each other, what they record run-wide and
+/// what they report at the end. The kernel carries all three and never looks inside, so a new
+/// protocol family changes the vocabulary (the components' business), never the kernel.
+pub trait Vocabulary: 'static {
+    /// What nodes send each other.
+    type Msg;
+    /// The form of a message small enough to travel inside its queue entry (16 bytes at most,
+    /// ideally with a niche, such as a box). Any other message waits in a side table while it
+    /// is in flight, and its entry holds its slot there.
+    type Inline;
+    /// Run-wide accounting that nodes record into through [`Ctx::sink`] (for the built-in
+    /// components: end-to-end request metrics). Handed back in the run's [`Outcome`].
+    type Sink;
+    /// What a node reports about itself at the end of a run ([`Node::finish`]).
+    type Stats;
+
+    /// `msg` in its inline form, or `msg` itself if it has none.
+    fn to_inline(msg: Self::Msg) -> Result<Self::Inline, Self::Msg>;
+
+    /// The message an inline form stands for.
+    fn from_inline(inline: Self::Inline) -> Self::Msg;
+}
+
+/// A node: a state machine that reacts to start, messages, timers, crash and restart, in
+/// vocabulary `V`.
 ///
 /// Handlers act only through the [`Ctx`]: read the clock, send messages, set and cancel
 /// timers, draw random numbers, record metrics.
-pub trait Node {
+pub trait Node<V: Vocabulary> {
     /// Called once at time zero, in node order.
-    fn on_start(&mut self, ctx: &mut Ctx<'_>);
+    fn on_start(&mut self, ctx: &mut Ctx<'_, V>);
 
     /// A message arrived from `from`.
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message);
+    fn on_message(&mut self, ctx: &mut Ctx<'_, V>, from: NodeId, msg: V::Msg);
 
     /// A timer set with [`Ctx::set_timer`] fired; `tag` is what was passed then.
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: TimerId, tag: u64);
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, V>, timer: TimerId, tag: u64);
 
     /// The node crashed at `now`: drop all volatile state (queues, in-progress work, pending
     /// calls) and keep only what the component declares durable. It receives nothing until it
@@ -56,12 +81,12 @@ pub trait Node {
     }
 
     /// The node restarts after a crash. By default it starts again as at time zero.
-    fn on_restart(&mut self, ctx: &mut Ctx<'_>) {
+    fn on_restart(&mut self, ctx: &mut Ctx<'_, V>) {
         self.on_start(ctx);
     }
 
     /// End of the run at `now`: statistics for the report, if the node has any.
-    fn finish(&mut self, _now: SimTime) -> Option<NodeStats> {
+    fn finish(&mut self, _now: SimTime) -> Option<V::Stats> {
         None
     }
 }
@@ -87,7 +112,7 @@ pub enum FaultAction {
         /// Receivers it applies to, by `NodeId` (empty: all).
         to: Vec<bool>,
         /// Latency to use instead.
-        latency: Option<crate::dist::Dist>,
+        latency: Option<dist::Dist>,
         /// Loss probability to use instead.
         loss: Option<f64>,
     },
@@ -110,7 +135,7 @@ pub enum FaultAction {
         /// Nodes whose links change, by `NodeId` (empty: all).
         nodes: Vec<bool>,
         /// Latency to use instead.
-        latency: Option<crate::dist::Dist>,
+        latency: Option<dist::Dist>,
         /// Loss probability to use instead.
         loss: Option<f64>,
     },
@@ -186,11 +211,11 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-enum Event {
+enum Event<V: Vocabulary> {
     Deliver {
         to: NodeId,
         from: NodeId,
-        msg: Message,
+        msg: V::Msg,
     },
     FaultStart(u32),
     FaultEnd(u32),
@@ -198,35 +223,36 @@ enum Event {
 
 /// What waits for a paused node: a message (or fault) event, or a timer that came due (still
 /// armed, in its slot).
-enum Held {
-    Event(Event),
+enum Held<V: Vocabulary> {
+    Event(Event<V>),
     Timer { slot: u32, tag: u64 },
 }
 
-/// What a queue entry carries, packed into 24 bytes so that an entry (with its time) is 32:
-/// a plug-in message whole (its payload is a box), and anything else as two words and a
-/// number. A message of another kind (a request, a response, a protocol message: up to 56
-/// bytes) waits in [`Io::bodies`] and the entry holds its slot there.
+/// What a queue entry carries, packed into 24 bytes so that an entry (with its time) is 32
+/// (for an inline form of 16 bytes with a niche): a message with an inline form
+/// ([`Vocabulary::to_inline`]) whole, and anything else as two words and a number. A message
+/// without one (for the built-ins: a request, a response, a protocol message, up to 56 bytes)
+/// waits in [`Io::bodies`] and the entry holds its slot there.
 ///
-/// | kind            | `a`                   | `b`    | `body`          |
-/// | --------------- | --------------------- | ------ | --------------- |
-/// | plug-in message | receiver              | sender | `User(payload)` |
-/// | other message   | receiver              | sender | `Word(slot)`    |
-/// | timer           | `TIMER` \| node      | slot   | `Word(tag)`     |
-/// | fault start/end | `FAULT_START`/`_END`  | fault  | `Word(0)`       |
+/// | kind            | `a`                   | `b`    | `body`           |
+/// | --------------- | --------------------- | ------ | ---------------- |
+/// | inline message  | receiver              | sender | `Inline(form)`   |
+/// | other message   | receiver              | sender | `Word(slot)`     |
+/// | timer           | `TIMER` \| node      | slot   | `Word(tag)`      |
+/// | fault start/end | `FAULT_START`/`_END`  | fault  | `Word(0)`        |
 ///
 /// The kind of a `Word` entry is in the top two bits of `a`, which node ids never reach
 /// ([`World::new`] checks).
-struct Queued {
+struct Queued<V: Vocabulary> {
     a: u32,
     b: u32,
-    body: Body,
+    body: Body<V>,
 }
 
 /// The default is what a slot of the queue holds once its entry has been taken out: it is
 /// never unpacked.
-impl Default for Queued {
-    fn default() -> Queued {
+impl<V: Vocabulary> Default for Queued<V> {
+    fn default() -> Queued<V> {
         Queued {
             a: 0,
             b: 0,
@@ -235,9 +261,10 @@ impl Default for Queued {
     }
 }
 
-/// A plug-in payload, or a number; 16 bytes (the box's non-null pointer tells them apart).
-enum Body {
-    User(message::UserMsg),
+/// A message's inline form, or a number (16 bytes when the inline form is a box, whose
+/// non-null pointer tells them apart).
+enum Body<V: Vocabulary> {
+    Inline(V::Inline),
     Word(u64),
 }
 
@@ -248,11 +275,11 @@ const FAULT_START: u32 = 2 << KIND_SHIFT;
 const FAULT_END: u32 = 3 << KIND_SHIFT;
 
 /// A [`Queued`] entry, unpacked.
-enum Unpacked {
-    User {
+enum Unpacked<V: Vocabulary> {
+    Inline {
         to: NodeId,
         from: NodeId,
-        msg: message::UserMsg,
+        msg: V::Inline,
     },
     Parked {
         to: NodeId,
@@ -268,19 +295,19 @@ enum Unpacked {
     FaultEnd(u32),
 }
 
-impl Queued {
+impl<V: Vocabulary> Queued<V> {
     #[inline]
-    fn user(to: NodeId, from: NodeId, msg: message::UserMsg) -> Queued {
+    fn inline(to: NodeId, from: NodeId, msg: V::Inline) -> Queued<V> {
         Queued {
             a: to.0,
             b: from.0,
-            body: Body::User(msg),
+            body: Body::Inline(msg),
         }
     }
 
     /// A message whose body is parked in slot `slot` of [`Io::bodies`].
     #[inline]
-    fn parked(to: NodeId, from: NodeId, slot: u32) -> Queued {
+    fn parked(to: NodeId, from: NodeId, slot: u32) -> Queued<V> {
         Queued {
             a: to.0,
             b: from.0,
@@ -290,7 +317,7 @@ impl Queued {
 
     /// Fault `index` starts (`FAULT_START`) or ends (`FAULT_END`).
     #[inline]
-    fn fault(kind: u32, index: u32) -> Queued {
+    fn fault(kind: u32, index: u32) -> Queued<V> {
         Queued {
             a: kind,
             b: index,
@@ -299,7 +326,7 @@ impl Queued {
     }
 
     #[inline]
-    fn timer(node: NodeId, slot: u32, tag: u64) -> Queued {
+    fn timer(node: NodeId, slot: u32, tag: u64) -> Queued<V> {
         Queued {
             a: TIMER | node.0,
             b: slot,
@@ -317,9 +344,9 @@ impl Queued {
     }
 
     #[inline]
-    fn unpack(self) -> Unpacked {
+    fn unpack(self) -> Unpacked<V> {
         match self.body {
-            Body::User(msg) => Unpacked::User {
+            Body::Inline(msg) => Unpacked::Inline {
                 to: NodeId(self.a),
                 from: NodeId(self.b),
                 msg,
@@ -379,13 +406,13 @@ impl TimerSlot {
 }
 
 /// Everything except the nodes themselves: what a [`Ctx`] gives access to.
-struct Io {
+struct Io<V: Vocabulary> {
     now: SimTime,
     /// Bumped whenever a fault starts or ends: only then can reachability change.
     topology_epoch: u64,
-    queue: EventQueue<Queued>,
-    /// Bodies of queued messages too large for a queue entry, by slot; freed slots are reused.
-    bodies: slab::Slab<Message>,
+    queue: EventQueue<Queued<V>>,
+    /// Bodies of queued messages without an inline form, by slot; freed slots are reused.
+    bodies: slab::Slab<V::Msg>,
     timers: Vec<TimerSlot>,
     free_timers: Vec<u32>,
     network: Network,
@@ -397,7 +424,7 @@ struct Io {
     /// are none, a message is delivered without asking whether its node is up, paused or cut
     /// off.
     blocking_faults: u32,
-    requests: RequestMetrics,
+    sink: V::Sink,
     limits: Limits,
     error: Option<RunError>,
     /// Cancelled timers whose events are still in the queue.
@@ -408,13 +435,13 @@ struct Io {
 const PURGE_MIN: usize = 4096;
 
 /// A node's window on the world while it handles one event.
-pub struct Ctx<'a> {
-    io: &'a mut Io,
+pub struct Ctx<'a, V: Vocabulary> {
+    io: &'a mut Io<V>,
     rng: &'a mut SimRng,
     me: NodeId,
 }
 
-impl Ctx<'_> {
+impl<V: Vocabulary> Ctx<'_, V> {
     /// The current simulated time.
     #[inline]
     pub fn now(&self) -> SimTime {
@@ -435,7 +462,7 @@ impl Ctx<'_> {
 
     /// Send `msg` to `to`; the network decides when (and whether) it arrives.
     #[inline]
-    pub fn send(&mut self, to: NodeId, msg: Message) {
+    pub fn send(&mut self, to: NodeId, msg: V::Msg) {
         self.send_after(SimDuration::ZERO, to, msg);
     }
 
@@ -443,7 +470,7 @@ impl Ctx<'_> {
     /// (The link is checked now: a partition that starts during `delay` still drops it on
     /// arrival.)
     #[inline]
-    pub fn send_after(&mut self, delay: SimDuration, to: NodeId, msg: Message) {
+    pub fn send_after(&mut self, delay: SimDuration, to: NodeId, msg: V::Msg) {
         if let Some(transit) = self.io.network.transit(self.me, to) {
             let at = self.io.now.after(delay).after(transit);
             self.io.push(
@@ -513,17 +540,10 @@ impl Ctx<'_> {
         self.io.slowdown[self.me.idx()]
     }
 
-    /// A client issued a request (for the end-to-end accounting).
+    /// The run-wide accounting this node records into (see [`Vocabulary::Sink`]).
     #[inline]
-    pub fn request_started(&mut self) {
-        self.io.requests.started();
-    }
-
-    /// A client's request ended: success, or failure with its cause.
-    #[inline]
-    pub fn request_ended(&mut self, issued_at: SimTime, result: Result<(), message::Cause>) {
-        let now = self.io.now;
-        self.io.requests.ended(issued_at, now, result);
+    pub fn sink(&mut self) -> &mut V::Sink {
+        &mut self.io.sink
     }
 
     /// Stop the run: a component hit a bound it cannot honour (e.g. an unbounded queue grew
@@ -546,7 +566,7 @@ impl Ctx<'_> {
     }
 }
 
-impl Io {
+impl<V: Vocabulary> Io<V> {
     /// A node is up unless a crash fault holds it down (crashes may overlap).
     #[inline]
     fn is_up(&self, id: NodeId) -> bool {
@@ -554,17 +574,16 @@ impl Io {
     }
 
     #[inline(always)]
-    fn push(&mut self, at: SimTime, ev: Event) {
+    fn push(&mut self, at: SimTime, ev: Event<V>) {
         let q = match ev {
-            Event::Deliver {
-                to,
-                from,
-                msg: Message::User(msg),
-            } => Queued::user(to, from, msg),
-            Event::Deliver { to, from, msg } => {
-                let slot = u32::try_from(self.bodies.insert(msg)).expect("< 2^32 queued messages");
-                Queued::parked(to, from, slot)
-            }
+            Event::Deliver { to, from, msg } => match V::to_inline(msg) {
+                Ok(inline) => Queued::inline(to, from, inline),
+                Err(msg) => {
+                    let slot =
+                        u32::try_from(self.bodies.insert(msg)).expect("< 2^32 queued messages");
+                    Queued::parked(to, from, slot)
+                }
+            },
             Event::FaultStart(i) => Queued::fault(FAULT_START, i),
             Event::FaultEnd(i) => Queued::fault(FAULT_END, i),
         };
@@ -573,7 +592,7 @@ impl Io {
 
     /// Take a queued message's body out of its slot, which is free again.
     #[inline]
-    fn unpark(&mut self, slot: u32) -> Message {
+    fn unpark(&mut self, slot: u32) -> V::Msg {
         self.bodies.remove(slot as usize)
     }
 
@@ -644,26 +663,26 @@ pub struct Slot<N> {
 }
 
 /// What a finished run hands to the runner.
-pub struct Outcome {
+pub struct Outcome<V: Vocabulary> {
     /// Events processed.
     pub events: u64,
     /// Digest of the event trace (time, node and kind of every event).
     pub digest: u64,
-    /// Request metrics.
-    pub requests: RequestMetrics,
+    /// The run-wide accounting the nodes recorded into.
+    pub sink: V::Sink,
     /// Per-node statistics, by node name, in node order.
-    pub node_stats: Vec<(String, NodeStats)>,
+    pub node_stats: Vec<(String, V::Stats)>,
     /// Simulated time when the run ended.
     pub end: SimTime,
 }
 
 /// A world ready to run: nodes, network, fault schedule and bounds.
-pub struct World<N: Node> {
+pub struct World<V: Vocabulary, N: Node<V>> {
     nodes: Vec<Slot<N>>,
-    io: Io,
+    io: Io<V>,
     faults: Vec<Fault>,
     /// Per node: the events that reached it while it was paused, in arrival order.
-    held: Vec<Vec<Held>>,
+    held: Vec<Vec<Held<V>>>,
     held_len: usize,
     events: u64,
     digest: u64,
@@ -671,15 +690,15 @@ pub struct World<N: Node> {
     instant_events: u64,
 }
 
-impl<N: Node> World<N> {
-    /// Assemble a world. Node ids are indices into `nodes`.
+impl<V: Vocabulary, N: Node<V>> World<V, N> {
+    /// Assemble a world. Node ids are indices into `nodes`; `sink` is the run-wide accounting
+    /// they record into.
     pub fn new(
         nodes: Vec<Slot<N>>,
         network: Network,
         faults: Vec<Fault>,
         limits: Limits,
-        measure_from: SimTime,
-        window: SimDuration,
+        sink: V::Sink,
     ) -> Self {
         let n = nodes.len();
         assert!(
@@ -698,7 +717,7 @@ impl<N: Node> World<N> {
             slowdown: vec![1.0; n],
             paused: vec![0; n],
             blocking_faults: 0,
-            requests: RequestMetrics::new(measure_from, window),
+            sink,
             limits,
             error: None,
             cancelled_in_queue: 0,
@@ -723,7 +742,7 @@ impl<N: Node> World<N> {
     }
 
     /// Run until no event is pending or the next one is after `end`.
-    pub fn run(mut self, end: SimTime) -> Result<Outcome, RunError> {
+    pub fn run(mut self, end: SimTime) -> Result<Outcome<V>, RunError> {
         for i in 0..self.nodes.len() {
             self.with_node(NodeId(i as u32), |node, ctx| node.on_start(ctx));
         }
@@ -733,7 +752,9 @@ impl<N: Node> World<N> {
             }
             let t = SimTime(t);
             match queued.unpack() {
-                Unpacked::User { to, from, msg } => self.deliver(t, to, from, Message::User(msg)),
+                Unpacked::Inline { to, from, msg } => {
+                    self.deliver(t, to, from, V::from_inline(msg))
+                }
                 Unpacked::Parked { to, from, slot } => {
                     let msg = self.io.unpark(slot);
                     self.deliver(t, to, from, msg);
@@ -798,7 +819,7 @@ impl<N: Node> World<N> {
     /// A message reaches `to` at `t`: inline while no fault that can block delivery (crash,
     /// pause, partition) is active, through [`World::step`] otherwise.
     #[inline(always)]
-    fn deliver(&mut self, t: SimTime, to: NodeId, from: NodeId, msg: Message) {
+    fn deliver(&mut self, t: SimTime, to: NodeId, from: NodeId, msg: V::Msg) {
         if self.io.blocking_faults != 0 {
             self.step(t, Event::Deliver { to, from, msg });
             return;
@@ -812,7 +833,7 @@ impl<N: Node> World<N> {
         self.with_node(to, |node, ctx| node.on_message(ctx, from, msg));
     }
 
-    fn step(&mut self, t: SimTime, ev: Event) {
+    fn step(&mut self, t: SimTime, ev: Event<V>) {
         self.advance(t);
         self.events += 1;
         if self.over_limit(t) {
@@ -883,7 +904,7 @@ impl<N: Node> World<N> {
     }
 
     #[inline]
-    fn with_node(&mut self, id: NodeId, f: impl FnOnce(&mut N, &mut Ctx<'_>)) {
+    fn with_node(&mut self, id: NodeId, f: impl FnOnce(&mut N, &mut Ctx<'_, V>)) {
         let slot = &mut self.nodes[id.idx()];
         let mut ctx = Ctx {
             io: &mut self.io,
@@ -988,7 +1009,7 @@ impl<N: Node> World<N> {
         i: usize,
         start: bool,
         nodes: Vec<bool>,
-        latency: Option<crate::dist::Dist>,
+        latency: Option<dist::Dist>,
         loss: Option<f64>,
     ) {
         if !start {
@@ -1017,7 +1038,7 @@ impl<N: Node> World<N> {
     }
 
     /// Keep an event for a paused node until it resumes.
-    fn hold(&mut self, id: NodeId, ev: Held) {
+    fn hold(&mut self, id: NodeId, ev: Held<V>) {
         self.held[id.idx()].push(ev);
         self.held_len += 1;
     }
@@ -1087,7 +1108,7 @@ impl<N: Node> World<N> {
         }
     }
 
-    fn finish(mut self, now: SimTime) -> Outcome {
+    fn finish(mut self, now: SimTime) -> Outcome<V> {
         let node_stats = self
             .nodes
             .iter_mut()
@@ -1096,7 +1117,7 @@ impl<N: Node> World<N> {
         Outcome {
             events: self.events,
             digest: self.digest,
-            requests: self.io.requests,
+            sink: self.io.sink,
             node_stats,
             end: now,
         }
@@ -1117,10 +1138,29 @@ impl<N: Node> World<N> {
 mod tests {
     use super::*;
 
+    /// A vocabulary whose messages are boxes (inline) or numbers (parked).
+    struct Boxes;
+
+    impl Vocabulary for Boxes {
+        type Msg = Result<Box<dyn std::any::Any + Send>, u64>;
+        type Inline = Box<dyn std::any::Any + Send>;
+        type Sink = ();
+        type Stats = ();
+
+        fn to_inline(msg: Self::Msg) -> Result<Self::Inline, Self::Msg> {
+            msg.map_err(Err)
+        }
+
+        fn from_inline(inline: Self::Inline) -> Self::Msg {
+            Ok(inline)
+        }
+    }
+
     /// What the kernel queues fits a 32-byte entry, and every kind unpacks to what was packed,
     /// up to the largest node id.
     #[test]
     fn queued_events_pack_into_32_byte_entries() {
+        type Queued = super::Queued<Boxes>;
         assert_eq!(EventQueue::<Queued>::ENTRY_BYTES, 32);
         let top = NodeId(NODE_MASK);
         match Queued::timer(top, 7, u64::MAX).unpack() {
@@ -1135,12 +1175,12 @@ mod tests {
             }
             _ => panic!("expected a parked message"),
         }
-        match Queued::user(NodeId(3), top, message::UserMsg(Box::new(42u8))).unpack() {
-            Unpacked::User { to, from, msg } => {
+        match Queued::inline(NodeId(3), top, Box::new(42u8)).unpack() {
+            Unpacked::Inline { to, from, msg } => {
                 assert_eq!((to, from), (NodeId(3), top));
-                assert_eq!(msg.0.downcast_ref::<u8>(), Some(&42));
+                assert_eq!(msg.downcast_ref::<u8>(), Some(&42));
             }
-            _ => panic!("expected a plug-in message"),
+            _ => panic!("expected an inline message"),
         }
         for (a, start) in [(FAULT_START, true), (FAULT_END, false)] {
             match (Queued::fault(a, 11).unpack(), start) {

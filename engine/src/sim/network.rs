@@ -6,10 +6,10 @@
 //! link may overtake each other, like datagrams: components must not rely on FIFO links.
 //! Faults change the model at run time by adding and removing cuts.
 
-use super::message::NodeId;
+use super::dist::{Dist, Sampler};
+use super::node_id::NodeId;
 use super::rng::SimRng;
 use super::time::SimDuration;
-use crate::dist::{Dist, Sampler};
 use std::collections::BTreeMap;
 
 /// Latency and loss of one directed link.

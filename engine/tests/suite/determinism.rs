@@ -1,12 +1,11 @@
 //! Determinism: the same scenario and seed give byte-identical results.json and plots, on one
 //! thread or several, run after run; and the committed reports are what the code produces.
 
-use archsim::Registry;
 use archsim::cli::results_json;
-use archsim::report;
 use archsim::results::Results;
 use archsim::runner::{RunOptions, run};
 use archsim::scenario::{Scenario, load};
+use archsim::{Registry, report};
 use std::path::{Path, PathBuf};
 
 fn scenario_files() -> Vec<PathBuf> {

@@ -4,11 +4,10 @@
 use super::run_text;
 use archsim::Registry;
 use archsim::scenario::parse;
-use archsim::sim::FaultAction;
-use archsim::sim::message::NodeId;
 use archsim::sim::network::{Cut, LinkModel, Network};
 use archsim::sim::rng::SimRng;
 use archsim::sim::time::{SimDuration, SimTime};
+use archsim::sim::{FaultAction, NodeId};
 use std::collections::BTreeMap;
 
 fn scenario(faults: &str) -> String {
@@ -140,7 +139,7 @@ fn sides(fault: &str) -> (Vec<u16>, Vec<String>) {
 /// Which ordered pairs of nodes can talk under a partition with these sides.
 fn connected_pairs(side: &[u16]) -> Vec<(u32, u32)> {
     let link = LinkModel {
-        latency: archsim::dist::Dist::Constant(SimDuration(1)),
+        latency: archsim::sim::dist::Dist::Constant(SimDuration(1)),
         loss: 0.0,
     };
     let mut net = Network::new(link, BTreeMap::new(), SimRng::derive(1, "n"));
@@ -269,8 +268,8 @@ struct Ticker {
     starts: u64,
 }
 
-impl archsim::sim::Node for Ticker {
-    fn on_start(&mut self, ctx: &mut archsim::sim::Ctx<'_>) {
+impl archsim::sim::Node<archsim::components::message::Builtin> for Ticker {
+    fn on_start(&mut self, ctx: &mut archsim::components::message::Ctx<'_>) {
         self.starts += 1;
         let tag = 10 * self.starts;
         ctx.set_timer(SimDuration::from_millis(10), tag + 1);
@@ -285,13 +284,18 @@ impl archsim::sim::Node for Ticker {
 
     fn on_message(
         &mut self,
-        _: &mut archsim::sim::Ctx<'_>,
+        _: &mut archsim::components::message::Ctx<'_>,
         _: NodeId,
-        _: archsim::sim::message::Message,
+        _: archsim::components::message::Message,
     ) {
     }
 
-    fn on_timer(&mut self, ctx: &mut archsim::sim::Ctx<'_>, _: archsim::sim::TimerId, tag: u64) {
+    fn on_timer(
+        &mut self,
+        ctx: &mut archsim::components::message::Ctx<'_>,
+        _: archsim::sim::TimerId,
+        tag: u64,
+    ) {
         let ms = ctx.now().0 / 1_000_000;
         self.log.borrow_mut().push((self.me, tag, ms));
     }
@@ -317,7 +321,7 @@ fn tickers_with_a_crash(crash: &FaultAction, cancel_old: bool) -> (Vec<(u64, u64
         })
         .collect();
     let link = LinkModel {
-        latency: archsim::dist::Dist::Constant(SimDuration::ZERO),
+        latency: archsim::sim::dist::Dist::Constant(SimDuration::ZERO),
         loss: 0.0,
     };
     let network = Network::new(link, BTreeMap::new(), SimRng::derive(1, "!network"));
@@ -331,8 +335,7 @@ fn tickers_with_a_crash(crash: &FaultAction, cancel_old: bool) -> (Vec<(u64, u64
         network,
         vec![fault],
         archsim::sim::Limits::default(),
-        SimTime::ZERO,
-        SimDuration::from_secs(1),
+        archsim::contract::metrics::RequestMetrics::new(SimTime::ZERO, SimDuration::from_secs(1)),
     );
     let outcome = world.run(SimTime(100_000_000)).expect("runs");
     let mut fired = log.borrow().clone();

@@ -51,28 +51,36 @@ fn an_unbounded_queue_stops_at_max_pending_events() {
 /// A node that answers every message with another to itself, with no delay: time never moves.
 struct Spinner;
 
-impl archsim::sim::Node for Spinner {
-    fn on_start(&mut self, ctx: &mut archsim::sim::Ctx<'_>) {
+impl archsim::sim::Node<archsim::components::message::Builtin> for Spinner {
+    fn on_start(&mut self, ctx: &mut archsim::components::message::Ctx<'_>) {
         ctx.send(
             ctx.me(),
-            archsim::sim::message::Message::User(archsim::sim::message::UserMsg(Box::new(()))),
+            archsim::components::message::Message::User(archsim::components::message::UserMsg(
+                Box::new(()),
+            )),
         );
     }
     fn on_message(
         &mut self,
-        ctx: &mut archsim::sim::Ctx<'_>,
-        _from: archsim::sim::message::NodeId,
-        msg: archsim::sim::message::Message,
+        ctx: &mut archsim::components::message::Ctx<'_>,
+        _from: archsim::sim::NodeId,
+        msg: archsim::components::message::Message,
     ) {
         ctx.send(ctx.me(), msg);
     }
-    fn on_timer(&mut self, _: &mut archsim::sim::Ctx<'_>, _: archsim::sim::TimerId, _: u64) {}
+    fn on_timer(
+        &mut self,
+        _: &mut archsim::components::message::Ctx<'_>,
+        _: archsim::sim::TimerId,
+        _: u64,
+    ) {
+    }
     fn on_crash(&mut self, _: archsim::sim::time::SimTime) {}
 }
 
 #[test]
 fn a_zero_delay_loop_stops_at_max_events_per_instant() {
-    use archsim::dist::Dist;
+    use archsim::sim::dist::Dist;
     use archsim::sim::network::{LinkModel, Network};
     use archsim::sim::rng::SimRng;
     use archsim::sim::time::{SimDuration, SimTime};
@@ -96,8 +104,7 @@ fn a_zero_delay_loop_stops_at_max_events_per_instant() {
         network,
         Vec::new(),
         limits,
-        SimTime::ZERO,
-        SimDuration::from_secs(1),
+        archsim::contract::metrics::RequestMetrics::new(SimTime::ZERO, SimDuration::from_secs(1)),
     );
     let err = world
         .run(SimTime(1_000_000_000))

@@ -10,6 +10,7 @@ mod errors;
 mod fault_kinds;
 mod faults;
 mod golden;
+mod layers;
 mod limits;
 mod memory;
 mod plugin;

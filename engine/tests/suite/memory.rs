@@ -157,8 +157,9 @@ struct Churn {
 }
 
 impl Churn {
-    fn again(&self, ctx: &mut archsim::sim::Ctx<'_>) {
-        use archsim::sim::message::{Message, NodeId, UserMsg};
+    fn again(&self, ctx: &mut archsim::components::message::Ctx<'_>) {
+        use archsim::components::message::{Message, UserMsg};
+        use archsim::sim::NodeId;
         use archsim::sim::rng::RandomSource;
         let delay = archsim::sim::time::SimDuration(100 + ctx.rng().below(2_000));
         if self.timers {
@@ -170,8 +171,8 @@ impl Churn {
     }
 }
 
-impl archsim::sim::Node for Churn {
-    fn on_start(&mut self, ctx: &mut archsim::sim::Ctx<'_>) {
+impl archsim::sim::Node<archsim::components::message::Builtin> for Churn {
+    fn on_start(&mut self, ctx: &mut archsim::components::message::Ctx<'_>) {
         for _ in 0..self.per_node {
             self.again(ctx);
         }
@@ -179,14 +180,19 @@ impl archsim::sim::Node for Churn {
 
     fn on_message(
         &mut self,
-        ctx: &mut archsim::sim::Ctx<'_>,
-        _from: archsim::sim::message::NodeId,
-        _msg: archsim::sim::message::Message,
+        ctx: &mut archsim::components::message::Ctx<'_>,
+        _from: archsim::sim::NodeId,
+        _msg: archsim::components::message::Message,
     ) {
         self.again(ctx);
     }
 
-    fn on_timer(&mut self, ctx: &mut archsim::sim::Ctx<'_>, _: archsim::sim::TimerId, _: u64) {
+    fn on_timer(
+        &mut self,
+        ctx: &mut archsim::components::message::Ctx<'_>,
+        _: archsim::sim::TimerId,
+        _: u64,
+    ) {
         self.again(ctx);
     }
 
@@ -214,7 +220,7 @@ fn churn_peak(pending: u32, timers: bool) -> isize {
         })
         .collect();
     let link = LinkModel {
-        latency: archsim::dist::Dist::Constant(SimDuration::ZERO),
+        latency: archsim::sim::dist::Dist::Constant(SimDuration::ZERO),
         loss: 0.0,
     };
     let network = Network::new(link, Default::default(), SimRng::derive(3, "!network"));
@@ -223,8 +229,7 @@ fn churn_peak(pending: u32, timers: bool) -> isize {
         network,
         Vec::new(),
         archsim::sim::Limits::default(),
-        SimTime::ZERO,
-        SimDuration::from_secs(1),
+        archsim::contract::metrics::RequestMetrics::new(SimTime::ZERO, SimDuration::from_secs(1)),
     );
     let outcome = world.run(SimTime(10_000)).expect("runs");
     assert!(

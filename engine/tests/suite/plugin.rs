@@ -59,12 +59,14 @@ fn an_unregistered_component_is_an_error_naming_the_known_ones() {
 
 /// A plug-in whose replicas all report to one run-wide observer.
 mod counted {
-    use archsim::build::{BuildCtx, Observer};
-    use archsim::metrics::NodeStats;
+    use archsim::components::message::{Builtin, Ctx, Message};
+    use archsim::contract::build::{BuildCtx, Observer};
+    use archsim::contract::call::{Reply, Response};
+    use archsim::contract::metrics::NodeStats;
     use archsim::registry::Component;
-    use archsim::sim::message::{Message, NodeId, Reply, Response};
+    use archsim::sim::NodeId;
     use archsim::sim::time::SimTime;
-    use archsim::sim::{Ctx, Node, TimerId};
+    use archsim::sim::{Node, TimerId};
     use std::sync::{Arc, Mutex};
 
     #[derive(Default)]
@@ -85,7 +87,7 @@ mod counted {
 
     pub struct Counted(Arc<Mutex<Tally>>);
 
-    impl Node for Counted {
+    impl Node<Builtin> for Counted {
         fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
         fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
             if let Message::Request(r) = msg {

@@ -8,8 +8,8 @@
 //! has settled, so memory grows with the transactions still unsettled, not with the run.
 
 use super::{members, ms_between};
-use crate::build::Observer;
-use crate::metrics::{EventLog, NodeStats, Series, SeriesKind};
+use crate::contract::build::Observer;
+use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
 use crate::sim::time::{SimDuration, SimTime};
 use std::collections::BTreeMap;
 
@@ -60,7 +60,7 @@ impl Record {
 }
 
 /// The checker; one per run, shared by every transaction component (see
-/// [`crate::build::BuildCtx::observer`]).
+/// [`crate::contract::build::BuildCtx::observer`]).
 pub struct TxnChecker {
     names: Vec<String>,
     records: BTreeMap<u64, Record>,

@@ -13,15 +13,16 @@
 use super::checker::TxnChecker;
 use super::coordinator::{checker, lock};
 use super::{MAX_PARTICIPANTS, TAG_MASK, TAG_SHIFT, TxnMsg, txn_id};
-use crate::build::BuildCtx;
-use crate::components::client::Arrival;
-use crate::components::keys::{KeySampler, Keys};
-use crate::metrics::{NodeStats, Series, SeriesKind};
-use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{Cause, Message, NodeId};
+use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::traffic::client::Arrival;
+use crate::components::traffic::keys::{KeySampler, Keys};
+use crate::contract::build::BuildCtx;
+use crate::contract::call::Cause;
+use crate::contract::metrics::{NodeStats, Series, SeriesKind};
+use crate::contract::validate::{Path, Validator};
 use crate::sim::rng::{RandomSource, SimRng};
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Ctx, Node, TimerId};
+use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -264,7 +265,7 @@ impl TxnClient {
     }
 }
 
-impl Node for TxnClient {
+impl Node<Builtin> for TxnClient {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         match self.cfg.arrival {
             Arrival::Closed { users, .. } => {

@@ -19,12 +19,12 @@
 
 use super::checker::TxnChecker;
 use super::{CHECKER, Known, Protocol, TAG_MASK, TAG_SHIFT, TxnMsg, members};
-use crate::build::BuildCtx;
-use crate::metrics::NodeStats;
-use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{Message, NodeId};
+use crate::components::message::{Builtin, Ctx, Message};
+use crate::contract::build::BuildCtx;
+use crate::contract::metrics::NodeStats;
+use crate::contract::validate::{Path, Validator};
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Ctx, Node, TimerId};
+use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -371,7 +371,7 @@ pub(crate) fn lock(c: &Mutex<TxnChecker>) -> std::sync::MutexGuard<'_, TxnChecke
     c.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
-impl Node for TxnCoordinator {
+impl Node<Builtin> for TxnCoordinator {
     fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {

@@ -14,15 +14,15 @@
 use super::checker::TxnChecker;
 use super::coordinator::{checker, lock};
 use super::{Known, Protocol, TAG_MASK, TAG_SHIFT, TxnMsg, members};
-use crate::build::BuildCtx;
-use crate::components::keys::{KeySampler, Keys};
-use crate::dist::Dist;
-use crate::metrics::NodeStats;
-use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{Message, NodeId};
+use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::traffic::keys::{KeySampler, Keys};
+use crate::contract::build::BuildCtx;
+use crate::contract::metrics::NodeStats;
+use crate::contract::validate::{Path, Validator};
+use crate::sim::dist::Dist;
 use crate::sim::rng::WorkRng;
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Ctx, Node, TimerId};
+use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -459,7 +459,7 @@ impl TxnParticipant {
     }
 }
 
-impl Node for TxnParticipant {
+impl Node<Builtin> for TxnParticipant {
     fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {

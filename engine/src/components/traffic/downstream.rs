@@ -9,14 +9,14 @@
 //! The calls carry the request's id, op, key and work bits, so a downstream server draws its
 //! own service time for the same request, and idempotency keys see the same id.
 
-use super::calls::CallTable;
-use crate::build::BuildCtx;
-use crate::scenario::validate::{Path, Validator};
-use crate::sim::Ctx;
-use crate::sim::TimerId;
-use crate::sim::message::{CallId, Cause, Message, NodeId, Request};
+use crate::components::message::{Ctx, Message};
+use crate::components::traffic::calls::CallTable;
+use crate::contract::build::BuildCtx;
+use crate::contract::call::{CallId, Cause, Request};
+use crate::contract::validate::{Path, Validator};
 use crate::sim::rng::{RandomSource, SimRng};
 use crate::sim::time::SimDuration;
+use crate::sim::{NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -22,15 +22,18 @@
 //! When every backend is out, the request fails at once: `circuit_open` if a breaker is open,
 //! `unreachable` otherwise. Every change of health or breaker state is recorded with its time.
 
-use super::calls::CallTable;
-use super::resilience::{Breaker, BreakerConfig, BreakerState, Health, HealthCheckConfig};
-use crate::build::BuildCtx;
-use crate::metrics::{EventLog, NodeStats, Series, SeriesKind};
-use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{CallId, Cause, Message, NodeId, Op, Request, RequestId, Response};
+use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::resilience::policy::{
+    Breaker, BreakerConfig, BreakerState, Health, HealthCheckConfig,
+};
+use crate::components::traffic::calls::CallTable;
+use crate::contract::build::BuildCtx;
+use crate::contract::call::{CallId, Cause, Op, Request, RequestId, Response};
+use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
+use crate::contract::validate::{Path, Validator};
 use crate::sim::rng::{RandomSource, SimRng, mix64, stable_hash};
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Ctx, Node, TimerId};
+use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -573,7 +576,7 @@ fn hash_ring(names: &[String], vnodes: u32) -> Vec<(u64, u32)> {
     ring
 }
 
-impl Node for LoadBalancer {
+impl Node<Builtin> for LoadBalancer {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(h) = self.guards.as_ref().and_then(|g| g.health_check.as_ref()) {
             ctx.set_timer(h.interval, TAG_CHECK_ROUND);

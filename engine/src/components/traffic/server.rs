@@ -23,18 +23,17 @@
 //! one stage of three. Calls still pending when their stage is decided are abandoned (their
 //! late answers are ignored).
 
-use super::downstream::{CallStage, Downstream};
-use crate::build::BuildCtx;
-use crate::dist::Dist;
-use crate::metrics::NodeStats;
+use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::traffic::downstream::{CallStage, Downstream};
+use crate::contract::build::BuildCtx;
+use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
+use crate::contract::metrics::NodeStats;
+use crate::contract::validate::{Path, Validator};
 use crate::results::ServerResult;
-use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{
-    CallId, Cause, Message, NodeId, Op, Reply, Request, RequestId, Response,
-};
+use crate::sim::dist::Dist;
 use crate::sim::rng::{WorkRng, stable_hash};
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Ctx, Node, TimerId};
+use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -373,7 +372,7 @@ impl Server {
     }
 }
 
-impl Node for Server {
+impl Node<Builtin> for Server {
     fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {

@@ -25,17 +25,17 @@
 //! the most up-to-date one (highest last term, then last index: the one a next leader would
 //! have) as the final state that lost acknowledged writes are counted against.
 
-use super::election::{ElectionChecker, RaftMsg};
-use crate::build::BuildCtx;
-use crate::check::history::History;
-use crate::metrics::{NodeStats, Series, SeriesKind};
-use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{
-    CallId, Cause, Message, NodeId, Op, ReplicaMsg, Reply, Request, RequestId, Response,
-};
+use crate::check::history::{History, term_at};
+use crate::components::message::{Ctx, Message};
+use crate::components::replication::election::{ElectionChecker, RaftMsg};
+use crate::components::replication::msg::ReplicaMsg;
+use crate::contract::build::BuildCtx;
+use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
+use crate::contract::metrics::{NodeStats, Series, SeriesKind};
+use crate::contract::validate::{Path, Validator};
 use crate::sim::rng::{RandomSource, SimRng};
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Ctx, TimerId};
+use crate::sim::{NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -47,16 +47,6 @@ pub const NOOP_KEY: u64 = u64::MAX;
 const MAX_BATCH: u64 = 256;
 /// Out-of-order entries a follower holds until the gap before them fills.
 const MAX_BUFFERED: usize = 1024;
-
-/// The term of entry `index` in a log of `last` entries whose runs of one term start at
-/// `starts` ((first index, term), ascending): 0 for index 0, `None` beyond the log.
-pub fn term_at(starts: &[(u64, u32)], last: u64, index: u64) -> Option<u32> {
-    if index > last {
-        return None;
-    }
-    let run = starts.partition_point(|&(start, _)| start <= index);
-    Some(if run == 0 { 0 } else { starts[run - 1].1 })
-}
 
 /// When the leader acknowledges a write to its client.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -14,9 +14,9 @@
 //!             to date: (last term, last index) >= mine.
 //! ```
 
-use crate::build::Observer;
-use crate::metrics::{EventLog, NodeStats};
-use crate::sim::message::{CallId, Op, RequestId};
+use crate::contract::build::Observer;
+use crate::contract::call::{CallId, Op, RequestId};
+use crate::contract::metrics::{EventLog, NodeStats};
 use crate::sim::time::SimTime;
 use std::collections::BTreeMap;
 

@@ -18,14 +18,15 @@
 //! 1/(N+1) with `ConsistentHash`. Its memory is the ring and one counter per shard, whatever
 //! the number of requests.
 
-use super::calls::{CallTable, Forwarded, answer, pick_reachable};
-use crate::build::BuildCtx;
-use crate::metrics::{NodeStats, Series, SeriesKind};
-use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{CallId, Cause, Message, NodeId, Request, Response};
+use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::traffic::calls::{CallTable, Forwarded, answer, pick_reachable};
+use crate::contract::build::BuildCtx;
+use crate::contract::call::{CallId, Cause, Request, Response};
+use crate::contract::metrics::{NodeStats, Series, SeriesKind};
+use crate::contract::validate::{Path, Validator};
 use crate::sim::rng::{SimRng, mix64, stable_hash};
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Ctx, Node, TimerId};
+use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -398,7 +399,7 @@ impl ShardRouter {
     }
 }
 
-impl Node for ShardRouter {
+impl Node<Builtin> for ShardRouter {
     fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {

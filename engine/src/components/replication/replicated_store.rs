@@ -23,20 +23,22 @@
 //! At the end of the run each replica reports what it holds to the run-wide history, which
 //! takes the newest version per key as the converged value to count lost writes against.
 
-use super::calls::CallTable;
-use super::kv_client::default_history;
-use super::leader_store::{LeaderFollowerConfig, LeaderStore, ReadFrom, Replication};
-use crate::build::BuildCtx;
 use crate::check::convergence::{self, Convergence};
 use crate::check::history::{DEFAULT_MAX_OPS, History};
-use crate::metrics::NodeStats;
-use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{
-    CallId, Cause, Message, NodeId, Op, ReplicaMsg, Reply, Request, Response, Stamp,
+use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::replication::kv_client::default_history;
+use crate::components::replication::leader_store::{
+    LeaderFollowerConfig, LeaderStore, ReadFrom, Replication,
 };
+use crate::components::replication::msg::{ReplicaMsg, Stamp};
+use crate::components::traffic::calls::CallTable;
+use crate::contract::build::BuildCtx;
+use crate::contract::call::{CallId, Cause, Op, Reply, Request, Response};
+use crate::contract::metrics::NodeStats;
+use crate::contract::validate::{Path, Validator};
 use crate::sim::rng::{RandomSource, SimRng};
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Ctx, Node, TimerId};
+use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -334,7 +336,7 @@ impl ReplicatedStore {
             self.data.insert(key, (stamp, value));
             if let Some(c) = &self.convergence {
                 let mut c = c.lock().expect("one thread per run");
-                c.applied(self.now, self.me, key, stamp);
+                c.applied(self.now, self.me, key, (stamp.counter, stamp.node));
             }
             if old != 0 {
                 let mut history = self.history.lock().expect("one thread per run");
@@ -577,7 +579,7 @@ impl ReplicatedStore {
     }
 }
 
-impl Node for ReplicatedStore {
+impl Node<Builtin> for ReplicatedStore {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(l) = &mut self.leader {
             return l.on_start(ctx);

@@ -3,9 +3,9 @@
 //! Memory grows with histogram buckets and the number of windows, never with the number of
 //! requests: each completed request is folded into counters and HDR histograms at once.
 
-use crate::hdr_counts::HdrCounts;
+use crate::contract::call::Cause;
+use crate::contract::hdr_counts::HdrCounts;
 use crate::results::{EventRecord, LatencySummary, SeriesResult, ServerResult, WindowResult};
-use crate::sim::message::Cause;
 use crate::sim::time::{SimDuration, SimTime};
 use std::collections::BTreeMap;
 

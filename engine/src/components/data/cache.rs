@@ -31,15 +31,14 @@
 //! that long after it was filled, whatever the policy (dirty write-behind entries wait for
 //! their flush).
 
-use super::calls::CallTable;
-use crate::build::{BuildCtx, Observer};
-use crate::metrics::{NodeStats, Series, SeriesKind};
-use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{
-    CallId, Cause, Message, NodeId, Op, Reply, Request, RequestId, Response,
-};
+use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::traffic::calls::CallTable;
+use crate::contract::build::{BuildCtx, Observer};
+use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
+use crate::contract::metrics::{NodeStats, Series, SeriesKind};
+use crate::contract::validate::{Path, Validator};
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Ctx, Node, TimerId};
+use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -666,7 +665,7 @@ impl Cache {
     }
 }
 
-impl Node for Cache {
+impl Node<Builtin> for Cache {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         if self.cfg.strategy == CacheStrategy::WriteBehind {
             ctx.set_timer(self.cfg.flush_interval, TAG_FLUSH);

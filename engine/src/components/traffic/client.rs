@@ -18,18 +18,18 @@
 //! separate random streams of the client, so variants that share a seed see the same requests
 //! at the same times even when they change one of the others.
 
-use super::calls::CallTable;
-use super::keys::{KeySampler, Keys};
-use super::resilience::{HedgeConfig, RetryBudget, RetryConfig};
-use crate::build::BuildCtx;
-use crate::dist::Dist;
-use crate::metrics::NodeStats;
-use crate::metrics::{Series, SeriesKind};
-use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{CallId, Cause, Message, NodeId, Op, Request, RequestId};
+use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::resilience::policy::{HedgeConfig, RetryBudget, RetryConfig};
+use crate::components::traffic::calls::CallTable;
+use crate::components::traffic::keys::{KeySampler, Keys};
+use crate::contract::build::BuildCtx;
+use crate::contract::call::{CallId, Cause, Op, Request, RequestId};
+use crate::contract::metrics::{NodeStats, Series, SeriesKind};
+use crate::contract::validate::{Path, Validator};
+use crate::sim::dist::Dist;
 use crate::sim::rng::{RandomSource, SimRng};
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Ctx, Node, TimerId};
+use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -184,7 +184,7 @@ impl Arrival {
     pub fn gap(&self, rng: &mut SimRng, now: SimTime, stop_at: SimTime) -> SimDuration {
         match *self {
             Arrival::Poisson { rate } => {
-                SimDuration::from_secs_f64(crate::dist::standard_exponential(rng) / rate)
+                SimDuration::from_secs_f64(crate::sim::dist::standard_exponential(rng) / rate)
             }
             Arrival::Constant { rate } => SimDuration::from_secs_f64(1.0 / rate),
             Arrival::Closed { ref think_time, .. } => think_time.sample(rng),
@@ -206,8 +206,9 @@ impl Arrival {
                         (rate, SimTime(t.0 - into + every.0))
                     };
                     if r > 0.0 {
-                        let gap =
-                            SimDuration::from_secs_f64(crate::dist::standard_exponential(rng) / r);
+                        let gap = SimDuration::from_secs_f64(
+                            crate::sim::dist::standard_exponential(rng) / r,
+                        );
                         if t.after(gap) < boundary {
                             return t.after(gap).since(now);
                         }
@@ -579,7 +580,7 @@ impl Client {
     }
 }
 
-impl Node for Client {
+impl Node<Builtin> for Client {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         match self.cfg.arrival {
             Arrival::Closed { users, .. } => {

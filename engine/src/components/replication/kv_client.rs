@@ -11,18 +11,19 @@
 //!            response Timeout, or no answer in time ─▶ indeterminate (may have taken effect)
 //! ```
 
-use super::calls::CallTable;
-use super::client::Arrival;
-use super::keys::{KeySampler, Keys};
-use crate::build::BuildCtx;
 use crate::check::history::{DEFAULT_MAX_OPS, History};
 use crate::check::linearizability::{Kind, Operation};
-use crate::metrics::{NodeStats, Series, SeriesKind};
-use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{CallId, Cause, Message, NodeId, Op, Request, RequestId, Response};
+use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::traffic::calls::CallTable;
+use crate::components::traffic::client::Arrival;
+use crate::components::traffic::keys::{KeySampler, Keys};
+use crate::contract::build::BuildCtx;
+use crate::contract::call::{CallId, Cause, Op, Request, RequestId, Response};
+use crate::contract::metrics::{NodeStats, Series, SeriesKind};
+use crate::contract::validate::{Path, Validator};
 use crate::sim::rng::{RandomSource, SimRng};
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Ctx, Node, TimerId};
+use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -320,7 +321,7 @@ impl KvClient {
     }
 }
 
-impl Node for KvClient {
+impl Node<Builtin> for KvClient {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         self.schedule_arrival(ctx);
     }

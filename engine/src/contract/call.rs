@@ -1,30 +1,13 @@
-//! What nodes say to each other: requests and responses, and a door for plug-in protocols.
+//! Calls: the requests and responses every component speaks, whatever its family.
 //!
-//! The kernel never looks inside a [`Message`]; it only carries it from one node to another
-//! through the network model. Every exchange in a service graph is a call: the caller picks
-//! a [`CallId`] that is unique among *its own* pending calls, the callee answers with a
-//! [`Response`] carrying the same `CallId`, and each hop (a load balancer, a proxy) keeps its own
-//! table from its outgoing call to the incoming one it serves. The end-to-end [`RequestId`]
-//! travels unchanged through every hop so that idempotency and tracing can see it.
-//!
-//! Protocol families that come later (replication, elections, transactions) add their own
-//! variant to [`Message`]; nothing in the kernel changes when they do.
+//! Every exchange in a service graph is a call: the caller picks a [`CallId`] that is unique
+//! among *its own* pending calls, the callee answers with a [`Response`] carrying the same
+//! `CallId`, and each hop (a load balancer, a proxy) keeps its own table from its outgoing call
+//! to the incoming one it serves. The end-to-end [`RequestId`] travels unchanged through every
+//! hop so that idempotency and tracing can see it. A request's outcome ([`Cause`] on failure)
+//! is what the run-wide request metrics count.
 
-use super::time::SimTime;
-use std::any::Any;
-use std::fmt;
-
-/// Dense index of a node in a run (`0..n_nodes`), in declaration order with groups expanded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct NodeId(pub u32);
-
-impl NodeId {
-    /// As a `usize` index into per-node tables.
-    #[inline]
-    pub fn idx(self) -> usize {
-        self.0 as usize
-    }
-}
+use crate::sim::time::SimTime;
 
 /// Correlates a response with the call it answers; chosen by the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -141,87 +124,4 @@ pub struct Response {
     pub id: RequestId,
     /// Success with a reply, or failure with its cause.
     pub result: Result<Reply, Cause>,
-}
-
-/// A plug-in protocol's payload: anything `'static + Send`, downcast by the receiver.
-pub struct UserMsg(pub Box<dyn Any + Send>);
-
-impl fmt::Debug for UserMsg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("UserMsg(..)")
-    }
-}
-
-/// Everything a node can send.
-#[derive(Debug)]
-pub enum Message {
-    /// A call.
-    Request(Request),
-    /// The answer to a call.
-    Response(Response),
-    /// A plug-in's own message type.
-    User(UserMsg),
-    /// A transaction protocol message (2PC, 3PC, saga); see `components::txn`.
-    Txn(crate::components::txn::TxnMsg),
-    /// Replication between the replicas of a replicated store.
-    Replica(ReplicaMsg),
-}
-
-/// A logical timestamp: (counter, writer node), ordered lexicographically, so two writes never
-/// tie and every replica picks the same winner (last writer wins).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Stamp {
-    /// Lamport counter of the writer.
-    pub counter: u64,
-    /// The coordinator that stamped it, to break ties.
-    pub node: u32,
-}
-
-/// What the replicas of a replicated store say to each other. `op` names the coordinator's
-/// operation the message belongs to.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ReplicaMsg {
-    /// Store `value` under `key` if `stamp` is newer than what you hold, and acknowledge.
-    Write {
-        /// The coordinator's operation.
-        op: CallId,
-        /// The key.
-        key: u64,
-        /// The value.
-        value: u64,
-        /// Its timestamp.
-        stamp: Stamp,
-    },
-    /// The write `op` is stored here.
-    WriteAck {
-        /// The coordinator's operation.
-        op: CallId,
-    },
-    /// Send me what you hold under `key`.
-    Read {
-        /// The coordinator's operation.
-        op: CallId,
-        /// The key.
-        key: u64,
-    },
-    /// What I hold under the key of read `op`.
-    ReadReply {
-        /// The coordinator's operation.
-        op: CallId,
-        /// The value (0: never written).
-        value: u64,
-        /// Its timestamp.
-        stamp: Stamp,
-    },
-    /// Store `value` under `key` if `stamp` is newer; no answer (read repair, anti-entropy).
-    Repair {
-        /// The key.
-        key: u64,
-        /// The value.
-        value: u64,
-        /// Its timestamp.
-        stamp: Stamp,
-    },
-    /// Leader election and log shipping of the leader/follower mode.
-    Raft(crate::components::election::RaftMsg),
 }

@@ -21,15 +21,14 @@
 //! `messages_lost`) unless it keeps its state, in which case unacknowledged messages return
 //! to the front of their queues.
 
-use super::calls::CallTable;
-use crate::build::BuildCtx;
-use crate::metrics::{NodeStats, Series, SeriesKind};
-use crate::scenario::validate::{Path, Validator};
-use crate::sim::message::{
-    CallId, Cause, Message, NodeId, Op, Reply, Request, RequestId, Response,
-};
+use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::traffic::calls::CallTable;
+use crate::contract::build::BuildCtx;
+use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
+use crate::contract::metrics::{NodeStats, Series, SeriesKind};
+use crate::contract::validate::{Path, Validator};
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Ctx, Node, TimerId};
+use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -342,7 +341,7 @@ impl Queue {
     }
 }
 
-impl Node for Queue {
+impl Node<Builtin> for Queue {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         for g in 0..self.groups.len() {
             self.dispatch(ctx, g);

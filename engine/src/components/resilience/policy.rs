@@ -17,7 +17,7 @@
 //!                                          (at most `probes` calls let through) ─┘
 //! ```
 
-use crate::scenario::validate::{Path, Validator};
+use crate::contract::validate::{Path, Validator};
 use crate::sim::rng::RandomSource;
 use crate::sim::time::{SimDuration, SimTime};
 use schemars::JsonSchema;

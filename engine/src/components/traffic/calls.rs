@@ -4,10 +4,10 @@
 //! lookup is an index, and an answer that arrives after its call was closed (timed out,
 //! forgotten in a crash) finds a newer generation and is recognised as late.
 
-use crate::sim::Ctx;
-use crate::sim::TimerId;
-use crate::sim::message::{CallId, Cause, Message, NodeId, RequestId, Response};
+use crate::components::message::{Ctx, Message};
+use crate::contract::call::{CallId, Cause, RequestId, Response};
 use crate::sim::rng::{RandomSource, SimRng};
+use crate::sim::{NodeId, TimerId};
 
 struct Slot<T> {
     generation: u32,

@@ -1,0 +1,87 @@
+//! The built-in vocabulary: the closed list of messages the built-in components send each other
+//! ([`Message`]), and what they record run-wide and report ([`Builtin`]).
+//!
+//! The kernel never looks inside a message; it is a parameter of the kernel (its
+//! [`Vocabulary`]). A protocol family adds its own variant here, next to calls, and nothing
+//! under `sim/` changes; a plug-in protocol uses [`Message::User`] without touching the engine.
+
+use crate::components::replication::msg::ReplicaMsg;
+use crate::components::txn::TxnMsg;
+use crate::contract::call::{Request, Response};
+use crate::contract::metrics::{NodeStats, RequestMetrics};
+use crate::sim::Vocabulary;
+use crate::sim::time::SimTime;
+use std::any::Any;
+use std::fmt;
+
+/// The vocabulary of the built-in components (and of plug-ins, which speak it too).
+pub struct Builtin;
+
+impl Vocabulary for Builtin {
+    type Msg = Message;
+    type Inline = UserMsg;
+    type Sink = RequestMetrics;
+    type Stats = NodeStats;
+
+    /// A plug-in payload is a box: it travels inside its queue entry. Every other message
+    /// (up to 56 bytes) waits in the kernel's side table.
+    #[inline]
+    fn to_inline(msg: Message) -> Result<UserMsg, Message> {
+        match msg {
+            Message::User(user) => Ok(user),
+            other => Err(other),
+        }
+    }
+
+    #[inline]
+    fn from_inline(inline: UserMsg) -> Message {
+        Message::User(inline)
+    }
+}
+
+/// A built-in node's window on the world while it handles one event.
+pub type Ctx<'a> = crate::sim::Ctx<'a, Builtin>;
+
+/// End-to-end request accounting, recorded by the clients.
+impl Ctx<'_> {
+    /// A client issued a request.
+    #[inline]
+    pub fn request_started(&mut self) {
+        self.sink().started();
+    }
+
+    /// A client's request ended: success, or failure with its cause.
+    #[inline]
+    pub fn request_ended(
+        &mut self,
+        issued_at: SimTime,
+        result: Result<(), crate::contract::call::Cause>,
+    ) {
+        let now = self.now();
+        self.sink().ended(issued_at, now, result);
+    }
+}
+
+/// A plug-in protocol's payload: anything `'static + Send`, downcast by the receiver.
+pub struct UserMsg(pub Box<dyn Any + Send>);
+
+impl fmt::Debug for UserMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UserMsg(..)")
+    }
+}
+
+/// Everything a node can send.
+#[derive(Debug)]
+pub enum Message {
+    /// A call.
+    Request(Request),
+    /// The answer to a call.
+    Response(Response),
+    /// A plug-in's own message type.
+    User(UserMsg),
+    /// A transaction protocol message (2PC, 3PC, saga); see `components::txn`.
+    Txn(TxnMsg),
+    /// Replication between the replicas of a replicated store.
+    Replica(ReplicaMsg),
+}

@@ -1,0 +1,10 @@
+//! The request path: clients that issue requests, the load balancer that spreads them, servers
+//! that queue and serve them and call other services, and what they share (key distributions,
+//! the table of calls in flight).
+
+pub mod calls;
+pub mod client;
+pub mod downstream;
+pub mod keys;
+pub mod load_balancer;
+pub mod server;
