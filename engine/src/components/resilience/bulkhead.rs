@@ -1,18 +1,17 @@
 //! `Bulkhead`: a proxy that keeps at most `max_concurrent` calls in flight to its dependency
 //! and fails the rest at once.
 
-use crate::components::message::{Builtin, Ctx, Message};
-use crate::components::resilience::proxy::{
-    Admit, Forwarder, one_s, route, timed_out, validate_forwarding,
-};
+use crate::components::message::Ctx;
+use crate::components::resilience::proxy::{Admit, Forwarder, one_s, validate_forwarding};
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{Cause, Request};
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
 use crate::contract::validate::{Path, Validator};
+use crate::sim::NodeId;
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A bulkhead: at most `max_concurrent` calls in flight to a dependency; more fail at once with
 /// cause `rejected`: `Bulkhead(target: "db", max_concurrent: 10)`.
@@ -95,28 +94,14 @@ impl Admit for BulkheadNode {
     fn forwarder(&mut self) -> &mut Forwarder {
         &mut self.fwd
     }
-}
 
-impl Node<Builtin> for BulkheadNode {
-    fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
-        route(self, ctx, from, msg);
-    }
-
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _timer: TimerId, tag: u64) {
-        timed_out(self, ctx, tag);
-    }
-
-    fn on_crash(&mut self, now: SimTime) {
-        self.fwd.crash();
+    fn crash(&mut self, now: SimTime) {
         self.in_flight.set(now, 0.0);
     }
 
-    fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
-        let mut counters = self.fwd.counters();
+    fn report(&mut self, now: SimTime, mut counters: BTreeMap<String, f64>) -> NodeStats {
         counters.insert("rejected".to_string(), self.rejected as f64);
-        Some(NodeStats {
+        NodeStats {
             counters,
             series: vec![self.in_flight.finish(
                 "bulkhead_in_flight",
@@ -125,6 +110,6 @@ impl Node<Builtin> for BulkheadNode {
                 now,
             )],
             ..NodeStats::default()
-        })
+        }
     }
 }

@@ -4,19 +4,18 @@
 //! timeout or an unreachable target is a failure. Every state change is recorded with its time,
 //! and the state is a time series (0 closed, 1 half-open, 2 open).
 
-use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::message::Ctx;
 use crate::components::resilience::policy::{Breaker, BreakerConfig};
-use crate::components::resilience::proxy::{
-    Admit, Forwarder, one_s, route, timed_out, validate_forwarding,
-};
+use crate::components::resilience::proxy::{Admit, Forwarder, one_s, validate_forwarding};
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{Cause, Request};
 use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
 use crate::contract::validate::{Path, Validator};
+use crate::sim::NodeId;
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A circuit breaker in front of a dependency: `CircuitBreaker(target: "db", timeout: "200ms",
 /// breaker: (failure_rate: 0.5, window: 20, min_calls: 10, cool_down: "5s", probes: 3))`.
@@ -118,34 +117,20 @@ impl Admit for CircuitBreakerNode {
     fn forwarder(&mut self) -> &mut Forwarder {
         &mut self.fwd
     }
-}
 
-impl Node<Builtin> for CircuitBreakerNode {
-    fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
-        route(self, ctx, from, msg);
-    }
-
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _timer: TimerId, tag: u64) {
-        timed_out(self, ctx, tag);
-    }
-
-    fn on_crash(&mut self, now: SimTime) {
-        self.fwd.crash();
+    fn crash(&mut self, now: SimTime) {
         self.breaker = self.breaker.reset();
         self.events.record(now, "closed (crash reset)");
         self.state.set(now, 0.0);
     }
 
-    fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
-        let mut counters = self.fwd.counters();
+    fn report(&mut self, now: SimTime, mut counters: BTreeMap<String, f64>) -> NodeStats {
         counters.insert("failed_fast".to_string(), self.fast_failures as f64);
         counters.insert(
             "state_changes_dropped".to_string(),
             self.events.dropped() as f64,
         );
-        Some(NodeStats {
+        NodeStats {
             counters,
             series: vec![self.state.finish(
                 "breaker_state",
@@ -155,6 +140,6 @@ impl Node<Builtin> for CircuitBreakerNode {
             )],
             events: self.events.take(),
             ..NodeStats::default()
-        })
+        }
     }
 }

@@ -15,14 +15,15 @@
 //! - `RateLimiter`: one of five algorithms, globally, per request key or per calling node.
 //! - `Bulkhead`: at most `max_concurrent` calls in flight to the dependency.
 
-use crate::components::message::{Ctx, Message};
+use crate::components::message::{Builtin, Ctx, Message};
 use crate::components::traffic::calls::{CallTable, Forwarded, answer, pick_reachable};
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{CallId, Cause, Request};
+use crate::contract::metrics::NodeStats;
 use crate::contract::validate::{Path, Validator};
-use crate::sim::NodeId;
 use crate::sim::rng::SimRng;
 use crate::sim::time::{SimDuration, SimTime};
+use crate::sim::{Node, NodeId, TimerId};
 use std::collections::BTreeMap;
 
 pub(super) fn one_s() -> SimDuration {
@@ -120,12 +121,12 @@ impl Forwarder {
         Some(result)
     }
 
-    pub(super) fn crash(&mut self) {
+    fn crash(&mut self) {
         self.pending.clear();
         self.in_flight = 0;
     }
 
-    pub(super) fn counters(&self) -> BTreeMap<String, f64> {
+    fn counters(&self) -> BTreeMap<String, f64> {
         BTreeMap::from([
             ("forwarded".to_string(), self.forwarded as f64),
             ("target_timeouts".to_string(), self.timeouts as f64),
@@ -134,7 +135,7 @@ impl Forwarder {
 }
 
 /// What a proxy message handler does with a message: forward a request, or relay an answer.
-pub(super) fn route<P: Admit>(p: &mut P, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
+fn route<P: Admit>(p: &mut P, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
     match msg {
         Message::Request(req) => match p.admit(ctx, from, &req) {
             Ok(delay) => {
@@ -154,7 +155,7 @@ pub(super) fn route<P: Admit>(p: &mut P, ctx: &mut Ctx<'_>, from: NodeId, msg: M
     }
 }
 
-pub(super) fn timed_out<P: Admit>(p: &mut P, ctx: &mut Ctx<'_>, tag: u64) {
+fn timed_out<P: Admit>(p: &mut P, ctx: &mut Ctx<'_>, tag: u64) {
     if let Some(r) = p.forwarder().ended(ctx, CallId(tag), None) {
         p.outcome(ctx.now(), r);
     }
@@ -169,4 +170,34 @@ pub(super) trait Admit {
     /// A forwarded call ended.
     fn outcome(&mut self, now: SimTime, result: Result<(), Cause>);
     fn forwarder(&mut self) -> &mut Forwarder;
+    /// After each message: stop the run if the rule's state outgrew its bound.
+    fn check_bounds(&mut self, _ctx: &mut Ctx<'_>) {}
+    /// The proxy crashed (its forwarded calls are already forgotten): reset the rule.
+    fn crash(&mut self, now: SimTime);
+    /// End of the run: the rule's statistics, with the forwarding's `counters` added.
+    fn report(&mut self, now: SimTime, counters: BTreeMap<String, f64>) -> NodeStats;
+}
+
+/// Every proxy is its forwarding plus its admission rule.
+impl<P: Admit> Node<Builtin> for P {
+    fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
+        route(self, ctx, from, msg);
+        self.check_bounds(ctx);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _timer: TimerId, tag: u64) {
+        timed_out(self, ctx, tag);
+    }
+
+    fn on_crash(&mut self, now: SimTime) {
+        self.forwarder().crash();
+        self.crash(now);
+    }
+
+    fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
+        let counters = self.forwarder().counters();
+        Some(self.report(now, counters))
+    }
 }

@@ -1,17 +1,15 @@
 //! `RateLimiter`: a proxy that refuses requests over a rate, by one of five algorithms
 //! (`policy::RateLimit`), globally, per request key or per calling node.
 
-use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::message::Ctx;
 use crate::components::resilience::policy::{Admission, Limiter, RateLimit};
-use crate::components::resilience::proxy::{
-    Admit, Forwarder, one_s, route, timed_out, validate_forwarding,
-};
+use crate::components::resilience::proxy::{Admit, Forwarder, one_s, validate_forwarding};
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{Cause, Request};
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
 use crate::contract::validate::{Path, Validator};
+use crate::sim::NodeId;
 use crate::sim::time::{SimDuration, SimTime};
-use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -150,13 +148,8 @@ impl Admit for RateLimiterNode {
     fn forwarder(&mut self) -> &mut Forwarder {
         &mut self.fwd
     }
-}
 
-impl Node<Builtin> for RateLimiterNode {
-    fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
-        route(self, ctx, from, msg);
+    fn check_bounds(&mut self, ctx: &mut Ctx<'_>) {
         if self.per_key.len() > self.max_keys as usize {
             ctx.exceed_limit(
                 "max_keys",
@@ -166,21 +159,15 @@ impl Node<Builtin> for RateLimiterNode {
         }
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _timer: TimerId, tag: u64) {
-        timed_out(self, ctx, tag);
-    }
-
-    fn on_crash(&mut self, _now: SimTime) {
-        self.fwd.crash();
+    fn crash(&mut self, _now: SimTime) {
         self.global = Limiter::new(&self.algorithm);
         self.per_key.clear();
     }
 
-    fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
-        let mut counters = self.fwd.counters();
+    fn report(&mut self, now: SimTime, mut counters: BTreeMap<String, f64>) -> NodeStats {
         counters.insert("admitted".to_string(), self.n_admitted as f64);
         counters.insert("rate_limited".to_string(), self.n_limited as f64);
-        Some(NodeStats {
+        NodeStats {
             counters,
             series: vec![
                 self.admitted.finish(
@@ -197,6 +184,6 @@ impl Node<Builtin> for RateLimiterNode {
                 ),
             ],
             ..NodeStats::default()
-        })
+        }
     }
 }
