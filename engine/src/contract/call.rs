@@ -7,6 +7,7 @@
 //! hop so that idempotency and tracing can see it. A request's outcome ([`Cause`] on failure)
 //! is what the run-wide request metrics count.
 
+use crate::sim::rng::mix64;
 use crate::sim::time::SimTime;
 
 /// Correlates a response with the call it answers; chosen by the caller.
@@ -40,12 +41,37 @@ pub struct Request {
     pub key: u64,
     /// The value to write, for writes.
     pub value: u64,
-    /// Random bits drawn by the client for this request. Servers derive their per-request
-    /// draws (service time) from them, so the same request costs the same work whichever
-    /// replica serves it: variants compare under common random numbers.
+    /// Random bits drawn by the client for this request. Servers derive their draws (service
+    /// time) from them and `attempt`, salted by the pool's name, so the same execution costs
+    /// the same whichever replica serves it: variants compare under common random numbers.
     pub work: u64,
+    /// Which execution of the request this call asks for: 0 for the first; every further copy
+    /// a component sends of one request (a retry, a hedge, a redelivery, a call to a service
+    /// already called) gets its own tag from [`Request::copy`], so it draws a service time of
+    /// its own, as a real re-execution would (a server with `per: Request` ignores it).
+    pub attempt: u32,
     /// When the client issued the request (first attempt).
     pub issued_at: SimTime,
+}
+
+impl Request {
+    /// The attempt tag of copy `n` of this call (0: this call's own tag, so a component that
+    /// sends each request once changes no draw downstream). Tags of different copies differ
+    /// (up to a 2^-32 chance), whoever derives them from whichever tag.
+    #[inline]
+    pub fn copy(&self, n: u64) -> u32 {
+        attempt_tag(self.attempt, n)
+    }
+}
+
+/// The tag of copy `n` of a call whose own tag is `parent` (see [`Request::copy`]).
+#[inline]
+pub fn attempt_tag(parent: u32, n: u64) -> u32 {
+    if n == 0 {
+        return parent;
+    }
+    (mix64((u64::from(parent) << 32 | 0x5eed_0001) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 32)
+        as u32
 }
 
 /// Why a call failed. Every failed request has exactly one cause.

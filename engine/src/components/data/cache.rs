@@ -371,6 +371,8 @@ struct Waiter {
     from: NodeId,
     call: CallId,
     id: RequestId,
+    /// The caller's attempt tag: a retry that misses again fetches as a new execution.
+    attempt: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -460,7 +462,7 @@ impl Cache {
         ctx: &mut Ctx<'_>,
         key: u64,
         op: Op,
-        id: RequestId,
+        (id, attempt): (RequestId, u32),
         purpose: Purpose,
     ) -> bool {
         let to = self.backends[(key % self.backends.len() as u64) as usize];
@@ -481,6 +483,7 @@ impl Cache {
             key,
             value: 0,
             work: crate::sim::rng::mix64(id.0 ^ key.rotate_left(29)),
+            attempt,
             issued_at: now,
         };
         ctx.send_after(self.cfg.hit_time, to, Message::Request(req));
@@ -521,7 +524,7 @@ impl Cache {
             ctx,
             key,
             Op::Read,
-            w.id,
+            (w.id, w.attempt),
             Purpose::Load { version, waiter: w },
         ) {
             if self.cfg.coalesce {
@@ -555,7 +558,7 @@ impl Cache {
             ctx,
             key,
             Op::Write,
-            w.id,
+            (w.id, w.attempt),
             Purpose::Write { version, waiter: w },
         ) {
             self.counts.failed += 1;
@@ -572,7 +575,7 @@ impl Cache {
 
     fn flush_one(&mut self, ctx: &mut Ctx<'_>, key: u64, version: u64, writes: u32) {
         let purpose = Purpose::Flush { version, writes };
-        if !self.call(ctx, key, Op::Write, RequestId(version), purpose) {
+        if !self.call(ctx, key, Op::Write, (RequestId(version), 0), purpose) {
             self.counts.writes_lost += writes as u64;
         }
     }
@@ -679,6 +682,7 @@ impl Node<Builtin> for Cache {
                     from,
                     call: req.call,
                     id: req.id,
+                    attempt: req.attempt,
                 };
                 match req.op {
                     Op::Read => self.on_read(ctx, w, req.key),

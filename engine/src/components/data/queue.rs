@@ -129,6 +129,10 @@ struct Msg {
     id: RequestId,
     key: u64,
     work: u64,
+    /// The producer's attempt tag: deliveries derive theirs from it.
+    attempt: u32,
+    /// Deliveries made so far: each is an execution of its own at the consumer.
+    deliveries: u32,
     enqueued: SimTime,
 }
 
@@ -243,6 +247,8 @@ impl Queue {
                 id: req.id,
                 key: req.key,
                 work: req.work,
+                attempt: req.attempt,
+                deliveries: 0,
                 enqueued: ctx.now(),
             };
             for g in &mut self.groups {
@@ -295,9 +301,12 @@ impl Queue {
                 return;
             };
             g.next = (c + 1) % n;
-            let Some(msg) = g.ready.pop_front() else {
+            let Some(mut msg) = g.ready.pop_front() else {
                 return;
             };
+            // Every group's copy and every redelivery is an execution of its own.
+            let copy = (gi as u64) << 32 | u64::from(msg.deliveries);
+            msg.deliveries += 1;
             g.in_flight_per[c] += 1;
             g.in_flight += 1;
             let to = g.consumers[c];
@@ -314,6 +323,7 @@ impl Queue {
                 key: msg.key,
                 value: 0,
                 work: msg.work,
+                attempt: crate::contract::call::attempt_tag(msg.attempt, copy),
                 issued_at: msg.enqueued,
             };
             ctx.send(to, Message::Request(req));

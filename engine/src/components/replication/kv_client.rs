@@ -256,6 +256,7 @@ impl KvClient {
             key,
             value: id.0,
             work: id.0,
+            attempt: 0,
             issued_at: now,
         };
         ctx.send(target, Message::Request(req));

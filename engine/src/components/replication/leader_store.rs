@@ -695,6 +695,7 @@ impl LeaderStore {
                         key,
                         value,
                         work: 0,
+                        attempt: 0,
                         issued_at: ctx.now(),
                     };
                     self.serve(ctx, client, req);

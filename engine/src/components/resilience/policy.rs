@@ -217,7 +217,7 @@ impl RetryBudget {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HedgeConfig {
-    /// Delay before the second copy (duration).
+    /// Delay before the second copy (duration); "0s" sends both at once (a tied request).
     pub after: SimDuration,
 }
 

@@ -13,7 +13,9 @@
 //! With `retry`, a failed attempt (error answer, timeout, nothing reachable) is tried again
 //! after a backoff, up to `max_attempts`, within the retry budget; the request ends with the
 //! last attempt's cause. With `hedge`, a second copy goes out if the first has not been
-//! answered after `after`, and the first answer wins. All attempts carry the same request id.
+//! answered after `after` (at once with `after: "0s"`), and the first answer wins. All
+//! attempts carry the same request id; each carries its own attempt tag, so each draws its
+//! own service time wherever it is served.
 //! Arrivals, keys, per-request work bits, read/write choices and replica choices come from
 //! separate random streams of the client, so variants that share a seed see the same requests
 //! at the same times even when they change one of the others.
@@ -97,7 +99,8 @@ pub struct ClientConfig {
     /// Default `None`: one attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryConfig>,
-    /// Hedged requests: `Some((after: "20ms"))`. Default `None`.
+    /// Hedged requests: `Some((after: "20ms"))`; `after: "0s"` sends both copies at once.
+    /// Default `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hedge: Option<HedgeConfig>,
 }
@@ -256,15 +259,6 @@ impl ClientConfig {
         if let Some(r) = &self.retry {
             r.validate(v, &at.field("retry"));
         }
-        if let Some(h) = &self.hedge
-            && h.after == SimDuration::ZERO
-        {
-            v.error(
-                &at.field("hedge").field("after"),
-                "a zero hedge delay sends two copies of every request",
-                "expected a positive duration",
-            );
-        }
         for (field, expected) in self.keys.problems() {
             v.error(
                 &at.field("keys").field(field),
@@ -315,6 +309,8 @@ struct Open {
     hedge_timer: Option<TimerId>,
     hedged: bool,
     hedge_call: Option<CallId>,
+    /// Copies sent so far (first try, retries, hedges): the next copy's attempt tag.
+    copies: u32,
 }
 
 impl Open {
@@ -431,6 +427,7 @@ impl Client {
             key,
             value: self.issued,
             work,
+            attempt: 0,
             issued_at: now,
         };
         let request = self.open.open(|_| Open {
@@ -444,6 +441,7 @@ impl Client {
             hedge_timer: None,
             hedged: false,
             hedge_call: None,
+            copies: 0,
         });
         self.send_attempt(ctx, request);
     }
@@ -483,7 +481,17 @@ impl Client {
         if self.cfg.retry.is_some() || hedge_after.is_some() {
             self.attempts.add(ctx.now(), 1.0);
         }
-        ctx.send(target, Message::Request(Request { call, ..o.req }));
+        // Each copy is an execution of its own: a retry or hedge draws a fresh service time.
+        let attempt = o.req.copy(u64::from(o.copies));
+        o.copies += 1;
+        ctx.send(
+            target,
+            Message::Request(Request {
+                call,
+                attempt,
+                ..o.req
+            }),
+        );
     }
 
     /// An attempt failed with `cause`: wait for its hedge twin, retry, or end the request.
