@@ -170,6 +170,31 @@ fn time_without_a_leader_after_a_crash_is_within_the_election_timeouts() {
     }
 }
 
+#[test]
+fn a_disruptive_election_is_measured_from_the_step_down_not_from_the_cut_off() {
+    for seed in 1..=4 {
+        let clean = run_text(&store(3, "", "", "1s", 20.0, seed));
+        let leader = first_leader(one(&clean));
+        let follower = ["store-0", "store-1", "store-2"]
+            .into_iter()
+            .find(|r| *r != leader)
+            .expect("a follower");
+        // The follower is cut off for a second and keeps starting elections; when it is back,
+        // its higher term deposes a leader that never lost its majority.
+        let fault = format!(r#"Isolate(node: "{follower}", at: "1s", until: "2s")"#);
+        let r = run_text(&store(3, "", &fault, "3s", 20.0, seed));
+        let v = one(&r);
+        assert_eq!(c(v, "election", "disruptive_elections"), 1.0, "seed {seed}");
+        assert_eq!(c(v, "election", "leaderless_periods"), 1.0, "seed {seed}");
+        // From the step-down: one election timeout at most (in [150, 300] ms) and a vote
+        // round trip, not the second the follower spent cut off.
+        let gap = c(v, "election", "leaderless_max_ms");
+        assert!(gap < 320.0, "seed {seed}: {gap} ms");
+        assert_eq!(c(v, "election", "leaderless_mean_ms"), gap);
+        assert_eq!(c(v, "election", "terms_with_two_leaders"), 0.0);
+    }
+}
+
 /// Every replica crashes in turn, so the leader does too, whoever it is.
 const ROLLING_CRASHES: &str = r#"
     Crash(node: "store-0", at: "1s", until: "1.6s"),

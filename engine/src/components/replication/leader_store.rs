@@ -236,7 +236,6 @@ pub struct LeaderStore {
     role: Role,
     leader: Option<NodeId>,
     votes: u64,
-    last_heard: Option<SimTime>,
     election_timer: Option<TimerId>,
     leader_timers: Vec<TimerId>,
     next: Vec<u64>,
@@ -265,10 +264,11 @@ impl LeaderStore {
         let group = b.resolve(b.group());
         let me = group.iter().position(|&n| n == b.me()).unwrap_or(0);
         let checker = b.observer(&cfg.election, ElectionChecker::default);
-        checker
-            .lock()
-            .expect("one thread per run")
-            .name(b.me().0, b.name());
+        checker.lock().expect("one thread per run").member(
+            b.me().0,
+            b.name(),
+            cfg.heartbeat_interval,
+        );
         let n = group.len();
         LeaderStore {
             cfg,
@@ -284,7 +284,6 @@ impl LeaderStore {
             role: Role::Follower,
             leader: None,
             votes: 0,
-            last_heard: None,
             election_timer: None,
             leader_timers: Vec::new(),
             next: vec![1; n],
@@ -609,7 +608,6 @@ impl LeaderStore {
             ctx.now(),
             self.term,
             self.me_id().0,
-            self.last_heard,
         );
         let last = self.last_index();
         self.next.iter_mut().for_each(|n| *n = last + 1);
@@ -806,7 +804,12 @@ impl LeaderStore {
             self.role = Role::Follower;
         }
         self.leader = Some(from);
-        self.last_heard = Some(ctx.now());
+        self.checker.lock().expect("one thread per run").heard(
+            ctx.now(),
+            self.term,
+            from.0,
+            self.me_id().0,
+        );
         self.arm_election(ctx);
     }
 
