@@ -46,7 +46,8 @@ pub fn markdown(results: &Results) -> String {
 /// How time to recover is measured; shared with `index.html`.
 pub const RECOVERY_NOTE: &str = "Time from a fault's end to the start of the first time window \
 that, together with the next one, has availability at least 90% and p99 at most 110% of the \
-baseline: the windows after the warm-up and before the fault that overlap no fault.\n";
+baseline: the windows after the warm-up and before the fault that overlap no fault and are not \
+still recovering from an earlier one.\n";
 
 /// How the summary numbers were measured; shared with `index.html`.
 pub const MEASUREMENT_NOTE: &str = "Requests issued during the warm-up are left out.\n\
