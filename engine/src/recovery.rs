@@ -75,6 +75,7 @@ pub fn time_to_recover(
             baseline_availability: base.map(|b| b.0),
             baseline_p99_ms: base.map(|b| b.1),
             recovered_after_s: recovered.map(|w| (measured[w].start_s - f.end_s).max(0.0)),
+            random: f.random,
         });
     }
     out.into_iter().flatten().collect()
@@ -313,6 +314,7 @@ mod tests {
             label: "crash app".into(),
             start_s,
             end_s,
+            random: false,
         }
     }
 

@@ -65,6 +65,14 @@ pub struct FaultWindow {
     pub start_s: f64,
     /// End of the fault (the run's end if it never ends), seconds of simulated time.
     pub end_s: f64,
+    /// Drawn by a `Random` entry: tables count such faults by label (kind and node) instead of
+    /// listing each.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub random: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The measured outcome of one variant.
@@ -129,6 +137,9 @@ pub struct RecoveryResult {
     /// Seconds from the fault's end to the start of the first window back in band; `null`
     /// when that never happened before the clients stopped (or there was no baseline).
     pub recovered_after_s: Option<f64>,
+    /// The fault was drawn by a `Random` entry (see [`FaultWindow::random`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub random: bool,
 }
 
 /// A component's time series: one value per time window from time 0, `null` where the window
@@ -212,4 +223,286 @@ pub struct ServerResult {
     pub served: u64,
     /// Requests turned away because the queue was full.
     pub rejected: u64,
+}
+
+/// Faults that overlap or nearly touch, as one interval to shade on a time axis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultSpan {
+    /// The faults' label if they share one (`random crash app-1 ×3`), else how many they are.
+    pub label: String,
+    /// Start of the first, seconds.
+    pub start_s: f64,
+    /// End of the last, seconds.
+    pub end_s: f64,
+}
+
+/// The faults as intervals to shade, in time order, merging faults less than `gap_s` apart
+/// (a plot cannot show gaps narrower than a pixel or two, and tens of thousands of random
+/// faults would otherwise be tens of thousands of rectangles). O(F log F). Faults without a
+/// finite start are left out.
+pub fn fault_spans(faults: &[FaultWindow], gap_s: f64) -> Vec<FaultSpan> {
+    let mut sorted: Vec<(f64, f64, &str)> = faults
+        .iter()
+        .filter(|f| f.start_s.is_finite())
+        .map(|f| (f.start_s, f.end_s.max(f.start_s), f.label.as_str()))
+        .collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let (start, mut end, label) = sorted[i];
+        let (mut n, mut same) = (1u64, true);
+        i += 1;
+        while i < sorted.len() && sorted[i].0 <= end + gap_s {
+            end = end.max(sorted[i].1);
+            same &= sorted[i].2 == label;
+            n += 1;
+            i += 1;
+        }
+        let label = match (n, same) {
+            (1, _) => label.to_string(),
+            (_, true) => format!("{label} ×{n}"),
+            (_, false) => format!("{} faults", thousands(n)),
+        };
+        spans.push(FaultSpan {
+            label,
+            start_s: start,
+            end_s: end,
+        });
+    }
+    spans
+}
+
+/// `n` with a comma every three digits (`59,668`).
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A line of a fault table: one scheduled fault, or every random fault of one label (kind
+/// and node).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultGroup {
+    /// The fault's label (`random crash app-1` for a group).
+    pub label: String,
+    /// How many faults: 1 for a scheduled one.
+    pub count: u64,
+    /// Start of the first, seconds.
+    pub first_start_s: f64,
+    /// End of the last, seconds.
+    pub last_end_s: f64,
+    /// Total time faulted, seconds (overlaps counted twice).
+    pub total_s: f64,
+}
+
+/// Scheduled faults one by one, random ones counted by label, in order of first appearance.
+/// O(F log F).
+pub fn fault_groups(faults: &[FaultWindow]) -> Vec<FaultGroup> {
+    let mut groups: Vec<FaultGroup> = Vec::new();
+    let mut by_label: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in faults {
+        let found = f
+            .random
+            .then(|| by_label.get(f.label.as_str()).copied())
+            .flatten();
+        match found {
+            Some(g) => {
+                let g = &mut groups[g];
+                g.count += 1;
+                g.first_start_s = g.first_start_s.min(f.start_s);
+                g.last_end_s = g.last_end_s.max(f.end_s);
+                g.total_s += f.end_s - f.start_s;
+            }
+            None => {
+                if f.random {
+                    by_label.insert(&f.label, groups.len());
+                }
+                groups.push(FaultGroup {
+                    label: f.label.clone(),
+                    count: 1,
+                    first_start_s: f.start_s,
+                    last_end_s: f.end_s,
+                    total_s: f.end_s - f.start_s,
+                });
+            }
+        }
+    }
+    groups
+}
+
+/// A line of a time-to-recover table: one scheduled fault, or every random fault of one
+/// label.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecoveryGroup {
+    /// The fault's label.
+    pub label: String,
+    /// How many faults: 1 for a scheduled one.
+    pub count: u64,
+    /// End of the last, seconds.
+    pub last_end_s: f64,
+    /// Mean baseline availability of those with a baseline.
+    pub baseline_availability: Option<f64>,
+    /// Mean baseline p99 of those with a baseline, ms.
+    pub baseline_p99_ms: Option<f64>,
+    /// Faults with a baseline.
+    pub with_baseline: u64,
+    /// Times to recover of those that recovered: (mean, max) seconds.
+    pub recovered_after_s: Option<(f64, f64)>,
+    /// Faults with a baseline that never recovered.
+    pub not_recovered: u64,
+}
+
+/// A variant's time-to-recover results, scheduled faults one by one and random ones summed
+/// up by label, in order of first appearance. O(F log F).
+pub fn recovery_groups(recovery: &[RecoveryResult]) -> Vec<RecoveryGroup> {
+    let mut acc: Vec<(RecoveryGroup, [f64; 3])> = Vec::new();
+    let mut by_label: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in recovery {
+        let found = r
+            .random
+            .then(|| by_label.get(r.fault.as_str()).copied())
+            .flatten();
+        let i = found.unwrap_or_else(|| {
+            if r.random {
+                by_label.insert(&r.fault, acc.len());
+            }
+            let empty = RecoveryGroup {
+                label: r.fault.clone(),
+                count: 0,
+                last_end_s: r.end_s,
+                baseline_availability: None,
+                baseline_p99_ms: None,
+                with_baseline: 0,
+                recovered_after_s: None,
+                not_recovered: 0,
+            };
+            acc.push((empty, [0.0; 3]));
+            acc.len() - 1
+        });
+        let (g, [avail_sum, p99_sum, recovered_sum]) = &mut acc[i];
+        g.count += 1;
+        g.last_end_s = g.last_end_s.max(r.end_s);
+        if let (Some(a), Some(p)) = (r.baseline_availability, r.baseline_p99_ms) {
+            g.with_baseline += 1;
+            *avail_sum += a;
+            *p99_sum += p;
+            match r.recovered_after_s {
+                Some(t) => {
+                    *recovered_sum += t;
+                    let max = g.recovered_after_s.map_or(t, |(_, m)| m.max(t));
+                    g.recovered_after_s = Some((t, max));
+                }
+                None => g.not_recovered += 1,
+            }
+        }
+    }
+    acc.into_iter()
+        .map(|(mut g, [avail_sum, p99_sum, recovered_sum])| {
+            let n = g.with_baseline as f64;
+            if g.with_baseline > 0 {
+                g.baseline_availability = Some(avail_sum / n);
+                g.baseline_p99_ms = Some(p99_sum / n);
+            }
+            let recovered = (g.with_baseline - g.not_recovered) as f64;
+            if let Some((_, max)) = g.recovered_after_s {
+                g.recovered_after_s = Some((recovered_sum / recovered, max));
+            }
+            g
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(label: &str, start_s: f64, end_s: f64, random: bool) -> FaultWindow {
+        FaultWindow {
+            label: label.to_string(),
+            start_s,
+            end_s,
+            random,
+        }
+    }
+
+    #[test]
+    fn nearby_faults_merge_into_one_span_labelled_by_what_they_share() {
+        let faults = [
+            fault("crash a", 10.0, 11.0, false),
+            fault("random crash b", 1.0, 2.0, true),
+            fault("random crash b", 2.05, 3.0, true),
+            fault("random pause c", 3.0, 3.5, true),
+            fault("random crash b", 5.0, 5.5, true),
+            fault("random crash b", 5.65, 6.0, true),
+            fault("never starts", f64::NAN, 1.0, false),
+        ];
+        let spans = fault_spans(&faults, 0.1);
+        let labels: Vec<(&str, f64, f64)> = spans
+            .iter()
+            .map(|s| (s.label.as_str(), s.start_s, s.end_s))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("3 faults", 1.0, 3.5),
+                ("random crash b", 5.0, 5.5),
+                ("random crash b", 5.65, 6.0),
+                ("crash a", 10.0, 11.0),
+            ]
+        );
+        assert_eq!(
+            fault_spans(&faults[4..6], 0.2)[0].label,
+            "random crash b ×2"
+        );
+        assert_eq!(
+            (thousands(7), thousands(59_668), thousands(1_000_000)),
+            ("7".into(), "59,668".into(), "1,000,000".into())
+        );
+    }
+
+    #[test]
+    fn random_faults_are_counted_by_label_and_scheduled_ones_listed() {
+        let faults = [
+            fault("random crash b", 1.0, 2.0, true),
+            fault("crash a", 1.5, 1.6, false),
+            fault("random crash b", 4.0, 6.0, true),
+            fault("crash a", 8.0, 9.0, false),
+        ];
+        let g = fault_groups(&faults);
+        assert_eq!(g.len(), 3);
+        assert_eq!(
+            (g[0].count, g[0].first_start_s, g[0].last_end_s),
+            (2, 1.0, 6.0)
+        );
+        assert_eq!(g[0].total_s, 3.0);
+        assert_eq!((g[1].label.as_str(), g[2].first_start_s), ("crash a", 8.0));
+        let r = |fault: &str, random, base: Option<f64>, after: Option<f64>| RecoveryResult {
+            fault: fault.to_string(),
+            start_s: 0.0,
+            end_s: 1.0,
+            baseline_availability: base,
+            baseline_p99_ms: base.map(|b| b * 10.0),
+            recovered_after_s: after,
+            random,
+        };
+        let groups = recovery_groups(&[
+            r("random crash b", true, Some(1.0), Some(2.0)),
+            r("crash a", false, None, None),
+            r("random crash b", true, Some(0.5), Some(4.0)),
+            r("random crash b", true, Some(0.9), None),
+            r("random crash b", true, None, None),
+        ]);
+        let b = &groups[0];
+        assert_eq!((b.count, b.with_baseline, b.not_recovered), (4, 3, 1));
+        assert_eq!(b.recovered_after_s, Some((3.0, 4.0)));
+        assert!((b.baseline_availability.unwrap() - 0.8).abs() < 1e-12);
+        assert_eq!((groups[1].count, groups[1].with_baseline), (1, 0));
+    }
 }

@@ -96,14 +96,22 @@ pub fn run(
 }
 
 /// Every chosen variant's fault windows, each once; a fault that only some variants have is
-/// labelled with their names.
+/// labelled with their names. O(F log F) for F faults (random timelines can hold tens of
+/// thousands).
 pub(crate) fn fault_windows(chosen: &[&Variant], seed: u64) -> Vec<FaultWindow> {
     let mut out: Vec<(FaultWindow, Vec<&str>)> = Vec::new();
+    let mut seen: BTreeMap<(u64, u64, String), usize> = BTreeMap::new();
     for v in chosen {
-        for f in &v.model.fault_schedule(seed).1 {
-            match out.iter_mut().find(|(g, _)| g == f) {
-                Some((_, names)) => names.push(&v.name),
-                None => out.push((f.clone(), vec![&v.name])),
+        for f in v.model.fault_schedule(seed).1 {
+            let key = (f.start_s.to_bits(), f.end_s.to_bits(), f.label.clone());
+            match seen.get(&key) {
+                // Two faults of one variant with the same interval and label are one window.
+                Some(&i) if out[i].1.last() != Some(&v.name.as_str()) => out[i].1.push(&v.name),
+                Some(_) => {}
+                None => {
+                    seen.insert(key, out.len());
+                    out.push((f, vec![&v.name]));
+                }
             }
         }
     }

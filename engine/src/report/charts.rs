@@ -6,7 +6,7 @@
 
 use super::axis::Axis;
 use super::plot::{LegendEntry, Line, Plot, Shade, ShadeKind, Stroke, colour};
-use crate::results::{Results, VariantResult, WindowResult};
+use crate::results::{Results, VariantResult, WindowResult, fault_spans};
 use plotters::style::RGBColor;
 
 const TIME_LABEL: &str = "time (s)";
@@ -341,6 +341,7 @@ fn window_segments(
 }
 
 /// The warm-up and every fault, clamped to the time axis; intervals outside it are dropped.
+/// Faults closer than the narrowest shade drawn (1/400 of the axis) are merged into one.
 fn shades(results: &Results, x: &Axis) -> Vec<Shade> {
     let warmup = (results.timing.warmup_s > 0.0).then(|| {
         (
@@ -350,10 +351,9 @@ fn shades(results: &Results, x: &Axis) -> Vec<Shade> {
             ShadeKind::Warmup,
         )
     });
-    let faults = results
-        .faults
-        .iter()
-        .map(|f| (f.label.clone(), f.start_s, f.end_s, ShadeKind::Fault));
+    let faults = fault_spans(&results.faults, (x.hi - x.lo) / 400.0)
+        .into_iter()
+        .map(|f| (f.label, f.start_s, f.end_s, ShadeKind::Fault));
     warmup
         .into_iter()
         .chain(faults)

@@ -515,11 +515,12 @@ fn over_time(results: &SweepResults, point: usize) -> Plot {
             kind: ShadeKind::Warmup,
         });
     }
-    for f in &results.faults {
+    // Faults closer than the narrowest shade drawn are merged into one.
+    for f in crate::results::fault_spans(&results.faults, (x.hi - x.lo) / 400.0) {
         shades.push(Shade {
             start: f.start_s.clamp(x.lo, x.hi),
             end: f.end_s.clamp(x.lo, x.hi),
-            label: f.label.clone(),
+            label: f.label,
             kind: ShadeKind::Fault,
         });
     }

@@ -4,7 +4,9 @@
 //! show the same numbers with the same formatting: they cannot drift apart.
 
 use super::format::{self, html_escape, markdown_cell};
-use crate::results::{FaultWindow, Results, ServerResult, VariantResult};
+use crate::results::{
+    FaultWindow, Results, ServerResult, VariantResult, fault_groups, recovery_groups,
+};
 use std::collections::BTreeSet;
 
 /// How a column's cells line up: names left, numbers right (so digits align).
@@ -219,20 +221,25 @@ pub fn servers(servers: &[ServerResult]) -> Table {
     table
 }
 
-/// One row per fault window, in schedule order.
+/// One row per fault window, in schedule order; random faults one row per kind and node,
+/// with their count, the first start and the last end.
 pub fn faults(faults: &[FaultWindow]) -> Table {
     let mut table = Table::new(&[
         ("fault", Align::Left),
         ("start (s)", Align::Right),
         ("end (s)", Align::Right),
     ]);
-    table.rows = faults
-        .iter()
-        .map(|f| {
+    table.rows = fault_groups(faults)
+        .into_iter()
+        .map(|g| {
+            let label = match g.count {
+                1 => g.label,
+                n => format!("{} ×{n}, {} s in all", g.label, format::fixed(g.total_s, 3)),
+            };
             vec![
-                f.label.clone(),
-                format::fixed(f.start_s, 3),
-                format::fixed(f.end_s, 3),
+                label,
+                format::fixed(g.first_start_s, 3),
+                format::fixed(g.last_end_s, 3),
             ]
         })
         .collect();
@@ -321,19 +328,48 @@ pub fn recovery(results: &Results) -> Table {
         ("time to recover (s)", Align::Right),
     ]);
     for v in &results.variants {
-        for r in &v.recovery {
-            let recovered = match (r.baseline_availability, r.recovered_after_s) {
-                (None, _) => "no baseline".to_string(),
-                (Some(_), None) => "not recovered".to_string(),
-                (Some(_), Some(s)) => format::fixed(s, 3),
+        // Random faults one row per kind and node: their count, means and the worst case.
+        for g in recovery_groups(&v.recovery) {
+            let recovered = match (g.with_baseline, g.recovered_after_s) {
+                (0, _) => "no baseline".to_string(),
+                (_, None) => "not recovered".to_string(),
+                (_, Some((s, _))) if g.count == 1 => format::fixed(s, 3),
+                (_, Some((mean, max))) => {
+                    format!(
+                        "mean {}, max {}",
+                        format::fixed(mean, 3),
+                        format::fixed(max, 3)
+                    )
+                }
             };
+            let (fault, recovered) = match g.count {
+                1 => (g.label, recovered),
+                n => {
+                    let missing = n - g.with_baseline;
+                    let mut notes = Vec::new();
+                    if g.not_recovered > 0 && g.not_recovered < g.with_baseline {
+                        notes.push(format!("{} not recovered", g.not_recovered));
+                    }
+                    if missing > 0 && missing < n {
+                        notes.push(format!("{missing} without baseline"));
+                    }
+                    let recovered = match notes.is_empty() {
+                        true => recovered,
+                        false => format!("{recovered} ({})", notes.join(", ")),
+                    };
+                    (format!("{} ×{n}", g.label), recovered)
+                }
+            };
+            let mean = if g.count == 1 { "" } else { "mean " };
             table.rows.push(vec![
                 v.name.clone(),
-                r.fault.clone(),
-                format::fixed(r.end_s, 3),
-                r.baseline_availability
-                    .map_or("-".to_string(), |a| format::percent(a, 2)),
-                r.baseline_p99_ms.map_or("-".to_string(), format::ms),
+                fault,
+                format::fixed(g.last_end_s, 3),
+                g.baseline_availability.map_or("-".to_string(), |a| {
+                    format!("{mean}{}", format::percent(a, 2))
+                }),
+                g.baseline_p99_ms
+                    .map_or("-".to_string(), |p| format!("{mean}{}", format::ms(p))),
                 recovered,
             ]);
         }

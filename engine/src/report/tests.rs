@@ -57,6 +57,7 @@ fn fault(label: &str, start_s: f64, end_s: f64) -> FaultWindow {
         label: label.to_string(),
         start_s,
         end_s,
+        random: false,
     }
 }
 

@@ -321,6 +321,7 @@ fn faults(spec: &Spec, names: &NameTable, v: &mut Validator<'_>) -> Schedule {
             label,
             start_s: at.as_secs_f64(),
             end_s: end,
+            random: false,
         });
     }
     (out, windows, random)
