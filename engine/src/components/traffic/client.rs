@@ -24,7 +24,7 @@ use crate::components::message::{Builtin, Ctx, Message};
 use crate::components::resilience::policy::{HedgeConfig, RetryBudget, RetryConfig};
 use crate::components::traffic::calls::CallTable;
 use crate::components::traffic::keys::{KeySampler, Keys};
-use crate::contract::build::BuildCtx;
+use crate::contract::build::{BuildCtx, Observer};
 use crate::contract::call::{CallId, Cause, Op, Request, RequestId};
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
 use crate::contract::validate::{Path, Validator};
@@ -35,6 +35,7 @@ use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 /// How requests arrive.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -344,6 +345,34 @@ pub struct Client {
     hedges: u64,
     hedge_wins: u64,
     attempts: Series,
+    roster: Arc<Mutex<Roster>>,
+    own: Option<Box<OwnOutcomes>>,
+    measure_from: SimTime,
+    window: SimDuration,
+}
+
+/// The run's clients, counted while they are built: with two or more, each reports its own
+/// availability (two paths of one service, say, or two tenants), which the run-wide numbers
+/// mix.
+#[derive(Debug, Default)]
+pub struct Roster(u32);
+
+impl Observer for Roster {
+    fn finish(&mut self, _now: SimTime) -> NodeStats {
+        NodeStats::default()
+    }
+}
+
+/// An observer's name no node can have (node names are letters, digits, `-` and `_`).
+const ROSTER: &str = "!clients";
+
+/// A client's own outcomes, kept when the run has several clients.
+struct OwnOutcomes {
+    /// Requests issued after the warm-up that succeeded, and that failed.
+    ok: u64,
+    failed: u64,
+    /// Per window, by completion time: the fraction that succeeded.
+    availability: Series,
 }
 
 impl Client {
@@ -373,6 +402,14 @@ impl Client {
             hedges: 0,
             hedge_wins: 0,
             attempts: Series::new(SeriesKind::Rate, b.window()),
+            roster: {
+                let roster = b.observer(ROSTER, Roster::default);
+                roster.lock().expect("one thread per run").0 += 1;
+                roster
+            },
+            own: None,
+            measure_from: b.measure_from(),
+            window: b.window(),
         }
     }
 
@@ -538,6 +575,16 @@ impl Client {
             ctx.cancel_timer(t);
         }
         ctx.request_ended(o.issued_at, result);
+        if let Some(own) = self.own.as_mut() {
+            if o.issued_at >= self.measure_from {
+                match result {
+                    Ok(()) => own.ok += 1,
+                    Err(_) => own.failed += 1,
+                }
+            }
+            own.availability
+                .add(ctx.now(), f64::from(u8::from(result.is_ok())));
+        }
         self.after_end(ctx, o.user);
     }
 
@@ -590,6 +637,14 @@ impl Client {
 
 impl Node<Builtin> for Client {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        // Every node is built by now: the roster is complete.
+        if self.roster.lock().expect("one thread per run").0 >= 2 && self.own.is_none() {
+            self.own = Some(Box::new(OwnOutcomes {
+                ok: 0,
+                failed: 0,
+                availability: Series::new(SeriesKind::Mean, self.window),
+            }));
+        }
         match self.cfg.arrival {
             Arrival::Closed { users, .. } => {
                 for user in 0..users {
@@ -659,6 +714,23 @@ impl Node<Builtin> for Client {
         if self.cfg.hedge.is_some() {
             counters.insert("hedges".to_string(), self.hedges as f64);
             counters.insert("hedge_wins".to_string(), self.hedge_wins as f64);
+        }
+        if let Some(own) = self.own.as_mut() {
+            let total = own.ok + own.failed;
+            counters.insert("ok".to_string(), own.ok as f64);
+            counters.insert("failed".to_string(), own.failed as f64);
+            let availability = if total == 0 {
+                1.0
+            } else {
+                own.ok as f64 / total as f64
+            };
+            counters.insert("availability".to_string(), availability);
+            series.push(own.availability.finish(
+                "client_availability",
+                "Availability by client (successes over requests ended)",
+                "fraction",
+                now,
+            ));
         }
         if self.cfg.retry.is_some() || self.cfg.hedge.is_some() {
             series.push(self.attempts.finish(
