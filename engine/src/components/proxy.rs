@@ -22,6 +22,7 @@ use crate::sim::message::{CallId, Cause, Message, NodeId, Request};
 use crate::sim::rng::SimRng;
 use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Ctx, Node, TimerId};
+use crate::state_series::StateSeries;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -200,6 +201,9 @@ impl CircuitBreakerConfig {
     }
 }
 
+/// A breaker's states, in the order of `BreakerState::level`.
+const BREAKER_STATES: [&str; 3] = ["closed", "half-open", "open"];
+
 /// State changes kept per breaker.
 const EVENT_CAP: usize = 10_000;
 
@@ -208,7 +212,7 @@ pub struct CircuitBreakerNode {
     fwd: Forwarder,
     breaker: Breaker,
     events: EventLog,
-    state: Series,
+    state: StateSeries,
     fast_failures: u64,
 }
 
@@ -219,7 +223,7 @@ impl CircuitBreakerNode {
             fwd: Forwarder::new(&cfg.target, cfg.timeout, b),
             breaker: Breaker::new(&cfg.breaker),
             events: EventLog::new(EVENT_CAP),
-            state: Series::new(SeriesKind::Level, b.window()),
+            state: StateSeries::starting(&BREAKER_STATES, b.window(), 0),
             fast_failures: 0,
         }
     }
@@ -227,7 +231,7 @@ impl CircuitBreakerNode {
     fn changed(&mut self, now: SimTime, state: Option<super::resilience::BreakerState>) {
         if let Some(s) = state {
             self.events.record(now, s.name());
-            self.state.set(now, s.level());
+            self.state.set(now, s.level() as usize);
         }
     }
 }
@@ -281,7 +285,7 @@ impl Node for CircuitBreakerNode {
         self.fwd.crash();
         self.breaker = self.breaker.reset();
         self.events.record(now, "closed (crash reset)");
-        self.state.set(now, 0.0);
+        self.state.set(now, 0);
     }
 
     fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
@@ -293,12 +297,7 @@ impl Node for CircuitBreakerNode {
         );
         Some(NodeStats {
             counters,
-            series: vec![self.state.finish(
-                "breaker_state",
-                "Breaker state (0 closed, 1 half-open, 2 open)",
-                "state",
-                now,
-            )],
+            series: vec![self.state.finish("breaker_state", "Breaker state", now)],
             events: self.events.take(),
             ..NodeStats::default()
         })
