@@ -13,6 +13,8 @@
 mod axis;
 mod cap;
 mod charts;
+#[cfg(test)]
+mod collisions;
 mod durability;
 mod faults;
 mod format;

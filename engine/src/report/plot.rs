@@ -45,7 +45,7 @@ pub const FONT: &str = "sans-serif";
 
 /// Line colours, in variant order: Okabe-Ito (its yellow swapped for a wine red that shows
 /// on white), distinguishable by colour-blind readers.
-const PALETTE: [RGBColor; 8] = [
+pub const PALETTE: [RGBColor; 8] = [
     RGBColor(0x00, 0x72, 0xB2),
     RGBColor(0xE6, 0x9F, 0x00),
     RGBColor(0x00, 0x9E, 0x73),

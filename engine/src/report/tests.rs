@@ -521,3 +521,65 @@ fn component_series_get_a_plot_each_and_state_changes_a_table() {
     assert!(html.contains("aria-label=\"Cache hit ratio\""));
     assert!(html.contains("open -&gt; half-open"));
 }
+
+/// Every SVG of `files` checked for colliding text and text over data lines.
+fn collisions_in(report: &str, files: &[ReportFile]) -> Vec<String> {
+    let colours: Vec<(u8, u8, u8)> = plot::PALETTE.iter().map(|c| (c.0, c.1, c.2)).collect();
+    files
+        .iter()
+        .filter(|(name, _)| name.ends_with(".svg"))
+        .flat_map(|(name, bytes)| {
+            let svg = String::from_utf8_lossy(bytes);
+            super::collisions::problems(&svg, &colours)
+                .into_iter()
+                .map(move |p| format!("{report}/{name}: {p}"))
+        })
+        .collect()
+}
+
+#[test]
+fn committed_reports_have_no_text_collisions() {
+    // Rendered afresh from each committed results.json, so this checks the code, not files.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports");
+    let mut reports: Vec<_> = std::fs::read_dir(&dir)
+        .expect("reports/")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    reports.sort();
+    let mut problems = Vec::new();
+    for report in &reports {
+        let json = std::fs::read_to_string(report.join("results.json")).expect("results.json");
+        let name = report
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let files = match serde_json::from_str::<Results>(&json) {
+            Ok(results) => render(&results).expect("renders"),
+            Err(_) => {
+                let sweep = serde_json::from_str(&json).expect("a run's or a sweep's results");
+                sweep::render(&sweep).expect("renders")
+            }
+        };
+        problems.extend(collisions_in(&name, &files));
+    }
+    assert!(reports.len() >= 14, "{} reports", reports.len());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_collision_check_sees_overlapping_text_and_text_over_data() {
+    let svg = r##"<svg width="200" height="100" xmlns="http://www.w3.org/2000/svg">
+        <polyline fill="none" stroke="#0072B2" points="0,50 200,50"/>
+        <text x="10" y="20" font-family="sans-serif" font-size="16">99.99%</text>
+        <text x="30" y="24" font-family="sans-serif" font-size="16">percentile</text>
+        <text x="60" y="56" font-family="sans-serif" font-size="16">legend</text>
+        </svg>"##;
+    let found = super::collisions::problems(svg, &[(0x00, 0x72, 0xB2)]);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].contains("overlaps") && found[1].contains("covers data"));
+    let clean = r##"<svg width="200" height="100" xmlns="http://www.w3.org/2000/svg">
+        <text x="10" y="20" font-family="sans-serif" font-size="16">a</text>
+        <text x="10" y="60" font-family="sans-serif" font-size="16">b</text></svg>"##;
+    assert!(super::collisions::problems(clean, &[]).is_empty());
+}
