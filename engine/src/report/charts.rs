@@ -489,25 +489,25 @@ pub fn identical_to(
     y: &Axis,
 ) -> Vec<Option<usize>> {
     let tol = ((x.hi - x.lo) / 800.0, (y.hi - y.lo) / 400.0);
-    let mut out = vec![None; n];
-    for later in 0..n {
-        out[later] = (0..later).find(|&earlier| {
-            let mut both = 0;
-            let all = panels.iter().all(|lines| {
-                let a = lines.iter().find(|l| l.0 == earlier);
-                let b = lines.iter().find(|l| l.0 == later);
-                match (a, b) {
-                    (Some(a), Some(b)) => {
-                        both += 1;
-                        coincide(&a.1.segments, &b.1.segments, tol)
+    (0..n)
+        .map(|later| {
+            (0..later).find(|&earlier| {
+                let mut both = 0;
+                let all = panels.iter().all(|lines| {
+                    let a = lines.iter().find(|l| l.0 == earlier);
+                    let b = lines.iter().find(|l| l.0 == later);
+                    match (a, b) {
+                        (Some(a), Some(b)) => {
+                            both += 1;
+                            coincide(&a.1.segments, &b.1.segments, tol)
+                        }
+                        _ => true,
                     }
-                    _ => true,
-                }
-            });
-            all && both > 0
-        });
-    }
-    out
+                });
+                all && both > 0
+            })
+        })
+        .collect()
 }
 
 /// Whether every point of each line lies within `tol` of the other line.

@@ -16,9 +16,10 @@ max-width:1040px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{margin-bottom:0.2em}
 h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:0.2em}
 table{border-collapse:collapse;margin:1em 0;font-size:0.92em}
-th,td{padding:0.3em 0.8em;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
+th,td{padding:0.3em 0.6em;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
 th{border-bottom:2px solid #999}
-.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{white-space:nowrap}
 .wide{overflow-x:auto;max-width:100%}
 .facts,.note{color:#555}
 nav.toc{background:#f6f6f6;padding:0.5em 1em;border-radius:6px}
