@@ -419,6 +419,17 @@ fn sweep_plot(results: &SweepResults, kind: &SweepPlot) -> Plot {
             n += 1;
         }
     }
+    // A line that coincides with an earlier one says so, as in the run report.
+    let pairs: Vec<(usize, Line)> = lines.iter().cloned().enumerate().collect();
+    let names: Vec<String> = legend.iter().map(|e| e.label.clone()).collect();
+    for (k, same) in super::charts::identical_to(&[&pairs], n, &x, &y)
+        .into_iter()
+        .enumerate()
+    {
+        if let Some(other) = same {
+            legend[k].label = format!("{} (= {})", names[k], names[other]);
+        }
+    }
     if let Some(o) = objective
         && let Some(at) = y.to_plot_clamped(o.limit_ms)
     {

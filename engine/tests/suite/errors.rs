@@ -278,8 +278,8 @@ fn a_quoted_enum_value_is_named_as_such() {
     check(
         src,
         &[
-            ("2:33", "is quoted"),
-            ("2:33", "without quotes: `RoundRobin`"),
+            ("2:32", "is quoted"),
+            ("2:32", "without quotes: `RoundRobin`"),
         ],
     );
 }
