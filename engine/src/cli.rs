@@ -60,7 +60,10 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Show every built-in component, fault, distribution and strategy with its fields.
-    List,
+    List {
+        /// Show only this kind (`Cache`, `Crash`, `LogNormal`) or section (`faults`).
+        kind: Option<String>,
+    },
     /// Run every (variant, point, replication) of the scenario's `sweep:` block, or one
     /// shard of them, and write the report with 95% confidence intervals.
     Sweep {
@@ -135,10 +138,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         }
         Command::Report { results, out } => cmd_report(&results, out),
         Command::Validate { files } => cmd_validate(&registry, &files),
-        Command::List => {
-            print!("{}", list::render(&registry));
-            ExitCode::SUCCESS
-        }
+        Command::List { kind } => cmd_list(&registry, kind.as_deref()),
         Command::Sweep {
             file,
             out,
@@ -162,6 +162,27 @@ pub fn main_with(registry: Registry) -> ExitCode {
             crate::sweep::cli::cmd_sweep(&registry, &args)
         }
         Command::Merge { dirs, out } => crate::sweep::cli::cmd_merge(&dirs, &out),
+    }
+}
+
+fn cmd_list(registry: &Registry, kind: Option<&str>) -> ExitCode {
+    let listing = list::render(registry);
+    let Some(kind) = kind else {
+        print!("{listing}");
+        return ExitCode::SUCCESS;
+    };
+    match list::filter(&listing, kind) {
+        Some(part) => {
+            print!("{part}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!(
+                "error: nothing named {kind:?} in `archsim list` (try a component such as Cache, \
+                 a fault such as Crash, or a section such as faults or distributions)"
+            );
+            ExitCode::from(2)
+        }
     }
 }
 

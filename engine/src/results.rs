@@ -148,6 +148,38 @@ pub struct SeriesResult {
     /// router's per-shard load); plot legends add it to the node's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// For a series of states (a breaker's, a replica's role): the states' names and every
+    /// change; `values` then holds per window the index of the state that lasted longest.
+    /// The report draws it as a timeline, never as an averaged number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub states: Option<StateTrack>,
+}
+
+/// The states of a categorical series and when each began.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateTrack {
+    /// State names; a change's `state` indexes this list.
+    pub names: Vec<String>,
+    /// Every change in time order, the first at the series' start.
+    pub changes: Vec<StateChange>,
+    /// Changes after the last kept one that were counted but not kept (a bounded log).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A categorical series entering a state.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateChange {
+    /// When, seconds of simulated time.
+    pub at_s: f64,
+    /// Index into the track's `names`.
+    pub state: u32,
 }
 
 /// A state change of a component at a point in time.

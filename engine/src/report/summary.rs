@@ -24,6 +24,9 @@ pub fn markdown(results: &Results) -> String {
     for (stem, caption) in plot_captions(results) {
         out.push_str(&format!("![{}]({stem}.svg)\n\n", markdown_cell(&caption)));
     }
+    if !super::topology::graph(results).0.is_empty() {
+        out.push_str("![Topology](topology.svg)\n\n");
+    }
     servers(&mut out, results);
     counters(&mut out, results);
     state_changes(&mut out, results);
@@ -121,7 +124,7 @@ fn state_changes(out: &mut String, results: &Results) {
     }
     out.push_str("## State changes\n\n");
     for variant in &results.variants {
-        let table = table::state_changes(variant);
+        let table = table::state_changes(variant, &table::node_names(results));
         if !table.rows.is_empty() {
             out.push_str(&format!("### {}\n\n", markdown_cell(&variant.name)));
             out.push_str(&table.to_markdown());

@@ -576,7 +576,8 @@ impl<'s> Errors<'s> {
             .find('\n')
             .map_or(self.src.len(), |i| start + i);
         let end = end.min(line_end).max(start);
-        let (message, label) = ron_message(&e.code);
+        let (message, label) =
+            written_wrong(self.src, start).unwrap_or_else(|| ron_message(&e.code));
         let notes = if note.is_empty() {
             Vec::new()
         } else {
@@ -868,6 +869,39 @@ fn offset_at(text: &str, line: usize, col: usize) -> usize {
 fn one_of(expected: &[&str]) -> String {
     let quoted: Vec<String> = expected.iter().map(|f| format!("`{f}`")).collect();
     format!("expected one of: {}", quoted.join(", "))
+}
+
+/// Two mistakes ron reports without saying what they are: an enum value in quotes (`archsim
+/// list` used to print defaults that way) and a decimal point in a whole-number field.
+fn written_wrong(src: &str, at: usize) -> Option<(String, String)> {
+    let rest = &src[at..];
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let word: String = quoted
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let bare = !word.is_empty() && word.chars().next().is_some_and(char::is_uppercase);
+        return bare.then(|| {
+            (
+                format!("the value `\"{word}\"` is quoted"),
+                format!("expected the name without quotes: `{word}`"),
+            )
+        });
+    }
+    let before = src[..at].chars().next_back()?;
+    if rest.starts_with('.') && before.is_ascii_digit() {
+        let digits: String = src[..at]
+            .chars()
+            .rev()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let whole: String = digits.chars().rev().collect();
+        return Some((
+            "this field takes a whole number".to_string(),
+            format!("expected `{whole}`, without a decimal point"),
+        ));
+    }
+    None
 }
 
 /// Split a ron error into a headline and an "expected ..." label.

@@ -435,8 +435,8 @@ fn link_change(
         }
     };
     let what = match (latency, loss) {
-        (Some(_), Some(p)) => format!("latency and loss {p}"),
-        (Some(_), None) => "latency".to_string(),
+        (Some(d), Some(p)) => format!("latency {} and loss {p}", super::faults::dist_label(d)),
+        (Some(d), None) => format!("latency {}", super::faults::dist_label(d)),
         (None, Some(p)) => format!("loss {p}"),
         (None, None) => "nothing".to_string(),
     };

@@ -269,3 +269,36 @@ fn resilience_options_are_validated_with_their_locations() {
         ],
     );
 }
+
+#[test]
+fn a_quoted_enum_value_is_named_as_such() {
+    // `archsim list` once printed defaults as `"RoundRobin"`; a user copying one got only
+    // "Expected identifier".
+    let src = "Scenario(name: \"x\", duration: \"1s\", nodes: {\n  \"lb\": LoadBalancer(strategy: \"RoundRobin\", backends: [\"lb\"]),\n})";
+    check(
+        src,
+        &[
+            ("2:32", "is quoted"),
+            ("2:32", "without quotes: `RoundRobin`"),
+        ],
+    );
+}
+
+#[test]
+fn a_decimal_point_in_a_whole_number_field_is_named_as_such() {
+    let src = "Scenario(name: \"x\", duration: \"1s\", nodes: {\n  \"app\": Server(queue_limit: 50.0),\n})";
+    check(
+        src,
+        &[
+            ("2:", "takes a whole number"),
+            ("2:", "expected `50`, without a decimal point"),
+        ],
+    );
+}
+
+#[test]
+fn a_space_between_number_and_unit_is_allowed_as_documented() {
+    let src = format!("Scenario(name: \"x\", duration: \"2 s\", nodes: {{{GOOD_NODES}\n}})");
+    let s = parse("ok.ron", &src, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.base.duration.to_string(), "2s");
+}

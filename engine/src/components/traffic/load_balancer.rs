@@ -34,9 +34,13 @@ use crate::contract::validate::{Path, Validator};
 use crate::sim::rng::{RandomSource, SimRng, mix64, stable_hash};
 use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Node, NodeId, TimerId};
+use crate::contract::state_series::StateSeries;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// A backend's health states, as the load balancer sees it.
+const HEALTH_STATES: [&str; 3] = ["in rotation", "unhealthy", "breaker open"];
 
 /// How a load balancer picks a backend for each request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -190,6 +194,8 @@ struct Guards {
     probes: CallTable<(u32, TimerId)>,
     events: EventLog,
     in_rotation: Series,
+    /// Per backend: in rotation, unhealthy or breaker open, for the health timeline.
+    health_states: Vec<StateSeries>,
     circuit_open: u64,
 }
 
@@ -276,6 +282,7 @@ impl LoadBalancer {
             probes: CallTable::default(),
             events: EventLog::new(EVENT_CAP),
             in_rotation,
+            health_states: vec![StateSeries::starting(&HEALTH_STATES, b.window(), 0); n],
             circuit_open: 0,
         }));
         self
@@ -309,13 +316,15 @@ impl LoadBalancer {
     /// Backends in rotation (healthy, breaker not open), for the time series.
     fn update_rotation(&mut self, now: SimTime) {
         if let Some(g) = self.guards.as_mut() {
-            let n = (0..self.backends.len())
-                .filter(|&i| {
-                    g.health[i].healthy
-                        && g.breakers
-                            .get(i)
-                            .is_none_or(|b| b.state() != BreakerState::Open)
-                })
+            for i in 0..self.backends.len() {
+                let open = g.breakers.get(i).map(Breaker::state) == Some(BreakerState::Open);
+                let state = [g.health[i].healthy && !open, !g.health[i].healthy, true];
+                g.health_states[i].set(now, state.iter().position(|&s| s).unwrap_or(2));
+            }
+            let n = g
+                .health_states
+                .iter()
+                .filter(|s| s.state() == Some(0))
                 .count();
             g.in_rotation.set(now, n as f64);
         }
@@ -666,6 +675,11 @@ impl Node<Builtin> for LoadBalancer {
                 "backends",
                 now,
             ));
+            for (s, name) in g.health_states.iter_mut().zip(&self.names) {
+                let mut r = s.finish("backend_health", "Backend health", now);
+                r.label = Some(name.clone());
+                stats.series.push(r);
+            }
         }
         stats.counters = counters;
         Some(stats)
