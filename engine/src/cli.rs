@@ -169,7 +169,9 @@ fn load(registry: &Registry, file: &Path) -> Result<scenario::Scenario, ExitCode
     scenario::load(file, registry).map_err(|e| {
         eprintln!("{e}");
         match e {
-            LoadError::Io(..) | LoadError::Scenario(_) => ExitCode::from(2),
+            LoadError::Io(..) | LoadError::Encoding { .. } | LoadError::Scenario(_) => {
+                ExitCode::from(2)
+            }
         }
     })
 }
