@@ -26,6 +26,20 @@ pub struct Results {
     pub faults: Vec<FaultWindow>,
     /// One entry per variant, in the order the scenario file declares them.
     pub variants: Vec<VariantResult>,
+    /// What makes these numbers mislead (see `warnings.rs`); left out when there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The `archsim_version` a JSON file of ours says wrote it, if it parses that far.
+pub fn written_by(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Version {
+        archsim_version: String,
+    }
+    serde_json::from_slice::<Version>(bytes)
+        .ok()
+        .map(|v| v.archsim_version)
 }
 
 /// The scenario echoed into the results, so a results file explains itself.

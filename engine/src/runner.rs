@@ -69,6 +69,11 @@ pub fn run(
         .par_iter()
         .map(|v| run_variant(v, registry, seed))
         .collect::<Result<Vec<_>, _>>()?;
+    let per_variant: Vec<(String, Vec<String>)> = chosen
+        .iter()
+        .zip(&variants)
+        .map(|(v, r)| (v.name.clone(), crate::warnings::of_variant(v, seed, r)))
+        .collect();
     let digest = variants.iter().fold(mix64(seed), |h, v| {
         mix64(h ^ u64::from_str_radix(&v.digest, 16).unwrap_or(0))
     });
@@ -91,6 +96,7 @@ pub fn run(
         },
         faults: fault_windows(&chosen, seed),
         variants,
+        warnings: crate::warnings::merge(&per_variant),
     })
 }
 

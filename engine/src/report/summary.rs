@@ -15,6 +15,12 @@ pub fn markdown(results: &Results) -> String {
     out.push_str(&table::variants(results, table::VARIANT_HEADINGS).to_markdown());
     out.push('\n');
     out.push_str(MEASUREMENT_NOTE);
+    if !results.warnings.is_empty() {
+        out.push_str("\n## Warnings\n\n");
+        for w in &results.warnings {
+            out.push_str(&format!("- {}\n", markdown_cell(w)));
+        }
+    }
     let overrides = table::overrides(results);
     if !overrides.rows.is_empty() {
         out.push_str("\n### Variants\n\n");

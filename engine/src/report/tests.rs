@@ -29,6 +29,7 @@ pub(super) fn fixture() -> Results {
         variant("p2c", 2, 0.4),
     ];
     Results {
+        warnings: Vec::new(),
         archsim_version: "0.1.0".to_string(),
         scenario: ScenarioEcho {
             name: "Load balancer strategies under a slow replica".to_string(),

@@ -87,7 +87,7 @@ pub fn archsim_capped(dir: &Path, args: &[&str], cap_bytes: u64, timeout: Durati
         .arg("ulimit -v \"$1\" && shift && exec \"$@\"")
         .arg("sh")
         .arg((cap_bytes / 1024).to_string())
-        .arg(env!("CARGO_BIN_EXE_archsim"))
+        .arg(binary())
         .args(args)
         .current_dir(dir)
         .env("MALLOC_ARENA_MAX", "2")
@@ -120,6 +120,12 @@ pub fn archsim_capped(dir: &Path, args: &[&str], cap_bytes: u64, timeout: Durati
         stderr,
         stderr_len,
     }
+}
+
+/// The binary under test: this build's, or `ARCHSIM_BIN` (a long fuzz campaign runs against a
+/// copy, so rebuilding meanwhile does not change what it tests).
+fn binary() -> std::ffi::OsString {
+    std::env::var_os("ARCHSIM_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_archsim").into())
 }
 
 /// `archsim_capped` with the default cap and a timeout generous for a loaded 2-core machine.
