@@ -21,7 +21,7 @@ pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod sim;
-pub mod warnings;
 pub mod sweep;
+pub mod warnings;
 
 pub use registry::Registry;

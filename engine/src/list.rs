@@ -34,10 +34,13 @@ use std::fmt::Write;
 /// The whole listing.
 pub fn render(registry: &Registry) -> String {
     let mut out = String::new();
-    out.push_str(
+    out.push_str(&format!(
         "archsim building blocks. Durations are strings with a unit: \"250us\", \"3ms\", \"1.5s\"\n\
-         (units ns, us, ms, s, min, h). Fields with a default may be left out.\n\n",
-    );
+         (units ns, us, ms, s, min, h). Fields with a default may be left out.\n\
+         Node names use ASCII letters, digits, '-' and '_'; a scenario declares at most {}\n\
+         nodes, replicas counted.\n\n",
+        crate::scenario::validate::MAX_NODES
+    ));
     section(
         &mut out,
         "COMPONENTS (declare under `nodes: { \"name\": Kind(...) }`)",

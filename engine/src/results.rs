@@ -123,6 +123,15 @@ pub struct VariantResult {
     /// Time to recover from each fault window of this variant (see `crate::recovery`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recovery: Vec<RecoveryResult>,
+    /// Seconds of the measured time that clients were down (crashed or paused), summed over
+    /// clients: requests they would have issued then were never issued, so `availability`
+    /// leaves that time out, and tables mark it. Left out when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clients_down_s: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// How long a variant took to recover from one fault: from the fault's end until its windowed

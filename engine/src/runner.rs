@@ -204,5 +204,9 @@ pub fn run_variant(
         series,
         state_changes,
         recovery,
+        clients_down_s: crate::warnings::clients_down(v, seed)
+            .iter()
+            .map(|(_, d)| d.as_secs_f64())
+            .sum(),
     })
 }

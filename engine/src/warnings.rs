@@ -51,12 +51,22 @@ pub fn of_variant(v: &Variant, seed: u64, result: &VariantResult) -> Vec<String>
             out.push(format!("client \"{name}\" issued no request in the run"));
         }
     }
-    out.extend(clients_down(v, seed, result));
+    let down = clients_down(v, seed);
+    if !down.is_empty() {
+        let each: Vec<String> = down.iter().map(|(n, d)| format!("\"{n}\" {d}")).collect();
+        out.push(format!(
+            "clients were down during the measured {}: {}; requests they would have issued \
+             then were never issued, so availability ({:.3}%) counts only the time they were up",
+            m.arrivals_end.since(m.measure_from),
+            each.join(", "),
+            result.availability * 100.0
+        ));
+    }
     out
 }
 
-/// Time each client spent crashed or paused within the measured span, if any.
-fn clients_down(v: &Variant, seed: u64, result: &VariantResult) -> Option<String> {
+/// Each client that was crashed or paused within the measured span, and for how long.
+pub fn clients_down(v: &Variant, seed: u64) -> Vec<(String, SimDuration)> {
     let m = &v.model;
     let (faults, _) = m.fault_schedule(seed);
     let (from, to) = (m.measure_from, m.arrivals_end);
@@ -81,19 +91,10 @@ fn clients_down(v: &Variant, seed: u64, result: &VariantResult) -> Option<String
         });
         let total = union_length(spans.filter(|(a, b)| a < b).collect());
         if total > SimDuration::ZERO {
-            down.push(format!("\"{name}\" {total}"));
+            down.push((name.clone(), total));
         }
     }
-    if down.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "clients were down during the measured {}: {}; requests they would have issued then \
-         were never issued, so availability ({:.3}%) counts only the time they were up",
-        to.since(from),
-        down.join(", "),
-        result.availability * 100.0
-    ))
+    down
 }
 
 /// Total length of the union of `[a, b)` spans.

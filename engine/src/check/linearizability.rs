@@ -99,7 +99,10 @@ impl fmt::Display for Operation {
 pub struct Bounds {
     /// Keys with more operations than this are not checked (reported as over the bound).
     pub max_ops_per_key: usize,
-    /// The search of one key gives up after this many states (reported as unchecked).
+    /// The search of one key gives up after this many states (reported as unchecked), or
+    /// after [`WORK_PER_STATE`] times as much work (memo words stored and candidates listed):
+    /// with many overlapping operations each state is long, and a bound on states alone took
+    /// minutes (the fuzzer found it, with latencies of hours).
     pub max_states: usize,
 }
 
@@ -111,6 +114,9 @@ impl Default for Bounds {
         }
     }
 }
+
+/// Work per state a search may average before it gives up (see [`Bounds::max_states`]).
+pub const WORK_PER_STATE: usize = 64;
 
 /// The verdict on one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -282,6 +288,7 @@ fn search(ops: &[Operation], init: Option<u64>, max_states: usize) -> Search {
         candidates: candidates(&done),
     }];
     seen.insert(memo_key(&done, value));
+    let mut work = 0usize;
     while let Some(top) = stack.last_mut() {
         if linearized_determinate == must {
             return Search::Linearizable;
@@ -306,11 +313,13 @@ fn search(ops: &[Operation], init: Option<u64>, max_states: usize) -> Search {
             (Kind::Read, Some(_)) => continue,
         };
         done[i / 64] |= 1 << (i % 64);
-        if !seen.insert(memo_key(&done, next)) {
+        let key = memo_key(&done, next);
+        work += key.1.len();
+        if !seen.insert(key) {
             done[i / 64] &= !(1 << (i % 64));
             continue;
         }
-        if seen.len() > max_states {
+        if seen.len() > max_states || work > max_states.saturating_mul(WORK_PER_STATE) {
             return Search::Undecided;
         }
         if op.complete.is_some() {
@@ -318,10 +327,12 @@ fn search(ops: &[Operation], init: Option<u64>, max_states: usize) -> Search {
         }
         let before = value;
         value = next;
+        let candidates = candidates(&done);
+        work += candidates.len();
         stack.push(Frame {
             op: i,
             before,
-            candidates: candidates(&done),
+            candidates,
         });
     }
     Search::NotLinearizable

@@ -80,12 +80,21 @@ fn regression_clients_that_were_down_do_not_pass_for_full_availability() {
         "Scenario(name: \"x\", duration: \"2s\", nodes: {{{CLIENT_AND_SERVER}\n}}, \
          faults: [Crash(node: \"users\", at: \"1s\"), Crash(node: \"app\", at: \"1s\")])"
     );
-    let stderr = ran("clients-down", &src, 0);
+    let dir = scratch("clients-down");
+    let f = file(&dir, "s.ron", src);
+    archsim(&dir, &["run", &f, "--out", "out"])
+        .expect_code(0)
+        .expect_stderr("warning: clients were down during the measured 2s: \"users\" 1s")
+        .expect_stderr("availability (100.000%) counts only the time they were up");
+    let summary = std::fs::read_to_string(dir.join("out/summary.md")).expect("summary.md");
     assert!(
-        stderr.contains("warning: clients were down during the measured 2s: \"users\" 1s"),
-        "{stderr}"
+        summary.contains("| 100.000%\\* |"),
+        "the table marks it:\n{summary}"
     );
-    assert!(stderr.contains("availability (100.000%) counts only"), "{stderr}");
+    assert!(
+        summary.contains("Clients were down for part of the measured time"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -100,9 +109,15 @@ fn regression_no_client_a_late_fault_and_a_silent_client_are_warned_about() {
         .expect_stderr("warning: the scenario declares no client")
         .expect_stderr("warning: faults[0] starts at 5s, not before the end of `duration` (1s)");
     let summary = std::fs::read_to_string(dir.join("out/summary.md")).expect("summary.md");
-    assert!(summary.contains("## Warnings\n\n- the scenario declares no client"), "{summary}");
+    assert!(
+        summary.contains("## Warnings\n\n- the scenario declares no client"),
+        "{summary}"
+    );
     let json = std::fs::read_to_string(dir.join("out/results.json")).expect("results.json");
-    assert!(json.contains("\"warnings\": [\n    \"the scenario declares no client"), "{json}");
+    assert!(
+        json.contains("\"warnings\": [\n    \"the scenario declares no client"),
+        "{json}"
+    );
     let silent = r#"Scenario(name: "x", duration: "1s", nodes: {
   "users": Client(target: "app", arrival: Bursts(rate: 0.0, burst_rate: 10.0, every: "10s", length: "1ms"), timeout: "1ms"),
   "app": Server(service_time: Constant("1ms")),
@@ -177,13 +192,21 @@ fn regression_an_output_name_that_is_a_directory_writes_nothing_and_is_named() {
         .expect_code(1)
         .expect_stderr("out/results.json: is a directory");
     let names: Vec<_> = std::fs::read_dir(dir.join("out")).expect("out").collect();
-    assert_eq!(names.len(), 1, "only the directory that was there: {names:?}");
+    assert_eq!(
+        names.len(),
+        1,
+        "only the directory that was there: {names:?}"
+    );
 }
 
 #[test]
 fn regression_invalid_utf8_is_located() {
     let dir = scratch("utf8");
-    let f = file(&dir, "s.ron", b"Scenario(name: \"x\",\n duration: \"1s\xff\", nodes: {})");
+    let f = file(
+        &dir,
+        "s.ron",
+        b"Scenario(name: \"x\",\n duration: \"1s\xff\", nodes: {})",
+    );
     archsim(&dir, &["validate", &f])
         .expect_code(2)
         .expect_stderr("s.ron:2:15: not UTF-8 text: byte 0xff at offset 34");
