@@ -99,10 +99,7 @@ impl fmt::Display for Operation {
 pub struct Bounds {
     /// Keys with more operations than this are not checked (reported as over the bound).
     pub max_ops_per_key: usize,
-    /// The search of one key gives up after this many states (reported as unchecked), or
-    /// after [`WORK_PER_STATE`] times as much work (memo words stored and candidates listed):
-    /// with many overlapping operations each state is long, and a bound on states alone took
-    /// minutes (the fuzzer found it, with latencies of hours).
+    /// The search of one key gives up after this many states (reported as unchecked).
     pub max_states: usize,
 }
 
@@ -114,9 +111,6 @@ impl Default for Bounds {
         }
     }
 }
-
-/// Work per state a search may average before it gives up (see [`Bounds::max_states`]).
-pub const WORK_PER_STATE: usize = 64;
 
 /// The verdict on one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -288,7 +282,6 @@ fn search(ops: &[Operation], init: Option<u64>, max_states: usize) -> Search {
         candidates: candidates(&done),
     }];
     seen.insert(memo_key(&done, value));
-    let mut work = 0usize;
     while let Some(top) = stack.last_mut() {
         if linearized_determinate == must {
             return Search::Linearizable;
@@ -313,13 +306,11 @@ fn search(ops: &[Operation], init: Option<u64>, max_states: usize) -> Search {
             (Kind::Read, Some(_)) => continue,
         };
         done[i / 64] |= 1 << (i % 64);
-        let key = memo_key(&done, next);
-        work += key.1.len();
-        if !seen.insert(key) {
+        if !seen.insert(memo_key(&done, next)) {
             done[i / 64] &= !(1 << (i % 64));
             continue;
         }
-        if seen.len() > max_states || work > max_states.saturating_mul(WORK_PER_STATE) {
+        if seen.len() > max_states {
             return Search::Undecided;
         }
         if op.complete.is_some() {
@@ -327,12 +318,10 @@ fn search(ops: &[Operation], init: Option<u64>, max_states: usize) -> Search {
         }
         let before = value;
         value = next;
-        let candidates = candidates(&done);
-        work += candidates.len();
         stack.push(Frame {
             op: i,
             before,
-            candidates,
+            candidates: candidates(&done),
         });
     }
     Search::NotLinearizable
