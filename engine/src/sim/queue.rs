@@ -429,12 +429,17 @@ impl<T: Default> EventQueue<T> {
 
     /// Move the chain from `head` to `tail` to the back of `now`, the first scheduled last,
     /// and free its chunks.
-    #[inline]
+    #[inline(always)]
     fn chain_to_now(&mut self, head: u32, tail: u32) {
         if head == tail {
             self.chunk_to_now(head);
-            return;
+        } else {
+            self.long_chain_to_now(head);
         }
+    }
+
+    /// [`EventQueue::chain_to_now`] for a chain of several chunks.
+    fn long_chain_to_now(&mut self, head: u32) {
         self.chain.clear();
         let mut c = head;
         while c != NIL {
