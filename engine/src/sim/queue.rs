@@ -333,14 +333,14 @@ impl<T: Default> EventQueue<T> {
                 return self.now.pop();
             }
         }
-        self.from_run()
+        self.take_from_run()
     }
 
     /// `now` and `fresh` are used up and the run is not: its next entry, unless a level-0
     /// bucket comes first. A level-0 bucket holds only entries pushed after the run was
     /// sorted (level 0 was empty then), so at a time they share, the run's come first.
     #[inline]
-    fn from_run(&mut self) -> Option<Entry<T>> {
+    fn take_from_run(&mut self) -> Option<Entry<T>> {
         let t = self.run[self.run_len - 1].time;
         if self.summary & LEVEL0_WORDS != 0 {
             let w = self.summary.trailing_zeros() as usize;
