@@ -326,12 +326,7 @@ impl<T: Default> EventQueue<T> {
             return self.now.pop();
         }
         if self.run_len == 0 {
-            if !self.refill() {
-                return None;
-            }
-            if self.run_len == 0 {
-                return self.now.pop();
-            }
+            return self.refill();
         }
         self.take_from_run()
     }
@@ -456,33 +451,41 @@ impl<T: Default> EventQueue<T> {
         }
     }
 
-    /// `now`, `fresh` and the run are used up: take the earliest bucket. A level-0 bucket (all
-    /// at one time) or a single entry becomes `now`; a short level-1 bucket is sorted into
-    /// the run; any other is spread into the buckets below, its smallest time the new `last`.
-    /// False when the queue is empty.
-    fn refill(&mut self) -> bool {
+    /// `now`, `fresh` and the run are used up: take the earliest bucket and return its first
+    /// entry. A single entry (the common case in service models, where events are far apart)
+    /// comes straight out; a level-0 bucket (all at one time) becomes `now`; a short level-1
+    /// bucket is sorted into the run; any other is spread into the buckets below, its
+    /// smallest time the new `last`. `None` when the queue is empty.
+    fn refill(&mut self) -> Option<Entry<T>> {
         if self.summary == 0 {
-            return false;
+            return None;
         }
         let w = self.summary.trailing_zeros() as usize;
         let b = w * 64 + self.occupied[w].trailing_zeros() as usize;
         let Chain { head, tail } = self.unlink(w, b);
-        // Every entry of a level-0 bucket shares all its digits with `last` but the lowest,
-        // which is the bucket's digit: they are all at one time, in scheduling order. A bucket
-        // of one entry (the common case in service models, where events are far apart) needs
-        // no spreading either.
-        if b < DIGITS || (head == tail && self.chunks[head as usize].len == 1) {
+        let next = if head == tail && self.chunks[head as usize].len == 1 {
+            self.chunks[head as usize].len = 0;
+            self.free.push(head);
+            let e = self.slots[head as usize * CHUNK].take();
+            self.last = e.time;
+            Some(e)
+        } else if b < DIGITS {
+            // Every entry of a level-0 bucket shares all its digits with `last` but the
+            // lowest, which is the bucket's digit: they are all at one time, in scheduling
+            // order.
             self.chain_to_now(head, tail);
             self.last = self.now[0].time;
+            self.now.pop()
         } else if b < 2 * DIGITS && self.sort_into_run(head) {
-            // The run's first entry sets `last` when it is taken.
+            self.take_from_run()
         } else {
             self.spread(head);
-        }
+            self.now.pop()
+        };
         if self.summary & LEVEL0_WORDS != 0 {
             self.prefetch_next_times();
         }
-        true
+        next
     }
 
     /// Make the smallest time in the chain from `head` the new `last` and spread the chain's
