@@ -26,6 +26,20 @@ pub struct Results {
     pub faults: Vec<FaultWindow>,
     /// One entry per variant, in the order the scenario file declares them.
     pub variants: Vec<VariantResult>,
+    /// What makes these numbers mislead (see `warnings.rs`); left out when there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The `archsim_version` a JSON file of ours says wrote it, if it parses that far.
+pub fn written_by(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Version {
+        archsim_version: String,
+    }
+    serde_json::from_slice::<Version>(bytes)
+        .ok()
+        .map(|v| v.archsim_version)
 }
 
 /// The scenario echoed into the results, so a results file explains itself.
@@ -117,6 +131,15 @@ pub struct VariantResult {
     /// Time to recover from each fault window of this variant (see `crate::recovery`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recovery: Vec<RecoveryResult>,
+    /// Seconds of the measured time that clients were down (crashed or paused), summed over
+    /// clients: requests they would have issued then were never issued, so `availability`
+    /// leaves that time out, and tables mark it. Left out when zero.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub clients_down_s: f64,
+}
+
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// How long a variant took to recover from one fault: from the fault's end until its windowed
@@ -159,6 +182,38 @@ pub struct SeriesResult {
     /// router's per-shard load); plot legends add it to the node's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// For a series of states (a breaker's, a replica's role): the states' names and every
+    /// change; `values` then holds per window the index of the state that lasted longest.
+    /// The report draws it as a timeline, never as an averaged number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub states: Option<StateTrack>,
+}
+
+/// The states of a categorical series and when each began.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateTrack {
+    /// State names; a change's `state` indexes this list.
+    pub names: Vec<String>,
+    /// Every change in time order, the first at the series' start.
+    pub changes: Vec<StateChange>,
+    /// Changes after the last kept one that were counted but not kept (a bounded log).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A categorical series entering a state.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateChange {
+    /// When, seconds of simulated time.
+    pub at_s: f64,
+    /// Index into the track's `names`.
+    pub state: u32,
 }
 
 /// A state change of a component at a point in time.
@@ -223,67 +278,6 @@ pub struct ServerResult {
     pub served: u64,
     /// Requests turned away because the queue was full.
     pub rejected: u64,
-}
-
-/// Faults that overlap or nearly touch, as one interval to shade on a time axis.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FaultSpan {
-    /// The faults' label if they share one (`random crash app-1 ×3`), else how many they are.
-    pub label: String,
-    /// Start of the first, seconds.
-    pub start_s: f64,
-    /// End of the last, seconds.
-    pub end_s: f64,
-}
-
-/// The faults as intervals to shade, in time order, merging faults less than `gap_s` apart
-/// (a plot cannot show gaps narrower than a pixel or two, and tens of thousands of random
-/// faults would otherwise be tens of thousands of rectangles). O(F log F). Faults without a
-/// finite start are left out.
-pub fn fault_spans(faults: &[FaultWindow], gap_s: f64) -> Vec<FaultSpan> {
-    let mut sorted: Vec<(f64, f64, &str)> = faults
-        .iter()
-        .filter(|f| f.start_s.is_finite())
-        .map(|f| (f.start_s, f.end_s.max(f.start_s), f.label.as_str()))
-        .collect();
-    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut spans = Vec::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let (start, mut end, label) = sorted[i];
-        let (mut n, mut same) = (1u64, true);
-        i += 1;
-        while i < sorted.len() && sorted[i].0 <= end + gap_s {
-            end = end.max(sorted[i].1);
-            same &= sorted[i].2 == label;
-            n += 1;
-            i += 1;
-        }
-        let label = match (n, same) {
-            (1, _) => label.to_string(),
-            (_, true) => format!("{label} ×{n}"),
-            (_, false) => format!("{} faults", thousands(n)),
-        };
-        spans.push(FaultSpan {
-            label,
-            start_s: start,
-            end_s: end,
-        });
-    }
-    spans
-}
-
-/// `n` with a comma every three digits (`59,668`).
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A line of a fault table: one scheduled fault, or every random fault of one label (kind
@@ -430,41 +424,6 @@ mod tests {
             end_s,
             random,
         }
-    }
-
-    #[test]
-    fn nearby_faults_merge_into_one_span_labelled_by_what_they_share() {
-        let faults = [
-            fault("crash a", 10.0, 11.0, false),
-            fault("random crash b", 1.0, 2.0, true),
-            fault("random crash b", 2.05, 3.0, true),
-            fault("random pause c", 3.0, 3.5, true),
-            fault("random crash b", 5.0, 5.5, true),
-            fault("random crash b", 5.65, 6.0, true),
-            fault("never starts", f64::NAN, 1.0, false),
-        ];
-        let spans = fault_spans(&faults, 0.1);
-        let labels: Vec<(&str, f64, f64)> = spans
-            .iter()
-            .map(|s| (s.label.as_str(), s.start_s, s.end_s))
-            .collect();
-        assert_eq!(
-            labels,
-            [
-                ("3 faults", 1.0, 3.5),
-                ("random crash b", 5.0, 5.5),
-                ("random crash b", 5.65, 6.0),
-                ("crash a", 10.0, 11.0),
-            ]
-        );
-        assert_eq!(
-            fault_spans(&faults[4..6], 0.2)[0].label,
-            "random crash b ×2"
-        );
-        assert_eq!(
-            (thousands(7), thousands(59_668), thousands(1_000_000)),
-            ("7".into(), "59,668".into(), "1,000,000".into())
-        );
     }
 
     #[test]
