@@ -382,6 +382,45 @@ fn counter_value(value: f64) -> String {
     }
 }
 
+/// With several clients (two paths of one service, two tenants), one row per variant and
+/// client: its own requests after the warm-up and their availability, which the run-wide
+/// numbers mix. Empty when the run has one client (clients report their own numbers only then).
+pub fn clients(results: &Results) -> Table {
+    let mut table = Table::new(&[
+        ("variant", Align::Left),
+        ("client", Align::Left),
+        ("requests", Align::Right),
+        ("failed", Align::Right),
+        ("availability", Align::Right),
+    ]);
+    let nodes = results.scenario.resolved.get("nodes");
+    let is_client = |name: &str| {
+        nodes
+            .and_then(|n| n.get(name))
+            .and_then(|c| c.get("Client"))
+            .is_some()
+    };
+    for v in &results.variants {
+        for (node, counters) in &v.components {
+            let (Some(ok), Some(failed)) = (counters.get("ok"), counters.get("failed")) else {
+                continue;
+            };
+            if !is_client(node) || !counters.contains_key("availability") {
+                continue;
+            }
+            let total = ok + failed;
+            table.rows.push(vec![
+                v.name.clone(),
+                node.clone(),
+                format::count(total as u64),
+                format::count(*failed as u64),
+                format::percent(if total > 0.0 { ok / total } else { 1.0 }, 3),
+            ]);
+        }
+    }
+    table
+}
+
 /// One row per variant that overrides anything: the override paths and values.
 pub fn overrides(results: &Results) -> Table {
     let mut table = Table::new(&[

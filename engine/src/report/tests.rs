@@ -586,3 +586,31 @@ fn the_collision_check_sees_overlapping_text_and_text_over_data() {
         <text x="10" y="60" font-family="sans-serif" font-size="16">b</text></svg>"##;
     assert!(super::collisions::problems(clean, &[]).is_empty());
 }
+
+#[test]
+fn several_clients_get_a_row_each_in_the_summary() {
+    let mut r = fixture();
+    r.scenario.resolved = serde_json::json!({"nodes": {
+        "browse": {"Client": {"target": "api"}},
+        "checkout": {"Client": {"target": "api"}},
+        "api": {"Server": {}},
+    }});
+    let own = |ok: f64, failed: f64| {
+        BTreeMap::from([
+            ("ok".to_string(), ok),
+            ("failed".to_string(), failed),
+            ("availability".to_string(), ok / (ok + failed)),
+        ])
+    };
+    let v = &mut r.variants[0];
+    v.components.insert("browse".into(), own(7_890.0, 2_110.0));
+    v.components.insert("checkout".into(), own(1_000.0, 0.0));
+    // A server's counters of the same names are not a client's.
+    v.components.insert("api".into(), own(5.0, 5.0));
+    let md = summary::markdown(&r);
+    assert!(md.contains("### By client\n"));
+    assert!(md.contains("| round-robin | browse | 10,000 | 2,110 | 78.900% |"));
+    assert!(md.contains("| round-robin | checkout | 1,000 | 0 | 100.000% |"));
+    assert!(!md.contains("| round-robin | api |"));
+    assert!(!summary::markdown(&fixture()).contains("By client"));
+}
