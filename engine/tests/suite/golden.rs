@@ -16,39 +16,50 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     // The results hashes of scenarios with component series or link faults changed on purpose
     // (issue 19): one series value per window, states kept as timelines, fault labels with
     // their magnitude; the event digests did not.
-    ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0x27fd48ebdd4116ab),
+    // Re-pinned on purpose for issue 18 (fidelity II): a retry, hedge or redelivery draws its
+    // own service time (retry-storm, queue-consumers: new event digests); time to recover
+    // leaves out windows still recovering from an earlier fault; transactions report time in
+    // doubt apart from time blocked; elections count leaderless time from the loss of the
+    // leader, by cause; runs with several clients report each client's availability;
+    // circuit-breaker.ron was reworked and concurrency-models.ron is new.
+    ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0xe71eb871ef9de9a8),
     ("bench-p2c.ron", "a73634ab57ef2544", 0xd56e68defc877fb1),
     (
         "cache-strategies.ron",
         "822eca7fc6aeb44c",
-        0xe5281c63c521e5b5,
+        0x89b4e0daf2402c62,
     ),
     ("cap-partition.ron", "9a2aaa30b5aa4638", 0x1b2f6622cb16e881),
     (
         "circuit-breaker.ron",
-        "cd5e673f52e7aed5",
-        0xcd7daed20431d095,
+        "dc5ad1bb9e595948",
+        0x53c75e882c3ad52e,
+    ),
+    (
+        "concurrency-models.ron",
+        "395d5b19dd6fcc5e",
+        0x575dd870aee64b4d,
     ),
     (
         "health-check-failover.ron",
         "d56201d926357293",
-        0x2233e19a23ebbce4,
+        0x0629883dbe9a4391,
     ),
-    ("lb-strategies.ron", "9f026c7f4f2db736", 0xb490808fcdff44bb),
+    ("lb-strategies.ron", "9f026c7f4f2db736", 0x114d9de2fa774219),
     (
         "queue-consumers.ron",
-        "2ab9d93d78e8ad2c",
-        0x189df4af7eebd1aa,
+        "7b396c97f3fba5a9",
+        0x11cc39f72a2b8490,
     ),
     ("quickstart.ron", "7499c2e343a95698", 0xa2c19b8b9ce1eafd),
-    ("random-faults.ron", "087a9255eb3027cc", 0x6de1b87fce9d85e6),
+    ("random-faults.ron", "087a9255eb3027cc", 0x966172b47806f201),
     ("rate-limiters.ron", "e828a34e20ae1c9c", 0x6859e620cc4f7501),
     (
         "replication-modes.ron",
         "70a38b0a55881965",
-        0x9ffab95eac7f92ab,
+        0xcaa9689f69dde7c2,
     ),
-    ("retry-storm.ron", "d0ceb0b496dd4218", 0x5616e34dd1151257),
+    ("retry-storm.ron", "d947aaa84342f0b2", 0x4e0d8242ef3b911c),
     (
         "sharding-hotspot.ron",
         "6cf51d189a223d2d",
@@ -58,8 +69,9 @@ const COMMITTED: &[(&str, &str, u64)] = &[
 
 /// (synthetic run, digest of the event traces, hash of results.json).
 const SYNTHETIC: &[(&str, &str, u64)] = &[
+    // `faults`: results hash re-pinned for issue 18 (time-to-recover baselines).
     ("timeouts", "feb4943b55893d87", 0x2f8f8ae22b2754ec),
-    ("faults", "897f289a5d13d785", 0x2772a5d46624ec77),
+    ("faults", "897f289a5d13d785", 0xa319929286a916fd),
     ("closed-constant", "3367a98990b3036f", 0x0955f9ff73780c8a),
 ];
 
