@@ -92,6 +92,58 @@ fn merged(windows: &[&FaultWindow], gap: f64) -> Vec<(f64, f64)> {
     out
 }
 
+/// Random faults in a run beyond which those of one kind are shaded as one layer.
+const MANY_RANDOM: usize = 100;
+
+/// The faults as shading layers, in order of first appearance: each fault its own (label,
+/// kind, windows), except that with more than [`MANY_RANDOM`] random faults those of one kind
+/// are one layer over all their nodes, so thousands of overlapping random faults on ten nodes
+/// are not ten stacked shades (the fault table still counts them by node).
+fn layers(faults: &[FaultWindow]) -> Vec<(String, FaultKind, Vec<&FaultWindow>)> {
+    let many_random = faults.iter().filter(|f| f.random).count() > MANY_RANDOM;
+    let mut out: Vec<(Vec<&str>, FaultKind, Vec<&FaultWindow>)> = Vec::new();
+    for (label, windows) in distinct(faults) {
+        let k = kind(label);
+        let random = many_random && windows.first().is_some_and(|w| w.random);
+        let joined = random
+            .then(|| out.iter().position(|(_, kk, w)| *kk == k && w[0].random))
+            .flatten();
+        match joined {
+            Some(i) => {
+                out[i].0.push(label);
+                out[i].2.extend(windows);
+            }
+            None => out.push((vec![label], k, windows)),
+        }
+    }
+    out.into_iter()
+        .map(|(labels, k, windows)| {
+            let text = match labels[..] {
+                [one] => repeated_label(one, &windows),
+                _ => random_layer_label(&labels, &windows),
+            };
+            (text, k, windows)
+        })
+        .collect()
+}
+
+/// The label of random faults of one kind on several nodes: `random crash ×59,668 on 10
+/// nodes from 0.01 to 600 s` (the labels' shared words, then the count and the span).
+fn random_layer_label(labels: &[&str], windows: &[&FaultWindow]) -> String {
+    let first = labels[0];
+    let shared = first.rsplit_once(' ').map_or(first, |(head, _)| head);
+    let starts = windows.iter().map(|w| w.start_s);
+    let lo = starts.clone().fold(f64::INFINITY, f64::min);
+    let hi = starts.fold(f64::NEG_INFINITY, f64::max);
+    format!(
+        "{shared} ×{} on {} nodes from {} to {} s",
+        format::count(windows.len() as u64),
+        labels.len(),
+        format::seconds(lo).trim_end_matches(" s"),
+        format::seconds(hi).trim_end_matches(" s"),
+    )
+}
+
 /// The warm-up and every fault, clamped to the time axis; intervals outside it are dropped.
 /// Only the first window of a repeated fault carries its label; a fault's windows closer than
 /// about a pixel are shaded as one.
@@ -111,11 +163,10 @@ pub fn shades_of(timing: &Timing, faults: &[FaultWindow], x: &Axis) -> Vec<Shade
     });
     // Windows of one fault closer than the narrowest shade drawn (1/400 of the axis) are one.
     let gap = (x.hi - x.lo) / 400.0;
-    let faults = distinct(faults)
+    let faults = layers(faults)
         .into_iter()
-        .flat_map(move |(label, windows)| {
-            let text = repeated_label(label, &windows);
-            let kind = ShadeKind::Fault(kind(label));
+        .flat_map(move |(text, kind, windows)| {
+            let kind = ShadeKind::Fault(kind);
             merged(&windows, gap)
                 .into_iter()
                 .enumerate()
@@ -195,5 +246,35 @@ mod tests {
         assert_eq!(merged(&refs, 15_000.0 / 400.0), vec![(0.0, 14_999.5)]);
         // Apart by more than the gap, they stay apart.
         assert_eq!(merged(&refs[..3], 0.4).len(), 3);
+    }
+
+    #[test]
+    fn random_faults_of_one_kind_are_one_layer_and_scheduled_ones_their_own() {
+        let random = |label: &str, start_s: f64| FaultWindow {
+            random: true,
+            ..window(label, start_s)
+        };
+        let mut faults = vec![
+            random("random crash app-1", 1.0),
+            window("crash app-1", 1.5),
+            random("random crash app-2", 3.0),
+            random("random pause app-1", 4.0),
+            random("random crash app-1", 9.0),
+            window("crash app-2", 12.0),
+        ];
+        // A few random faults keep a layer per node.
+        assert_eq!(layers(&faults).len(), 5);
+        faults.extend((0..100).map(|i| random("random pause app-1", 20.0 + f64::from(i))));
+        let l = layers(&faults);
+        let summary: Vec<(&str, usize)> = l.iter().map(|(t, _, w)| (t.as_str(), w.len())).collect();
+        assert_eq!(
+            summary,
+            [
+                ("random crash ×3 on 2 nodes from 1 to 9 s", 3),
+                ("crash app-1", 1),
+                ("random pause app-1 ×101 from 4 to 119 s", 101),
+                ("crash app-2", 1),
+            ]
+        );
     }
 }
