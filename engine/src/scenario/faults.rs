@@ -248,8 +248,8 @@ fn check_probability(v: &mut Validator<'_>, at: &Path, p: f64) {
 }
 
 /// A latency distribution in a few characters for a fault's plot label: `1s`, `median 5ms`.
-pub fn dist_label(d: &crate::dist::Dist) -> String {
-    use crate::dist::Dist;
+pub fn dist_label(d: &crate::sim::dist::Dist) -> String {
+    use crate::sim::dist::Dist;
     match d {
         Dist::Constant(v) => v.to_string(),
         Dist::Exponential { mean } | Dist::Normal { mean, .. } => format!("mean {mean}"),
