@@ -1,7 +1,7 @@
 //! Sharding: the router's per-shard counts against the key distribution, a celebrity key as one
 //! hot shard, routing to replicated stores, and rebalancing; errors name file:line:col.
 
-use super::run_text;
+use super::{assert_holds, run_text};
 use archsim::Registry;
 use archsim::results::VariantResult;
 use archsim::scenario::parse;
@@ -133,7 +133,7 @@ fn shards_may_be_replicated_stores_and_stay_linearizable() {
 )"#;
     let r = run_text(src);
     let v = &r.variants[0];
-    assert_eq!(v.components["history"]["linearizable"], 1.0);
+    assert_holds(v, "history", "linearizable", "sharded replicated stores");
     assert_eq!(v.components["users"]["ok"], v.components["users"]["issued"]);
     assert!(v.components["history"]["reads_ok"] > 1000.0);
     // Every request a shard's replicas coordinated was routed to that shard.

@@ -17,8 +17,9 @@
 use crate::contract::build::Observer;
 use crate::contract::call::{CallId, Op, RequestId};
 use crate::contract::metrics::{EventLog, NodeStats};
+use crate::results::Verdict;
 use crate::sim::time::SimTime;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the replicas of a leader/follower store say to each other (inside
 /// `ReplicaMsg::Raft`). Terms are `u32` to keep the message small.
@@ -111,6 +112,8 @@ pub struct ElectionChecker {
     candidacies: u64,
     elected: u64,
     two_leaders: u64,
+    /// Terms in which a second leader was elected.
+    terms_violated: BTreeSet<u32>,
     /// The current leader as far as the ground truth knows: (term, node).
     current: Option<(u32, u32)>,
     /// When the current leader crashed, if it did.
@@ -128,6 +131,7 @@ impl Default for ElectionChecker {
             candidacies: 0,
             elected: 0,
             two_leaders: 0,
+            terms_violated: BTreeSet::new(),
             current: None,
             down_since: None,
             first_leader_at: None,
@@ -162,6 +166,7 @@ impl ElectionChecker {
         if let Some(&other) = self.leaders.get(&term) {
             if other != node {
                 self.two_leaders += 1;
+                self.terms_violated.insert(term);
                 let what = format!(
                     "VIOLATION: term {term} has two leaders, {} and {}",
                     self.who(other),
@@ -245,9 +250,19 @@ impl Observer for ElectionChecker {
                 self.log.dropped() as f64,
             ),
         ]);
+        // Every term with a leader is decided: the checker sees every election.
+        let violated = self.terms_violated.len() as u64;
+        let verdict = Verdict::new(
+            "one leader per term",
+            "terms",
+            self.leaders.len() as u64,
+            violated,
+            0,
+        );
         NodeStats {
             counters,
             events: self.log.take(),
+            verdicts: vec![verdict],
             ..NodeStats::default()
         }
     }
@@ -267,6 +282,8 @@ mod tests {
         c.elected(SimTime(253_000_000), 2, 2, None);
         let s = c.finish(SimTime(300_000_000));
         assert_eq!(s.counters["terms_with_two_leaders"], 1.0);
+        let v = &s.verdicts[0];
+        assert_eq!((v.checked, v.violated, v.unchecked), (2, 1, 0));
         assert_eq!(s.counters["leaderless_periods"], 1.0);
         assert_eq!(s.counters["leaderless_max_ms"], 250.0);
         assert_eq!(s.counters["highest_term"], 2.0);

@@ -10,6 +10,7 @@
 use super::{members, ms_between};
 use crate::contract::build::Observer;
 use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
+use crate::results::Verdict;
 use crate::sim::time::{SimDuration, SimTime};
 use std::collections::BTreeMap;
 
@@ -73,6 +74,10 @@ pub struct TxnChecker {
     begun: u64,
     messages: u64,
     records_dropped: u64,
+    /// 2PC/3PC transactions whose every branch settled without a violation.
+    settled_atomic: u64,
+    /// Unsettled 2PC/3PC records dropped past the bound without a violation: never decided.
+    dropped_undecided: u64,
     blocked_now: f64,
     in_doubt_now: f64,
     partial_now: f64,
@@ -106,6 +111,8 @@ impl TxnChecker {
             begun: 0,
             messages: 0,
             records_dropped: 0,
+            settled_atomic: 0,
+            dropped_undecided: 0,
             blocked_now: 0.0,
             in_doubt_now: 0.0,
             partial_now: 0.0,
@@ -152,6 +159,7 @@ impl TxnChecker {
             // The oldest unsettled transaction goes; ids grow with time per client.
             if let Some((_, old)) = self.records.pop_first() {
                 self.records_dropped += 1;
+                self.dropped_undecided += u64::from(!old.saga && !old.violated);
                 self.in_doubt_now -= f64::from(u8::from(old.blocked > 0));
                 self.partial_now -= f64::from(u8::from(old.partial()));
             }
@@ -180,6 +188,7 @@ impl TxnChecker {
             self.partial_series.set(now, self.partial_now);
         }
         if settled {
+            self.settled_atomic += u64::from(!r.saga && !r.violated);
             if let Some(start) = window_start {
                 let ms = ms_between(start, now);
                 self.partial_window_ms.add(now, ms);
@@ -389,7 +398,28 @@ impl Observer for TxnChecker {
         let mut stats = NodeStats::counters(counters);
         stats.series = series;
         stats.events = events;
+        stats.verdicts = vec![self.atomicity()];
         stats
+    }
+}
+
+impl TxnChecker {
+    /// Atomic commit over 2PC/3PC transactions (sagas promise less): a transaction is decided
+    /// once every branch settled, or as soon as one branch committed and another aborted; one
+    /// still unsettled at the end (or dropped past the record bound) is not.
+    fn atomicity(&self) -> Verdict {
+        let unsettled = self
+            .records
+            .values()
+            .filter(|r| !r.saga && !r.violated)
+            .count() as u64;
+        Verdict::new(
+            "atomic commit",
+            "transactions",
+            self.settled_atomic + self.violations,
+            self.violations,
+            unsettled + self.dropped_undecided,
+        )
     }
 }
 
@@ -422,6 +452,22 @@ mod tests {
             what.contains("txn 8 committed at p-0 but aborted at p-1"),
             "{what}"
         );
+        // Txn 9 has heard from one of its two participants when the run ends: undecided.
+        c.decided(t(6), 9, 0b11, 0, true);
+        let v = c.atomicity();
+        assert_eq!((v.checked, v.violated, v.unchecked), (2, 1, 1));
+        assert_eq!(v.outcome(), "violated");
+    }
+
+    #[test]
+    fn atomicity_holds_only_once_every_transaction_settled() {
+        let mut c = checker();
+        c.decided(t(1), 7, 0b11, 0, true);
+        assert_eq!(c.atomicity().holds(), None, "txn 7 is not settled");
+        c.decided(t(2), 7, 0b11, 1, true);
+        let v = c.atomicity();
+        assert_eq!((v.checked, v.violated, v.unchecked), (1, 0, 0));
+        assert_eq!(v.holds(), Some(true));
     }
 
     #[test]
