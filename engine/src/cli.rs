@@ -4,7 +4,7 @@
 //! scenario with errors, bad arguments, an unreadable results file). Nothing is written
 //! unless the whole run succeeded, and every file is written through a temp file + rename.
 
-use crate::output::{write_atomically, write_files_atomically};
+use crate::output::write_files_atomically;
 use crate::registry::Registry;
 use crate::results::Results;
 use crate::runner::{RunFailure, RunOptions, run};
@@ -190,7 +190,9 @@ fn load(registry: &Registry, file: &Path) -> Result<scenario::Scenario, ExitCode
     scenario::load(file, registry).map_err(|e| {
         eprintln!("{e}");
         match e {
-            LoadError::Io(..) | LoadError::Scenario(_) => ExitCode::from(2),
+            LoadError::Io(..) | LoadError::Encoding { .. } | LoadError::Scenario(_) => {
+                ExitCode::from(2)
+            }
         }
     })
 }
@@ -310,6 +312,9 @@ fn cmd_run(
         }
     }
     print!("{}", report::terminal_table(&results));
+    for w in &results.warnings {
+        eprintln!("warning: {w}");
+    }
     let dir = out.unwrap_or_else(|| default_out(file));
     write_report(&dir, &results, Some(json))
 }
@@ -322,27 +327,22 @@ pub fn results_json(r: &Results) -> Vec<u8> {
 }
 
 fn write_report(dir: &Path, results: &Results, json: Option<Vec<u8>>) -> ExitCode {
-    let files = match report::render(results) {
+    let mut files = match report::render(results) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: cannot render the report: {e}");
             return ExitCode::from(1);
         }
     };
+    // results.json goes with the rest: if any file cannot be written, none is.
+    if let Some(json) = json {
+        files.push(("results.json".to_string(), json));
+    }
     if let Err(e) = write_files_atomically(dir, &files) {
-        eprintln!("error: cannot write {}: {e}", dir.display());
+        eprintln!("error: cannot write the report: {e}");
         return ExitCode::from(1);
     }
-    if let Some(json) = json
-        && let Err(e) = write_atomically(&dir.join("results.json"), &json)
-    {
-        eprintln!(
-            "error: cannot write {}: {e}",
-            dir.join("results.json").display()
-        );
-        return ExitCode::from(1);
-    }
-    eprintln!("wrote {}/ ({} files)", dir.display(), files.len() + 1);
+    eprintln!("wrote {}/ ({} files)", dir.display(), files.len());
     ExitCode::SUCCESS
 }
 
@@ -354,6 +354,17 @@ fn cmd_report(path: &Path, out: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let ours = env!("CARGO_PKG_VERSION");
+    if let Some(theirs) = crate::results::written_by(text.as_bytes())
+        && theirs != ours
+    {
+        eprintln!(
+            "error: {} was written by archsim {theirs}, this is archsim {ours}: `report` reads \
+             only its own version's results (re-run the scenario with this archsim)",
+            path.display()
+        );
+        return ExitCode::from(2);
+    }
     if let Ok(sweep) = serde_json::from_str::<crate::sweep::results::SweepResults>(&text) {
         let dir = out.unwrap_or_else(|| {
             path.parent()

@@ -34,12 +34,15 @@ use std::fmt::Write;
 /// The whole listing.
 pub fn render(registry: &Registry) -> String {
     let mut out = String::new();
-    out.push_str(
+    out.push_str(&format!(
         "archsim building blocks. Durations are strings with a unit: \"250us\", \"3ms\", \"1.5s\"\n\
          (units ns, us, ms, s, min, h; a space before the unit is allowed: \"500 ms\").\n\
          Fields with a default may be left out; defaults are shown as they are written in RON\n\
-         (enum values bare, strings quoted). `archsim list KIND` shows one kind or section.\n\n",
-    );
+         (enum values bare, strings quoted). `archsim list KIND` shows one kind or section.\n\
+         Node names use ASCII letters, digits, '-' and '_'; a scenario declares at most {}\n\
+         nodes, replicas counted.\n\n",
+        crate::scenario::validate::MAX_NODES
+    ));
     section(
         &mut out,
         "COMPONENTS (declare under `nodes: { \"name\": Kind(...) }`)",

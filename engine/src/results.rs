@@ -26,6 +26,20 @@ pub struct Results {
     pub faults: Vec<FaultWindow>,
     /// One entry per variant, in the order the scenario file declares them.
     pub variants: Vec<VariantResult>,
+    /// What makes these numbers mislead (see `warnings.rs`); left out when there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The `archsim_version` a JSON file of ours says wrote it, if it parses that far.
+pub fn written_by(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Version {
+        archsim_version: String,
+    }
+    serde_json::from_slice::<Version>(bytes)
+        .ok()
+        .map(|v| v.archsim_version)
 }
 
 /// The scenario echoed into the results, so a results file explains itself.
@@ -113,6 +127,15 @@ pub struct VariantResult {
     /// verdicts, each with what it checked, found violated and could not check.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub verdicts: BTreeMap<String, Vec<Verdict>>,
+    /// Seconds of the measured time that clients were down (crashed or paused), summed over
+    /// clients: requests they would have issued then were never issued, so `availability`
+    /// leaves that time out, and tables mark it. Left out when zero.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub clients_down_s: f64,
+}
+
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// A checker's verdict on one property, by units (keys, transactions, terms): how many it

@@ -70,6 +70,11 @@ pub fn run(
         .par_iter()
         .map(|v| run_variant(v, registry, seed))
         .collect::<Result<Vec<_>, _>>()?;
+    let per_variant: Vec<(String, Vec<String>)> = chosen
+        .iter()
+        .zip(&variants)
+        .map(|(v, r)| (v.name.clone(), crate::warnings::of_variant(v, seed, r)))
+        .collect();
     let digest = variants.iter().fold(mix64(seed), |h, v| {
         mix64(h ^ u64::from_str_radix(&v.digest, 16).unwrap_or(0))
     });
@@ -92,6 +97,7 @@ pub fn run(
         },
         faults: fault_windows(&chosen, seed),
         variants,
+        warnings: crate::warnings::merge(&per_variant),
     })
 }
 
@@ -210,5 +216,9 @@ pub fn run_variant(
         state_changes,
         recovery,
         verdicts,
+        clients_down_s: crate::warnings::clients_down(v, seed)
+            .iter()
+            .map(|(_, d)| d.as_secs_f64())
+            .sum(),
     })
 }

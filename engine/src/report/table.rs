@@ -180,7 +180,16 @@ fn variant_row(variant: &VariantResult, causes: &[String]) -> Vec<String> {
     let mut row = vec![
         variant.name.clone(),
         format::count(variant.requests),
-        format::percent(variant.availability, 3),
+        // Availability that leaves out time the clients were down is not the whole story.
+        format!(
+            "{}{}",
+            format::percent(variant.availability, 3),
+            if variant.clients_down_s > 0.0 {
+                "*"
+            } else {
+                ""
+            }
+        ),
         format::grouped(variant.throughput_rps, 1),
         format::ms(variant.latency_ms.p50),
         format::ms(variant.latency_ms.p99),

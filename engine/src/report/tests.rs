@@ -29,6 +29,7 @@ pub(super) fn fixture() -> Results {
         variant("p2c", 2, 0.4),
     ];
     Results {
+        warnings: Vec::new(),
         archsim_version: "0.1.0".to_string(),
         scenario: ScenarioEcho {
             name: "Load balancer strategies under a slow replica".to_string(),
@@ -97,6 +98,7 @@ fn variant(name: &str, index: u64, sensitivity: f64) -> VariantResult {
         latency_cdf: cdf(sensitivity),
         windows,
         servers: (0..4).map(|r| server(r, index)).collect(),
+        clients_down_s: 0.0,
         components,
         series: BTreeMap::new(),
         state_changes: BTreeMap::new(),

@@ -63,7 +63,7 @@ pub enum Strategy {
     /// A hash ring over the request key with `vnodes` points per backend:
     /// `ConsistentHash(vnodes: 100)`. A key keeps its backend while that backend is reachable.
     ConsistentHash {
-        /// Points on the ring per backend (count). Default 100.
+        /// Points on the ring per backend (count, at most 10000). Default 100.
         #[serde(default = "default_vnodes")]
         vnodes: u32,
     },
@@ -157,6 +157,12 @@ impl LoadBalancerConfig {
                 &at.field("strategy").field("vnodes"),
                 "no points on the ring",
                 "expected a count >= 1",
+            ),
+            // The ring holds backends × vnodes points, built before the run starts.
+            Strategy::ConsistentHash { vnodes } if *vnodes > 10_000 => v.error(
+                &at.field("strategy").field("vnodes"),
+                format!("{vnodes} virtual nodes"),
+                "expected a count from 1 to 10000",
             ),
             _ => {}
         }
