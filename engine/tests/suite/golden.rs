@@ -16,14 +16,19 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     // The results hashes of scenarios with component series or link faults changed on purpose
     // (issue 19): one series value per window, states kept as timelines, fault labels with
     // their magnitude; the event digests did not.
-    ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0x27fd48ebdd4116ab),
+    // The results hashes of scenarios with a history, election or transaction checker changed
+    // on purpose (issue 25): results.json carries each checker's verdicts (checked, violated,
+    // unchecked), and replication-modes decides every key now that timed-out writes are
+    // resolved before the search (48 keys linearizable of 50 before, 50 now); the event
+    // digests did not.
+    ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0xe162cf5e1cb6fd2e),
     ("bench-p2c.ron", "a73634ab57ef2544", 0xd56e68defc877fb1),
     (
         "cache-strategies.ron",
         "822eca7fc6aeb44c",
         0xe5281c63c521e5b5,
     ),
-    ("cap-partition.ron", "9a2aaa30b5aa4638", 0x1b2f6622cb16e881),
+    ("cap-partition.ron", "9a2aaa30b5aa4638", 0xe7213fe98e11554e),
     (
         "circuit-breaker.ron",
         "cd5e673f52e7aed5",
@@ -46,13 +51,13 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     (
         "replication-modes.ron",
         "70a38b0a55881965",
-        0x9ffab95eac7f92ab,
+        0x15d2465735162c74,
     ),
     ("retry-storm.ron", "d0ceb0b496dd4218", 0x5616e34dd1151257),
     (
         "sharding-hotspot.ron",
         "6cf51d189a223d2d",
-        0x03cbe29e2ada1ebf,
+        0x73d2792984b979cd,
     ),
 ];
 
