@@ -131,6 +131,10 @@ pub struct VariantResult {
     /// Time to recover from each fault window of this variant (see `crate::recovery`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recovery: Vec<RecoveryResult>,
+    /// What the run-wide checkers decided (linearizability, atomicity, ...), node name to
+    /// verdicts, each with what it checked, found violated and could not check.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub verdicts: BTreeMap<String, Vec<Verdict>>,
     /// Seconds of the measured time that clients were down (crashed or paused), summed over
     /// clients: requests they would have issued then were never issued, so `availability`
     /// leaves that time out, and tables mark it. Left out when zero.
@@ -140,6 +144,58 @@ pub struct VariantResult {
 
 fn is_zero_f64(x: &f64) -> bool {
     *x == 0.0
+}
+
+/// A checker's verdict on one property, by units (keys, transactions, terms): how many it
+/// decided, how many of those violate the property, and how many it could not decide (over a
+/// search or history bound). The property is said to hold only when every unit was decided.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict {
+    /// The property, e.g. `linearizable`.
+    pub property: String,
+    /// What was counted, plural, e.g. `keys`.
+    pub unit: String,
+    /// Units decided (violated or not).
+    pub checked: u64,
+    /// Of those, units that violate the property.
+    pub violated: u64,
+    /// Units not decided.
+    pub unchecked: u64,
+}
+
+impl Verdict {
+    /// A verdict on `property` over `unit`s.
+    pub fn new(property: &str, unit: &str, checked: u64, violated: u64, unchecked: u64) -> Self {
+        Verdict {
+            property: property.to_string(),
+            unit: unit.to_string(),
+            checked,
+            violated,
+            unchecked,
+        }
+    }
+
+    /// `Some(false)` if a violation was found, `Some(true)` if every unit was decided and
+    /// none violates it, `None` (undecided) otherwise.
+    pub fn holds(&self) -> Option<bool> {
+        if self.violated > 0 {
+            Some(false)
+        } else if self.unchecked == 0 {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    /// The verdict in a word or two: `holds`, `violated`, `undecided`.
+    pub fn outcome(&self) -> &'static str {
+        match self.holds() {
+            Some(true) => "holds",
+            Some(false) => "violated",
+            None => "undecided",
+        }
+    }
 }
 
 /// How long a variant took to recover from one fault: from the fault's end until its windowed

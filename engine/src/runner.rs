@@ -147,6 +147,7 @@ pub fn run_variant(
     let mut components = BTreeMap::new();
     let mut series = BTreeMap::new();
     let mut state_changes = BTreeMap::new();
+    let mut verdicts = BTreeMap::new();
     let mut lost_in_crash = 0.0;
     for (name, stats) in out.node_stats {
         let NodeStats {
@@ -154,6 +155,7 @@ pub fn run_variant(
             counters,
             series: node_series,
             events: node_events,
+            verdicts: node_verdicts,
         } = stats;
         if let Some(s) = server {
             servers.push(ServerResult {
@@ -167,6 +169,9 @@ pub fn run_variant(
         }
         if !node_series.is_empty() {
             series.insert(name.clone(), node_series);
+        }
+        if !node_verdicts.is_empty() {
+            verdicts.insert(name.clone(), node_verdicts);
         }
         if !node_events.is_empty() {
             state_changes.insert(name, node_events);
@@ -218,6 +223,7 @@ pub fn run_variant(
         series,
         state_changes,
         recovery,
+        verdicts,
         clients_down_s: crate::warnings::clients_down(v, seed)
             .iter()
             .map(|(_, d)| d.as_secs_f64())

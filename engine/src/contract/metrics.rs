@@ -5,7 +5,9 @@
 
 use crate::contract::call::Cause;
 use crate::contract::hdr_counts::HdrCounts;
-use crate::results::{EventRecord, LatencySummary, SeriesResult, ServerResult, WindowResult};
+use crate::results::{
+    EventRecord, LatencySummary, SeriesResult, ServerResult, Verdict, WindowResult,
+};
 use crate::sim::time::{SimDuration, SimTime};
 use std::collections::BTreeMap;
 
@@ -26,6 +28,8 @@ pub struct NodeStats {
     pub series: Vec<SeriesResult>,
     /// Timestamped state changes (a breaker opening, a leader elected), in time order.
     pub events: Vec<EventRecord>,
+    /// A checker's verdicts, each saying what it checked, found violated and left unchecked.
+    pub verdicts: Vec<Verdict>,
 }
 
 impl NodeStats {

@@ -78,6 +78,15 @@ pub fn page(
     if let Some(figure) = figures.get(headline) {
         out.push_str(&inline_figure(figure));
     }
+    let verdicts = table::verdicts(results);
+    if !verdicts.rows.is_empty() {
+        out.push_str("<h2 id=\"checks\">Checks</h2>\n");
+        out.push_str(&wide(&verdicts));
+        out.push_str(&format!(
+            "<p class=\"note\">{}</p>\n",
+            html_escape(table::VERDICTS_NOTE.trim())
+        ));
+    }
     if let Some(svg) = topology {
         out.push_str("<h2 id=\"topology\">Topology</h2>\n");
         out.push_str(&inline_figure(&Figure {
@@ -101,6 +110,9 @@ fn contents(results: &Results, figures: &[Figure<'_>], headline: usize, topology
     let mut items = vec![("results".to_string(), "Results".to_string())];
     if let Some(f) = figures.get(headline) {
         items.push((f.id.to_string(), format!("Results: {}", f.title)));
+    }
+    if !table::verdicts(results).rows.is_empty() {
+        items.push(("checks".to_string(), "Checks".to_string()));
     }
     if topology {
         items.push(("topology".to_string(), "Topology".to_string()));

@@ -34,6 +34,13 @@ pub fn markdown(results: &Results) -> String {
         out.push_str("\n### Variants\n\n");
         out.push_str(&overrides.to_markdown());
     }
+    let verdicts = table::verdicts(results);
+    if !verdicts.rows.is_empty() {
+        out.push_str("\n## Checks\n\n");
+        out.push_str(&verdicts.to_markdown());
+        out.push('\n');
+        out.push_str(table::VERDICTS_NOTE);
+    }
     out.push_str("\n## Plots\n\n");
     for (stem, caption) in plot_captions(results) {
         out.push_str(&format!("![{}]({stem}.svg)\n\n", markdown_cell(&caption)));

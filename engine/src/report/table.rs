@@ -438,6 +438,39 @@ pub fn overrides(results: &Results) -> Table {
     table
 }
 
+/// One row per checker verdict of each variant: what was checked, violated and left
+/// unchecked, and the outcome (a property holds only when nothing was left unchecked).
+pub fn verdicts(results: &Results) -> Table {
+    let mut table = Table::new(&[
+        ("variant", Align::Left),
+        ("checker", Align::Left),
+        ("property", Align::Left),
+        ("checked", Align::Right),
+        ("violated", Align::Right),
+        ("unchecked", Align::Right),
+        ("verdict", Align::Left),
+    ]);
+    for v in &results.variants {
+        for (node, verdicts) in &v.verdicts {
+            for verdict in verdicts {
+                table.rows.push(vec![
+                    v.name.clone(),
+                    node.clone(),
+                    verdict.property.clone(),
+                    format!("{} {}", format::count(verdict.checked), verdict.unit),
+                    format::count(verdict.violated),
+                    format::count(verdict.unchecked),
+                    verdict.outcome().to_string(),
+                ]);
+            }
+        }
+    }
+    table
+}
+
+/// What the verdict table's outcomes mean; shared by `summary.md` and `index.html`.
+pub const VERDICTS_NOTE: &str = "A property holds only when every unit was checked and none violates it; it is undecided when some were left unchecked (over the checker's search bound or the history's size bound) and none of those checked violates it.\n";
+
 /// Time to recover, one row per variant and fault (see `crate::recovery`).
 pub fn recovery(results: &Results) -> Table {
     let mut table = Table::new(&[

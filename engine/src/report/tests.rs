@@ -104,6 +104,7 @@ fn variant(name: &str, index: u64, sensitivity: f64) -> VariantResult {
         series: BTreeMap::new(),
         state_changes: BTreeMap::new(),
         recovery: Vec::new(),
+        verdicts: BTreeMap::new(),
     }
 }
 
@@ -306,6 +307,44 @@ fn summary_has_the_tables_and_links() {
     assert!(md.contains("| app-3 | 72.00% | 0.75 | 109,970 | 3 |"));
     assert!(md.contains("| crash app-3 | 40.000 | 45.000 |"));
     assert!(md.contains("Seed: 7"));
+}
+
+#[test]
+fn verdicts_show_what_was_checked_violated_and_left_unchecked() {
+    let mut r = fixture();
+    assert!(!text(&render(&r).expect("renders"), "summary.md").contains("## Checks"));
+    r.variants[0].verdicts.insert(
+        "history".to_string(),
+        vec![
+            crate::results::Verdict::new("linearizable", "keys", 48, 0, 2),
+            crate::results::Verdict::new("no stale reads", "reads", 2585, 0, 0),
+        ],
+    );
+    r.variants[1].verdicts.insert(
+        "history".to_string(),
+        vec![crate::results::Verdict::new(
+            "linearizable",
+            "keys",
+            20,
+            3,
+            0,
+        )],
+    );
+    let files = render(&r).expect("renders");
+    let md = text(&files, "summary.md");
+    assert!(md.contains("## Checks"));
+    assert!(md.contains("| round-robin | history | linearizable | 48 keys | 0 | 2 | undecided |"));
+    assert!(
+        md.contains("| round-robin | history | no stale reads | 2,585 reads | 0 | 0 | holds |")
+    );
+    assert!(
+        md.contains("| least-connections | history | linearizable | 20 keys | 3 | 0 | violated |")
+    );
+    let html = text(&files, "index.html");
+    assert!(
+        html.contains("<h2 id=\"checks\">Checks</h2>") && html.contains("<a href=\"#checks\">")
+    );
+    assert!(html.contains("<td>undecided</td>"));
 }
 
 #[test]

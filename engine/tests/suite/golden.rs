@@ -22,6 +22,11 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     // doubt apart from time blocked; elections count leaderless time from the loss of the
     // leader, by cause; runs with several clients report each client's availability;
     // circuit-breaker.ron was reworked and concurrency-models.ron is new.
+    // The results hashes of scenarios with a history, election or transaction checker changed
+    // on purpose (issue 25): results.json carries each checker's verdicts (checked, violated,
+    // unchecked), and replication-modes decides every key now that timed-out writes are
+    // resolved before the search (48 keys linearizable of 50 before, 50 now); the event
+    // digests did not.
     ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0xe71eb871ef9de9a8),
     ("bench-p2c.ron", "a73634ab57ef2544", 0xd56e68defc877fb1),
     (
@@ -29,7 +34,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "822eca7fc6aeb44c",
         0x89b4e0daf2402c62,
     ),
-    ("cap-partition.ron", "9a2aaa30b5aa4638", 0x1b2f6622cb16e881),
+    ("cap-partition.ron", "9a2aaa30b5aa4638", 0xe7213fe98e11554e),
     (
         "circuit-breaker.ron",
         "dc5ad1bb9e595948",
@@ -63,7 +68,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     (
         "sharding-hotspot.ron",
         "6cf51d189a223d2d",
-        0x03cbe29e2ada1ebf,
+        0x73d2792984b979cd,
     ),
 ];
 

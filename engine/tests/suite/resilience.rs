@@ -378,6 +378,20 @@ fn the_retry_storm_scenario_is_metastable_without_a_budget_and_recovers_with_one
     assert!(availability_between(none, 15.0, 30.0) > 0.999);
     assert!(availability_between(budget, 15.0, 30.0) > 0.999);
     assert!(availability_between(storm, 15.0, 30.0) < 0.01);
+    // Not vacuously: the storm's users keep arriving at 3000/s and every request ends, in
+    // errors. Over the 15 s, 45,000 Poisson arrivals (4 sigma: 850), give or take those in
+    // flight at either edge (a request lives at most 4 × 100 ms + 3 × 80 ms of backoff).
+    let ended: u64 = storm
+        .windows
+        .iter()
+        .filter(|w| (15.0..30.0).contains(&w.start_s))
+        .map(|w| w.ok + w.errors)
+        .sum();
+    let tol = 4.0 * 45_000f64.sqrt() + 3000.0 * 0.64;
+    assert!(
+        (ended as f64 - 45_000.0).abs() < tol,
+        "{ended} requests ended from 15 s to 30 s, expected 45,000 ± {tol:.0}"
+    );
     let attempts = |v: &VariantResult| counter(v, "users", "retries");
     assert!(attempts(storm) > 20.0 * attempts(budget));
 }

@@ -776,6 +776,36 @@ mod tests {
     }
 
     #[test]
+    fn under_uniform_keys_every_eviction_order_hits_capacity_over_keys() {
+        // Independent uniform references over N keys: whichever C keys the cache holds, the
+        // next key is one of them with probability C/N (the independent reference model), so
+        // the hit ratio is C/N for LRU, LFU and fill order alike. Counted after the cache
+        // filled; hits are nearly independent draws, so 4 binomial sigmas.
+        use crate::sim::rng::{RandomSource, SimRng};
+        let (c, n_keys, refs) = (10u32, 100u64, 200_000u64);
+        for eviction in [Eviction::Lru, Eviction::Lfu, Eviction::Ttl] {
+            let mut s = Store::new(eviction, c, None);
+            let mut rng = SimRng::derive(8, "uniform-keys");
+            let mut hits = 0;
+            for t in 0..refs + 1000 {
+                let (k, now) = (rng.below(n_keys), SimTime(t));
+                let hit = s.get(k, now).is_some();
+                if !hit {
+                    s.put(k, 0, 0, now);
+                }
+                hits += u64::from(hit && t >= 1000);
+            }
+            let p = f64::from(c) / n_keys as f64;
+            let got = hits as f64 / refs as f64;
+            let tol = 4.0 * (p * (1.0 - p) / refs as f64).sqrt();
+            assert!(
+                (got - p).abs() < tol,
+                "{eviction:?}: hit ratio {got} vs C/N = {p} ± {tol}"
+            );
+        }
+    }
+
+    #[test]
     fn lru_and_lfu_hit_counts_on_a_fixed_trace() {
         // Capacity 2. Trace: a a b c a b a c a.
         let trace = [1, 1, 2, 3, 1, 2, 1, 3, 1];

@@ -17,8 +17,9 @@
 use crate::contract::build::Observer;
 use crate::contract::call::{CallId, Op, RequestId};
 use crate::contract::metrics::{EventLog, NodeStats};
+use crate::results::Verdict;
 use crate::sim::time::{SimDuration, SimTime};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the replicas of a leader/follower store say to each other (inside
 /// `ReplicaMsg::Raft`). Terms are `u32` to keep the message small.
@@ -130,6 +131,8 @@ pub struct ElectionChecker {
     candidacies: u64,
     elected: u64,
     two_leaders: u64,
+    /// Terms in which a second leader was elected.
+    terms_violated: BTreeSet<u32>,
     /// The current leader as far as the ground truth knows: (term, node), and when elected.
     current: Option<(u32, u32, SimTime)>,
     /// When and how the current leader stopped leading, if it did (crash or step-down).
@@ -152,6 +155,7 @@ impl Default for ElectionChecker {
             candidacies: 0,
             elected: 0,
             two_leaders: 0,
+            terms_violated: BTreeSet::new(),
             current: None,
             lost: None,
             heard: BTreeMap::new(),
@@ -221,6 +225,7 @@ impl ElectionChecker {
         if let Some(&other) = self.leaders.get(&term) {
             if other != node {
                 self.two_leaders += 1;
+                self.terms_violated.insert(term);
                 let what = format!(
                     "VIOLATION: term {term} has two leaders, {} and {}",
                     self.who(other),
@@ -322,9 +327,19 @@ impl Observer for ElectionChecker {
                 self.log.dropped() as f64,
             ),
         ]);
+        // Every term with a leader is decided: the checker sees every election.
+        let violated = self.terms_violated.len() as u64;
+        let verdict = Verdict::new(
+            "one leader per term",
+            "terms",
+            self.leaders.len() as u64,
+            violated,
+            0,
+        );
         NodeStats {
             counters,
             events: self.log.take(),
+            verdicts: vec![verdict],
             ..NodeStats::default()
         }
     }
@@ -366,6 +381,8 @@ mod tests {
         c.elected(ms(253), 2, 2);
         let s = c.finish(ms(300));
         assert_eq!(s.counters["terms_with_two_leaders"], 1.0);
+        let v = &s.verdicts[0];
+        assert_eq!((v.checked, v.violated, v.unchecked), (2, 1, 0));
         assert_eq!(s.counters["leaderless_periods"], 1.0);
         assert_eq!(s.counters["leaderless_max_ms"], 250.0);
         assert_eq!(s.counters["leaderless_after_crash"], 1.0);

@@ -22,6 +22,7 @@
 use super::{Protocol, members, ms_between};
 use crate::contract::build::Observer;
 use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
+use crate::results::Verdict;
 use crate::sim::time::{SimDuration, SimTime};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -103,6 +104,10 @@ pub struct TxnChecker {
     doubts: BTreeMap<(u64, usize), Doubt>,
     deadlines: BinaryHeap<Reverse<(SimTime, u64, usize)>>,
     doubting_now: f64,
+    /// 2PC/3PC transactions whose every branch settled without a violation.
+    settled_atomic: u64,
+    /// Unsettled 2PC/3PC records dropped past the bound without a violation: never decided.
+    dropped_undecided: u64,
     blocked_now: f64,
     in_doubt_now: f64,
     partial_now: f64,
@@ -144,6 +149,8 @@ impl TxnChecker {
             doubts: BTreeMap::new(),
             deadlines: BinaryHeap::new(),
             doubting_now: 0.0,
+            settled_atomic: 0,
+            dropped_undecided: 0,
             blocked_now: 0.0,
             in_doubt_now: 0.0,
             partial_now: 0.0,
@@ -200,6 +207,7 @@ impl TxnChecker {
             // The oldest unsettled transaction goes; ids grow with time per client.
             if let Some((_, old)) = self.records.pop_first() {
                 self.records_dropped += 1;
+                self.dropped_undecided += u64::from(!old.saga && !old.violated);
                 self.in_doubt_now -= f64::from(u8::from(old.blocked > 0));
                 self.partial_now -= f64::from(u8::from(old.partial()));
             }
@@ -228,6 +236,7 @@ impl TxnChecker {
             self.partial_series.set(now, self.partial_now);
         }
         if settled {
+            self.settled_atomic += u64::from(!r.saga && !r.violated);
             if let Some(start) = window_start {
                 let ms = ms_between(start, now);
                 self.partial_window_ms.add(now, ms);
@@ -505,7 +514,28 @@ impl Observer for TxnChecker {
         let mut stats = NodeStats::counters(counters);
         stats.series = series;
         stats.events = events;
+        stats.verdicts = vec![self.atomicity()];
         stats
+    }
+}
+
+impl TxnChecker {
+    /// Atomic commit over 2PC/3PC transactions (sagas promise less): a transaction is decided
+    /// once every branch settled, or as soon as one branch committed and another aborted; one
+    /// still unsettled at the end (or dropped past the record bound) is not.
+    fn atomicity(&self) -> Verdict {
+        let unsettled = self
+            .records
+            .values()
+            .filter(|r| !r.saga && !r.violated)
+            .count() as u64;
+        Verdict::new(
+            "atomic commit",
+            "transactions",
+            self.settled_atomic + self.violations,
+            self.violations,
+            unsettled + self.dropped_undecided,
+        )
     }
 }
 
@@ -538,6 +568,22 @@ mod tests {
             what.contains("txn 8 committed at p-0 but aborted at p-1"),
             "{what}"
         );
+        // Txn 9 has heard from one of its two participants when the run ends: undecided.
+        c.decided(t(6), 9, 0b11, 0, true);
+        let v = c.atomicity();
+        assert_eq!((v.checked, v.violated, v.unchecked), (2, 1, 1));
+        assert_eq!(v.outcome(), "violated");
+    }
+
+    #[test]
+    fn atomicity_holds_only_once_every_transaction_settled() {
+        let mut c = checker();
+        c.decided(t(1), 7, 0b11, 0, true);
+        assert_eq!(c.atomicity().holds(), None, "txn 7 is not settled");
+        c.decided(t(2), 7, 0b11, 1, true);
+        let v = c.atomicity();
+        assert_eq!((v.checked, v.violated, v.unchecked), (1, 0, 0));
+        assert_eq!(v.holds(), Some(true));
     }
 
     #[test]
