@@ -482,6 +482,7 @@ impl Cache {
             value: 0,
             work: crate::sim::rng::mix64(id.0 ^ key.rotate_left(29)),
             issued_at: now,
+            ..Request::default()
         };
         ctx.send_after(self.cfg.hit_time, to, Message::Request(req));
         match op {
@@ -504,6 +505,7 @@ impl Cache {
             let reply = Reply {
                 value: e.version,
                 version: e.version,
+                ..Reply::default()
             };
             self.reply(ctx, w, Ok(reply));
             return;
@@ -547,6 +549,7 @@ impl Cache {
                 Ok(Reply {
                     value: version,
                     version,
+                    ..Reply::default()
                 }),
             );
             return;
@@ -609,6 +612,7 @@ impl Cache {
                 let reply = result.map(|_| Reply {
                     value: version,
                     version,
+                    ..Reply::default()
                 });
                 if reply.is_ok() {
                     // Read-through never overwrites a newer entry; cache-aside sets blindly.
@@ -647,6 +651,7 @@ impl Cache {
                     result.map(|_| Reply {
                         value: version,
                         version,
+                        ..Reply::default()
                     }),
                 );
             }

@@ -315,6 +315,7 @@ impl Queue {
                 value: 0,
                 work: msg.work,
                 issued_at: msg.enqueued,
+                ..Request::default()
             };
             ctx.send(to, Message::Request(req));
         }

@@ -260,6 +260,7 @@ impl KvClient {
             value: id.0,
             work: id.0,
             issued_at: now,
+            ..Request::default()
         };
         ctx.send(target, Message::Request(req));
     }

@@ -432,6 +432,7 @@ impl Client {
             value: self.issued,
             work,
             issued_at: now,
+            ..Request::default()
         };
         let request = self.open.open(|_| Open {
             issued_at: now,
