@@ -95,7 +95,7 @@ impl fmt::Display for Bytes {
         let unit = SIZE_UNITS
             .iter()
             .rev()
-            .filter(|(_, n)| self.0 >= *n && self.0 % n == 0)
+            .filter(|(_, n)| self.0 >= *n && self.0.is_multiple_of(*n))
             .max_by_key(|(_, n)| *n)
             .copied()
             .unwrap_or(("B", 1));

@@ -16,6 +16,7 @@ mod harness;
 mod layers;
 mod limits;
 mod memory;
+mod network;
 mod plugin;
 mod queue;
 mod replication;
