@@ -17,6 +17,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     // (issue 19): one series value per window, states kept as timelines, fault labels with
     // their magnitude; the event digests did not.
     ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0x27fd48ebdd4116ab),
+    ("bandwidth.ron", "c84317948b570071", 0x02419e5da8894043),
     ("bench-p2c.ron", "a73634ab57ef2544", 0xd56e68defc877fb1),
     (
         "cache-strategies.ron",
