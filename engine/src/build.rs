@@ -43,6 +43,7 @@ pub fn build_with_observers(model: &Model, registry: &Registry, seed: u64) -> Bu
         end: model.end,
         faults: &faults,
         fault_windows: &fault_windows,
+        topology: &model.zones.topology,
     };
     let observers = Observers::default();
     let nodes = (0..model.names.nodes.len())
@@ -56,11 +57,17 @@ pub fn build_with_observers(model: &Model, registry: &Registry, seed: u64) -> Bu
             }
         })
         .collect();
-    let network = Network::new(
+    let mut network = Network::new(
         model.default_link.clone(),
         model.links.clone(),
         SimRng::derive(seed, "!network"),
     );
+    if let Some(zones) = &model.zones.zone_links {
+        network = network.with_zones(zones.clone());
+    }
+    if model.zones.capacities.any() {
+        network = network.with_capacities(model.zones.capacities.clone());
+    }
     let world = World::new(
         nodes,
         network,

@@ -95,6 +95,14 @@ pub fn render(registry: &Registry) -> String {
         section(&mut out, title);
         variants(&mut out, schema.as_value());
     }
+    section(
+        &mut out,
+        "SIZE DISTRIBUTIONS (Client `request_size`, Server `response_size`)",
+    );
+    variants(
+        &mut out,
+        schema_for!(crate::contract::size::SizeDist).as_value(),
+    );
     section(&mut out, "SHARDING STRATEGIES (ShardRouter `strategy`)");
     variants(&mut out, schema_for!(ShardStrategy).as_value());
     resilience(&mut out);
@@ -105,10 +113,16 @@ pub fn render(registry: &Registry) -> String {
     for (kind, schema) in [
         ("network", schema_for!(NetworkConfig)),
         ("link", schema_for!(LinkConfig)),
+        ("zone_link", schema_for!(crate::scenario::ZoneLinkConfig)),
+        (
+            "locality",
+            schema_for!(crate::components::traffic::locality::LocalityConfig),
+        ),
         ("limits", schema_for!(LimitsConfig)),
     ] {
         structure(&mut out, kind, schema.as_value());
     }
+    out.push_str(ZONES_NOTE);
     section(&mut out, "SWEEP (`sweep: (...)`, run with `archsim sweep`)");
     for (kind, schema) in [
         ("sweep", schema_for!(SweepRepr<'_>)),
@@ -123,6 +137,15 @@ pub fn render(registry: &Registry) -> String {
     }
     out
 }
+
+/// Where nodes run: a field every node may have, which no component's schema lists.
+const ZONES_NOTE: &str = "\
+Every node may also say where it runs: `zone: \"use-1a\"` (a zone declared under
+`network.regions`), or for a pool `zones: [\"use-1a\", \"use-1b\"]` (replica i in zone i mod
+the number of zones). Sizes are written \"512B\", \"4KB\", \"1.5MiB\" (B, KB, MB, GB, KiB,
+MiB, GiB); bandwidths \"100Mbps\", \"1Gbps\" or \"125MB/s\".
+
+";
 
 /// The resilience options: policy structs and the enums of their kinds.
 fn resilience(out: &mut String) {

@@ -37,6 +37,28 @@ impl Vocabulary for Builtin {
     fn from_inline(inline: UserMsg) -> Message {
         Message::User(inline)
     }
+
+    /// Requests and successful replies weigh what their `size` says; everything else is
+    /// counted as nothing (its headers are small next to the links' capacities).
+    fn size(msg: &Message) -> u64 {
+        match msg {
+            Message::Request(r) => r.size.into(),
+            Message::Response(r) => r.result.map_or(0, |reply| reply.size.into()),
+            Message::User(_) | Message::Txn(_) | Message::Replica(_) => 0,
+        }
+    }
+
+    /// Every built-in message can be copied; a plug-in payload (a box of anything) cannot,
+    /// and is delivered once.
+    fn duplicate(msg: &Message) -> Option<Message> {
+        match msg {
+            Message::Request(r) => Some(Message::Request(*r)),
+            Message::Response(r) => Some(Message::Response(*r)),
+            Message::Txn(t) => Some(Message::Txn(*t)),
+            Message::Replica(r) => Some(Message::Replica(*r)),
+            Message::User(_) => None,
+        }
+    }
 }
 
 /// A built-in node's window on the world while it handles one event.

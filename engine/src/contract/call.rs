@@ -29,7 +29,7 @@ pub enum Op {
 }
 
 /// A call: "please do `op` on `key`".
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Request {
     /// Chosen by the sender, echoed by the response.
     pub call: CallId,
@@ -52,6 +52,58 @@ pub struct Request {
     pub attempt: u32,
     /// When the client issued the request (first attempt).
     pub issued_at: SimTime,
+    /// Bytes the request puts on the wire (0 unless the client gives requests a size).
+    pub size: u32,
+    /// The handshake of the connection this call opened, if it opened one: the callee pays
+    /// its side of it.
+    pub handshake: Handshake,
+}
+
+/// The handshake a call's connection was opened with, as the callee sees it: none (an existing
+/// connection, or no connection model), or a new TCP connection, maybe with TLS (full or
+/// resumed, maybe mutual).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Handshake(u8);
+
+impl Handshake {
+    const NEW: u8 = 1;
+    const TLS: u8 = 2;
+    const RESUMED: u8 = 4;
+    const MUTUAL: u8 = 8;
+
+    /// A call on an existing connection.
+    pub const NONE: Handshake = Handshake(0);
+
+    /// A new connection: plain TCP, or TLS (resumed or full, mutual or not).
+    pub fn opened(tls: bool, resumed: bool, mutual: bool) -> Handshake {
+        let bit = |on: bool, b: u8| if on { b } else { 0 };
+        Handshake(
+            Self::NEW
+                | bit(tls, Self::TLS)
+                | bit(tls && resumed, Self::RESUMED)
+                | bit(tls && mutual, Self::MUTUAL),
+        )
+    }
+
+    /// Whether the call opened a connection.
+    pub fn is_new(self) -> bool {
+        self.0 & Self::NEW != 0
+    }
+
+    /// Whether it opened a TLS session.
+    pub fn tls(self) -> bool {
+        self.0 & Self::TLS != 0
+    }
+
+    /// Whether that session was resumed from a ticket (cheaper than a full handshake).
+    pub fn resumed(self) -> bool {
+        self.0 & Self::RESUMED != 0
+    }
+
+    /// Whether the caller presented a certificate (mutual TLS).
+    pub fn mutual(self) -> bool {
+        self.0 & Self::MUTUAL != 0
+    }
 }
 
 impl Request {
@@ -139,6 +191,8 @@ pub struct Reply {
     pub value: u64,
     /// The version of that value, for stores that keep versions.
     pub version: u64,
+    /// Bytes the reply puts on the wire (0 unless the server gives replies a size).
+    pub size: u32,
 }
 
 /// The answer to a [`Request`].

@@ -157,6 +157,13 @@ pub fn lower(
         | FaultConfig::Slowdown { .. }
         | FaultConfig::Partition { .. }
         | FaultConfig::LinkChange { .. } => return None,
+        // Zones and message faults: see `scenario::network_faults`.
+        FaultConfig::ZoneOutage { .. }
+        | FaultConfig::RegionOutage { .. }
+        | FaultConfig::RegionPartition { .. }
+        | FaultConfig::DegradedLink { .. }
+        | FaultConfig::Duplicate { .. }
+        | FaultConfig::Reorder { .. } => return None,
         FaultConfig::Restart {
             node, keep_state, ..
         } => {

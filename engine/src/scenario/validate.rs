@@ -27,6 +27,8 @@ pub struct Model {
     pub default_link: LinkModel,
     /// Per-link overrides.
     pub links: BTreeMap<(NodeId, NodeId), LinkModel>,
+    /// Zones and regions, which node is in which, zone pairs' links and link capacities.
+    pub zones: super::topology::Resolved,
     /// The fault schedule.
     pub faults: Vec<Fault>,
     /// The fault windows, for plot shading.
@@ -77,7 +79,8 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
     }
     super::wiring::check(spec, &names, &decl_of, &mut v);
     let (default_link, links) = network(&spec.network, &mut v);
-    let (faults, fault_windows, random_faults) = faults(spec, &names, &mut v);
+    let zones = super::topology::resolve(spec, &names, &mut v);
+    let (faults, fault_windows, random_faults) = faults(spec, &names, &zones.topology, &mut v);
     let problems = v.into_problems();
     if !problems.is_empty() {
         return Err(problems);
@@ -96,6 +99,7 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
         decl_of,
         default_link,
         links,
+        zones,
         faults,
         fault_windows,
         random_faults,
@@ -284,7 +288,8 @@ fn network(
     (default, links)
 }
 
-fn check_loss(v: &mut Validator<'_>, at: &Path, loss: f64) {
+/// A loss must be a probability.
+pub fn check_loss(v: &mut Validator<'_>, at: &Path, loss: f64) {
     if !(0.0..=1.0).contains(&loss) {
         v.error(
             at,
@@ -296,7 +301,12 @@ fn check_loss(v: &mut Validator<'_>, at: &Path, loss: f64) {
 
 type Schedule = (Vec<Fault>, Vec<FaultWindow>, Vec<super::faults::RandomPlan>);
 
-fn faults(spec: &Spec, names: &NameTable, v: &mut Validator<'_>) -> Schedule {
+fn faults(
+    spec: &Spec,
+    names: &NameTable,
+    topology: &crate::contract::topology::Topology,
+    v: &mut Validator<'_>,
+) -> Schedule {
     use super::faults::{Lowered, lower};
     let mut out = Vec::new();
     let mut windows = Vec::new();
@@ -314,13 +324,17 @@ fn faults(spec: &Spec, names: &NameTable, v: &mut Validator<'_>) -> Schedule {
                 "expected `until` later than `at`",
             );
         }
-        let (action, label) = match lower(i, f, names, spec.duration, v, &at_path) {
-            Some(Lowered::Random(plan)) => {
-                random.push(plan);
-                continue;
-            }
-            Some(Lowered::Fault(action, label)) => (action, label),
-            None => older_fault(f, names, v, &at_path),
+        let network_fault = super::network_faults::lower(f, names, topology, v, &at_path);
+        let (action, label) = match network_fault {
+            Some(lowered) => lowered,
+            None => match lower(i, f, names, spec.duration, v, &at_path) {
+                Some(Lowered::Random(plan)) => {
+                    random.push(plan);
+                    continue;
+                }
+                Some(Lowered::Fault(action, label)) => (action, label),
+                None => older_fault(f, names, v, &at_path),
+            },
         };
         // A restart's end is its downtime after `at` (possibly the same instant).
         let until = match f {
@@ -405,6 +419,12 @@ fn older_fault(
         | FaultConfig::Isolate { .. }
         | FaultConfig::Split { .. }
         | FaultConfig::Random { .. } => unreachable!("lowered in scenario::faults"),
+        FaultConfig::ZoneOutage { .. }
+        | FaultConfig::RegionOutage { .. }
+        | FaultConfig::RegionPartition { .. }
+        | FaultConfig::DegradedLink { .. }
+        | FaultConfig::Duplicate { .. }
+        | FaultConfig::Reorder { .. } => unreachable!("lowered in scenario::network_faults"),
     }
 }
 

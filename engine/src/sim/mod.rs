@@ -19,7 +19,9 @@ pub mod network;
 pub mod node_id;
 pub mod queue;
 pub mod rng;
+pub mod shaping;
 pub mod time;
+pub mod zones;
 
 pub use node_id::NodeId;
 
@@ -50,6 +52,18 @@ pub trait Vocabulary: 'static {
 
     /// The message an inline form stands for.
     fn from_inline(inline: Self::Inline) -> Self::Msg;
+
+    /// How many bytes `msg` puts on the wire, for links with a capacity. By default 0: a
+    /// message takes no time to serialize. Only asked when some link has a capacity.
+    fn size(_msg: &Self::Msg) -> u64 {
+        0
+    }
+
+    /// A second copy of `msg`, for a duplication fault; `None` (the default) if the message
+    /// cannot be copied, and is then delivered once.
+    fn duplicate(_msg: &Self::Msg) -> Option<Self::Msg> {
+        None
+    }
 }
 
 /// A node: a state machine that reacts to start, messages, timers, crash and restart, in
@@ -129,6 +143,36 @@ pub enum FaultAction {
     /// Pause these nodes (a stop-the-world GC pause): messages that reach them and timers that
     /// fire wait, and are handled in their original order when the pause ends. Nothing is lost.
     Pause(Vec<NodeId>),
+    /// Deliver a fraction of the messages on every link to or from the marked nodes (all links
+    /// when the list is empty) twice.
+    Duplicate {
+        /// Nodes whose links are affected, by `NodeId` (empty: all).
+        nodes: Vec<bool>,
+        /// Probability that a message is duplicated.
+        probability: f64,
+    },
+    /// Hold a fraction of the messages on every link to or from the marked nodes (all links
+    /// when the list is empty) back by up to `window`, so later ones overtake them.
+    Reorder {
+        /// Nodes whose links are affected, by `NodeId` (empty: all).
+        nodes: Vec<bool>,
+        /// Probability that a message is held back.
+        probability: f64,
+        /// The longest a message is held back (uniform in (0, window]).
+        window: SimDuration,
+    },
+    /// Change latency and/or loss on every link between a node of `a` and a node of `b`, in
+    /// both directions.
+    LinksBetween {
+        /// One side, by `NodeId`.
+        a: Vec<bool>,
+        /// The other side, by `NodeId`.
+        b: Vec<bool>,
+        /// Latency to use instead.
+        latency: Option<dist::Dist>,
+        /// Loss probability to use instead.
+        loss: Option<f64>,
+    },
     /// Change latency and/or loss on every link to or from the marked nodes (all links when
     /// the list is empty).
     NodeLinks {
@@ -420,6 +464,8 @@ struct Io<V: Vocabulary> {
     slowdown: Vec<f64>,
     /// Per node: how many pause faults hold it (pauses may overlap).
     paused: Vec<u32>,
+    /// Per node: how many times it has restarted ([`Ctx::incarnation`]).
+    restarts: Vec<u32>,
     /// Active faults that can hold or drop a delivery (crash, pause, partition): while there
     /// are none, a message is delivered without asking whether its node is up, paused or cut
     /// off.
@@ -503,6 +549,10 @@ impl<V: Vocabulary> Ctx<'_, V> {
     /// arrival.)
     #[inline]
     pub fn send_after(&mut self, delay: SimDuration, to: NodeId, msg: V::Msg) {
+        if self.io.network.shaped() {
+            self.send_shaped(delay, to, msg);
+            return;
+        }
         if let Some(transit) = self.io.network.transit(self.me, to) {
             let at = self.io.now.after(delay).after(transit);
             self.io.push(
@@ -514,6 +564,39 @@ impl<V: Vocabulary> Ctx<'_, V> {
                 },
             );
         }
+    }
+
+    /// [`Ctx::send_after`] when a link has a capacity or a message fault is active: the
+    /// message's size counts, and a duplicate may follow it.
+    #[inline(never)]
+    fn send_shaped(&mut self, delay: SimDuration, to: NodeId, msg: V::Msg) {
+        let sent = self.io.now.after(delay);
+        let copy = V::duplicate(&msg);
+        let (first, second) =
+            self.io
+                .network
+                .deliveries(self.me, to, sent, V::size(&msg), copy.is_some());
+        let from = self.me;
+        if let (Some(at), Some(msg)) = (second, copy) {
+            self.io.push(at, Event::Deliver { to, from, msg });
+        }
+        if let Some(at) = first {
+            self.io.push(at, Event::Deliver { to, from, msg });
+        }
+    }
+
+    /// The time a round trip to `to` and back takes now (two small messages, such as a
+    /// connection handshake's), or `None` if either is lost or a partition is in the way.
+    /// Draws from the network's stream, like a send.
+    pub fn round_trip(&mut self, to: NodeId) -> Option<SimDuration> {
+        self.io.network.round_trip(self.me, to)
+    }
+
+    /// How many times `node` has restarted after a crash: state another node keeps about it
+    /// (an open connection, a session) belongs to one incarnation and is gone after a restart.
+    #[inline]
+    pub fn incarnation(&self, node: NodeId) -> u32 {
+        self.io.restarts[node.idx()]
     }
 
     /// Whether a message sent now could reach `to`: it is up and no partition is in the way.
@@ -775,6 +858,7 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
             down_count: vec![0; n],
             slowdown: vec![1.0; n],
             paused: vec![0; n],
+            restarts: vec![0; n],
             blocking_faults: 0,
             sink,
             limits,
@@ -1081,6 +1165,70 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
                 latency,
                 loss,
             } => self.node_links(i, start, nodes, latency, loss),
+            FaultAction::Duplicate { nodes, probability } => {
+                self.mangle(i, start, nodes, probability, None)
+            }
+            FaultAction::Reorder {
+                nodes,
+                probability,
+                window,
+            } => self.mangle(i, start, nodes, probability, Some(window)),
+            FaultAction::LinksBetween {
+                a,
+                b,
+                latency,
+                loss,
+            } => self.links_between(i, start, [a, b], latency, loss),
+        }
+    }
+
+    /// A duplication fault (no `window`) or a reordering fault starts or ends.
+    fn mangle(
+        &mut self,
+        i: usize,
+        start: bool,
+        nodes: Vec<bool>,
+        probability: f64,
+        window: Option<SimDuration>,
+    ) {
+        let net = &mut self.io.network;
+        if !start {
+            net.remove_mangle(i);
+            return;
+        }
+        let m = shaping::Mangle {
+            fault: i,
+            nodes,
+            probability,
+            window: window.unwrap_or_default(),
+        };
+        net.add_mangle(m, window.is_some());
+    }
+
+    /// The links between two sets of nodes change both ways: two link changes under one
+    /// fault index, so the fault's end removes both.
+    fn links_between(
+        &mut self,
+        i: usize,
+        start: bool,
+        [a, b]: [Vec<bool>; 2],
+        latency: Option<dist::Dist>,
+        loss: Option<f64>,
+    ) {
+        let net = &mut self.io.network;
+        if !start {
+            net.remove_change(i);
+            return;
+        }
+        for (from, to) in [(a.clone(), b.clone()), (b, a)] {
+            let latency = latency.clone();
+            net.add_change(LinkChange {
+                fault: i,
+                from,
+                to,
+                latency,
+                loss,
+            });
         }
     }
 
@@ -1186,6 +1334,7 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
         // A restart always ends a crash fault that started earlier, so the count is positive.
         self.io.down_count[i] -= 1;
         if self.io.down_count[i] == 0 {
+            self.io.restarts[i] += 1;
             self.with_node(id, |node, ctx| node.on_restart(ctx));
         }
     }

@@ -28,6 +28,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     // resolved before the search (48 keys linearizable of 50 before, 50 now); the event
     // digests did not.
     ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0xe71eb871ef9de9a8),
+    ("bandwidth.ron", "c84317948b570071", 0x02419e5da8894043),
     ("bench-p2c.ron", "a73634ab57ef2544", 0xd56e68defc877fb1),
     (
         "cache-strategies.ron",

@@ -17,6 +17,7 @@ mod headlines;
 mod layers;
 mod limits;
 mod memory;
+mod network;
 mod plugin;
 mod queue;
 mod replication;

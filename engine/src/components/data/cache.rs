@@ -485,6 +485,7 @@ impl Cache {
             work: crate::sim::rng::mix64(id.0 ^ key.rotate_left(29)),
             attempt,
             issued_at: now,
+            ..Request::default()
         };
         ctx.send_after(self.cfg.hit_time, to, Message::Request(req));
         match op {
@@ -507,6 +508,7 @@ impl Cache {
             let reply = Reply {
                 value: e.version,
                 version: e.version,
+                ..Reply::default()
             };
             self.reply(ctx, w, Ok(reply));
             return;
@@ -550,6 +552,7 @@ impl Cache {
                 Ok(Reply {
                     value: version,
                     version,
+                    ..Reply::default()
                 }),
             );
             return;
@@ -612,6 +615,7 @@ impl Cache {
                 let reply = result.map(|_| Reply {
                     value: version,
                     version,
+                    ..Reply::default()
                 });
                 if reply.is_ok() {
                     // Read-through never overwrites a newer entry; cache-aside sets blindly.
@@ -650,6 +654,7 @@ impl Cache {
                     result.map(|_| Reply {
                         value: version,
                         version,
+                        ..Reply::default()
                     }),
                 );
             }

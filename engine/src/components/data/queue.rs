@@ -325,6 +325,7 @@ impl Queue {
                 work: msg.work,
                 attempt: crate::contract::call::attempt_tag(msg.attempt, copy),
                 issued_at: msg.enqueued,
+                ..Request::default()
             };
             ctx.send(to, Message::Request(req));
         }

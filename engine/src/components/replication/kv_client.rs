@@ -261,6 +261,7 @@ impl KvClient {
             work: id.0,
             attempt: 0,
             issued_at: now,
+            ..Request::default()
         };
         ctx.send(target, Message::Request(req));
     }

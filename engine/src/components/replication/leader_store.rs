@@ -483,7 +483,17 @@ impl LeaderStore {
         };
         self.counters[C_READS] += 1;
         let (value, version) = answer.unwrap_or_default();
-        Self::reply(ctx, client, req.call, req.id, Ok(Reply { value, version }));
+        Self::reply(
+            ctx,
+            client,
+            req.call,
+            req.id,
+            Ok(Reply {
+                value,
+                version,
+                ..Reply::default()
+            }),
+        );
     }
 
     fn on_write(
@@ -594,6 +604,7 @@ impl LeaderStore {
             let reply = Reply {
                 value: w.value,
                 version: w.index,
+                ..Reply::default()
             };
             Self::reply(ctx, w.client, w.call, w.id, Ok(reply));
         }
@@ -699,6 +710,7 @@ impl LeaderStore {
                         work: 0,
                         attempt: 0,
                         issued_at: ctx.now(),
+                        ..Request::default()
                     };
                     self.serve(ctx, client, req);
                 } else {

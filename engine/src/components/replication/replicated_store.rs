@@ -481,6 +481,7 @@ impl ReplicatedStore {
         let reply = Reply {
             value,
             version: stamp.counter,
+            ..Reply::default()
         };
         Self::reply(ctx, c.client, &c.request, Ok(reply));
     }

@@ -27,6 +27,7 @@ use crate::components::traffic::keys::{KeySampler, Keys};
 use crate::contract::build::{BuildCtx, Observer};
 use crate::contract::call::{CallId, Cause, Op, Request, RequestId};
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
+use crate::contract::size::{SizeDist, SizeSampler};
 use crate::contract::validate::{Path, Validator};
 use crate::sim::dist::Dist;
 use crate::sim::rng::{RandomSource, SimRng};
@@ -104,6 +105,11 @@ pub struct ClientConfig {
     /// Default `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hedge: Option<HedgeConfig>,
+    /// Bytes each request puts on the wire (a distribution of sizes: `Constant("4KB")`,
+    /// `LogNormal(median: "2KB", p99: "64KB")`); it costs time only on links with a
+    /// `bandwidth`. Default `Constant("0B")`.
+    #[serde(default, skip_serializing_if = "SizeDist::is_zero")]
+    pub request_size: SizeDist,
 }
 
 fn default_timeout() -> SimDuration {
@@ -118,7 +124,8 @@ crate::settable!(ClientConfig {
     write_fraction,
     max_requests,
     retry,
-    hedge
+    hedge,
+    request_size
 });
 
 impl Arrival {
@@ -274,6 +281,7 @@ impl ClientConfig {
                 "expected a number from 0.0 to 1.0",
             );
         }
+        self.request_size.validate(v, &at.field("request_size"));
     }
 }
 
@@ -329,6 +337,9 @@ pub struct Client {
     arrivals: SimRng,
     key_rng: SimRng,
     work_rng: SimRng,
+    /// Request sizes (draws nothing for the default, zero).
+    request_size: SizeSampler,
+    size_rng: SimRng,
     op_rng: SimRng,
     route_rng: SimRng,
     stop_at: SimTime,
@@ -386,6 +397,8 @@ impl Client {
             arrivals: b.rng("arrivals"),
             key_rng: b.rng("keys"),
             work_rng: b.rng("work"),
+            request_size: SizeSampler::new(&cfg.request_size),
+            size_rng: b.rng("request_size"),
             op_rng: b.rng("ops"),
             route_rng: b.rng("route"),
             stop_at: b.arrivals_end(),
@@ -466,6 +479,8 @@ impl Client {
             work,
             attempt: 0,
             issued_at: now,
+            size: self.request_size.sample(&mut self.size_rng),
+            ..Request::default()
         };
         let request = self.open.open(|_| Open {
             issued_at: now,

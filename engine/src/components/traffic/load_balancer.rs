@@ -27,6 +27,7 @@ use crate::components::resilience::policy::{
     Breaker, BreakerConfig, BreakerState, Health, HealthCheckConfig, RetryBudget, RetryConfig,
 };
 use crate::components::traffic::calls::CallTable;
+use crate::components::traffic::locality::{Locality, LocalityConfig};
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
 use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
@@ -103,6 +104,11 @@ pub struct LoadBalancerConfig {
     /// draws a fresh service time. Default `None`: one try.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryConfig>,
+    /// Prefer backends in the balancer's own zone and spill by rule:
+    /// `Some((prefer: SameZone, overprovisioning: 1.4, max_load: Some(8.0)))` (the balancer
+    /// must be in a zone). Default `None`: every backend alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<LocalityConfig>,
 }
 
 fn yes() -> bool {
@@ -124,7 +130,8 @@ crate::settable!(LoadBalancerConfig {
     skip_unreachable,
     health_check,
     breaker,
-    retry
+    retry,
+    locality
 });
 
 impl LoadBalancerConfig {
@@ -188,6 +195,9 @@ impl LoadBalancerConfig {
         }
         if let Some(r) = &self.retry {
             r.validate(v, &at.field("retry"));
+        }
+        if let Some(l) = &self.locality {
+            l.validate(v, &at.field("locality"));
         }
     }
 }
@@ -263,6 +273,8 @@ pub struct LoadBalancer {
     timeouts: u64,
     guards: Option<Box<Guards>>,
     retries: Option<Box<Retries>>,
+    /// The locality layer, which narrows the backends the strategy picks from.
+    locality: Option<Box<Locality>>,
 }
 
 impl LoadBalancer {
@@ -304,8 +316,10 @@ impl LoadBalancer {
                     denied: 0,
                 })
             }),
+            locality: None,
         }
         .with_guards(cfg, b)
+        .with_locality(cfg, b)
     }
 
     fn with_guards(mut self, cfg: &LoadBalancerConfig, b: &BuildCtx<'_>) -> LoadBalancer {
@@ -332,6 +346,27 @@ impl LoadBalancer {
             circuit_open: 0,
         }));
         self
+    }
+
+    fn with_locality(mut self, cfg: &LoadBalancerConfig, b: &BuildCtx<'_>) -> LoadBalancer {
+        self.locality = cfg
+            .locality
+            .as_ref()
+            .map(|l| Box::new(Locality::new(l, &self.backends, b)));
+        self
+    }
+
+    /// The locality layer chooses this request's tier; false if no backend is usable.
+    fn choose_tier(&mut self, ctx: &Ctx<'_>) -> bool {
+        let Some(l) = self.locality.as_mut() else {
+            return true;
+        };
+        let usable = self.guards.as_ref().map(|g| &g.usable);
+        let backends = &self.backends;
+        l.choose(
+            |i| usable.map_or_else(|| ctx.reachable(backends[i]), |u| u[i]),
+            &self.outstanding,
+        )
     }
 
     /// Work out which backends may be picked now (guarded load balancers only).
@@ -422,6 +457,7 @@ impl LoadBalancer {
                 work: self.rng.next_u64(),
                 attempt: 0,
                 issued_at: ctx.now(),
+                ..Request::default()
             };
             ctx.send(to, Message::Request(probe));
         }
@@ -471,9 +507,14 @@ impl LoadBalancer {
     fn pick_among(&mut self, ctx: &Ctx<'_>, key: u64, avoid: Option<u32>) -> Option<u32> {
         let n = self.backends.len();
         self.fill_usable(ctx);
+        if !self.choose_tier(ctx) {
+            return None;
+        }
         let usable = self.guards.as_ref().map(|g| &g.usable);
+        let local = self.locality.as_deref();
         let reachable = |i: usize| {
             avoid != Some(i as u32)
+                && local.is_none_or(|l| l.allows(i))
                 && match usable {
                     None => ctx.reachable(self.backends[i]),
                     Some(u) => u[i],
@@ -553,7 +594,8 @@ impl LoadBalancer {
     #[inline]
     fn collect_reachable(&mut self, ctx: &Ctx<'_>, avoid: Option<u32>) {
         let epoch = ctx.topology_epoch();
-        if self.guards.is_none() && self.candidates_epoch == Some(epoch) && avoid.is_none() {
+        let cacheable = self.guards.is_none() && self.locality.is_none();
+        if cacheable && self.candidates_epoch == Some(epoch) && avoid.is_none() {
             return;
         }
         self.fill_candidates(ctx, epoch);
@@ -567,11 +609,14 @@ impl LoadBalancer {
     /// Recompute `candidates` (the topology changed, or the LB has guards).
     #[inline(never)]
     fn fill_candidates(&mut self, ctx: &Ctx<'_>, epoch: u64) {
-        self.candidates_epoch = self.guards.is_none().then_some(epoch);
+        self.candidates_epoch = (self.guards.is_none() && self.locality.is_none()).then_some(epoch);
         self.candidates.clear();
         let usable = self.guards.as_ref().map(|g| &g.usable);
+        let local = self.locality.as_deref();
         for (i, &b) in self.backends.iter().enumerate() {
-            if usable.map_or_else(|| ctx.reachable(b), |u| u[i]) {
+            if local.is_none_or(|l| l.allows(i))
+                && usable.map_or_else(|| ctx.reachable(b), |u| u[i])
+            {
                 self.candidates.push(i as u32);
             }
         }
@@ -621,6 +666,9 @@ impl LoadBalancer {
         });
         self.outstanding[b as usize] += 1;
         self.forwarded[b as usize] += 1;
+        if let Some(l) = self.locality.as_mut() {
+            l.forwarded(ctx.now(), b as usize);
+        }
         if let Some(br) = self
             .guards
             .as_mut()
@@ -788,6 +836,9 @@ impl Node<Builtin> for LoadBalancer {
             counters.insert("retries_denied_by_budget".to_string(), r.denied as f64);
         }
         let mut stats = NodeStats::default();
+        if let Some(l) = self.locality.as_mut() {
+            stats.series.push(l.report(now, &mut counters));
+        }
         if let Some(g) = self.guards.as_mut() {
             counters.insert("circuit_open".to_string(), g.circuit_open as f64);
             counters.insert(

@@ -7,4 +7,5 @@ pub mod client;
 pub mod downstream;
 pub mod keys;
 pub mod load_balancer;
+pub mod locality;
 pub mod server;

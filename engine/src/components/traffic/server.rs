@@ -29,6 +29,7 @@ use crate::components::traffic::downstream::{CallStage, Downstream, validate_poo
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
+use crate::contract::size::{SizeDist, SizeSampler};
 use crate::contract::validate::{Path, Validator};
 use crate::results::ServerResult;
 use crate::sim::dist::Dist;
@@ -93,6 +94,11 @@ pub struct ServerConfig {
     /// counting it as `duplicate_writes` (count). Default `None`: every write is applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_keys: Option<u32>,
+    /// Bytes each successful reply puts on the wire (a distribution of sizes:
+    /// `Constant("64KB")`, `Pareto(scale: "1KB", shape: 1.5)`); it costs time only on links
+    /// with a `bandwidth`. Default `Constant("0B")`.
+    #[serde(default, skip_serializing_if = "SizeDist::is_zero")]
+    pub response_size: SizeDist,
 }
 
 fn one() -> u32 {
@@ -141,8 +147,12 @@ crate::settable!(ServerConfig {
     while_calling,
     max_in_flight,
     shed_after,
-    idempotency_keys
+    idempotency_keys,
+    response_size
 });
+
+/// Keeps reply-size draws apart from service-time draws of the same request.
+const REPLY_SIZE_SALT: u64 = 0x5157_e5e1_2e5a_17ed;
 
 /// Most workers per replica, and per pool (replicas × workers).
 const MAX_WORKERS: u32 = 10_000;
@@ -175,6 +185,7 @@ impl ServerConfig {
             );
         }
         v.check_dist(&at.field("service_time"), &self.service_time);
+        self.response_size.validate(v, &at.field("response_size"));
         for (i, stage) in self.calls.iter().enumerate() {
             stage.validate(v, &at.field("calls").index(i));
         }
@@ -225,6 +236,8 @@ pub struct Server {
     failed: u64,
     idempotency: Option<Box<Idempotency>>,
     writes_applied: u64,
+    /// Reply sizes (draws nothing for the default, zero).
+    response_size: SizeSampler,
 }
 
 /// What only a server with `calls` keeps: the calls, and the requests waiting on them.
@@ -326,6 +339,7 @@ impl Server {
                 })
             }),
             writes_applied: 0,
+            response_size: SizeSampler::new(&cfg.response_size),
             accounting: Accounting {
                 from: b.measure_from(),
                 to: b.arrivals_end(),
@@ -459,6 +473,14 @@ impl Server {
         self.answer(ctx, job, result);
     }
 
+    /// The size of the reply to `req`: drawn from the request's own work bits, so every
+    /// replica and variant sends the same size for the same request (common random numbers).
+    #[inline]
+    fn reply_size(&self, req: &Request) -> u32 {
+        let salt = self.salt ^ REPLY_SIZE_SALT;
+        self.response_size.sample(&mut WorkRng::new(req.work, salt))
+    }
+
     /// Free `worker` and answer its request with `result`.
     fn respond(&mut self, ctx: &mut Ctx<'_>, worker: u32, result: Result<(), Cause>) {
         let Some(job) = self.in_service[worker as usize] else {
@@ -495,7 +517,10 @@ impl Server {
         let resp = Response {
             call: job.req.call,
             id: job.req.id,
-            result: result.map(|()| Reply::default()),
+            result: result.map(|()| Reply {
+                size: self.reply_size(&job.req),
+                ..Reply::default()
+            }),
         };
         ctx.send(job.from, Message::Response(resp));
     }
