@@ -4,7 +4,10 @@
 //! through their JSON schemas (schemars), so the list cannot drift from what the parser accepts.
 
 use crate::components::data::cache::{CacheConfig, CacheStrategy, Eviction};
+use crate::components::data::log_consumer::{CommitPoint, LogConsumerConfig};
 use crate::components::data::queue::QueueConfig;
+use crate::components::data::stream_msg::Rebalance;
+use crate::components::data::topic::{Acks, Partitioner, TopicConfig};
 use crate::components::replication::kv_client::KvClientConfig;
 use crate::components::replication::replicated_store::ReplicatedStoreConfig;
 use crate::components::replication::shard_router::{ShardRouterConfig, ShardStrategy};
@@ -57,6 +60,8 @@ pub fn render(registry: &Registry) -> String {
         ("ReplicatedStore", schema_for!(ReplicatedStoreConfig)),
         ("Queue", schema_for!(QueueConfig)),
         ("ShardRouter", schema_for!(ShardRouterConfig)),
+        ("Topic", schema_for!(TopicConfig)),
+        ("LogConsumer", schema_for!(LogConsumerConfig)),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
@@ -92,6 +97,24 @@ pub fn render(registry: &Registry) -> String {
     }
     section(&mut out, "SHARDING STRATEGIES (ShardRouter `strategy`)");
     variants(&mut out, schema_for!(ShardStrategy).as_value());
+    for (title, schema) in [
+        (
+            "PARTITIONERS (Topic `partitioner`)",
+            schema_for!(Partitioner),
+        ),
+        ("PRODUCER ACKS (Topic `acks`)", schema_for!(Acks)),
+        (
+            "COMMIT POINTS (LogConsumer `commit`)",
+            schema_for!(CommitPoint),
+        ),
+        (
+            "REBALANCING (LogConsumer `rebalance`)",
+            schema_for!(Rebalance),
+        ),
+    ] {
+        section(&mut out, title);
+        variants(&mut out, schema.as_value());
+    }
     resilience(&mut out);
     section(
         &mut out,
@@ -342,6 +365,14 @@ mod tests {
             "ConsistentHash",
             "vnodes",
             "rebalance_sample",
+            "Topic:",
+            "replication_factor",
+            "RoundRobin",
+            "LogConsumer:",
+            "BeforeProcessing",
+            "Cooperative",
+            "session_timeout",
+            "idempotent",
         ] {
             assert!(
                 text.contains(needle),

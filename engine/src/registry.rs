@@ -71,7 +71,7 @@ impl<C: Component> PluginKind for Kind<C> {
 }
 
 /// Names of the built-in components, as written in scenario files.
-pub const BUILTIN_KINDS: [&str; 14] = [
+pub const BUILTIN_KINDS: [&str; 16] = [
     "Client",
     "LoadBalancer",
     "Server",
@@ -86,6 +86,8 @@ pub const BUILTIN_KINDS: [&str; 14] = [
     "ReplicatedStore",
     "Queue",
     "ShardRouter",
+    "Topic",
+    "LogConsumer",
 ];
 
 /// The component kinds a run may use.

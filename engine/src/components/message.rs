@@ -5,6 +5,7 @@
 //! [`Vocabulary`]). A protocol family adds its own variant here, next to calls, and nothing
 //! under `sim/` changes; a plug-in protocol uses [`Message::User`] without touching the engine.
 
+use crate::components::data::stream_msg::StreamMsg;
 use crate::components::replication::msg::ReplicaMsg;
 use crate::components::txn::TxnMsg;
 use crate::contract::call::{Request, Response};
@@ -84,4 +85,7 @@ pub enum Message {
     Txn(TxnMsg),
     /// Replication between the replicas of a replicated store.
     Replica(ReplicaMsg),
+    /// A partitioned log: brokers, consumers and group coordinators; see
+    /// `components::data::topic`.
+    Stream(StreamMsg),
 }

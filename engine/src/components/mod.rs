@@ -28,7 +28,9 @@ use crate::contract::settable::{SetError, Settable};
 use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Node, NodeId, TimerId};
 use data::cache::{Cache, CacheConfig};
+use data::log_consumer::{LogConsumer, LogConsumerConfig};
 use data::queue::{Queue, QueueConfig};
+use data::topic::{Topic, TopicConfig};
 use message::{Builtin, Ctx, Message};
 use replication::kv_client::{KvClient, KvClientConfig};
 use replication::replicated_store::{ReplicatedStore, ReplicatedStoreConfig};
@@ -95,6 +97,10 @@ pub enum NodeConfig {
     Queue(QueueConfig),
     /// See [`ShardRouterConfig`].
     ShardRouter(ShardRouterConfig),
+    /// See [`TopicConfig`].
+    Topic(TopicConfig),
+    /// See [`LogConsumerConfig`].
+    LogConsumer(LogConsumerConfig),
 }
 
 impl NodeConfig {
@@ -116,6 +122,8 @@ impl NodeConfig {
             | NodeConfig::ShardRouter(_) => None,
             NodeConfig::TxnParticipant(p) => Some(p.replicas),
             NodeConfig::ReplicatedStore(s) => Some(s.replicas),
+            NodeConfig::Topic(t) => Some(t.brokers),
+            NodeConfig::LogConsumer(c) => Some(c.replicas),
         }
     }
 
@@ -134,7 +142,9 @@ impl NodeConfig {
             | NodeConfig::Cache(_)
             | NodeConfig::ReplicatedStore(_)
             | NodeConfig::Queue(_)
-            | NodeConfig::ShardRouter(_) => None,
+            | NodeConfig::ShardRouter(_)
+            | NodeConfig::Topic(_)
+            | NodeConfig::LogConsumer(_) => None,
             NodeConfig::TxnClient(c) => Some(c.timeout),
             NodeConfig::KvClient(c) => Some(c.timeout),
         }
@@ -157,6 +167,8 @@ impl NodeConfig {
             NodeConfig::ReplicatedStore(c) => c.set(field, text),
             NodeConfig::Queue(c) => c.set(field, text),
             NodeConfig::ShardRouter(c) => c.set(field, text),
+            NodeConfig::Topic(c) => c.set(field, text),
+            NodeConfig::LogConsumer(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -184,6 +196,8 @@ impl NodeConfig {
             NodeConfig::ReplicatedStore(c) => AnyNode::ReplicatedStore(ReplicatedStore::new(c, b)),
             NodeConfig::Queue(c) => AnyNode::Queue(Queue::new(c, b)),
             NodeConfig::ShardRouter(c) => AnyNode::ShardRouter(ShardRouter::new(c, b)),
+            NodeConfig::Topic(c) => AnyNode::Topic(Topic::new(c, b)),
+            NodeConfig::LogConsumer(c) => AnyNode::LogConsumer(LogConsumer::new(c, b)),
         }
     }
 }
@@ -223,6 +237,10 @@ pub enum AnyNode {
     Queue(Queue),
     /// A shard router.
     ShardRouter(ShardRouter),
+    /// A broker of a partitioned log.
+    Topic(Topic),
+    /// A consumer of a partitioned log.
+    LogConsumer(LogConsumer),
 }
 
 macro_rules! dispatch {
@@ -243,6 +261,8 @@ macro_rules! dispatch {
             AnyNode::ReplicatedStore($n) => $e,
             AnyNode::Queue($n) => $e,
             AnyNode::ShardRouter($n) => $e,
+            AnyNode::Topic($n) => $e,
+            AnyNode::LogConsumer($n) => $e,
         }
     };
 }

@@ -619,6 +619,8 @@ impl<'s> Errors<'s> {
             "ReplicatedStore" => parse_value(text).map(NodeConfig::ReplicatedStore),
             "Queue" => parse_value(text).map(NodeConfig::Queue),
             "ShardRouter" => parse_value(text).map(NodeConfig::ShardRouter),
+            "Topic" => parse_value(text).map(NodeConfig::Topic),
+            "LogConsumer" => parse_value(text).map(NodeConfig::LogConsumer),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),

@@ -19,6 +19,7 @@ mod replication;
 mod resilience;
 mod sharding;
 mod slurm;
+mod stream;
 mod sweep;
 mod theory;
 mod txn;

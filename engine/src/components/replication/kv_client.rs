@@ -330,7 +330,11 @@ impl Node<Builtin> for KvClient {
         match msg {
             Message::Response(resp) => self.on_response(ctx, from, resp),
             // Clients serve no one.
-            Message::Request(_) | Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
+            Message::Request(_)
+            | Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_) => {}
         }
     }
 

@@ -598,7 +598,11 @@ impl Node<Builtin> for Client {
         match msg {
             Message::Response(resp) => self.attempt_ended(ctx, resp.call, resp.result.map(|_| ())),
             // Clients serve no one.
-            Message::Request(_) | Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
+            Message::Request(_)
+            | Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_) => {}
         }
     }
 

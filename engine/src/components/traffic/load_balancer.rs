@@ -601,7 +601,7 @@ impl Node<Builtin> for LoadBalancer {
                     );
                 }
             }
-            Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
+            Message::User(_) | Message::Txn(_) | Message::Replica(_) | Message::Stream(_) => {}
         }
     }
 
