@@ -23,12 +23,15 @@
 use crate::contract::build::Observer;
 use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
 use crate::sim::time::{SimDuration, SimTime};
+use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 
 /// Keys whose order is checked (per run); events of further keys are counted as unchecked.
 pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
 /// Rebalances described one by one in the report (the rest are counted).
 const MAX_EVENTS: usize = 40;
+/// Longest delivery latency resolved (one hour, in microseconds); longer ones count as that.
+const LATENCY_HIGH_US: u64 = 3_600_000_000;
 
 /// Offsets as disjoint half-open intervals `[start, end)`, by start.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -109,6 +112,9 @@ struct Group {
     pause_max: SimDuration,
     pause_sum: SimDuration,
     events: EventLog,
+    /// From append to the end of the first processing, in microseconds.
+    latency: Histogram<u64>,
+    latency_series: Series,
 }
 
 /// Ground truth on a partitioned log and its consumer groups.
@@ -116,8 +122,8 @@ pub struct StreamChecker {
     window: SimDuration,
     end: SimTime,
     max_keys: usize,
-    /// Per partition: events appended (the next offset) and the append rate.
-    appended: Vec<(u64, Series)>,
+    /// Per partition: events appended (the next offset).
+    appended: Vec<u64>,
     /// Per key: the last sequence number given.
     seqs: BTreeMap<u64, u64>,
     keys_over_bound: u64,
@@ -162,14 +168,16 @@ impl StreamChecker {
             pause_max: SimDuration::ZERO,
             pause_sum: SimDuration::ZERO,
             events: EventLog::new(MAX_EVENTS),
+            latency: Histogram::new_with_bounds(1, LATENCY_HIGH_US, 3)
+                .expect("valid histogram bounds"),
+            latency_series: Series::new(SeriesKind::Mean, self.window),
         });
         (self.groups.len() - 1) as u32
     }
 
-    fn partition(&mut self, p: u32) -> &mut (u64, Series) {
-        while self.appended.len() <= p as usize {
-            self.appended
-                .push((0, Series::new(SeriesKind::Rate, self.window)));
+    fn partition(&mut self, p: u32) -> &mut u64 {
+        if self.appended.len() <= p as usize {
+            self.appended.resize(p as usize + 1, 0);
         }
         &mut self.appended[p as usize]
     }
@@ -192,9 +200,8 @@ impl StreamChecker {
     /// Event `offset` of partition `p`, of `key`, was appended at `now`: its place in the
     /// key's order (1, 2, ...), or 0 if the key is beyond the bound and not checked.
     pub fn append(&mut self, p: u32, offset: u64, key: u64, now: SimTime) -> u64 {
-        let (end, rate) = self.partition(p);
+        let end = self.partition(p);
         *end = (*end).max(offset + 1);
-        rate.add(now, 1.0);
         let end = *end;
         for g in 0..self.groups.len() as u32 {
             let gp = self.group_partition(g, p);
@@ -220,14 +227,25 @@ impl StreamChecker {
     /// Group `g` committed position `offset` (the next event it will process) of partition
     /// `p` at `now`.
     pub fn commit(&mut self, g: u32, p: u32, offset: u64, now: SimTime) {
-        let end = self.partition(p).0;
+        let end = *self.partition(p);
         let gp = self.group_partition(g, p);
         gp.committed = offset;
         gp.lag.set(now, end.saturating_sub(offset) as f64);
     }
 
-    /// Group `g` finished processing event (`p`, `offset`) of `key` with sequence `seq`.
-    pub fn processed(&mut self, g: u32, p: u32, offset: u64, key: u64, seq: u64, now: SimTime) {
+    /// Group `g` finished processing event (`p`, `offset`) of `key` with sequence `seq`,
+    /// appended at `appended_at`.
+    #[allow(clippy::too_many_arguments)] // one event's identity and times
+    pub fn processed(
+        &mut self,
+        g: u32,
+        p: u32,
+        offset: u64,
+        key: u64,
+        seq: u64,
+        appended_at: SimTime,
+        now: SimTime,
+    ) {
         let gp = self.group_partition(g, p);
         let first = gp.processed.insert(offset);
         if first {
@@ -239,6 +257,13 @@ impl StreamChecker {
             return;
         }
         group.processed += 1;
+        let took = now.since(appended_at);
+        let us = (took.0 / 1000).clamp(1, LATENCY_HIGH_US);
+        group
+            .latency
+            .record(us)
+            .expect("clamped into the histogram's range");
+        group.latency_series.add(now, took.as_millis_f64());
         if seq == 0 {
             group.unchecked += 1;
             return;
@@ -286,7 +311,7 @@ impl StreamChecker {
     }
 
     fn group_counters(&mut self, g: usize, now: SimTime) -> BTreeMap<String, f64> {
-        let appended: Vec<u64> = self.appended.iter().map(|(e, _)| *e).collect();
+        let appended = self.appended.clone();
         let group = &mut self.groups[g];
         let (mut lost, mut backlog) = (0, 0);
         for (p, gp) in group.partitions.iter().enumerate() {
@@ -323,6 +348,7 @@ impl StreamChecker {
             };
         let area = group.paused_area_s
             + f64::from(group.paused_now) * now.since(group.paused_since).as_secs_f64();
+        let quantile_ms = |q: f64| group.latency.value_at_quantile(q) as f64 / 1e3;
         [
             ("processed", group.processed),
             ("out_of_order", group.out_of_order),
@@ -342,6 +368,12 @@ impl StreamChecker {
                 pause_max.as_millis_f64(),
             ),
             ("paused_partition_seconds".to_string(), area),
+            ("delivery_latency_p50_ms".to_string(), quantile_ms(0.5)),
+            ("delivery_latency_p99_ms".to_string(), quantile_ms(0.99)),
+            (
+                "delivery_latency_max_ms".to_string(),
+                group.latency.max() as f64 / 1e3,
+            ),
         ])
         .collect()
     }
@@ -360,20 +392,26 @@ impl Observer for StreamChecker {
             for (p, gp) in group.partitions.iter_mut().enumerate() {
                 let mut lag = gp.lag.finish(
                     &format!("stream_lag.{name}"),
-                    &format!("Consumer lag of group {name} per partition (committed offset behind the log end)"),
-                    "events",
+                    &format!("Lag of group {name} per partition"),
+                    "events behind the log end",
                     end,
                 );
                 lag.label = Some(format!("p{p}"));
                 let mut rate = gp.rate.finish(
                     &format!("stream_processed.{name}"),
-                    &format!("Events processed by group {name} per partition"),
+                    &format!("Throughput of group {name} per partition"),
                     "events/s",
                     end,
                 );
                 rate.label = Some(format!("p{p}"));
                 stats.series.extend([lag, rate]);
             }
+            stats.series.push(group.latency_series.finish(
+                &format!("stream_delivery_latency.{name}"),
+                &format!("Delivery latency of group {name} (mean, append to processed)"),
+                "ms",
+                end,
+            ));
             stats.series.push(group.paused.finish(
                 &format!("stream_paused.{name}"),
                 &format!("Partitions of group {name} paused by a rebalance"),
@@ -388,21 +426,14 @@ impl Observer for StreamChecker {
                 );
             }
         }
-        let total: u64 = self.appended.iter().map(|(e, _)| *e).sum();
+        let total: u64 = self.appended.iter().sum();
         stats.counters.insert("appended".to_string(), total as f64);
+        for (p, n) in self.appended.iter().enumerate() {
+            stats.counters.insert(format!("appended.p{p}"), *n as f64);
+        }
         stats
             .counters
             .insert("keys_over_bound".to_string(), self.keys_over_bound as f64);
-        for (p, (_, rate)) in self.appended.iter_mut().enumerate() {
-            let mut s = rate.finish(
-                "stream_appended",
-                "Events appended per partition",
-                "events/s",
-                end,
-            );
-            s.label = Some(format!("p{p}"));
-            stats.series.push(s);
-        }
         stats.events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
         stats
     }
@@ -440,10 +471,10 @@ mod tests {
             .map(|&(p, o)| c.append(p, o, 7, t))
             .collect();
         assert_eq!(s, [1, 2, 3]);
-        c.processed(g, 0, 0, 7, 1, t);
-        c.processed(g, 0, 1, 7, 3, t);
-        c.processed(g, 1, 0, 7, 2, t); // after seq 3: out of order
-        c.processed(g, 0, 1, 7, 3, t); // again: a duplicate, not out of order
+        c.processed(g, 0, 0, 7, 1, t, t);
+        c.processed(g, 0, 1, 7, 3, t, t);
+        c.processed(g, 1, 0, 7, 2, t, t); // after seq 3: out of order
+        c.processed(g, 0, 1, 7, 3, t, t); // again: a duplicate, not out of order
         c.commit(g, 0, 2, t);
         c.commit(g, 1, 1, t);
         let n = c.group_counters(0, t);
@@ -468,7 +499,7 @@ mod tests {
             c.append(0, o, o, SimTime(0));
         }
         for o in 0..4 {
-            c.processed(g, 0, o, o, 1, SimTime(1));
+            c.processed(g, 0, o, o, 1, SimTime(0), SimTime(1));
         }
         c.commit(g, 0, 8, SimTime(1)); // 4..8 taken and committed
         c.in_hand(g, 0, 6, 8); // ... but only 6..8 still held at the end: 4, 5 were lost
@@ -481,8 +512,8 @@ mod tests {
         let mut c = checker();
         let g = c.group("g", true);
         c.append(0, 0, 1, SimTime(0));
-        c.processed(g, 0, 0, 1, 1, SimTime(1));
-        c.processed(g, 0, 0, 1, 1, SimTime(2));
+        c.processed(g, 0, 0, 1, 1, SimTime(0), SimTime(1));
+        c.processed(g, 0, 0, 1, 1, SimTime(0), SimTime(2));
         let n = c.group_counters(0, SimTime(3));
         assert_eq!(
             (n["duplicate_deliveries"], n["effects_applied"]),

@@ -5,7 +5,7 @@
 //! non-positive latency on a log axis) break the line rather than being invented.
 
 use super::axis::Axis;
-use super::plot::{LegendEntry, Line, Plot, Shade, ShadeKind, Stroke, colour};
+use super::plot::{LegendEntry, Line, PALETTE_LEN, Plot, Shade, ShadeKind, Stroke, colour};
 use crate::results::{Results, VariantResult, WindowResult};
 use plotters::style::RGBColor;
 
@@ -179,12 +179,51 @@ pub fn series_title(results: &Results, name: &str) -> String {
         .map_or_else(|| name.to_string(), |s| s.title.clone())
 }
 
-/// One component time series over time: a line per (variant, node) that reports it, labelled
-/// by node when there is one variant, by variant when each variant has one such node, and by
-/// both otherwise.
-pub fn component_series(results: &Results, name: &str) -> Plot {
+/// Most lines one component plot draws: a series with more (a log's partitions in several
+/// variants) gets one plot per variant instead.
+pub const MAX_SERIES_LINES: usize = 12;
+
+/// The plots of component series `name`: `(file stem, plot)`. One plot with a line per
+/// (variant, node), or, when that would be more than [`MAX_SERIES_LINES`] lines and there are
+/// several variants, one plot per variant that reports it (`series-<name>-<variant number>`).
+pub fn component_series_plots(results: &Results, name: &str) -> Vec<(String, Plot)> {
+    let lines_of = |v: &VariantResult| {
+        v.series
+            .values()
+            .flatten()
+            .filter(|s| s.name == name)
+            .count()
+    };
+    let total: usize = results.variants.iter().map(lines_of).sum();
+    if total <= MAX_SERIES_LINES || results.variants.len() <= 1 {
+        return vec![(
+            format!("series-{name}"),
+            component_series(results, name, None),
+        )];
+    }
+    results
+        .variants
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| lines_of(v) > 0)
+        .map(|(i, v)| {
+            let mut plot = component_series(results, name, Some(&v.name));
+            plot.title = format!("{} ({})", plot.title, v.name);
+            (format!("series-{name}-{}", i + 1), plot)
+        })
+        .collect()
+}
+
+/// One component time series over time: a line per (variant, node) that reports it (of
+/// variant `only`, if given), labelled by node when there is one variant, by variant when each
+/// variant has one such node, and by both otherwise.
+pub fn component_series(results: &Results, name: &str, only: Option<&str>) -> Plot {
     let mut found: Vec<(&str, &str, &crate::results::SeriesResult)> = Vec::new();
-    for v in &results.variants {
+    for v in results
+        .variants
+        .iter()
+        .filter(|v| only.is_none_or(|o| o == v.name))
+    {
         for (node, list) in &v.series {
             for s in list.iter().filter(|s| s.name == name) {
                 found.push((v.name.as_str(), node.as_str(), s));
@@ -208,7 +247,7 @@ pub fn component_series(results: &Results, name: &str) -> Plot {
     } else {
         0.0
     };
-    let one_variant = results.variants.len() <= 1;
+    let one_variant = results.variants.len() <= 1 || only.is_some();
     let one_node_each = results
         .variants
         .iter()
@@ -242,9 +281,15 @@ pub fn component_series(results: &Results, name: &str) -> Plot {
         if !current.is_empty() {
             segments.push(current);
         }
+        // Past the palette, lines of one variant's plot repeat its colours dashed.
+        let stroke = if only.is_some() && (i / PALETTE_LEN) % 2 == 1 {
+            Stroke::Dashed
+        } else {
+            Stroke::Solid
+        };
         lines.push(Line {
             colour: c,
-            stroke: Stroke::Solid,
+            stroke,
             segments,
         });
         let label = if one_variant {
@@ -261,7 +306,7 @@ pub fn component_series(results: &Results, name: &str) -> Plot {
         legend.push(LegendEntry {
             label,
             colour: c,
-            stroke: Stroke::Solid,
+            stroke,
         });
     }
     Plot {

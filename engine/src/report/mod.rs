@@ -116,12 +116,13 @@ fn plots(results: &Results) -> Vec<PlotFile> {
         })
         .collect();
     for name in charts::series_names(results) {
-        let plot = charts::component_series(results, &name);
-        out.push(PlotFile {
-            stem: format!("series-{name}"),
-            caption: plot.title.clone(),
-            plot,
-        });
+        for (stem, plot) in charts::component_series_plots(results, &name) {
+            out.push(PlotFile {
+                stem,
+                caption: plot.title.clone(),
+                plot,
+            });
+        }
     }
     if cap::applies(results) {
         let plot = cap::cap_plot(results);
@@ -153,9 +154,10 @@ fn plot_captions(results: &Results) -> Vec<(String, String)> {
     PLOTS
         .iter()
         .map(|k| (k.stem.to_string(), k.caption.to_string()))
-        .chain(charts::series_names(results).into_iter().map(|name| {
-            let title = charts::series_title(results, &name);
-            (format!("series-{name}"), title)
+        .chain(charts::series_names(results).into_iter().flat_map(|name| {
+            charts::component_series_plots(results, &name)
+                .into_iter()
+                .map(|(stem, plot)| (stem, plot.title))
         }))
         .chain(cap::applies(results).then(|| (CAP_STEM.to_string(), cap::cap_plot(results).title)))
         .chain(durability::applies(results).then(|| {

@@ -77,6 +77,9 @@ const LEGEND_ROW_PX: u32 = 24;
 const LEGEND_SAMPLE_PX: i32 = 28;
 const MAX_LABEL_ROWS: usize = 4;
 
+/// Number of distinct line colours.
+pub const PALETTE_LEN: usize = PALETTE.len();
+
 /// Colour of the `index`th variant; beyond the palette the colours repeat.
 pub fn colour(index: usize) -> RGBColor {
     PALETTE[index % PALETTE.len()]

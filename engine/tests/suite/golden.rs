@@ -26,6 +26,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "cd5e673f52e7aed5",
         0xbcab620187f2d462,
     ),
+    ("event-stream.ron", "3f5c534f3bf555e5", 0x4deb4b1c9355bb6e),
     (
         "health-check-failover.ron",
         "d56201d926357293",

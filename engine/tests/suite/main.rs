@@ -37,6 +37,8 @@ pub fn run_text(src: &str) -> Results {
     run(&scenario, &registry, &RunOptions::default()).unwrap_or_else(|e| panic!("{e}"))
 }
 
+pub use replication::run_file_with_seed;
+
 /// The repository's top directory.
 pub fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

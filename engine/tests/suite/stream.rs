@@ -238,3 +238,70 @@ fn acks_all_waits_one_follower_round_trip_and_the_in_sync_timeout() {
     );
     assert!(close(v.latency_ms.max, 2.0), "{:?}", v.latency_ms);
 }
+
+#[test]
+fn delivery_latency_runs_from_append_to_processed() {
+    // No network delay, one event every 10 ms, 2 ms to process each: every event waits for
+    // nothing but its own processing.
+    let src = r#"Scenario(
+        name: "latency", seed: 1, duration: "2s",
+        network: (latency: Constant("0s")),
+        nodes: {
+            "producer": Client(target: "events", arrival: Constant(rate: 100.0)),
+            "events": Topic(brokers: 1, partitions: 1),
+            "consumer": LogConsumer(topic: "events", group: "g", service_time: Constant("2ms"),
+                                    initial_rebalance_delay: "0s", heartbeat_interval: "100ms",
+                                    session_timeout: "1s"),
+        },
+    )"#;
+    let r = run_text(src);
+    let c = counters(&r.variants[0], "stream");
+    assert_eq!(c["g.processed"], 199.0, "{c:?}");
+    for q in ["p50", "p99", "max"] {
+        assert_eq!(c[&format!("g.delivery_latency_{q}_ms")], 2.0, "{c:?}");
+    }
+}
+
+#[test]
+fn the_event_stream_scenario_keeps_order_only_when_keyed_and_shows_each_guarantee() {
+    for seed in [6, 7, 8] {
+        let r = super::run_file_with_seed("event-stream", seed);
+        let [least, most, idem, rr] = &r.variants[..] else {
+            panic!("four variants expected");
+        };
+        let c = |v: &VariantResult, k: &str| counters(v, "stream")[&format!("orders.{k}")];
+        for v in [least, most, idem] {
+            assert_eq!(c(v, "out_of_order"), 0.0, "seed {seed} {}", v.name);
+        }
+        assert!(c(rr, "out_of_order") > 10_000.0, "seed {seed}");
+        // The crash of the hot consumer: duplicates at least once, losses at most once.
+        assert!(
+            c(least, "duplicate_deliveries") > 0.0 && c(least, "lost") == 0.0,
+            "seed {seed}"
+        );
+        assert!(
+            c(most, "lost") > 0.0 && c(most, "duplicate_deliveries") == 0.0,
+            "seed {seed}"
+        );
+        assert_eq!(
+            c(idem, "effects_applied"),
+            c(idem, "processed"),
+            "seed {seed}"
+        );
+        assert!(c(idem, "duplicate_deliveries") > 0.0, "seed {seed}");
+        // The hot partition: events wait far longer with keyed partitioning, and it falls
+        // behind for good.
+        let (keyed, spread) = (
+            c(least, "delivery_latency_p99_ms"),
+            c(rr, "delivery_latency_p99_ms"),
+        );
+        assert!(
+            keyed > 2.0 * spread,
+            "seed {seed}: keyed p99 {keyed} ms, round robin {spread} ms"
+        );
+        assert!(
+            c(least, "backlog_at_end") > 1000.0 && c(rr, "backlog_at_end") == 0.0,
+            "seed {seed}"
+        );
+    }
+}

@@ -479,7 +479,15 @@ impl LogConsumer {
         self.checker
             .lock()
             .unwrap_or_else(|x| x.into_inner())
-            .processed(self.check, p, e.offset, e.key, e.seq, ctx.now());
+            .processed(
+                self.check,
+                p,
+                e.offset,
+                e.key,
+                e.seq,
+                e.appended_at,
+                ctx.now(),
+            );
         if let Some(o) = self.owned.get_mut(&p) {
             o.processed = o.processed.max(e.offset + 1);
         }
