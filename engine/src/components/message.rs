@@ -5,6 +5,7 @@
 //! [`Vocabulary`]). A protocol family adds its own variant here, next to calls, and nothing
 //! under `sim/` changes; a plug-in protocol uses [`Message::User`] without touching the engine.
 
+use crate::components::data::cache::PurgeMsg;
 use crate::components::data::stream_msg::StreamMsg;
 use crate::components::replication::msg::ReplicaMsg;
 use crate::components::txn::TxnMsg;
@@ -88,4 +89,6 @@ pub enum Message {
     /// A partitioned log: brokers, consumers and group coordinators; see
     /// `components::data::topic`.
     Stream(StreamMsg),
+    /// A cache purge passed from tier to tier; see `components::data::cache`.
+    Purge(PurgeMsg),
 }

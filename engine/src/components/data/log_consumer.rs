@@ -666,7 +666,8 @@ impl Node<Builtin> for LogConsumer {
             | Message::Response(_)
             | Message::User(_)
             | Message::Txn(_)
-            | Message::Replica(_) => {}
+            | Message::Replica(_)
+            | Message::Purge(_) => {}
         }
     }
 

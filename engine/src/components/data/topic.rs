@@ -778,7 +778,11 @@ impl Node<Builtin> for Topic {
             Message::Request(req) => self.on_produce(ctx, from, req),
             Message::Stream(m) => self.on_stream(ctx, from, m),
             // Responses, plug-in and other protocols' messages are not for a broker.
-            Message::Response(_) | Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
+            Message::Response(_)
+            | Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Purge(_) => {}
         }
     }
 

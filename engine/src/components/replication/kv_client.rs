@@ -232,7 +232,7 @@ impl KvClient {
         let key = if hot {
             0
         } else {
-            self.keys.sample(&mut self.key_rng)
+            self.keys.sample_at(&mut self.key_rng, now)
         };
         let write = self.op_rng.uniform() < self.cfg.write_fraction;
         let id = RequestId(self.id_base | self.issued);
@@ -334,7 +334,8 @@ impl Node<Builtin> for KvClient {
             | Message::User(_)
             | Message::Txn(_)
             | Message::Replica(_)
-            | Message::Stream(_) => {}
+            | Message::Stream(_)
+            | Message::Purge(_) => {}
         }
     }
 

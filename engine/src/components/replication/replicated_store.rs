@@ -604,7 +604,11 @@ impl Node<Builtin> for ReplicatedStore {
         match msg {
             Message::Request(req) => self.on_request(ctx, from, req),
             Message::Replica(m) => self.on_replica(ctx, from, m),
-            Message::Response(_) | Message::User(_) | Message::Txn(_) | Message::Stream(_) => {}
+            Message::Response(_)
+            | Message::User(_)
+            | Message::Txn(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => {}
         }
     }
 

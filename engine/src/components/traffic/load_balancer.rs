@@ -601,7 +601,11 @@ impl Node<Builtin> for LoadBalancer {
                     );
                 }
             }
-            Message::User(_) | Message::Txn(_) | Message::Replica(_) | Message::Stream(_) => {}
+            Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => {}
         }
     }
 

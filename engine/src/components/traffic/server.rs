@@ -381,7 +381,11 @@ impl Node<Builtin> for Server {
             Message::Response(resp) => {
                 self.downstream_ended(ctx, resp.call, resp.result.map(|_| ()))
             }
-            Message::User(_) | Message::Txn(_) | Message::Replica(_) | Message::Stream(_) => {}
+            Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => {}
         }
     }
 
