@@ -9,6 +9,7 @@ use crate::components::data::queue::QueueConfig;
 use crate::components::data::stream_msg::Rebalance;
 use crate::components::data::topic::{Acks, Partitioner, TopicConfig};
 use crate::components::replication::kv_client::KvClientConfig;
+use crate::components::replication::read_replicas::{ReadReplicasConfig, ReadRouting, ReplicaAcks};
 use crate::components::replication::replicated_store::ReplicatedStoreConfig;
 use crate::components::replication::shard_router::{ShardRouterConfig, ShardStrategy};
 use crate::components::resilience::bulkhead::BulkheadConfig;
@@ -63,6 +64,7 @@ pub fn render(registry: &Registry) -> String {
         ("Cache", schema_for!(CacheConfig)),
         ("KvClient", schema_for!(KvClientConfig)),
         ("ReplicatedStore", schema_for!(ReplicatedStoreConfig)),
+        ("ReadReplicas", schema_for!(ReadReplicasConfig)),
         ("Queue", schema_for!(QueueConfig)),
         ("ShardRouter", schema_for!(ShardRouterConfig)),
         ("Topic", schema_for!(TopicConfig)),
@@ -115,6 +117,14 @@ pub fn render(registry: &Registry) -> String {
         (
             "REBALANCING (LogConsumer `rebalance`)",
             schema_for!(Rebalance),
+        ),
+        (
+            "READ ROUTING (ReadReplicas `routing`)",
+            schema_for!(ReadRouting),
+        ),
+        (
+            "REPLICA ACKS (ReadReplicas `replication`)",
+            schema_for!(ReplicaAcks),
         ),
     ] {
         section(&mut out, title);
@@ -441,6 +451,13 @@ mod tests {
             "cooperative_termination",
             "KvClient:",
             "ReplicatedStore:",
+            "ReadReplicas:",
+            "ReadYourWrites",
+            "BoundedStaleness",
+            "SemiSync",
+            "purge_to",
+            "early_refresh",
+            "HotSet",
             "read_quorum",
             "sloppy",
             "anti_entropy_interval",

@@ -71,7 +71,7 @@ impl<C: Component> PluginKind for Kind<C> {
 }
 
 /// Names of the built-in components, as written in scenario files.
-pub const BUILTIN_KINDS: [&str; 16] = [
+pub const BUILTIN_KINDS: [&str; 17] = [
     "Client",
     "LoadBalancer",
     "Server",
@@ -84,6 +84,7 @@ pub const BUILTIN_KINDS: [&str; 16] = [
     "Cache",
     "KvClient",
     "ReplicatedStore",
+    "ReadReplicas",
     "Queue",
     "ShardRouter",
     "Topic",

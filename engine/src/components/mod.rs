@@ -33,6 +33,7 @@ use data::queue::{Queue, QueueConfig};
 use data::topic::{Topic, TopicConfig};
 use message::{Builtin, Ctx, Message};
 use replication::kv_client::{KvClient, KvClientConfig};
+use replication::read_replicas::{ReadReplicas, ReadReplicasConfig};
 use replication::replicated_store::{ReplicatedStore, ReplicatedStoreConfig};
 use replication::shard_router::{ShardRouter, ShardRouterConfig};
 use resilience::bulkhead::{BulkheadConfig, BulkheadNode};
@@ -93,6 +94,8 @@ pub enum NodeConfig {
     KvClient(KvClientConfig),
     /// See [`ReplicatedStoreConfig`].
     ReplicatedStore(ReplicatedStoreConfig),
+    /// See [`ReadReplicasConfig`].
+    ReadReplicas(ReadReplicasConfig),
     /// See [`QueueConfig`].
     Queue(QueueConfig),
     /// See [`ShardRouterConfig`].
@@ -122,6 +125,7 @@ impl NodeConfig {
             | NodeConfig::ShardRouter(_) => None,
             NodeConfig::TxnParticipant(p) => Some(p.replicas),
             NodeConfig::ReplicatedStore(s) => Some(s.replicas),
+            NodeConfig::ReadReplicas(_) => None,
             NodeConfig::Topic(t) => Some(t.brokers),
             NodeConfig::LogConsumer(c) => Some(c.replicas),
         }
@@ -141,6 +145,7 @@ impl NodeConfig {
             | NodeConfig::TxnParticipant(_)
             | NodeConfig::Cache(_)
             | NodeConfig::ReplicatedStore(_)
+            | NodeConfig::ReadReplicas(_)
             | NodeConfig::Queue(_)
             | NodeConfig::ShardRouter(_)
             | NodeConfig::Topic(_)
@@ -165,6 +170,7 @@ impl NodeConfig {
             NodeConfig::Cache(c) => c.set(field, text),
             NodeConfig::KvClient(c) => c.set(field, text),
             NodeConfig::ReplicatedStore(c) => c.set(field, text),
+            NodeConfig::ReadReplicas(c) => c.set(field, text),
             NodeConfig::Queue(c) => c.set(field, text),
             NodeConfig::ShardRouter(c) => c.set(field, text),
             NodeConfig::Topic(c) => c.set(field, text),
@@ -194,6 +200,7 @@ impl NodeConfig {
             NodeConfig::Cache(c) => AnyNode::Cache(Cache::new(c, b)),
             NodeConfig::KvClient(c) => AnyNode::KvClient(KvClient::new(c, b)),
             NodeConfig::ReplicatedStore(c) => AnyNode::ReplicatedStore(ReplicatedStore::new(c, b)),
+            NodeConfig::ReadReplicas(c) => AnyNode::ReadReplicas(ReadReplicas::new(c, b)),
             NodeConfig::Queue(c) => AnyNode::Queue(Queue::new(c, b)),
             NodeConfig::ShardRouter(c) => AnyNode::ShardRouter(ShardRouter::new(c, b)),
             NodeConfig::Topic(c) => AnyNode::Topic(Topic::new(c, b)),
@@ -233,6 +240,8 @@ pub enum AnyNode {
     KvClient(KvClient),
     /// A replica of a replicated store.
     ReplicatedStore(ReplicatedStore),
+    /// A primary with read replicas and a routing proxy.
+    ReadReplicas(ReadReplicas),
     /// A message queue.
     Queue(Queue),
     /// A shard router.
@@ -259,6 +268,7 @@ macro_rules! dispatch {
             AnyNode::Cache($n) => $e,
             AnyNode::KvClient($n) => $e,
             AnyNode::ReplicatedStore($n) => $e,
+            AnyNode::ReadReplicas($n) => $e,
             AnyNode::Queue($n) => $e,
             AnyNode::ShardRouter($n) => $e,
             AnyNode::Topic($n) => $e,

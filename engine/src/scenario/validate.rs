@@ -88,6 +88,7 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             NodeConfig::Bulkhead(c) => c.validate(&mut v, &at),
             NodeConfig::KvClient(c) => c.validate(&mut v, &at),
             NodeConfig::ReplicatedStore(c) => c.validate(&mut v, &at),
+            NodeConfig::ReadReplicas(c) => c.validate(&mut v, &at),
             NodeConfig::Plugin(p) => registry.validate_plugin(p, &mut v, &at),
             NodeConfig::TxnClient(c) => c.validate(&mut v, &at),
             NodeConfig::TxnCoordinator(c) => c.validate(&mut v, &at),

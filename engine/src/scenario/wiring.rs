@@ -129,6 +129,7 @@ fn references<'a>(cfg: &'a NodeConfig, at: &Path) -> Vec<Ref<'a>> {
         // are its own business.
         // A consumer's topic is checked with the consumer (it must be a Topic).
         NodeConfig::ReplicatedStore(_)
+        | NodeConfig::ReadReplicas(_)
         | NodeConfig::Plugin(_)
         | NodeConfig::Topic(_)
         | NodeConfig::LogConsumer(_) => Vec::new(),
@@ -151,6 +152,7 @@ fn kind(cfg: &NodeConfig) -> &str {
         NodeConfig::Cache(_) => "Cache",
         NodeConfig::KvClient(_) => "KvClient",
         NodeConfig::ReplicatedStore(_) => "ReplicatedStore",
+        NodeConfig::ReadReplicas(_) => "ReadReplicas",
         NodeConfig::Queue(_) => "Queue",
         NodeConfig::ShardRouter(_) => "ShardRouter",
         NodeConfig::Topic(_) => "Topic",
@@ -175,6 +177,7 @@ fn serves_requests(cfg: &NodeConfig) -> bool {
         | NodeConfig::Bulkhead(_)
         | NodeConfig::Cache(_)
         | NodeConfig::ReplicatedStore(_)
+        | NodeConfig::ReadReplicas(_)
         | NodeConfig::Queue(_)
         | NodeConfig::ShardRouter(_)
         | NodeConfig::Topic(_) => true,
@@ -200,7 +203,7 @@ fn check_kind(spec: &Spec, r: &Ref<'_>, decl: usize, v: &mut Validator<'_>) {
     }
     let expected = match r.want {
         Want::Service => "expected a node that answers requests (a Server, LoadBalancer, proxy, \
-                          Cache, Queue, ShardRouter, ReplicatedStore, Topic or plug-in)"
+                          Cache, Queue, ShardRouter, ReplicatedStore, ReadReplicas, Topic or plug-in)"
             .to_string(),
         Want::Coordinator => "expected a TxnCoordinator".to_string(),
         Want::Cache => "expected a Cache (a purge goes from cache to cache)".to_string(),

@@ -24,6 +24,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         0xe5281c63c521e5b5,
     ),
     ("cap-partition.ron", "9a2aaa30b5aa4638", 0x1b2f6622cb16e881),
+    ("cdn-tiers.ron", "acb487b59e114678", 0x7747c21ffe98202a),
     (
         "circuit-breaker.ron",
         "cd5e673f52e7aed5",
@@ -44,6 +45,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     ("quickstart.ron", "7499c2e343a95698", 0xa2c19b8b9ce1eafd),
     ("random-faults.ron", "087a9255eb3027cc", 0x6de1b87fce9d85e6),
     ("rate-limiters.ron", "e828a34e20ae1c9c", 0x6859e620cc4f7501),
+    ("read-replicas.ron", "27ed576db2c69e18", 0x4ae47e1066fa521a),
     (
         "replication-modes.ron",
         "70a38b0a55881965",

@@ -18,6 +18,7 @@ mod limits;
 mod memory;
 mod plugin;
 mod queue;
+mod read_replicas;
 mod replication;
 mod reproducers;
 mod resilience;

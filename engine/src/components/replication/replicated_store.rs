@@ -206,16 +206,21 @@ crate::settable!(ReplicatedStoreConfig {
     mode
 });
 
+/// A problem unless `replicas` (the field at `at`) is from 1 to [`MAX_REPLICAS`].
+pub(crate) fn check_replica_count(replicas: u32, v: &mut Validator, at: &Path) {
+    if replicas == 0 || replicas > MAX_REPLICAS {
+        v.error(
+            &at.field("replicas"),
+            format!("{replicas} replicas"),
+            "expected a count from 1 to 64",
+        );
+    }
+}
+
 impl ReplicatedStoreConfig {
     /// Check values the types cannot express.
     pub fn validate(&self, v: &mut Validator, at: &Path) {
-        if self.replicas == 0 || self.replicas > MAX_REPLICAS {
-            v.error(
-                &at.field("replicas"),
-                format!("{} replicas", self.replicas),
-                "expected a count from 1 to 64",
-            );
-        }
+        check_replica_count(self.replicas, v, at);
         for (field, q) in [
             ("read_quorum", self.read_quorum),
             ("write_quorum", self.write_quorum),
