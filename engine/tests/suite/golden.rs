@@ -24,7 +24,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         0xe5281c63c521e5b5,
     ),
     ("cap-partition.ron", "9a2aaa30b5aa4638", 0x1b2f6622cb16e881),
-    ("cdn-tiers.ron", "acb487b59e114678", 0x7747c21ffe98202a),
+    ("cdn-tiers.ron", "acb487b59e114678", 0xf747fbd7f543637a),
     (
         "circuit-breaker.ron",
         "cd5e673f52e7aed5",
