@@ -4,8 +4,12 @@
 //! through their JSON schemas (schemars), so the list cannot drift from what the parser accepts.
 
 use crate::components::data::cache::{CacheConfig, CacheStrategy, Eviction};
+use crate::components::data::log_consumer::{CommitPoint, LogConsumerConfig};
 use crate::components::data::queue::QueueConfig;
+use crate::components::data::stream_msg::Rebalance;
+use crate::components::data::topic::{Acks, Partitioner, TopicConfig};
 use crate::components::replication::kv_client::KvClientConfig;
+use crate::components::replication::read_replicas::{ReadReplicasConfig, ReadRouting, ReplicaAcks};
 use crate::components::replication::replicated_store::ReplicatedStoreConfig;
 use crate::components::replication::shard_router::{ShardRouterConfig, ShardStrategy};
 use crate::components::resilience::bulkhead::BulkheadConfig;
@@ -60,8 +64,11 @@ pub fn render(registry: &Registry) -> String {
         ("Cache", schema_for!(CacheConfig)),
         ("KvClient", schema_for!(KvClientConfig)),
         ("ReplicatedStore", schema_for!(ReplicatedStoreConfig)),
+        ("ReadReplicas", schema_for!(ReadReplicasConfig)),
         ("Queue", schema_for!(QueueConfig)),
         ("ShardRouter", schema_for!(ShardRouterConfig)),
+        ("Topic", schema_for!(TopicConfig)),
+        ("LogConsumer", schema_for!(LogConsumerConfig)),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
@@ -105,6 +112,32 @@ pub fn render(registry: &Registry) -> String {
     );
     section(&mut out, "SHARDING STRATEGIES (ShardRouter `strategy`)");
     variants(&mut out, schema_for!(ShardStrategy).as_value());
+    for (title, schema) in [
+        (
+            "PARTITIONERS (Topic `partitioner`)",
+            schema_for!(Partitioner),
+        ),
+        ("PRODUCER ACKS (Topic `acks`)", schema_for!(Acks)),
+        (
+            "COMMIT POINTS (LogConsumer `commit`)",
+            schema_for!(CommitPoint),
+        ),
+        (
+            "REBALANCING (LogConsumer `rebalance`)",
+            schema_for!(Rebalance),
+        ),
+        (
+            "READ ROUTING (ReadReplicas `routing`)",
+            schema_for!(ReadRouting),
+        ),
+        (
+            "REPLICA ACKS (ReadReplicas `replication`)",
+            schema_for!(ReplicaAcks),
+        ),
+    ] {
+        section(&mut out, title);
+        variants(&mut out, schema.as_value());
+    }
     resilience(&mut out);
     section(
         &mut out,
@@ -441,6 +474,13 @@ mod tests {
             "cooperative_termination",
             "KvClient:",
             "ReplicatedStore:",
+            "ReadReplicas:",
+            "ReadYourWrites",
+            "BoundedStaleness",
+            "SemiSync",
+            "purge_to",
+            "early_refresh",
+            "HotSet",
             "read_quorum",
             "sloppy",
             "anti_entropy_interval",
@@ -448,6 +488,14 @@ mod tests {
             "ConsistentHash",
             "vnodes",
             "rebalance_sample",
+            "Topic:",
+            "replication_factor",
+            "RoundRobin",
+            "LogConsumer:",
+            "BeforeProcessing",
+            "Cooperative",
+            "session_timeout",
+            "idempotent",
         ] {
             assert!(
                 text.contains(needle),

@@ -892,8 +892,11 @@ impl<'s> Errors<'s> {
             "Cache" => parse_value(text).map(NodeConfig::Cache),
             "KvClient" => parse_value(text).map(NodeConfig::KvClient),
             "ReplicatedStore" => parse_value(text).map(NodeConfig::ReplicatedStore),
+            "ReadReplicas" => parse_value(text).map(NodeConfig::ReadReplicas),
             "Queue" => parse_value(text).map(NodeConfig::Queue),
             "ShardRouter" => parse_value(text).map(NodeConfig::ShardRouter),
+            "Topic" => parse_value(text).map(NodeConfig::Topic),
+            "LogConsumer" => parse_value(text).map(NodeConfig::LogConsumer),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),

@@ -5,6 +5,7 @@
 
 use super::{FaultConfig, NetworkConfig, Spec};
 use crate::components::NodeConfig;
+use crate::components::data::log_consumer::LogConsumerConfig;
 use crate::contract::validate::{NameTable, Path, Problem, Validator};
 use crate::registry::Registry;
 use crate::results::FaultWindow;
@@ -47,6 +48,27 @@ pub struct Model {
     pub end: SimTime,
 }
 
+/// A consumer's `topic` must name a `Topic` (it speaks the log's protocol), and agree with it
+/// on the checker.
+fn check_consumer_topic(spec: &Spec, c: &LogConsumerConfig, v: &mut Validator, at: &Path) {
+    match spec.nodes.get(&c.topic) {
+        Some(NodeConfig::Topic(t)) if t.checker != c.checker => v.error(
+            &at.field("checker"),
+            format!(
+                "checker \"{}\" differs from its topic's \"{}\"",
+                c.checker, t.checker
+            ),
+            "expected the same `checker` name as the topic",
+        ),
+        Some(NodeConfig::Topic(_)) | None => {}
+        Some(_) => v.error(
+            &at.field("topic"),
+            format!("\"{}\" is not a Topic", c.topic),
+            "expected the name of a `Topic` node",
+        ),
+    }
+}
+
 /// Check `spec` and resolve it into a [`Model`], or return every problem found.
 pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>> {
     let mut names_problems = Vec::new();
@@ -68,6 +90,7 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             NodeConfig::Bulkhead(c) => c.validate(&mut v, &at),
             NodeConfig::KvClient(c) => c.validate(&mut v, &at),
             NodeConfig::ReplicatedStore(c) => c.validate(&mut v, &at),
+            NodeConfig::ReadReplicas(c) => c.validate(&mut v, &at),
             NodeConfig::Plugin(p) => registry.validate_plugin(p, &mut v, &at),
             NodeConfig::TxnClient(c) => c.validate(&mut v, &at),
             NodeConfig::TxnCoordinator(c) => c.validate(&mut v, &at),
@@ -75,6 +98,11 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             NodeConfig::Cache(c) => c.validate(&mut v, &at),
             NodeConfig::Queue(c) => c.validate(&mut v, &at),
             NodeConfig::ShardRouter(c) => c.validate(&mut v, &at),
+            NodeConfig::Topic(c) => c.validate(&mut v, &at),
+            NodeConfig::LogConsumer(c) => {
+                c.validate(&mut v, &at);
+                check_consumer_topic(spec, c, &mut v, &at);
+            }
         }
     }
     super::wiring::check(spec, &names, &decl_of, &mut v);

@@ -36,6 +36,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         0x89b4e0daf2402c62,
     ),
     ("cap-partition.ron", "9a2aaa30b5aa4638", 0xe7213fe98e11554e),
+    ("cdn-tiers.ron", "acb487b59e114678", 0xf747fbd7f543637a),
     (
         "circuit-breaker.ron",
         "dc5ad1bb9e595948",
@@ -46,6 +47,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "395d5b19dd6fcc5e",
         0x575dd870aee64b4d,
     ),
+    ("event-stream.ron", "3f5c534f3bf555e5", 0x4deb4b1c9355bb6e),
     (
         "health-check-failover.ron",
         "d56201d926357293",
@@ -60,6 +62,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     ("quickstart.ron", "7499c2e343a95698", 0xa2c19b8b9ce1eafd),
     ("random-faults.ron", "087a9255eb3027cc", 0x966172b47806f201),
     ("rate-limiters.ron", "e828a34e20ae1c9c", 0x6859e620cc4f7501),
+    ("read-replicas.ron", "27ed576db2c69e18", 0x4ae47e1066fa521a),
     (
         "replication-modes.ron",
         "70a38b0a55881965",

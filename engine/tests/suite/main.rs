@@ -20,11 +20,13 @@ mod memory;
 mod network;
 mod plugin;
 mod queue;
+mod read_replicas;
 mod replication;
 mod reproducers;
 mod resilience;
 mod sharding;
 mod slurm;
+mod stream;
 mod sweep;
 mod theory;
 mod txn;
@@ -41,6 +43,8 @@ pub fn run_text(src: &str) -> Results {
     let scenario = parse("test.ron", src, &registry).unwrap_or_else(|e| panic!("{e}"));
     run(&scenario, &registry, &RunOptions::default()).unwrap_or_else(|e| panic!("{e}"))
 }
+
+pub use replication::run_file_with_seed;
 
 /// The repository's top directory.
 pub fn repo_root() -> std::path::PathBuf {

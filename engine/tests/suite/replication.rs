@@ -7,7 +7,8 @@ use archsim::runner::{RunOptions, run};
 use archsim::scenario::parse;
 use archsim::sim::rng::{RandomSource, SimRng};
 
-fn run_file_with_seed(stem: &str, seed: u64) -> Results {
+/// Run committed scenario `scenarios/<stem>.ron` under another seed.
+pub fn run_file_with_seed(stem: &str, seed: u64) -> Results {
     let file = repo_root().join("scenarios").join(format!("{stem}.ron"));
     let src = std::fs::read_to_string(&file).expect("scenario exists");
     let registry = Registry::builtin();

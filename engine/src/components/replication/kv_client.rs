@@ -235,7 +235,7 @@ impl KvClient {
         let key = if hot {
             0
         } else {
-            self.keys.sample(&mut self.key_rng)
+            self.keys.sample_at(&mut self.key_rng, now)
         };
         let write = self.op_rng.uniform() < self.cfg.write_fraction;
         let id = RequestId(self.id_base | self.issued);
@@ -335,7 +335,12 @@ impl Node<Builtin> for KvClient {
         match msg {
             Message::Response(resp) => self.on_response(ctx, from, resp),
             // Clients serve no one.
-            Message::Request(_) | Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
+            Message::Request(_)
+            | Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => {}
         }
     }
 

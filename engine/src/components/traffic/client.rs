@@ -463,7 +463,7 @@ impl Client {
         self.issued += 1;
         ctx.request_started();
         let now = ctx.now();
-        let key = self.keys.sample(&mut self.key_rng);
+        let key = self.keys.sample_at(&mut self.key_rng, now);
         let write =
             self.cfg.write_fraction > 0.0 && self.op_rng.uniform() < self.cfg.write_fraction;
         let work = self.work_rng.next_u64();
@@ -676,7 +676,12 @@ impl Node<Builtin> for Client {
         match msg {
             Message::Response(resp) => self.attempt_ended(ctx, resp.call, resp.result.map(|_| ())),
             // Clients serve no one.
-            Message::Request(_) | Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
+            Message::Request(_)
+            | Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => {}
         }
     }
 

@@ -774,7 +774,11 @@ impl Node<Builtin> for LoadBalancer {
                     self.try_ended(ctx, p, resp.result);
                 }
             }
-            Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
+            Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => {}
         }
     }
 

@@ -572,7 +572,11 @@ impl Node<Builtin> for Server {
             Message::Response(resp) => {
                 self.downstream_event(ctx, resp.call, Some(resp.result.map(|_| ())))
             }
-            Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
+            Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => {}
         }
     }
 
