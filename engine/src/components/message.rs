@@ -37,6 +37,11 @@ impl Vocabulary for Builtin {
     fn from_inline(inline: UserMsg) -> Message {
         Message::User(inline)
     }
+
+    /// Every request the clients issued has ended.
+    fn drained(sink: &RequestMetrics) -> bool {
+        sink.in_flight() == 0
+    }
 }
 
 /// A built-in node's window on the world while it handles one event.

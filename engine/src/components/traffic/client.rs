@@ -433,7 +433,7 @@ impl Client {
             work,
             issued_at: now,
         };
-        let request = self.open.open(|_| Open {
+        let request = self.open.open(ctx, |_, _| Open {
             issued_at: now,
             user,
             req,
@@ -462,7 +462,7 @@ impl Client {
             return;
         };
         let timeout = self.cfg.timeout;
-        let call = self.pending.open(|call| Pending {
+        let call = self.pending.open(ctx, |ctx, call| Pending {
             request,
             timer: ctx.set_timer(timeout, call.0),
         });

@@ -211,9 +211,9 @@ impl Downstream {
                 continue;
             };
             let timeout = self.stages[stage].timeout;
-            let call = self
-                .calls
-                .open(|call| (worker, ctx.set_timer(timeout, CALL_TIMER | call.0)));
+            let call = self.calls.open(ctx, |ctx, call| {
+                (worker, ctx.set_timer(timeout, CALL_TIMER | call.0))
+            });
             self.progress[worker as usize].open.push(call);
             self.sent += 1;
             ctx.send(to, Message::Request(Request { call, ..*req }));

@@ -370,9 +370,9 @@ impl LoadBalancer {
                 continue;
             }
             let g = self.guards.as_mut().expect("checked above");
-            let call = g
-                .probes
-                .open(|call| (i as u32, ctx.set_timer(h.timeout, PROBE_BIT | call.0)));
+            let call = g.probes.open(ctx, |ctx, call| {
+                (i as u32, ctx.set_timer(h.timeout, PROBE_BIT | call.0))
+            });
             let probe = Request {
                 call: CallId(PROBE_BIT | call.0),
                 id: RequestId(0),
@@ -538,7 +538,7 @@ impl LoadBalancer {
             return;
         };
         let timeout = self.timeout;
-        let call = self.pending.open(|call| Pending {
+        let call = self.pending.open(ctx, |ctx, call| Pending {
             client: from,
             client_call: req.call,
             id: req.id,
