@@ -41,9 +41,18 @@ pub struct Model {
     pub measure_from: SimTime,
     /// Time-series window width.
     pub window: SimDuration,
-    /// The run stops here: `duration` plus the longest client timeout, so every request ends.
+    /// The run stops here: `duration` plus the longest client timeout, so every request ends,
+    /// but at most [`MAX_DRAIN`] after `duration`.
     pub end: SimTime,
+    /// The longest client timeout, which the drain after `duration` would last uncapped.
+    pub longest_timeout: SimDuration,
 }
+
+/// The drain after `duration` lasts at most this long: a timeout of a million hours stands
+/// for "wait forever", and periodic timers would tick through all of it. Requests still in
+/// flight then are reported as unfinished.
+/// (The warning about them says "an hour".)
+pub const MAX_DRAIN: SimDuration = SimDuration::from_secs(3600);
 
 /// Check `spec` and resolve it into a [`Model`], or return every problem found.
 pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>> {
@@ -103,7 +112,8 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
         arrivals_end,
         measure_from: SimTime(spec.warmup.0),
         window,
-        end: arrivals_end.after(drain),
+        end: arrivals_end.after(drain.min(MAX_DRAIN)),
+        longest_timeout: drain,
     })
 }
 

@@ -121,7 +121,7 @@ impl std::fmt::Display for ByteSize {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let binary = ["TiB", "GiB", "MiB", "KiB"];
         for (unit, scale) in SIZE_UNITS.iter().rev().filter(|(u, _)| binary.contains(u)) {
-            if self.0 >= *scale && self.0 % scale == 0 {
+            if self.0 >= *scale && self.0.is_multiple_of(*scale) {
                 return write!(f, "{}{unit}", self.0 / scale);
             }
         }
