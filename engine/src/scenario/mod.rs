@@ -354,7 +354,10 @@ pub struct LimitsConfig {
     /// Most memory the structures that grow with load may hold: the event queue, calls in
     /// flight at clients, balancers and proxies, server queues (a size: "512MiB", "4GiB").
     /// Past it the run stops naming the structure and the node. Default "1GiB".
-    #[serde(default = "default_max_memory")]
+    #[serde(
+        default = "default_max_memory",
+        skip_serializing_if = "is_default_max_memory"
+    )]
     pub max_memory: crate::sim::budget::ByteSize,
 }
 
@@ -379,6 +382,12 @@ impl LimitsConfig {
             max_memory: self.max_memory.0,
         }
     }
+}
+
+/// Left out of `results.json` when it is the default, so results of runs that do not set it
+/// keep their bytes.
+fn is_default_max_memory(size: &crate::sim::budget::ByteSize) -> bool {
+    *size == default_max_memory()
 }
 
 fn default_max_memory() -> crate::sim::budget::ByteSize {
