@@ -12,8 +12,14 @@ use crate::registry::Registry;
 use crate::scenario::validate::Model;
 use crate::sim::network::Network;
 use crate::sim::rng::SimRng;
+use crate::sim::time::SimDuration;
 use crate::sim::{NodeId, Slot, World};
 use std::sync::{Arc, Mutex};
+
+/// The drain after `duration` lasts the longest client timeout, so that every request ends;
+/// past this much of it, the run ends as soon as no request is in flight (periodic timers
+/// would otherwise tick through a drain of hours for nothing).
+pub const LONG_DRAIN: SimDuration = SimDuration::from_secs(60);
 
 /// A world of the built-in components (and plug-ins), as a scenario builds it.
 pub type BuiltinWorld = World<Builtin, AnyNode>;
@@ -68,13 +74,14 @@ pub fn build_with_observers(model: &Model, registry: &Registry, seed: u64) -> Bu
     if model.zones.capacities.any() {
         network = network.with_capacities(model.zones.capacities.clone());
     }
-    let world = World::new(
+    let mut world = World::new(
         nodes,
         network,
         faults,
         model.limits,
         RequestMetrics::new(model.measure_from, model.window),
     );
+    world.end_drain_when_idle(model.arrivals_end.after(LONG_DRAIN));
     Built {
         world,
         observers: observers.into_list(),

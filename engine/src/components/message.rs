@@ -67,6 +67,11 @@ impl Vocabulary for Builtin {
             Message::User(_) => None,
         }
     }
+
+    /// Every request the clients issued has ended.
+    fn drained(sink: &RequestMetrics) -> bool {
+        sink.in_flight() == 0
+    }
 }
 
 /// A built-in node's window on the world while it handles one event.

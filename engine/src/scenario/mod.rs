@@ -522,6 +522,14 @@ pub struct LimitsConfig {
     /// loop. Default 10000000.
     #[serde(default = "default_max_per_instant")]
     pub max_events_per_instant: u64,
+    /// Most memory the structures that grow with load may hold: the event queue, calls in
+    /// flight at clients, balancers and proxies, server queues (a size: "512MiB", "4GiB").
+    /// Past it the run stops naming the structure and the node. Default "1GiB".
+    #[serde(
+        default = "default_max_memory",
+        skip_serializing_if = "is_default_max_memory"
+    )]
+    pub max_memory: crate::sim::budget::ByteSize,
 }
 
 impl Default for LimitsConfig {
@@ -530,6 +538,7 @@ impl Default for LimitsConfig {
             max_events: default_max_events(),
             max_pending_events: default_max_pending(),
             max_events_per_instant: default_max_per_instant(),
+            max_memory: default_max_memory(),
         }
     }
 }
@@ -541,8 +550,19 @@ impl LimitsConfig {
             max_events: self.max_events,
             max_pending_events: self.max_pending_events,
             max_events_per_instant: self.max_events_per_instant,
+            max_memory: self.max_memory.0,
         }
     }
+}
+
+/// Left out of `results.json` when it is the default, so results of runs that do not set it
+/// keep their bytes.
+fn is_default_max_memory(size: &crate::sim::budget::ByteSize) -> bool {
+    *size == default_max_memory()
+}
+
+fn default_max_memory() -> crate::sim::budget::ByteSize {
+    crate::sim::budget::ByteSize(crate::sim::Limits::default().max_memory)
 }
 
 fn default_max_per_instant() -> u64 {

@@ -44,8 +44,11 @@ pub struct Model {
     pub measure_from: SimTime,
     /// Time-series window width.
     pub window: SimDuration,
-    /// The run stops here: `duration` plus the longest client timeout, so every request ends.
+    /// The run stops here: `duration` plus the longest client timeout, so every request ends,
+    /// but at most [`MAX_DRAIN`] after `duration`.
     pub end: SimTime,
+    /// The longest client timeout, which the drain after `duration` would last uncapped.
+    pub longest_timeout: SimDuration,
 }
 
 /// A consumer's `topic` must name a `Topic` (it speaks the log's protocol), and agree with it
@@ -68,6 +71,12 @@ fn check_consumer_topic(spec: &Spec, c: &LogConsumerConfig, v: &mut Validator, a
         ),
     }
 }
+
+/// The drain after `duration` lasts at most this long: a timeout of a million hours stands
+/// for "wait forever", and periodic timers would tick through all of it. Requests still in
+/// flight then are reported as unfinished.
+/// (The warning about them says "an hour".)
+pub const MAX_DRAIN: SimDuration = SimDuration::from_secs(3600);
 
 /// Check `spec` and resolve it into a [`Model`], or return every problem found.
 pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>> {
@@ -135,7 +144,8 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
         arrivals_end,
         measure_from: SimTime(spec.warmup.0),
         window,
-        end: arrivals_end.after(drain),
+        end: arrivals_end.after(drain.min(MAX_DRAIN)),
+        longest_timeout: drain,
     })
 }
 
@@ -269,7 +279,11 @@ fn check_top(spec: &Spec, v: &mut Validator<'_>) {
         );
     }
     let l = &spec.limits;
-    if l.max_events == 0 || l.max_pending_events == 0 || l.max_events_per_instant == 0 {
+    if l.max_events == 0
+        || l.max_pending_events == 0
+        || l.max_events_per_instant == 0
+        || l.max_memory.0 == 0
+    {
         v.error(
             &root.field("limits"),
             "a zero limit stops every run",

@@ -14,6 +14,7 @@
 //! Everything they do goes through [`Ctx`]. The event loop is the only place that branches on
 //! event kinds. Nothing here reads the OS clock or OS entropy.
 
+pub mod budget;
 pub mod dist;
 pub mod network;
 pub mod node_id;
@@ -25,6 +26,7 @@ pub mod zones;
 
 pub use node_id::NodeId;
 
+use budget::{Budget, show_bytes};
 use network::{Cut, LinkChange, Network};
 use queue::EventQueue;
 use rng::{SimRng, mix64};
@@ -63,6 +65,12 @@ pub trait Vocabulary: 'static {
     /// cannot be copied, and is then delivered once.
     fn duplicate(_msg: &Self::Msg) -> Option<Self::Msg> {
         None
+    }
+
+    /// Whether nothing the run waits for is left in `sink` (for the built-ins: no request in
+    /// flight), so a drain may end early ([`World::end_drain_when_idle`]). Default: never.
+    fn drained(_sink: &Self::Sink) -> bool {
+        false
     }
 }
 
@@ -206,6 +214,9 @@ pub struct Limits {
     /// Most events in a row at one instant of simulated time: more means a loop of
     /// zero-delay messages or timers that would otherwise spin without time passing.
     pub max_events_per_instant: u64,
+    /// Most bytes the structures that grow with load may hold (the event queue, and what
+    /// components charge through [`Ctx::charge_memory`]: calls in flight, queues).
+    pub max_memory: u64,
 }
 
 impl Default for Limits {
@@ -214,6 +225,7 @@ impl Default for Limits {
             max_events: 2_000_000_000,
             max_pending_events: 20_000_000,
             max_events_per_instant: 10_000_000,
+            max_memory: 1 << 30,
         }
     }
 }
@@ -387,6 +399,17 @@ impl<V: Vocabulary> Queued<V> {
         }
     }
 
+    /// The node this entry is for (the receiver, or the timer's owner); `None` for a fault.
+    fn node(&self) -> Option<NodeId> {
+        match self.body {
+            Body::Inline(_) => Some(NodeId(self.a)),
+            Body::Word(_) => match self.a & !NODE_MASK {
+                0 | TIMER => Some(NodeId(self.a & NODE_MASK)),
+                _ => None,
+            },
+        }
+    }
+
     #[inline]
     fn unpack(self) -> Unpacked<V> {
         match self.body {
@@ -472,7 +495,11 @@ struct Io<V: Vocabulary> {
     blocking_faults: u32,
     sink: V::Sink,
     limits: Limits,
+    /// What the structures that grow with load hold, against `limits.max_memory`.
+    budget: Budget,
     error: Option<RunError>,
+    /// The node whose structure stopped the run, named in the error by [`World::run`].
+    error_node: Option<NodeId>,
     /// Cancelled timers whose events are still in the queue.
     cancelled_in_queue: usize,
     /// Per node a crash fault can hit, the timers it set (see [`Armed`]); `None` for the
@@ -682,9 +709,45 @@ impl<V: Vocabulary> Ctx<'_, V> {
     pub fn limits(&self) -> Limits {
         self.io.limits
     }
+
+    /// A structure of this node that grows with load (`what`: "calls in flight", "queued
+    /// requests") grew by `bytes` and now holds `count` items. Call it when its capacity grows,
+    /// not per item. Past `limits.max_memory` the run stops with an error naming this node,
+    /// `what` and `fix` (how to bound it: "set `queue_limit`").
+    #[cold]
+    #[inline(never)]
+    pub fn charge_memory(&mut self, bytes: usize, what: &str, count: usize, fix: &str) {
+        let io = &mut *self.io;
+        io.budget.charge(bytes as u64);
+        let kernel = io.kernel_bytes(0);
+        if io.budget.fits(kernel, io.queue.len()) || io.error.is_some() {
+            return;
+        }
+        let detail = format!(
+            "its {what} grew to {count} ({} charged by all nodes, {} in the event queue); {fix}",
+            show_bytes(io.budget.charged()),
+            show_bytes(kernel)
+        );
+        io.error = Some(RunError::Limit {
+            which: "limits.max_memory",
+            limit: io.budget.max(),
+            at: io.now,
+            detail,
+        });
+        io.error_node = Some(self.me);
+    }
 }
 
 impl<V: Vocabulary> Io<V> {
+    /// Bytes the kernel holds for pending events (the queue, parked bodies, timer slots) and
+    /// `held` events waiting for paused nodes: capacities, measured on the cold path.
+    fn kernel_bytes(&self, held: usize) -> u64 {
+        use std::mem::size_of;
+        let bodies = self.bodies.capacity() * (size_of::<V::Msg>() + size_of::<usize>());
+        let timers = (self.timers.capacity() + self.free_timers.capacity()) * size_of::<u32>();
+        (self.queue.heap_bytes() + bodies + timers + held * size_of::<Held<V>>()) as u64
+    }
+
     /// A node is up unless a crash fault holds it down (crashes may overlap).
     #[inline]
     fn is_up(&self, id: NodeId) -> bool {
@@ -826,6 +889,8 @@ pub struct World<V: Vocabulary, N: Node<V>> {
     /// Per node: the events that reached it while it was paused, in arrival order.
     held: Vec<Vec<Held<V>>>,
     held_len: usize,
+    /// From this time on the run ends as soon as [`Vocabulary::drained`] says so.
+    early_end_from: SimTime,
     events: u64,
     digest: u64,
     instant: SimTime,
@@ -862,7 +927,16 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
             blocking_faults: 0,
             sink,
             limits,
+            budget: Budget::new(
+                limits.max_memory,
+                limits.max_pending_events,
+                budget::per_pending_event(
+                    EventQueue::<Queued<V>>::ENTRY_BYTES,
+                    std::mem::size_of::<V::Msg>(),
+                ),
+            ),
             error: None,
+            error_node: None,
             cancelled_in_queue: 0,
             armed: may_crash(&faults, n)
                 .into_iter()
@@ -888,6 +962,7 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
             faults,
             held: (0..n).map(|_| Vec::new()).collect(),
             held_len: 0,
+            early_end_from: SimTime(u64::MAX),
             events: 0,
             digest: 0,
             instant: SimTime::ZERO,
@@ -895,14 +970,27 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
         }
     }
 
-    /// Run until no event is pending or the next one is after `end`.
+    /// From `from` on, end the run at the first event after the sink is drained
+    /// ([`Vocabulary::drained`]): a drain as long as a huge timeout, with periodic timers
+    /// ticking through it, ends once nothing is left to wait for.
+    pub fn end_drain_when_idle(&mut self, from: SimTime) {
+        self.early_end_from = from;
+    }
+
+    /// Run until no event is pending or the next one is after `end` (or, past
+    /// [`World::end_drain_when_idle`], until the sink is drained).
     pub fn run(mut self, end: SimTime) -> Result<Outcome<V>, RunError> {
         for i in 0..self.nodes.len() {
             self.with_node(NodeId(i as u32), |node, ctx| node.on_start(ctx));
         }
+        // One comparison per event covers both ends; past the early one, every event asks.
+        let mut stop = end.0.min(self.early_end_from.0);
         while let Some((t, queued)) = self.io.queue.pop() {
-            if t > end.0 {
-                break;
+            if t > stop {
+                if t > end.0 || V::drained(&self.io.sink) {
+                    break;
+                }
+                stop = t;
             }
             let t = SimTime(t);
             match queued.unpack() {
@@ -918,7 +1006,7 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
                 Unpacked::FaultEnd(i) => self.step(t, Event::FaultEnd(i)),
             }
             if self.io.error.is_some() {
-                return Err(self.io.error.take().expect("checked"));
+                return Err(self.take_error());
             }
         }
         let now = self.io.now;
@@ -1028,40 +1116,91 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
             (self.instant, self.instant_events) = (t, 1);
         }
         let l = &self.io.limits;
+        // `pending_cap` is at most `max_pending_events`, and lower when fewer pending events
+        // fit in the memory budget: one comparison covers both.
         if self.events <= l.max_events
-            && self.io.queue.len() + self.held_len <= l.max_pending_events
+            && self.io.queue.len() + self.held_len <= self.io.budget.pending_cap
             && self.instant_events <= l.max_events_per_instant
         {
             return false;
         }
-        self.limit_hit(t);
-        true
+        self.limit_hit(t)
     }
 
-    /// A bound of [`Limits`] was exceeded at `t`: record which.
+    /// A bound of [`Limits`] may have been exceeded at `t`: record which and return true, or
+    /// return false when the pending events only passed the point where the memory budget is
+    /// measured again, and still fit.
     #[cold]
     #[inline(never)]
-    fn limit_hit(&mut self, t: SimTime) {
+    fn limit_hit(&mut self, t: SimTime) -> bool {
         let l = self.io.limits;
+        let pending = self.io.queue.len() + self.held_len;
         let (which, limit, detail) = if self.events > l.max_events {
-            ("limits.max_events", l.max_events, "")
-        } else if self.io.queue.len() + self.held_len > l.max_pending_events {
-            ("limits.max_pending_events", l.max_pending_events as u64, "")
+            ("limits.max_events", l.max_events, String::new())
+        } else if pending > l.max_pending_events {
+            (
+                "limits.max_pending_events",
+                l.max_pending_events as u64,
+                String::new(),
+            )
+        } else if pending > self.io.budget.pending_cap {
+            let kernel = self.io.kernel_bytes(self.held_len);
+            if self.io.budget.fits(kernel, pending) {
+                return false;
+            }
+            (
+                "limits.max_memory",
+                l.max_memory,
+                self.queue_overrun(kernel),
+            )
         } else {
             let why = "events keep happening without simulated time passing (a loop of zero-delay \
                        messages or timers?)";
             (
                 "limits.max_events_per_instant",
                 l.max_events_per_instant,
-                why,
+                why.to_string(),
             )
         };
         self.io.error = Some(RunError::Limit {
             which,
             limit,
             at: t,
-            detail: detail.to_string(),
+            detail,
         });
+        true
+    }
+
+    /// What filled the event queue past the memory budget: its size, and the node most of its
+    /// events are for.
+    fn queue_overrun(&self, kernel: u64) -> String {
+        let mut per_node = vec![0usize; self.nodes.len()];
+        self.io.queue.for_each(|q| {
+            if let Some(node) = q.node() {
+                per_node[node.idx()] += 1;
+            }
+        });
+        let busiest = (0..per_node.len()).max_by_key(|&i| (per_node[i], usize::MAX - i));
+        let whose = busiest.map_or(String::new(), |i| {
+            format!(", {} of them for \"{}\"", per_node[i], self.nodes[i].name)
+        });
+        format!(
+            "the event queue grew to {} pending events ({}){whose}, beside {} charged by \
+             nodes; bound the work in flight (a `queue_limit`, shorter timeouts, a lower \
+             arrival rate) or a shorter `duration`",
+            self.io.queue.len() + self.held_len,
+            show_bytes(kernel),
+            show_bytes(self.io.budget.charged())
+        )
+    }
+
+    /// The error that stopped the run, naming the node whose structure grew if one did.
+    fn take_error(&mut self) -> RunError {
+        let mut e = self.io.error.take().expect("an error was recorded");
+        if let (Some(id), RunError::Limit { detail, .. }) = (self.io.error_node.take(), &mut e) {
+            *detail = format!("node \"{}\": {detail}", self.nodes[id.idx()].name);
+        }
+        e
     }
 
     #[inline]

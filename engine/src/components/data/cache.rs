@@ -670,7 +670,7 @@ impl Cache {
             return false;
         }
         let timeout = SimDuration(self.cfg.hit_time.0 + self.cfg.timeout.0);
-        let call = self.calls.open(|call| BackendCall {
+        let call = self.calls.open(ctx, |ctx, call| BackendCall {
             key,
             timer: ctx.set_timer(timeout, call.0),
             purpose,

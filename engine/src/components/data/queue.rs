@@ -251,10 +251,17 @@ impl Queue {
                 deliveries: 0,
                 enqueued: ctx.now(),
             };
+            let mut grown = 0;
             for g in &mut self.groups {
+                let before = g.ready.capacity();
                 g.ready.push_back(msg);
+                grown += (g.ready.capacity() - before) * std::mem::size_of::<Msg>();
             }
             let held: usize = self.groups.iter().map(Group::backlog).sum();
+            if grown > 0 {
+                let fix = "set `capacity` on it, or add consumers";
+                ctx.charge_memory(grown, "unacknowledged messages", held, fix);
+            }
             let limit = ctx.limits().max_pending_events;
             if held > limit {
                 let detail = "an unbounded queue grew past it; set `capacity`".to_string();
@@ -310,7 +317,7 @@ impl Queue {
             g.in_flight_per[c] += 1;
             g.in_flight += 1;
             let to = g.consumers[c];
-            let call = self.calls.open(|call| Delivery {
+            let call = self.calls.open(ctx, |ctx, call| Delivery {
                 group: gi as u32,
                 consumer: c as u32,
                 msg,

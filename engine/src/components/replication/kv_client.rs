@@ -245,7 +245,7 @@ impl KvClient {
             return;
         };
         let timeout = self.cfg.timeout;
-        let call = self.pending.open(|call| Pending {
+        let call = self.pending.open(ctx, |ctx, call| Pending {
             invoke: now,
             timer: ctx.set_timer(timeout, call.0),
             key,

@@ -399,7 +399,7 @@ impl ReplicatedStore {
             return;
         }
         let timeout = self.cfg.timeout;
-        let op = self.coords.open(|op| {
+        let op = self.coords.open(ctx, |ctx, op| {
             coord.timer = Some(ctx.set_timer(timeout, op.0));
             coord
         });
@@ -459,7 +459,7 @@ impl ReplicatedStore {
             }
             None => {
                 let timeout = self.cfg.timeout;
-                self.coords.open(|op| {
+                self.coords.open(ctx, |ctx, op| {
                     c.timer = Some(ctx.set_timer(timeout, op.0));
                     c
                 })

@@ -346,7 +346,7 @@ impl ShardRouter {
             return;
         };
         let timeout = self.timeout;
-        let call = self.pending.open(|call| Forwarded {
+        let call = self.pending.open(ctx, |ctx, call| Forwarded {
             from,
             call: req.call,
             id: req.id,

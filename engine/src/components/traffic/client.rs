@@ -482,7 +482,7 @@ impl Client {
             size: self.request_size.sample(&mut self.size_rng),
             ..Request::default()
         };
-        let request = self.open.open(|_| Open {
+        let request = self.open.open(ctx, |_, _| Open {
             issued_at: now,
             user,
             req,
@@ -512,7 +512,7 @@ impl Client {
             return;
         };
         let timeout = self.cfg.timeout;
-        let call = self.pending.open(|call| Pending {
+        let call = self.pending.open(ctx, |ctx, call| Pending {
             request,
             timer: ctx.set_timer(timeout, call.0),
         });

@@ -511,7 +511,7 @@ impl Downstream {
     fn try_call(&mut self, ctx: &mut Ctx<'_>, c: Call, replaces: Option<CallId>) {
         let stage = self.progress_of(c.slot).stage;
         let timeout = self.stages[stage].timeout;
-        let call = self.calls.open(|call| Call {
+        let call = self.calls.open(ctx, |ctx, call| Call {
             timer: Some(ctx.set_timer(timeout, CALL_TIMER | call.0)),
             tries: c.tries + 1,
             state: State::Queued,

@@ -445,9 +445,9 @@ impl LoadBalancer {
                 continue;
             }
             let g = self.guards.as_mut().expect("checked above");
-            let call = g
-                .probes
-                .open(|call| (i as u32, ctx.set_timer(h.timeout, PROBE_BIT | call.0)));
+            let call = g.probes.open(ctx, |ctx, call| {
+                (i as u32, ctx.set_timer(h.timeout, PROBE_BIT | call.0))
+            });
             let probe = Request {
                 call: CallId(PROBE_BIT | call.0),
                 id: RequestId(0),
@@ -656,7 +656,7 @@ impl LoadBalancer {
             return;
         };
         let timeout = self.timeout;
-        let call = self.pending.open(|call| Pending {
+        let call = self.pending.open(ctx, |ctx, call| Pending {
             client,
             req,
             backend: b,
@@ -723,7 +723,7 @@ impl LoadBalancer {
         if pause == SimDuration::ZERO {
             self.forward(ctx, p.client, p.req, p.tries, Some(p.backend), pause);
         } else {
-            r.waiting.open(|slot| {
+            r.waiting.open(ctx, |ctx, slot| {
                 ctx.set_timer(pause, RETRY_TAG | slot.0);
                 Pending { pause, ..*p }
             });

@@ -53,7 +53,8 @@ pub struct ServerConfig {
     #[serde(default = "one")]
     pub workers: u32,
     /// Requests that may wait for a worker (count); when full, new requests are rejected.
-    /// Default `None`: unbounded, still subject to `limits.max_pending_events`.
+    /// Default `None`: unbounded, still subject to `limits.max_memory` and
+    /// `limits.max_pending_events`.
     #[serde(default)]
     pub queue_limit: Option<u32>,
     /// Time one request occupies a worker (a distribution of durations).
@@ -379,7 +380,13 @@ impl Server {
             ctx.send(from, Message::Response(resp));
             return;
         }
+        let before = self.queue.capacity();
         self.queue.push_back(job);
+        if self.queue.capacity() > before {
+            let bytes = (self.queue.capacity() - before) * std::mem::size_of::<Job>();
+            let fix = "set `queue_limit` on it, or lower the load";
+            ctx.charge_memory(bytes, "queued requests", self.queue.len(), fix);
+        }
         let bound = ctx.limits().max_pending_events;
         if self.queue.len() > bound {
             ctx.exceed_limit(
