@@ -199,5 +199,6 @@ pub fn run_variant(
         series,
         state_changes,
         recovery,
+        theory: Some(crate::analysis::analyze(m)),
     })
 }

@@ -58,6 +58,7 @@ pub fn page(results: &Results, figures: &[Figure<'_>]) -> String {
         out.push_str("<h3>Variants</h3>\n");
         out.push_str(&overrides.to_html());
     }
+    out.push_str(&super::blocks::html(&super::theory::blocks(results)));
     out.push_str("<h2>Plots</h2>\n");
     for figure in figures {
         out.push_str(&inline_figure(figure));

@@ -11,6 +11,7 @@
 //! ```
 
 mod axis;
+mod blocks;
 mod cap;
 mod charts;
 mod durability;
@@ -21,6 +22,7 @@ mod raster;
 mod summary;
 pub mod sweep;
 mod table;
+mod theory;
 
 use crate::results::Results;
 use rayon::prelude::*;
@@ -208,6 +210,16 @@ pub fn render(results: &Results) -> Result<Vec<ReportFile>, ReportError> {
 /// The table printed on the terminal after a run: one aligned row per variant.
 pub fn terminal_table(results: &Results) -> String {
     table::variants(results, table::VARIANT_HEADINGS_SHORT).to_text()
+}
+
+/// The theory-beside-simulation table printed after the run's table (empty without theory).
+pub fn theory_table(results: &Results) -> String {
+    theory::terminal(results)
+}
+
+/// What `archsim analyze` prints: each variant's analytic model.
+pub fn analysis_text(scenario: &str, variants: &[(String, crate::results::Theory)]) -> String {
+    theory::analysis_text(scenario, variants)
 }
 
 #[cfg(test)]

@@ -20,7 +20,12 @@ pub fn markdown(results: &Results) -> String {
         out.push_str("\n### Variants\n\n");
         out.push_str(&overrides.to_markdown());
     }
-    out.push_str("\n## Plots\n\n");
+    out.push('\n');
+    out.push_str(&super::blocks::markdown(&super::theory::blocks(results)));
+    if !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+    out.push_str("## Plots\n\n");
     for (stem, caption) in plot_captions(results) {
         out.push_str(&format!("![{}]({stem}.svg)\n\n", markdown_cell(&caption)));
     }

@@ -101,6 +101,7 @@ fn variant(name: &str, index: u64, sensitivity: f64) -> VariantResult {
         series: BTreeMap::new(),
         state_changes: BTreeMap::new(),
         recovery: Vec::new(),
+        theory: None,
     }
 }
 

@@ -50,7 +50,7 @@ pub struct ServerConfig {
     #[serde(default = "one")]
     pub workers: u32,
     /// Requests that may wait for a worker (count); when full, new requests are rejected.
-    /// Default `None`: unbounded, still subject to `limits.max_pending_events`.
+    /// Default `None`: unbounded, up to `limits.max_queue_len` (the run stops there).
     #[serde(default)]
     pub queue_limit: Option<u32>,
     /// Time one request occupies a worker (a distribution of durations).
@@ -136,6 +136,8 @@ struct Job {
 /// One replica of a `Server` pool.
 pub struct Server {
     cfg: ServerConfig,
+    /// Its replica name, for the error when its queue outgrows `limits.max_queue_len`.
+    name: String,
     salt: u64,
     queue: VecDeque<Job>,
     in_service: Vec<Option<Job>>,
@@ -207,6 +209,7 @@ impl Server {
         let workers = cfg.workers as usize;
         Server {
             cfg: cfg.clone(),
+            name: b.name().to_string(),
             // Salted by pool name, not replica name: every replica draws the same work.
             salt: stable_hash(b.group().as_bytes()),
             queue: VecDeque::new(),
@@ -267,12 +270,17 @@ impl Server {
             return;
         }
         self.queue.push_back(job);
-        let bound = ctx.limits().max_pending_events;
+        let bound = ctx.limits().max_queue_len;
         if self.queue.len() > bound {
             ctx.exceed_limit(
-                "limits.max_pending_events",
+                "limits.max_queue_len",
                 bound as u64,
-                "an unbounded server queue grew past it; set `queue_limit`".to_string(),
+                format!(
+                    "{}'s unbounded queue grew past it: requests arrive faster than it serves \
+                     them (`archsim validate` names each station with ρ ≥ 1); add capacity or \
+                     set `queue_limit`",
+                    self.name
+                ),
             );
         }
     }
