@@ -153,7 +153,9 @@ fn store(m: &Moment, n: usize, group: &[usize], rule: &StoreRule, op: usize) -> 
                 write
             }
         }
-        StoreRule::Leader { reads_any: true, .. } if op == 0 => 1,
+        StoreRule::Leader {
+            reads_any: true, ..
+        } if op == 0 => 1,
         StoreRule::Leader { write, .. } => {
             if op == 0 {
                 majority
@@ -198,7 +200,9 @@ pub fn call(
 /// each member's share among the reachable is taken at its expected value.
 fn among_reachable(members: &[(usize, f64)], reach: &[f64], good: &[f64]) -> f64 {
     let n = members.len();
-    let equal = members.iter().all(|(_, w)| (w - members[0].1).abs() < 1e-12);
+    let equal = members
+        .iter()
+        .all(|(_, w)| (w - members[0].1).abs() < 1e-12);
     if !equal {
         let expected: f64 = members.iter().zip(reach).map(|((_, w), r)| w * r).sum();
         if expected <= 0.0 {
@@ -356,14 +360,15 @@ pub fn fault_kinds(model: &Model) -> (bool, bool) {
     for f in &model.faults {
         match &f.action {
             FaultAction::Pause(_) | FaultAction::Slowdown(..) => delays = true,
-            FaultAction::LinkChange { loss: None, .. } | FaultAction::NodeLinks { loss: None, .. } => {
-                delays = true
-            }
+            FaultAction::LinkChange { loss: None, .. }
+            | FaultAction::NodeLinks { loss: None, .. } => delays = true,
             _ => fails = true,
         }
     }
     for p in &model.random_faults {
-        if takes_down(&p.kind) || matches!(p.kind, crate::scenario::RandomFaultKind::PacketLoss { .. }) {
+        if takes_down(&p.kind)
+            || matches!(p.kind, crate::scenario::RandomFaultKind::PacketLoss { .. })
+        {
             fails = true;
         } else {
             delays = true;

@@ -12,8 +12,8 @@
 use super::availability::{Fixed, Moment, node_success};
 use super::graph::{Graph, NodeModel, Pool, Source};
 use super::keys;
-use super::stations::{self, Evaluated};
 use super::keys::KeyDist;
+use super::stations::{self, Evaluated};
 use crate::scenario::validate::Model;
 use std::collections::BTreeMap;
 
@@ -316,7 +316,11 @@ fn pass_on(graph: &Graph, i: usize, admit: f64, flow: &mut Flow) {
             *flow.edges.entry((i, m)).or_insert(0.0) += rm + wm;
             flow.poisson[m] &= poisson && split.poisson;
             flow.exact_rate[m] &= exact && split.exact;
-            let k = if split.by_key { KeyFlow::Unknown } else { keys.clone() };
+            let k = if split.by_key {
+                KeyFlow::Unknown
+            } else {
+                keys.clone()
+            };
             flow.keys[m].merge(&k);
             if let Some(why) = unknown.clone().or_else(|| split.unknown.clone()) {
                 flow.unknown[m] = Some(why);
@@ -340,7 +344,10 @@ fn pass_on(graph: &Graph, i: usize, admit: f64, flow: &mut Flow) {
                 by_key: relay.key_map.is_some(),
                 note: relay.routing_note.clone().or_else(|| {
                     (!admits_all).then(|| {
-                        format!("the {} admits bursts differently from its long-run rate", relay.what)
+                        format!(
+                            "the {} admits bursts differently from its long-run rate",
+                            relay.what
+                        )
                     })
                 }),
                 unknown: None,
@@ -427,7 +434,9 @@ fn cache_traffic(
         }
     };
     if note.is_none() && (!exact || c.cfg.coalesce) {
-        note = Some(format!("{name}'s misses follow from an approximate hit ratio"));
+        note = Some(format!(
+            "{name}'s misses follow from an approximate hit ratio"
+        ));
     }
     let split = Split {
         poisson: false,
@@ -461,7 +470,8 @@ fn topological(graph: &Graph) -> (Vec<usize>, Option<String>) {
                         stack.push((c, callees, 0));
                     }
                     1 => {
-                        let cycle = format!("{} calls {} in a loop", graph.name(*node), graph.name(c));
+                        let cycle =
+                            format!("{} calls {} in a loop", graph.name(*node), graph.name(c));
                         return (Vec::new(), Some(cycle));
                     }
                     _ => {}

@@ -210,10 +210,21 @@ impl Graph {
     /// The model of every node of `model`.
     pub fn new(model: &Model) -> Graph {
         let ids = |name: &str| -> Vec<usize> {
-            model.names.resolve(name).iter().map(|id| id.idx()).collect()
+            model
+                .names
+                .resolve(name)
+                .iter()
+                .map(|id| id.idx())
+                .collect()
         };
         let nodes = (0..model.names.nodes.len())
-            .map(|i| node_model(&model.spec.nodes[model.decl_of[i]], &model.names.nodes[i].1, &ids))
+            .map(|i| {
+                node_model(
+                    &model.spec.nodes[model.decl_of[i]],
+                    &model.names.nodes[i].1,
+                    &ids,
+                )
+            })
             .collect();
         Graph {
             nodes,
@@ -242,11 +253,7 @@ impl Graph {
     }
 }
 
-fn node_model(
-    cfg: &NodeConfig,
-    group: &str,
-    ids: &dyn Fn(&str) -> Vec<usize>,
-) -> NodeModel {
+fn node_model(cfg: &NodeConfig, group: &str, ids: &dyn Fn(&str) -> Vec<usize>) -> NodeModel {
     match cfg {
         NodeConfig::Client(c) => NodeModel::Source(client(c, ids)),
         NodeConfig::KvClient(c) => {
@@ -288,7 +295,9 @@ fn node_model(
         }),
         NodeConfig::ShardRouter(c) => NodeModel::Relay(shard_router(c, ids)),
         NodeConfig::ReplicatedStore(c) => NodeModel::Store(store(c, ids(group))),
-        NodeConfig::TxnClient(_) | NodeConfig::TxnCoordinator(_) | NodeConfig::TxnParticipant(_) => {
+        NodeConfig::TxnClient(_)
+        | NodeConfig::TxnCoordinator(_)
+        | NodeConfig::TxnParticipant(_) => {
             NodeModel::Opaque("transactions (2PC, 3PC, saga) have no closed form here".into())
         }
         NodeConfig::Queue(_) => NodeModel::Opaque(
@@ -308,7 +317,10 @@ fn arrival_rate(a: &Arrival) -> (Option<f64>, bool, Option<String>) {
         Arrival::Constant { rate } => (
             Some(*rate),
             false,
-            Some("evenly spaced arrivals (the formulas assume Poisson: they overestimate waiting)".into()),
+            Some(
+                "evenly spaced arrivals (the formulas assume Poisson: they overestimate waiting)"
+                    .into(),
+            ),
         ),
         Arrival::Bursts {
             rate,
@@ -329,7 +341,9 @@ fn client(c: &ClientConfig, ids: &dyn Fn(&str) -> Vec<usize>) -> Source {
     let (rate, poisson, mut note) = arrival_rate(&c.arrival);
     let closed = match &c.arrival {
         Arrival::Closed { users, think_time } => {
-            note = Some("closed loop: throughput solved from N = X (Z + R), queues taken as open".into());
+            note = Some(
+                "closed loop: throughput solved from N = X (Z + R), queues taken as open".into(),
+            );
             Some((*users, moments(think_time).mean))
         }
         _ => None,
@@ -371,7 +385,9 @@ fn load_balancer(c: &LoadBalancerConfig, ids: &dyn Fn(&str) -> Vec<usize>) -> Re
         Strategy::RoundRobin => (
             false,
             true,
-            Some("round robin spaces each backend's arrivals evenly (the Poisson formulas overestimate waiting)"),
+            Some(
+                "round robin spaces each backend's arrivals evenly (the Poisson formulas overestimate waiting)",
+            ),
         ),
         Strategy::WeightedRoundRobin { weights } => {
             let total: f64 = weights.iter().map(|&w| f64::from(w)).sum();
@@ -381,18 +397,24 @@ fn load_balancer(c: &LoadBalancerConfig, ids: &dyn Fn(&str) -> Vec<usize>) -> Re
             (
                 false,
                 true,
-                Some("weighted round robin spaces arrivals evenly (the Poisson formulas overestimate waiting)"),
+                Some(
+                    "weighted round robin spaces arrivals evenly (the Poisson formulas overestimate waiting)",
+                ),
             )
         }
         Strategy::LeastConnections => (
             false,
             one_group,
-            Some("least connections routes by queue length, which independent queues ignore (the formulas overestimate waiting)"),
+            Some(
+                "least connections routes by queue length, which independent queues ignore (the formulas overestimate waiting)",
+            ),
         ),
         Strategy::PowerOfTwoChoices => (
             false,
             one_group,
-            Some("power of two choices routes by queue length, which independent queues ignore (the formulas overestimate waiting)"),
+            Some(
+                "power of two choices routes by queue length, which independent queues ignore (the formulas overestimate waiting)",
+            ),
         ),
         Strategy::ConsistentHash { .. } => (
             true,
@@ -462,7 +484,12 @@ fn shard_router(c: &ShardRouterConfig, ids: &dyn Fn(&str) -> Vec<usize>) -> Rela
     let pools = c
         .shards
         .iter()
-        .map(|s| (1.0 / c.shards.len() as f64, Pool::even(&ids(s), Pick::Reachable)))
+        .map(|s| {
+            (
+                1.0 / c.shards.len() as f64,
+                Pool::even(&ids(s), Pick::Reachable),
+            )
+        })
         .collect();
     Relay {
         what: "shard router",
@@ -513,7 +540,9 @@ fn store(c: &ReplicatedStoreConfig, group: Vec<usize>) -> StoreNode {
             write: c.write_quorum as usize,
             sloppy: c.sloppy,
         },
-        StoreMode::LeaderFollower { replication, reads, .. } => StoreRule::Leader {
+        StoreMode::LeaderFollower {
+            replication, reads, ..
+        } => StoreRule::Leader {
             write: match replication {
                 Replication::Sync => n,
                 Replication::SemiSync { acks } => *acks as usize + 1,

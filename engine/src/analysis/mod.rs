@@ -361,7 +361,12 @@ fn availability_estimate(model: &Model, sol: &Solution) -> (Estimate, Estimate) 
         return (not_applicable(why.clone()), not_applicable(why));
     }
     let (fails, delays) = fault_kinds(model);
-    let lossless = sol.nodes.station.iter().flatten().all(|s| s.exact || s.loss < 1e-9);
+    let lossless = sol
+        .nodes
+        .station
+        .iter()
+        .flatten()
+        .all(|s| s.exact || s.loss < 1e-9);
     let guarded = sol
         .graph
         .nodes
@@ -472,21 +477,37 @@ fn hops(model: &Model, sol: &Solution) -> Vec<HopTheory> {
             NodeModel::Station(_) => {
                 if let Some(s) = &sol.nodes.station[i] {
                     let wait = admitted * s.wait.unwrap_or(0.0) / issued;
-                    add(group.clone(), rate / issued, 0.0, wait, admitted * s.local.mean / issued);
+                    add(
+                        group.clone(),
+                        rate / issued,
+                        0.0,
+                        wait,
+                        admitted * s.local.mean / issued,
+                    );
                 }
             }
             NodeModel::Cache(c) => {
                 let h = sol.nodes.hit[i].unwrap_or(0.0);
                 let t = c.cfg.hit_time.as_secs_f64();
                 let [r, w] = sol.flow.rate[i];
-                let writes = if graph::writes_through(c.cfg.strategy) { 2.0 } else { 1.0 };
+                let writes = if graph::writes_through(c.cfg.strategy) {
+                    2.0
+                } else {
+                    1.0
+                };
                 let time = r * t * (2.0 - h) + w * t * writes;
                 add(group.clone(), rate / issued, 0.0, 0.0, time / issued);
             }
-            NodeModel::Relay(_) | NodeModel::Source(_) | NodeModel::Store(_) | NodeModel::Opaque(_) => {}
+            NodeModel::Relay(_)
+            | NodeModel::Source(_)
+            | NodeModel::Store(_)
+            | NodeModel::Opaque(_) => {}
         }
     }
-    order.into_iter().filter_map(|h| by_hop.remove(&h)).collect()
+    order
+        .into_iter()
+        .filter_map(|h| by_hop.remove(&h))
+        .collect()
 }
 
 #[cfg(test)]

@@ -181,7 +181,9 @@ fn station(
     let [reads, writes] = flow.rate[i];
     let lambda = reads + writes;
     let w = if lambda > 0.0 { writes / lambda } else { 0.0 };
-    let h = h_read.times_probability(1.0 - w).plus_mixture(&h_write.times_probability(w));
+    let h = h_read
+        .times_probability(1.0 - w)
+        .plus_mixture(&h_write.times_probability(w));
     let mut out = queue(s, lambda, h);
     out.why.extend(ev.why[i].iter().cloned());
     if !s.stages.is_empty() {
@@ -193,7 +195,8 @@ fn station(
         ));
     }
     if !calls_exact {
-        out.why.push("the calls' response times are approximate".into());
+        out.why
+            .push("the calls' response times are approximate".into());
     }
     out.exact &= flow.poisson[i] && flow.exact_rate[i] && flow.notes[i].is_empty();
     out.utilisation_exact &= flow.exact_rate[i];
@@ -288,7 +291,12 @@ fn queue(s: &Station, lambda: f64, h: Moments) -> StationOut {
                 why.push("finite queue with general service taken as M/M/c/K".to_string());
             }
             let cap = u64::from(c) + k;
-            (format!("M/{service_kind}/{c}/{cap}"), Some(f.wait), f.loss, exact)
+            (
+                format!("M/{service_kind}/{c}/{cap}"),
+                Some(f.wait),
+                f.loss,
+                exact,
+            )
         }
     };
     if s.sheds {
@@ -364,7 +372,9 @@ fn cache(
     let t = Moments::constant(c.cfg.hit_time.as_secs_f64());
     let ([read_call, write_call], calls_exact) = both(|op| call(net, ev, i, &c.backend, op))?;
     let miss = t.plus(&t).plus(&read_call);
-    let read = t.times_probability(h).plus_mixture(&miss.times_probability(1.0 - h));
+    let read = t
+        .times_probability(h)
+        .plus_mixture(&miss.times_probability(1.0 - h));
     let write = if super::graph::writes_through(c.cfg.strategy) {
         t.plus(&t).plus(&write_call)
     } else {
@@ -395,7 +405,10 @@ pub fn cache_hit(
         return Err("writes drop entries; no formula with invalidations".into());
     }
     let ttl = c.cfg.ttl.map(|t| t.as_secs_f64());
-    let (lru, lfu) = (c.cfg.eviction == Eviction::Lru, c.cfg.eviction == Eviction::Lfu);
+    let (lru, lfu) = (
+        c.cfg.eviction == Eviction::Lru,
+        c.cfg.eviction == Eviction::Lfu,
+    );
     match keys::hit_ratio(k, u64::from(c.cfg.capacity), lru, lfu, ttl, total) {
         HitRatio::Known(h, exact, formula) => Ok((h, exact && !c.cfg.coalesce, formula)),
         HitRatio::Unknown(why) => Err(why),

@@ -6,9 +6,8 @@ use crate::results::{Accuracy, Theory};
 use crate::scenario::parse;
 
 fn theory(nodes: &str) -> Theory {
-    let src = format!(
-        r#"Scenario(name: "t", duration: "100s", warmup: "10s", nodes: {{ {nodes} }})"#
-    );
+    let src =
+        format!(r#"Scenario(name: "t", duration: "100s", warmup: "10s", nodes: {{ {nodes} }})"#);
     let s = parse("t.ron", &src, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
     analyze(&s.variants[0].model)
 }
@@ -20,12 +19,20 @@ fn single(rate: f64, server: &str) -> Theory {
 }
 
 fn exact_latency(t: &Theory) -> f64 {
-    assert_eq!(t.latency_mean_ms.accuracy, Accuracy::Exact, "{:?}", t.latency_mean_ms);
+    assert_eq!(
+        t.latency_mean_ms.accuracy,
+        Accuracy::Exact,
+        "{:?}",
+        t.latency_mean_ms
+    );
     t.latency_mean_ms.value.expect("a value")
 }
 
 fn close(got: f64, want: f64) {
-    assert!((got - want).abs() <= 1e-9 * want.abs(), "got {got}, want {want}");
+    assert!(
+        (got - want).abs() <= 1e-9 * want.abs(),
+        "got {got}, want {want}"
+    );
 }
 
 #[test]
@@ -41,11 +48,16 @@ fn mm1_is_the_closed_form() {
 
 #[test]
 fn mmc_is_erlang_c() {
-    let t = single(3000.0, r#"Server(workers: 4, service_time: Exponential(mean: "1ms"))"#);
+    let t = single(
+        3000.0,
+        r#"Server(workers: 4, service_time: Exponential(mean: "1ms"))"#,
+    );
     // Erlang C for c = 4, a = 3, by the textbook sum.
     let a: f64 = 3.0;
     let c = 4.0;
-    let sum: f64 = (0..4).map(|k| a.powi(k) / (1..=k).product::<i32>().max(1) as f64).sum();
+    let sum: f64 = (0..4)
+        .map(|k| a.powi(k) / (1..=k).product::<i32>().max(1) as f64)
+        .sum();
     let top = a.powi(4) / 24.0 * c / (c - a);
     let pw = top / (sum + top);
     let wq = pw / (4000.0 - 3000.0);
@@ -87,7 +99,11 @@ fn an_overloaded_unbounded_queue_is_named_with_its_load() {
            "app": Server(replicas: 2, service_time: Exponential(mean: "1ms")),"#,
     );
     assert_eq!(t.notes.len(), 2, "{:?}", t.notes);
-    assert!(t.notes[0].starts_with("app-0 cannot keep up: ρ = 1.500"), "{}", t.notes[0]);
+    assert!(
+        t.notes[0].starts_with("app-0 cannot keep up: ρ = 1.500"),
+        "{}",
+        t.notes[0]
+    );
     assert!(t.notes[0].contains("grows without limit"), "{}", t.notes[0]);
     assert_eq!(t.latency_mean_ms.accuracy, Accuracy::NotApplicable);
 }
@@ -100,6 +116,10 @@ fn network_and_a_load_balancer_add_their_hops() {
            "app": Server(replicas: 2, service_time: Exponential(mean: "1ms")),"#,
     );
     close(exact_latency(&t), 1.0 / (1000.0 - 600.0) * 1e3);
-    let sum: f64 = t.hops.iter().map(|h| h.network_ms + h.wait_ms + h.service_ms).sum();
+    let sum: f64 = t
+        .hops
+        .iter()
+        .map(|h| h.network_ms + h.wait_ms + h.service_ms)
+        .sum();
     close(sum, t.latency_mean_ms.value.unwrap());
 }

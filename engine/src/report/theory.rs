@@ -165,7 +165,11 @@ fn pool_rows(
     // window (λ = U c / E[S]).
     let sim_wait = mean(sims.iter().map(|s| {
         let rate = s.utilisation * f64::from(first.servers) / first.service_ms;
-        if rate > 0.0 { s.mean_queue_len / rate } else { 0.0 }
+        if rate > 0.0 {
+            s.mean_queue_len / rate
+        } else {
+            0.0
+        }
     }));
     let theory_wait = if unknown || stations.iter().any(|s| s.wait_ms.is_none()) {
         f64::NAN
@@ -181,7 +185,11 @@ fn pool_rows(
     if stations.iter().any(|s| s.loss > 1e-6) {
         let sim_loss = mean(sims.iter().map(|s| {
             let total = (s.served + s.rejected) as f64;
-            if total > 0.0 { s.rejected as f64 / total } else { 0.0 }
+            if total > 0.0 {
+                s.rejected as f64 / total
+            } else {
+                0.0
+            }
         }));
         rows.push(vec![
             label("turned away"),
@@ -233,7 +241,8 @@ pub fn terminal(results: &Results) -> String {
         return String::new();
     }
     let mut notes = Notes::default();
-    let mut out = String::from("\ntheory beside simulation (`archsim analyze` prints the model alone)\n");
+    let mut out =
+        String::from("\ntheory beside simulation (`archsim analyze` prints the model alone)\n");
     out.push_str(&comparison_table(results, &mut notes).to_text());
     for line in notes.lines() {
         out.push_str(&line);
@@ -255,9 +264,24 @@ pub fn analysis_text(scenario: &str, variants: &[(String, Theory)]) -> String {
                 n.cell(e.accuracy, &e.why, None)
             )
         };
-        out.push_str(&headline("mean latency (ms)", &t.latency_mean_ms, &format::ms, &mut notes));
-        out.push_str(&headline("availability", &t.availability, &|a| format::percent(a, 3), &mut notes));
-        out.push_str(&headline("throughput (req/s)", &t.throughput_rps, &|x| format::grouped(x, 1), &mut notes));
+        out.push_str(&headline(
+            "mean latency (ms)",
+            &t.latency_mean_ms,
+            &format::ms,
+            &mut notes,
+        ));
+        out.push_str(&headline(
+            "availability",
+            &t.availability,
+            &|a| format::percent(a, 3),
+            &mut notes,
+        ));
+        out.push_str(&headline(
+            "throughput (req/s)",
+            &t.throughput_rps,
+            &|x| format::grouped(x, 1),
+            &mut notes,
+        ));
         if !t.stations.is_empty() {
             out.push('\n');
             out.push_str(&indent(&station_table(&t.stations, &mut notes).to_text()));
@@ -299,7 +323,13 @@ fn station_table(stations: &[StationTheory], notes: &mut Notes) -> Table {
     };
     for s in stations {
         let unknown = s.accuracy == Accuracy::NotApplicable;
-        let num = |text: String| if unknown { format::MISSING.to_string() } else { text };
+        let num = |text: String| {
+            if unknown {
+                format::MISSING.to_string()
+            } else {
+                text
+            }
+        };
         table.rows.push(vec![
             s.name.clone(),
             s.model.clone(),

@@ -342,15 +342,10 @@ pub struct LimitsConfig {
     /// Most events one run may process (count). Default 2000000000 (minutes of computing).
     #[serde(default = "default_max_events")]
     pub max_events: u64,
-    /// Most events pending at once (count); a message queue's unbounded backlog counts
-    /// against it too. Default 20000000.
+    /// Most events pending at once, and most requests waiting in one unbounded queue (count).
+    /// Default 20000000.
     #[serde(default = "default_max_pending")]
     pub max_pending_events: usize,
-    /// Most requests waiting in one server's unbounded queue (count): a server that cannot
-    /// keep up stops the run here, naming itself, after about 10 MB of queued requests.
-    /// Default 100000.
-    #[serde(default = "default_max_queue_len")]
-    pub max_queue_len: usize,
     /// Most events in a row at one instant of simulated time (count); more means a zero-delay
     /// loop. Default 10000000.
     #[serde(default = "default_max_per_instant")]
@@ -363,7 +358,6 @@ impl Default for LimitsConfig {
             max_events: default_max_events(),
             max_pending_events: default_max_pending(),
             max_events_per_instant: default_max_per_instant(),
-            max_queue_len: default_max_queue_len(),
         }
     }
 }
@@ -375,13 +369,8 @@ impl LimitsConfig {
             max_events: self.max_events,
             max_pending_events: self.max_pending_events,
             max_events_per_instant: self.max_events_per_instant,
-            max_queue_len: self.max_queue_len,
         }
     }
-}
-
-fn default_max_queue_len() -> usize {
-    crate::sim::Limits::default().max_queue_len
 }
 
 fn default_max_per_instant() -> u64 {

@@ -221,11 +221,7 @@ fn check_top(spec: &Spec, v: &mut Validator<'_>) {
         );
     }
     let l = &spec.limits;
-    if l.max_events == 0
-        || l.max_pending_events == 0
-        || l.max_events_per_instant == 0
-        || l.max_queue_len == 0
-    {
+    if l.max_events == 0 || l.max_pending_events == 0 || l.max_events_per_instant == 0 {
         v.error(
             &root.field("limits"),
             "a zero limit stops every run",

@@ -162,9 +162,6 @@ pub struct Limits {
     /// Most events in a row at one instant of simulated time: more means a loop of
     /// zero-delay messages or timers that would otherwise spin without time passing.
     pub max_events_per_instant: u64,
-    /// Most requests waiting in one unbounded queue: a design that cannot keep up stops here,
-    /// with an error naming the queue, instead of growing until `max_pending_events`.
-    pub max_queue_len: usize,
 }
 
 impl Default for Limits {
@@ -173,7 +170,6 @@ impl Default for Limits {
             max_events: 2_000_000_000,
             max_pending_events: 20_000_000,
             max_events_per_instant: 10_000_000,
-            max_queue_len: 100_000,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The analytic model beside the simulator: where it claims to be exact, the simulation
 //! agrees within its sampling error (independent replications, 4 standard errors); where a
-//! design cannot keep up, `validate` names the station and `run` stops in bounded memory.
+//! design cannot keep up, `validate` names the station and `run` stops at a limit naming it.
 
 use archsim::Registry;
 use archsim::analysis::analyze;
@@ -174,14 +174,15 @@ fn single_stations_agree_with_their_closed_forms() {
 }
 
 #[test]
-fn an_overloaded_design_is_named_before_the_run_and_stops_in_bounded_memory() {
+fn an_overloaded_design_is_named_before_the_run_and_stopped_naming_the_station() {
     let dir = std::env::temp_dir().join(format!("archsim-overload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("overload.ron");
-    // 1.5 × capacity into unbounded queues, for an hour of simulated time.
+    // 1.5 × capacity into unbounded queues, for an hour of simulated time; a low pending
+    // limit stops it within seconds of computing.
     std::fs::write(
         &file,
-        r#"Scenario(name: "overload", duration: "3600s", nodes: {
+        r#"Scenario(name: "overload", duration: "3600s", limits: (max_pending_events: 100000), nodes: {
             "users": Client(target: "lb", arrival: Poisson(rate: 3000.0)),
             "lb": LoadBalancer(strategy: RoundRobin, backends: ["app"]),
             "app": Server(replicas: 2, service_time: Exponential(mean: "1ms")),
@@ -204,12 +205,20 @@ fn an_overloaded_design_is_named_before_the_run_and_stops_in_bounded_memory() {
         );
     }
     let out = dir.join("out");
-    let r = archsim(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let r = archsim(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(1), "{err}");
-    assert!(err.contains("app-0 cannot keep up: ρ = 1.500"), "named before: {err}");
     assert!(
-        err.contains("limits.max_queue_len (100000) exceeded: app-0's unbounded queue"),
+        err.contains("app-0 cannot keep up: ρ = 1.500"),
+        "named before: {err}"
+    );
+    assert!(
+        err.contains("limits.max_pending_events (100000) exceeded: app-0's unbounded queue"),
         "{err}"
     );
     assert!(!out.exists(), "nothing is written for a run that failed");

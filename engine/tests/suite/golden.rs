@@ -14,53 +14,52 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     // All digests changed once on purpose, when normal and exponential draws moved from
     // Box–Muller and inversion to the ziggurat method and the log-normal to a table `exp`.
     // Every results.json hash changed once more, with the event digests unchanged, when
-    // results.json gained each variant's analytic model (`theory`) and the limits
-    // `max_queue_len`.
-    ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0xc2180ccd0ce3e186),
-    ("bench-p2c.ron", "a73634ab57ef2544", 0xd4f9d3655a742bff),
+    // results.json gained each variant's analytic model (`theory`).
+    ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0x4182c5e225d0c250),
+    ("bench-p2c.ron", "a73634ab57ef2544", 0xfb683262dda7a0e0),
     (
         "cache-strategies.ron",
         "822eca7fc6aeb44c",
-        0xa99d093cd837eb30,
+        0x81ebf40bce1b5133,
     ),
-    ("cap-partition.ron", "9a2aaa30b5aa4638", 0xa2a583588e4caba2),
+    ("cap-partition.ron", "9a2aaa30b5aa4638", 0xbe7faa72d8c55008),
     (
         "circuit-breaker.ron",
         "cd5e673f52e7aed5",
-        0x07af3d3cc5711101,
+        0xba322f6f254eabc8,
     ),
     (
         "health-check-failover.ron",
         "d56201d926357293",
-        0x17088edc0a720854,
+        0xf17a1257ae51b071,
     ),
-    ("lb-strategies.ron", "9f026c7f4f2db736", 0x56e573fbd0ae7107),
+    ("lb-strategies.ron", "9f026c7f4f2db736", 0x8f9549301f5cd0ad),
     (
         "queue-consumers.ron",
         "2ab9d93d78e8ad2c",
-        0x718dee90cd3658a9,
+        0x6ed487df060f5612,
     ),
-    ("quickstart.ron", "7499c2e343a95698", 0x1810a2c5d62c2d24),
-    ("random-faults.ron", "087a9255eb3027cc", 0x7a330086338824ed),
-    ("rate-limiters.ron", "e828a34e20ae1c9c", 0x07e4d35c273c3ed5),
+    ("quickstart.ron", "7499c2e343a95698", 0xbeeb05c7dead6293),
+    ("random-faults.ron", "087a9255eb3027cc", 0x63c4ed2cf0de2af6),
+    ("rate-limiters.ron", "e828a34e20ae1c9c", 0xc3ae52be9ea8e7f8),
     (
         "replication-modes.ron",
         "70a38b0a55881965",
-        0x5fbef04a7ba7484c,
+        0x44c5f0e234cc3c47,
     ),
-    ("retry-storm.ron", "d0ceb0b496dd4218", 0x19580431d1b76c56),
+    ("retry-storm.ron", "d0ceb0b496dd4218", 0xb3d909a15226b2ed),
     (
         "sharding-hotspot.ron",
         "6cf51d189a223d2d",
-        0x3849d3777bea9701,
+        0xd4b9d35d9e3cef30,
     ),
 ];
 
 /// (synthetic run, digest of the event traces, hash of results.json).
 const SYNTHETIC: &[(&str, &str, u64)] = &[
-    ("timeouts", "feb4943b55893d87", 0x7d321d41e1d4ef0c),
-    ("faults", "897f289a5d13d785", 0xeb5949ed5340bcb4),
-    ("closed-constant", "3367a98990b3036f", 0x7b9b57db7b0eeed1),
+    ("timeouts", "feb4943b55893d87", 0x7e060c2c947a8544),
+    ("faults", "897f289a5d13d785", 0x96fd60461a832ff5),
+    ("closed-constant", "3367a98990b3036f", 0x0b3b0620d8964322),
 ];
 
 /// Synthetic runs that stress the queue: overload with short timeouts behind long ones (many

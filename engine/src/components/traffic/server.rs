@@ -50,7 +50,7 @@ pub struct ServerConfig {
     #[serde(default = "one")]
     pub workers: u32,
     /// Requests that may wait for a worker (count); when full, new requests are rejected.
-    /// Default `None`: unbounded, up to `limits.max_queue_len` (the run stops there).
+    /// Default `None`: unbounded, still subject to `limits.max_pending_events`.
     #[serde(default)]
     pub queue_limit: Option<u32>,
     /// Time one request occupies a worker (a distribution of durations).
@@ -136,7 +136,7 @@ struct Job {
 /// One replica of a `Server` pool.
 pub struct Server {
     cfg: ServerConfig,
-    /// Its replica name, for the error when its queue outgrows `limits.max_queue_len`.
+    /// Its replica name, for the error when its unbounded queue outgrows the limit.
     name: String,
     salt: u64,
     queue: VecDeque<Job>,
@@ -270,10 +270,10 @@ impl Server {
             return;
         }
         self.queue.push_back(job);
-        let bound = ctx.limits().max_queue_len;
+        let bound = ctx.limits().max_pending_events;
         if self.queue.len() > bound {
             ctx.exceed_limit(
-                "limits.max_queue_len",
+                "limits.max_pending_events",
                 bound as u64,
                 format!(
                     "{}'s unbounded queue grew past it: requests arrive faster than it serves \
