@@ -4,7 +4,7 @@
 //! scenario with errors, bad arguments, an unreadable results file). Nothing is written
 //! unless the whole run succeeded, and every file is written through a temp file + rename.
 
-use crate::output::{write_atomically, write_files_atomically};
+use crate::output::write_files_atomically;
 use crate::registry::Registry;
 use crate::results::Results;
 use crate::runner::{RunFailure, RunOptions, run};
@@ -60,7 +60,10 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Show every built-in component, fault, distribution and strategy with its fields.
-    List,
+    List {
+        /// Show only this kind (`Cache`, `Crash`, `LogNormal`) or section (`faults`).
+        kind: Option<String>,
+    },
     /// Print the analytic model of a scenario without simulating: flows, each station's
     /// queueing formula, latency as a sum over hops, availability, in milliseconds.
     Analyze {
@@ -144,10 +147,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         }
         Command::Report { results, out } => cmd_report(&results, out),
         Command::Validate { files } => cmd_validate(&registry, &files),
-        Command::List => {
-            print!("{}", list::render(&registry));
-            ExitCode::SUCCESS
-        }
+        Command::List { kind } => cmd_list(&registry, kind.as_deref()),
         Command::Analyze { file, variants } => cmd_analyze(&registry, &file, &variants),
         Command::Sweep {
             file,
@@ -175,11 +175,34 @@ pub fn main_with(registry: Registry) -> ExitCode {
     }
 }
 
+fn cmd_list(registry: &Registry, kind: Option<&str>) -> ExitCode {
+    let listing = list::render(registry);
+    let Some(kind) = kind else {
+        print!("{listing}");
+        return ExitCode::SUCCESS;
+    };
+    match list::filter(&listing, kind) {
+        Some(part) => {
+            print!("{part}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!(
+                "error: nothing named {kind:?} in `archsim list` (try a component such as Cache, \
+                 a fault such as Crash, or a section such as faults or distributions)"
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn load(registry: &Registry, file: &Path) -> Result<scenario::Scenario, ExitCode> {
     scenario::load(file, registry).map_err(|e| {
         eprintln!("{e}");
         match e {
-            LoadError::Io(..) | LoadError::Scenario(_) => ExitCode::from(2),
+            LoadError::Io(..) | LoadError::Encoding { .. } | LoadError::Scenario(_) => {
+                ExitCode::from(2)
+            }
         }
     })
 }
@@ -346,6 +369,9 @@ fn cmd_run(
     }
     print!("{}", report::terminal_table(&results));
     print!("{}", report::theory_table(&results));
+    for w in &results.warnings {
+        eprintln!("warning: {w}");
+    }
     let dir = out.unwrap_or_else(|| default_out(file));
     write_report(&dir, &results, Some(json))
 }
@@ -358,27 +384,22 @@ pub fn results_json(r: &Results) -> Vec<u8> {
 }
 
 fn write_report(dir: &Path, results: &Results, json: Option<Vec<u8>>) -> ExitCode {
-    let files = match report::render(results) {
+    let mut files = match report::render(results) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: cannot render the report: {e}");
             return ExitCode::from(1);
         }
     };
+    // results.json goes with the rest: if any file cannot be written, none is.
+    if let Some(json) = json {
+        files.push(("results.json".to_string(), json));
+    }
     if let Err(e) = write_files_atomically(dir, &files) {
-        eprintln!("error: cannot write {}: {e}", dir.display());
+        eprintln!("error: cannot write the report: {e}");
         return ExitCode::from(1);
     }
-    if let Some(json) = json
-        && let Err(e) = write_atomically(&dir.join("results.json"), &json)
-    {
-        eprintln!(
-            "error: cannot write {}: {e}",
-            dir.join("results.json").display()
-        );
-        return ExitCode::from(1);
-    }
-    eprintln!("wrote {}/ ({} files)", dir.display(), files.len() + 1);
+    eprintln!("wrote {}/ ({} files)", dir.display(), files.len());
     ExitCode::SUCCESS
 }
 
@@ -390,6 +411,17 @@ fn cmd_report(path: &Path, out: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let ours = env!("CARGO_PKG_VERSION");
+    if let Some(theirs) = crate::results::written_by(text.as_bytes())
+        && theirs != ours
+    {
+        eprintln!(
+            "error: {} was written by archsim {theirs}, this is archsim {ours}: `report` reads \
+             only its own version's results (re-run the scenario with this archsim)",
+            path.display()
+        );
+        return ExitCode::from(2);
+    }
     if let Ok(sweep) = serde_json::from_str::<crate::sweep::results::SweepResults>(&text) {
         let dir = out.unwrap_or_else(|| {
             path.parent()

@@ -21,5 +21,6 @@ pub mod runner;
 pub mod scenario;
 pub mod sim;
 pub mod sweep;
+pub mod warnings;
 
 pub use registry::Registry;

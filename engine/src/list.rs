@@ -34,10 +34,15 @@ use std::fmt::Write;
 /// The whole listing.
 pub fn render(registry: &Registry) -> String {
     let mut out = String::new();
-    out.push_str(
+    out.push_str(&format!(
         "archsim building blocks. Durations are strings with a unit: \"250us\", \"3ms\", \"1.5s\"\n\
-         (units ns, us, ms, s, min, h). Fields with a default may be left out.\n\n",
-    );
+         (units ns, us, ms, s, min, h; a space before the unit is allowed: \"500 ms\").\n\
+         Fields with a default may be left out; defaults are shown as they are written in RON\n\
+         (enum values bare, strings quoted). `archsim list KIND` shows one kind or section.\n\
+         Node names use ASCII letters, digits, '-' and '_'; a scenario declares at most {}\n\
+         nodes, replicas counted.\n\n",
+        crate::scenario::validate::MAX_NODES
+    ));
     section(
         &mut out,
         "COMPONENTS (declare under `nodes: { \"name\": Kind(...) }`)",
@@ -178,7 +183,7 @@ fn fields(out: &mut String, s: &Value, indent: &str) {
         .map_or(Vec::new(), |r| r.iter().filter_map(Value::as_str).collect());
     for (field, p) in props {
         let when = match p.get("default") {
-            Some(d) => format!("default {}", show_default(d)),
+            Some(d) => format!("default {}", show_default(d, &type_name(p))),
             None if required.contains(&field.as_str()) => "required".to_string(),
             None => "optional".to_string(),
         };
@@ -190,15 +195,25 @@ fn fields(out: &mut String, s: &Value, indent: &str) {
     }
 }
 
-fn show_default(d: &Value) -> String {
+/// A default as it must be written in RON: strings (durations, names) quoted, enum values
+/// (`RoundRobin`, `Lru`) bare, a variant with fields as `Name(field: value)`.
+fn show_default(d: &Value, type_name: &str) -> String {
     match d {
         Value::Null => "None".to_string(),
+        Value::String(s) if !is_text(type_name) => s.clone(),
         Value::Object(m) if m.len() == 1 => {
             let (k, v) = m.iter().next().expect("one entry");
             format!("{k}({})", compact(v))
         }
         other => compact(other),
     }
+}
+
+/// Whether a field of this type holds text (written in quotes) rather than an enum value.
+fn is_text(type_name: &str) -> bool {
+    type_name
+        .split(" or ")
+        .any(|t| t == "string" || t == "duration")
 }
 
 fn compact(v: &Value) -> String {
@@ -210,6 +225,47 @@ fn compact(v: &Value) -> String {
             .join(", "),
         other => other.to_string(),
     }
+}
+
+/// The entries of the listing whose kind is `kind` (a component, a fault, a strategy, ...;
+/// any case), or a whole section whose title names it (`faults`, `distributions`).
+pub fn filter(listing: &str, kind: &str) -> Option<String> {
+    let want = kind.to_lowercase();
+    let mut out = String::new();
+    for section in sections(listing) {
+        let title = section.lines().next().unwrap_or("").to_lowercase();
+        let words: Vec<&str> = title
+            .split(|c: char| !c.is_alphanumeric() && c != '-')
+            .collect();
+        if words.contains(&want.as_str()) || words.contains(&want.trim_end_matches('s')) {
+            out.push_str(section);
+            continue;
+        }
+        for entry in section.split("\n\n") {
+            let name = entry.split(':').next().unwrap_or("").trim().to_lowercase();
+            if name == want {
+                out.push_str(entry.trim_end());
+                out.push_str("\n\n");
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The listing cut into its sections, each starting at its underlined title.
+fn sections(listing: &str) -> Vec<&str> {
+    let mut starts: Vec<usize> = Vec::new();
+    let mut offset = 0;
+    let lines: Vec<&str> = listing.split_inclusive('\n').collect();
+    for (i, line) in lines.iter().enumerate() {
+        let underline = lines.get(i + 1).is_some_and(|n| n.starts_with("==="));
+        if underline {
+            starts.push(offset);
+        }
+        offset += line.len();
+    }
+    starts.push(listing.len());
+    starts.windows(2).map(|w| &listing[w[0]..w[1]]).collect()
 }
 
 /// A short name for a field's type: `duration`, `Dist`, `[string]`, `integer or None`.
@@ -286,6 +342,33 @@ fn variants(out: &mut String, s: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defaults_are_written_as_ron_takes_them() {
+        let text = render(&Registry::builtin());
+        assert!(text.contains("default Lru"), "an enum default is bare");
+        assert!(!text.contains("default \"Lru\"") && !text.contains("default \"Global\""));
+        assert!(
+            text.contains("default \"1s\""),
+            "a duration default stays quoted"
+        );
+    }
+
+    #[test]
+    fn list_filters_by_kind_or_section() {
+        let text = render(&Registry::builtin());
+        let cache = filter(&text, "cache").expect("the Cache component");
+        assert!(
+            cache.starts_with("Cache:") && cache.contains("eviction"),
+            "{cache}"
+        );
+        assert!(!cache.contains("LoadBalancer:"));
+        let faults = filter(&text, "faults").expect("the faults section");
+        assert!(
+            faults.contains("Crash") && faults.contains("Partition") && !faults.contains("Client:")
+        );
+        assert!(filter(&text, "nothing-like-this").is_none());
+    }
 
     #[test]
     fn lists_every_builtin_with_fields_defaults_and_docs() {

@@ -20,12 +20,21 @@ const MAX_WRITERS: usize = 16;
 /// about one flush instead of a dozen), then renamed in order. If any write fails, no file is
 /// renamed, every temporary is removed, and the first failing file's error is returned.
 pub fn write_files_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
+    fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
     if let Some((name, _)) = files.iter().find(|(name, _)| !is_plain_file_name(name)) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("report file name {name:?} is not a plain file name"),
         ));
+    }
+    // A rename cannot replace a directory; find that out before anything is renamed, so a
+    // failed write leaves every old file in place.
+    for (name, _) in files {
+        let target = dir.join(name);
+        if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+            let e = io::Error::new(io::ErrorKind::IsADirectory, "is a directory");
+            return Err(at(&target, e));
+        }
     }
     let temps = files
         .iter()
@@ -39,7 +48,7 @@ pub fn write_files_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> io::Re
             .map(|(files, temps)| {
                 scope.spawn(move || {
                     let write = |((_, bytes), temp): (&(String, Vec<u8>), &PathBuf)| {
-                        write_and_sync(temp, bytes)
+                        write_and_sync(temp, bytes).map_err(|e| at(temp, e))
                     };
                     files.iter().zip(temps).map(write).collect::<Vec<_>>()
                 })
@@ -56,7 +65,8 @@ pub fn write_files_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> io::Re
     let mut result = written.into_iter().collect::<io::Result<()>>();
     if result.is_ok() {
         for ((name, _), temp) in files.iter().zip(&temps) {
-            result = fs::rename(temp, dir.join(name));
+            let target = dir.join(name);
+            result = fs::rename(temp, &target).map_err(|e| at(&target, e));
             if result.is_err() {
                 break;
             }
@@ -82,7 +92,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         // Best effort: the error worth reporting is the one that made us stop.
         let _ = fs::remove_file(&temp);
     }
-    result
+    result.map_err(|e| at(path, e))
 }
 
 /// `write_atomically` for a file that several processes may write at once (with the same
@@ -98,6 +108,11 @@ pub fn write_atomically_shared(path: &Path, bytes: &[u8], writer: &str) -> io::R
         let _ = fs::remove_file(&temp);
     }
     result
+}
+
+/// `e`, its message naming `path`: the error a user sees must say which file failed.
+fn at(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 /// `dir/.name.tmp` for `dir/name`: hidden, and in the same directory so rename is atomic.

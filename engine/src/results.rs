@@ -26,6 +26,20 @@ pub struct Results {
     pub faults: Vec<FaultWindow>,
     /// One entry per variant, in the order the scenario file declares them.
     pub variants: Vec<VariantResult>,
+    /// What makes these numbers mislead (see `warnings.rs`); left out when there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The `archsim_version` a JSON file of ours says wrote it, if it parses that far.
+pub fn written_by(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Version {
+        archsim_version: String,
+    }
+    serde_json::from_slice::<Version>(bytes)
+        .ok()
+        .map(|v| v.archsim_version)
 }
 
 /// The scenario echoed into the results, so a results file explains itself.
@@ -109,10 +123,19 @@ pub struct VariantResult {
     /// Time to recover from each fault window of this variant (see `crate::recovery`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recovery: Vec<RecoveryResult>,
+    /// Seconds of the measured time that clients were down (crashed or paused), summed over
+    /// clients: requests they would have issued then were never issued, so `availability`
+    /// leaves that time out, and tables mark it. Left out when zero.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub clients_down_s: f64,
     /// What queueing theory and availability algebra say, computed from the scenario alone
     /// (see `crate::analysis`), to read beside the simulated numbers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub theory: Option<Theory>,
+}
+
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// How far an analytic figure can be trusted.
@@ -245,6 +268,38 @@ pub struct SeriesResult {
     /// router's per-shard load); plot legends add it to the node's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// For a series of states (a breaker's, a replica's role): the states' names and every
+    /// change; `values` then holds per window the index of the state that lasted longest.
+    /// The report draws it as a timeline, never as an averaged number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub states: Option<StateTrack>,
+}
+
+/// The states of a categorical series and when each began.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateTrack {
+    /// State names; a change's `state` indexes this list.
+    pub names: Vec<String>,
+    /// Every change in time order, the first at the series' start.
+    pub changes: Vec<StateChange>,
+    /// Changes after the last kept one that were counted but not kept (a bounded log).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A categorical series entering a state.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateChange {
+    /// When, seconds of simulated time.
+    pub at_s: f64,
+    /// Index into the track's `names`.
+    pub state: u32,
 }
 
 /// A state change of a component at a point in time.

@@ -70,6 +70,11 @@ pub fn run(
         .par_iter()
         .map(|v| run_variant(v, registry, seed))
         .collect::<Result<Vec<_>, _>>()?;
+    let per_variant: Vec<(String, Vec<String>)> = chosen
+        .iter()
+        .zip(&variants)
+        .map(|(v, r)| (v.name.clone(), crate::warnings::of_variant(v, seed, r)))
+        .collect();
     let digest = variants.iter().fold(mix64(seed), |h, v| {
         mix64(h ^ u64::from_str_radix(&v.digest, 16).unwrap_or(0))
     });
@@ -92,6 +97,7 @@ pub fn run(
         },
         faults: fault_windows(&chosen, seed),
         variants,
+        warnings: crate::warnings::merge(&per_variant),
     })
 }
 
@@ -170,6 +176,11 @@ pub fn run_variant(
     let measured_s = m.arrivals_end.since(m.measure_from).as_secs_f64();
     let requests = r.requests();
     let windows = r.windows(m.arrivals_end);
+    // One value per window of the run: components also report the drain after the clients
+    // stop, which is no window of the run and would draw as a false collapse at the end.
+    for s in series.values_mut().flatten() {
+        s.values.truncate(windows.len());
+    }
     let recovery = crate::recovery::time_to_recover(
         &windows,
         &m.fault_schedule(seed).1,
@@ -199,6 +210,10 @@ pub fn run_variant(
         series,
         state_changes,
         recovery,
+        clients_down_s: crate::warnings::clients_down(v, seed)
+            .iter()
+            .map(|(_, d)| d.as_secs_f64())
+            .sum(),
         theory: Some(crate::analysis::analyze(m)),
     })
 }

@@ -147,6 +147,7 @@ impl Series {
             unit: unit.to_string(),
             values,
             label: None,
+            states: None,
         }
     }
 }

@@ -10,4 +10,5 @@ pub mod call;
 pub mod hdr_counts;
 pub mod metrics;
 pub mod settable;
+pub mod state_series;
 pub mod validate;

@@ -3,9 +3,14 @@
 
 use ron::extensions::Extensions;
 
+/// How deep RON values may nest; ron stops there instead of overflowing the stack.
+pub const RECURSION_LIMIT: usize = 128;
+
 /// The RON options every scenario value is read with: `Some(..)` may be left out.
 pub fn ron_options() -> ron::Options {
-    ron::Options::default().with_default_extension(Extensions::IMPLICIT_SOME)
+    ron::Options::default()
+        .with_default_extension(Extensions::IMPLICIT_SOME)
+        .with_recursion_limit(RECURSION_LIMIT)
 }
 
 /// Deserialize one RON value (an override or a plug-in's config).

@@ -122,7 +122,10 @@ impl<'a> Validator<'a> {
     /// The nodes `name` stands for, or a problem at `at` if it is not declared.
     pub fn resolve(&mut self, at: &Path, name: &str) -> Option<&'a [NodeId]> {
         let ids = self.names.resolve(name);
-        if ids.is_empty() {
+        if ids.is_empty() && self.names.by_name.contains_key(name) {
+            // A pool of zero replicas: its own `replicas` says what is wrong.
+            None
+        } else if ids.is_empty() {
             let expected = self.names.declared();
             self.error(at, format!("unknown node \"{name}\""), expected);
             None

@@ -53,9 +53,14 @@ pub fn html(blocks: &[Block]) -> String {
     for b in blocks {
         match b {
             Block::Heading(level, text) => {
-                out.push_str(&format!("<h{level}>{}</h{level}>\n", html_escape(text)));
+                let id = anchor(text);
+                let text = html_escape(text);
+                out.push_str(&format!("<h{level} id=\"{id}\">{text}</h{level}>\n"));
             }
-            Block::Table(t) => out.push_str(&t.to_html()),
+            // Wide tables scroll inside their box, not the page.
+            Block::Table(t) => {
+                out.push_str(&format!("<div class=\"wide\">\n{}</div>\n", t.to_html()));
+            }
             Block::Para(text) => {
                 let text = html_escape(text).replace('\n', "<br>\n");
                 out.push_str(&format!("<p class=\"note\">{text}</p>\n"));
@@ -70,4 +75,17 @@ pub fn html(blocks: &[Block]) -> String {
         }
     }
     out
+}
+
+/// A heading's anchor: lower case, runs of anything but letters and digits as one `-`.
+pub fn anchor(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
 }

@@ -10,7 +10,7 @@
 //! ```
 
 use super::axis::Axis;
-use super::plot::{LegendEntry, Line, Plot, Stroke, colour};
+use super::plot::{LegendEntry, Line, Marker, Panel, Plot, look, plain};
 use crate::results::Results;
 
 /// The counter that marks a history observer's row in the component counters.
@@ -58,13 +58,17 @@ pub(super) fn diamonds(
             (px, py - dy),
             (px - dx, py),
         ];
-        Line {
-            colour: colour(i),
-            stroke: Stroke::Solid,
-            segments: vec![diamond, vec![(px, py)]],
-        }
+        Line::new(plain(look(i).colour), vec![diamond, vec![(px, py)]], i)
     })
     .collect()
+}
+
+/// A legend sample for a variant's diamond: its colour, no dash, a diamond.
+pub(super) fn point_look(i: usize) -> super::plot::Look {
+    super::plot::Look {
+        marker: Marker::Diamond,
+        ..plain(look(i).colour)
+    }
 }
 
 /// Availability against stale-read rate, one diamond per variant.
@@ -85,10 +89,9 @@ pub fn cap_plot(results: &Results) -> Plot {
     );
     let legend = pts
         .iter()
-        .map(|(i, name, stale, avail)| LegendEntry {
-            label: format!("{name} ({avail:.2}% available, {stale:.1}% stale)"),
-            colour: colour(*i),
-            stroke: Stroke::Solid,
+        .map(|(i, name, stale, avail)| {
+            let label = format!("{name} ({avail:.2}% available, {stale:.1}% stale)");
+            LegendEntry::line(label, point_look(*i))
         })
         .collect();
     Plot {
@@ -96,7 +99,8 @@ pub fn cap_plot(results: &Results) -> Plot {
         x,
         y,
         shades: Vec::new(),
-        lines,
+        panels: vec![Panel::lines(lines)],
         legend,
+        scale: None,
     }
 }

@@ -11,7 +11,7 @@
 //! ```
 
 use super::axis::Axis;
-use super::plot::{LegendEntry, Plot, Stroke, colour};
+use super::plot::{LegendEntry, Panel, Plot};
 use crate::results::Results;
 
 /// The counter that marks an election checker's row in the component counters.
@@ -57,10 +57,9 @@ pub fn durability_plot(results: &Results) -> Plot {
     let lines = super::cap::diamonds(&x, &y, pts.iter().map(|&(i, _, lat, lost)| (i, lat, lost)));
     let legend = pts
         .iter()
-        .map(|(i, name, lat, lost)| LegendEntry {
-            label: format!("{name} (p99 write {lat:.2} ms, {lost:.0} lost)"),
-            colour: colour(*i),
-            stroke: Stroke::Solid,
+        .map(|(i, name, lat, lost)| {
+            let label = format!("{name} (p99 write {lat:.2} ms, {lost:.0} lost)");
+            LegendEntry::line(label, super::cap::point_look(*i))
         })
         .collect();
     Plot {
@@ -68,7 +67,8 @@ pub fn durability_plot(results: &Results) -> Plot {
         x,
         y,
         shades: Vec::new(),
-        lines,
+        panels: vec![Panel::lines(lines)],
         legend,
+        scale: None,
     }
 }

@@ -14,15 +14,21 @@ mod axis;
 mod blocks;
 mod cap;
 mod charts;
+#[cfg(test)]
+mod collisions;
 mod durability;
+mod faults;
 mod format;
 mod html;
 mod plot;
 mod raster;
+mod states;
 mod summary;
 pub mod sweep;
 mod table;
+mod text;
 mod theory;
+mod topology;
 
 use crate::results::Results;
 use rayon::prelude::*;
@@ -37,6 +43,8 @@ struct PlotKind {
     stem: &'static str,
     /// Caption in `summary.md` and `index.html`.
     caption: &'static str,
+    /// How to read it, under the figure in `index.html`.
+    hint: &'static str,
     /// Builds the plot description from the results.
     build: fn(&Results) -> plot::Plot,
 }
@@ -45,21 +53,25 @@ struct PlotKind {
 const PLOTS: [PlotKind; 4] = [
     PlotKind {
         stem: "latency_cdf",
+        hint: "Further right is slower; each step up the axis is ten times rarer (90%, 99%, 99.9%, ...).",
         caption: "Latency by percentile",
         build: charts::latency_cdf,
     },
     PlotKind {
         stem: "latency_over_time",
+        hint: "Each step is one time window; shaded: the warm-up and the faults.",
         caption: "Latency over time",
         build: charts::latency_over_time,
     },
     PlotKind {
         stem: "availability",
+        hint: "Successful requests over requests completed, per time window.",
         caption: "Availability over time",
         build: charts::availability,
     },
     PlotKind {
         stem: "throughput",
+        hint: "Successful requests per second, per time window.",
         caption: "Throughput over time",
         build: charts::throughput,
     },
@@ -102,6 +114,7 @@ impl std::error::Error for ReportError {}
 struct PlotFile {
     stem: String,
     caption: String,
+    hint: &'static str,
     plot: plot::Plot,
 }
 
@@ -114,6 +127,7 @@ fn plots(results: &Results) -> Vec<PlotFile> {
         .map(|kind| PlotFile {
             stem: kind.stem.to_string(),
             caption: kind.caption.to_string(),
+            hint: kind.hint,
             plot: (kind.build)(results),
         })
         .collect();
@@ -122,6 +136,7 @@ fn plots(results: &Results) -> Vec<PlotFile> {
         out.push(PlotFile {
             stem: format!("series-{name}"),
             caption: plot.title.clone(),
+            hint: "",
             plot,
         });
     }
@@ -130,6 +145,7 @@ fn plots(results: &Results) -> Vec<PlotFile> {
         out.push(PlotFile {
             stem: CAP_STEM.to_string(),
             caption: plot.title.clone(),
+            hint: "Up is more available, left is fresher reads.",
             plot,
         });
     }
@@ -138,10 +154,32 @@ fn plots(results: &Results) -> Vec<PlotFile> {
         out.push(PlotFile {
             stem: DURABILITY_STEM.to_string(),
             caption: plot.title.clone(),
+            hint: "Down is safer, left is faster.",
             plot,
         });
     }
     out
+}
+
+/// File stem of the topology diagram.
+const TOPOLOGY_STEM: &str = "topology";
+
+/// The plot that answers the scenario's question, shown under the results table: the CAP or
+/// durability plot where there is one, availability where a variant lost requests, latency
+/// over time where faults were injected, else the latency distribution.
+fn headline(results: &Results, stems: &[&str]) -> usize {
+    let lost = results.variants.iter().any(|v| v.availability < 0.999);
+    let wanted = [
+        (CAP_STEM, true),
+        (DURABILITY_STEM, true),
+        ("availability", lost),
+        ("latency_over_time", !results.faults.is_empty()),
+    ];
+    wanted
+        .iter()
+        .filter(|(_, applies)| *applies)
+        .find_map(|(stem, _)| stems.iter().position(|s| s == stem))
+        .unwrap_or(0)
 }
 
 /// File stem of the durability plot, drawn when an election checker ran with a history.
@@ -191,18 +229,33 @@ pub fn render(results: &Results) -> Result<Vec<ReportFile>, ReportError> {
     for (p, svg, png_name, png) in drawn {
         files.push((format!("{}.svg", p.stem), svg.clone().into_bytes()));
         files.push((png_name, png));
-        svgs.push((p.caption, svg));
+        svgs.push((p, svg));
+    }
+    let topology = topology::svg(results);
+    if let Some(svg) = &topology {
+        files.push((format!("{TOPOLOGY_STEM}.svg"), svg.clone().into_bytes()));
+        let png_name = format!("{TOPOLOGY_STEM}.png");
+        files.push((png_name.clone(), raster::svg_to_png(svg, &png_name)?));
     }
     let figures: Vec<html::Figure<'_>> = svgs
         .iter()
-        .map(|(caption, svg)| html::Figure {
-            caption: caption.as_str(),
+        .map(|(p, svg)| html::Figure {
+            id: p.stem.as_str(),
+            title: p.caption.as_str(),
+            hint: p.hint,
             svg,
         })
         .collect();
+    let stems: Vec<&str> = svgs.iter().map(|(p, _)| p.stem.as_str()).collect();
     files.push((
         "index.html".to_string(),
-        html::page(results, &figures).into_bytes(),
+        html::page(
+            results,
+            &figures,
+            headline(results, &stems),
+            topology.as_deref(),
+        )
+        .into_bytes(),
     ));
     Ok(files)
 }

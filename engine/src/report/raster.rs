@@ -30,6 +30,16 @@ fn fonts() -> Arc<fontdb::Database> {
         .clone()
 }
 
+/// usvg options that resolve every font to the embedded DejaVu Sans.
+pub fn font_options() -> usvg::Options<'static> {
+    usvg::Options {
+        fontdb: fonts(),
+        // Text without a family (there should be none) gets DejaVu rather than a serif nobody has.
+        font_family: FAMILY.to_string(),
+        ..usvg::Options::default()
+    }
+}
+
 /// Renders `svg` to PNG bytes at [`SCALE`] times its size, on a white background.
 ///
 /// `file` names the output in errors.
@@ -38,13 +48,7 @@ pub fn svg_to_png(svg: &str, file: &str) -> Result<Vec<u8>, ReportError> {
         file: file.to_string(),
         message,
     };
-    let options = usvg::Options {
-        fontdb: fonts(),
-        // Text without a family (there should be none) gets DejaVu rather than a serif nobody has.
-        font_family: FAMILY.to_string(),
-        ..usvg::Options::default()
-    };
-    let tree = usvg::Tree::from_str(svg, &options).map_err(|e| fail(e.to_string()))?;
+    let tree = usvg::Tree::from_str(svg, &font_options()).map_err(|e| fail(e.to_string()))?;
     let size = tree
         .size()
         .to_int_size()

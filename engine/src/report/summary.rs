@@ -15,6 +15,15 @@ pub fn markdown(results: &Results) -> String {
     out.push_str(&table::variants(results, table::VARIANT_HEADINGS).to_markdown());
     out.push('\n');
     out.push_str(MEASUREMENT_NOTE);
+    if results.variants.iter().any(|v| v.clients_down_s > 0.0) {
+        out.push_str(CLIENTS_DOWN_NOTE);
+    }
+    if !results.warnings.is_empty() {
+        out.push_str("\n## Warnings\n\n");
+        for w in &results.warnings {
+            out.push_str(&format!("- {}\n", markdown_cell(w)));
+        }
+    }
     let overrides = table::overrides(results);
     if !overrides.rows.is_empty() {
         out.push_str("\n### Variants\n\n");
@@ -28,6 +37,9 @@ pub fn markdown(results: &Results) -> String {
     out.push_str("## Plots\n\n");
     for (stem, caption) in plot_captions(results) {
         out.push_str(&format!("![{}]({stem}.svg)\n\n", markdown_cell(&caption)));
+    }
+    if !super::topology::graph(results).0.is_empty() {
+        out.push_str("![Topology](topology.svg)\n\n");
     }
     servers(&mut out, results);
     counters(&mut out, results);
@@ -52,6 +64,11 @@ pub fn markdown(results: &Results) -> String {
 pub const RECOVERY_NOTE: &str = "Time from a fault's end to the start of the first time window \
 that, together with the next one, has availability at least 90% and p99 at most 110% of the \
 baseline: the windows after the warm-up and before the fault that overlap no fault.\n";
+
+/// What the `*` after an availability means.
+pub const CLIENTS_DOWN_NOTE: &str = "\\* Clients were down for part of the measured time: \
+requests they would have issued then were never issued, so this availability counts only the \
+time they were up (see Warnings).\n";
 
 /// How the summary numbers were measured; shared with `index.html`.
 pub const MEASUREMENT_NOTE: &str = "Requests issued during the warm-up are left out.\n\
@@ -126,7 +143,7 @@ fn state_changes(out: &mut String, results: &Results) {
     }
     out.push_str("## State changes\n\n");
     for variant in &results.variants {
-        let table = table::state_changes(variant);
+        let table = table::state_changes(variant, &table::node_names(results));
         if !table.rows.is_empty() {
             out.push_str(&format!("### {}\n\n", markdown_cell(&variant.name)));
             out.push_str(&table.to_markdown());

@@ -6,7 +6,7 @@
 
 use super::axis::Axis;
 use super::format::{self, html_escape, markdown_cell};
-use super::plot::{self, LegendEntry, Line, Plot, Shade, ShadeKind, Stroke, colour};
+use super::plot::{self, LegendEntry, Line, Panel, Plot, Sample, Stroke, look, plain};
 use super::raster::svg_to_png;
 use super::table::{Align, Table};
 use super::{ReportError, ReportFile};
@@ -407,66 +407,74 @@ fn sweep_plot(results: &SweepResults, kind: &SweepPlot) -> Plot {
                 })
                 .collect();
             let (segments, band) = line_and_band(&data, kind.factor, &x, &y);
-            bands.push(Line {
-                colour: colour(n),
-                stroke: Stroke::Band,
-                segments: band,
-            });
-            lines.push(Line {
-                colour: colour(n),
-                stroke: Stroke::Solid,
-                segments,
-            });
+            bands.push(band_line(n, band));
+            lines.push(Line::new(look(n), segments, n));
             let others = others_text(&results.parameters, rest);
             let label = if others.is_empty() {
                 v.name.clone()
             } else {
                 format!("{} ({})", v.name, others.join(", "))
             };
-            legend.push(LegendEntry {
-                label,
-                colour: colour(n),
-                stroke: Stroke::Solid,
-            });
+            legend.push(LegendEntry::line(label, look(n)));
             n += 1;
+        }
+    }
+    // A line that coincides with an earlier one says so, as in the run report.
+    let pairs: Vec<(usize, Line)> = lines.iter().cloned().enumerate().collect();
+    let names: Vec<String> = legend.iter().map(|e| e.label.clone()).collect();
+    for (k, same) in super::charts::identical_to(&[&pairs], n, &x, &y)
+        .into_iter()
+        .enumerate()
+    {
+        if let Some(other) = same {
+            legend[k].label = format!("{} (= {})", names[k], names[other]);
         }
     }
     if let Some(o) = objective
         && let Some(at) = y.to_plot_clamped(o.limit_ms)
     {
-        lines.push(Line {
-            colour: NEUTRAL,
-            stroke: Stroke::Dashed,
-            segments: vec![vec![(x.lo, at), (x.hi, at)]],
-        });
-        legend.push(LegendEntry {
-            label: format!("objective {} ≤ {} ms", o.metric.short(), o.limit_ms),
-            colour: NEUTRAL,
-            stroke: Stroke::Dashed,
-        });
+        let objective_look = plot::Look {
+            dash: plot::Dash::Short,
+            ..plain(NEUTRAL)
+        };
+        lines.push(Line::new(
+            objective_look,
+            vec![vec![(x.lo, at), (x.hi, at)]],
+            0,
+        ));
+        legend.push(LegendEntry::line(
+            format!("objective {} ≤ {} ms", o.metric.short(), o.limit_ms),
+            objective_look,
+        ));
     }
     if results.replications > 1 {
-        legend.push(LegendEntry {
-            label: "95% CI".to_string(),
-            colour: NEUTRAL,
-            stroke: Stroke::Band,
-        });
+        legend.push(ci_entry());
     }
     bands.extend(lines);
     Plot {
         title: format!(
-            "{} against {} (mean of {} replications)",
-            kind.title, first.label, results.replications
+            "{} against {}: mean of {} replications",
+            kind.title,
+            without_unit(&first.label),
+            results.replications
         ),
         x,
         y,
         shades: Vec::new(),
-        lines: bands,
+        panels: vec![Panel::lines(bands)],
         legend,
+        scale: None,
     }
 }
 
-/// p99 latency over time at one point: per variant the mean across replications, band shaded.
+/// The half-open interval a window covers, cut at `end`.
+fn window_span(start_s: f64, window_s: f64, end: f64) -> (f64, f64) {
+    (start_s, (start_s + window_s).min(end))
+}
+
+/// p99 latency over time at one point: per variant the mean across replications, band
+/// shaded, each window a step over its whole width. Every point's plot has the same y
+/// scale, so loads compare by eye.
 fn over_time(results: &SweepResults, point: usize) -> Plot {
     let window_s = results.timing.window_s;
     let pick = |w: &WindowEstimate| w.p99_ms.clone();
@@ -477,8 +485,10 @@ fn over_time(results: &SweepResults, point: usize) -> Plot {
         .map(|w| w.start_s + window_s)
         .fold(results.timing.duration_s, f64::max);
     let x = Axis::linear_exact("time (s)", 0.0, end);
-    let y_hi = (0..results.variants.len())
-        .flat_map(|v| cell(results, v, point).windows.iter().filter_map(pick))
+    let y_hi = results
+        .cells
+        .iter()
+        .flat_map(|c| c.windows.iter().filter_map(pick))
         .map(|e| e.hi())
         .filter(|v| v.is_finite())
         .fold(0.0_f64, f64::max);
@@ -486,73 +496,69 @@ fn over_time(results: &SweepResults, point: usize) -> Plot {
     let mut bands = Vec::new();
     let mut lines = Vec::new();
     for vi in 0..results.variants.len() {
-        let estimates: Vec<Option<Estimate>> =
-            cell(results, vi, point).windows.iter().map(pick).collect();
-        let data: Vec<(f64, Option<&Estimate>)> = cell(results, vi, point)
-            .windows
+        let windows = &cell(results, vi, point).windows;
+        let estimates: Vec<Option<Estimate>> = windows.iter().map(pick).collect();
+        let data: Vec<(f64, Option<&Estimate>)> = windows
             .iter()
             .zip(&estimates)
-            .map(|(w, e)| (w.start_s + window_s / 2.0, e.as_ref()))
+            .flat_map(|(w, e)| {
+                let (from, to) = window_span(w.start_s, window_s, end);
+                [(from, e.as_ref()), (to, e.as_ref())]
+            })
             .collect();
         let (segments, band) = line_and_band(&data, 1.0, &x, &y);
-        bands.push(Line {
-            colour: colour(vi),
-            stroke: Stroke::Band,
-            segments: band,
-        });
-        lines.push(Line {
-            colour: colour(vi),
-            stroke: Stroke::Solid,
-            segments,
-        });
-    }
-    let mut shades = Vec::new();
-    if results.timing.warmup_s > 0.0 {
-        shades.push(Shade {
-            start: 0.0,
-            end: results.timing.warmup_s.min(x.hi),
-            label: "warm-up".to_string(),
-            kind: ShadeKind::Warmup,
-        });
-    }
-    for f in &results.faults {
-        shades.push(Shade {
-            start: f.start_s.clamp(x.lo, x.hi),
-            end: f.end_s.clamp(x.lo, x.hi),
-            label: f.label.clone(),
-            kind: ShadeKind::Fault,
-        });
+        bands.push(band_line(vi, band));
+        lines.push(Line::new(look(vi), segments, vi));
     }
     let mut legend: Vec<LegendEntry> = results
         .variants
         .iter()
         .enumerate()
-        .map(|(i, v)| LegendEntry {
-            label: v.name.clone(),
-            colour: colour(i),
-            stroke: Stroke::Solid,
-        })
+        .map(|(i, v)| LegendEntry::line(v.name.clone(), look(i)))
         .collect();
     if results.replications > 1 {
-        legend.push(LegendEntry {
-            label: "95% CI".to_string(),
-            colour: NEUTRAL,
-            stroke: Stroke::Band,
-        });
+        legend.push(ci_entry());
     }
     let values: Vec<String> = results
         .parameters
         .iter()
         .zip(&point_values(results, point))
-        .map(|(p, &i)| format!("{} = {}", p.label, p.values[i]))
+        .map(|(p, &i)| format!("{} = {}", without_unit(&p.label), p.values[i]))
         .collect();
     bands.extend(lines);
     Plot {
         title: format!("p99 latency over time at {}", values.join(", ")),
-        x,
+        x: x.clone(),
         y,
-        shades,
-        lines: bands,
+        shades: super::faults::shades_of(&results.timing, &results.faults, &x),
+        panels: vec![Panel::lines(bands)],
         legend,
+        scale: None,
+    }
+}
+
+/// A confidence band in the `n`th look's colour.
+fn band_line(n: usize, segments: Segments) -> Line {
+    Line {
+        stroke: Stroke::Band,
+        ..Line::new(plain(look(n).colour), segments, n)
+    }
+}
+
+/// The legend entry explaining the bands.
+fn ci_entry() -> LegendEntry {
+    LegendEntry {
+        label: "95% CI".to_string(),
+        look: plain(NEUTRAL),
+        sample: Sample::Band,
+    }
+}
+
+/// A parameter's label without a trailing unit in parentheses, for titles:
+/// `offered load (fraction of capacity)` → `offered load`.
+fn without_unit(label: &str) -> &str {
+    match label.rfind(" (") {
+        Some(i) if label.ends_with(')') => &label[..i],
+        _ => label,
     }
 }

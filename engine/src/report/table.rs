@@ -180,7 +180,16 @@ fn variant_row(variant: &VariantResult, causes: &[String]) -> Vec<String> {
     let mut row = vec![
         variant.name.clone(),
         format::count(variant.requests),
-        format::percent(variant.availability, 3),
+        // Availability that leaves out time the clients were down is not the whole story.
+        format!(
+            "{}{}",
+            format::percent(variant.availability, 3),
+            if variant.clients_down_s > 0.0 {
+                "*"
+            } else {
+                ""
+            }
+        ),
         format::grouped(variant.throughput_rps, 1),
         format::ms(variant.latency_ms.p50),
         format::ms(variant.latency_ms.p99),
@@ -231,8 +240,8 @@ pub fn faults(faults: &[FaultWindow]) -> Table {
         .map(|f| {
             vec![
                 f.label.clone(),
-                format::fixed(f.start_s, 3),
-                format::fixed(f.end_s, 3),
+                format::grouped(f.start_s, 3),
+                format::grouped(f.end_s, 3),
             ]
         })
         .collect();
@@ -256,8 +265,9 @@ pub fn counters(variant: &VariantResult) -> Table {
     table
 }
 
-/// One row per recorded state change of a variant, in time order: time, node, what.
-pub fn state_changes(variant: &VariantResult) -> Table {
+/// One row per recorded state change of a variant, in time order: time, node, what; node
+/// ids in the text are written as node names, value ids as `#sequence by writer`.
+pub fn state_changes(variant: &VariantResult, names: &[String]) -> Table {
     let mut table = Table::new(&[
         ("time (s)", Align::Right),
         ("node", Align::Left),
@@ -276,20 +286,87 @@ pub fn state_changes(variant: &VariantResult) -> Table {
     rows.sort_by(|a, b| a.0.total_cmp(&b.0));
     for (at_s, node, what) in rows {
         table.rows.push(vec![
-            format::fixed(at_s, 3),
+            format::grouped(at_s, 3),
             node.to_string(),
-            what.to_string(),
+            readable(what, names),
         ]);
     }
     table
 }
 
+/// Every node's name by node id: the scenario's nodes in order, a pool (a node declared with
+/// `replicas`) expanded to `name-0`, `name-1`, ..., as the scenario's validation numbers them.
+pub fn node_names(results: &Results) -> Vec<String> {
+    let Some(nodes) = results
+        .scenario
+        .resolved
+        .get("nodes")
+        .and_then(serde_json::Value::as_object)
+    else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for (name, config) in nodes {
+        let replicas = config
+            .as_object()
+            .and_then(|m| m.values().next())
+            .and_then(|fields| fields.get("replicas"))
+            .and_then(serde_json::Value::as_u64);
+        match replicas {
+            Some(n) => names.extend((0..n).map(|i| format!("{name}-{i}"))),
+            None => names.push(name.clone()),
+        }
+    }
+    names
+}
+
+/// A value id written by a key-value client: `(writer id + 1) << 40 | sequence`.
+const VALUE_ID_SHIFT: u32 = 40;
+
+/// `what` with `node 3` written as the node's name and a value id after `read`/`write` as
+/// `#646 by users`, so a reader need not decode 13-digit numbers.
+pub fn readable(what: &str, names: &[String]) -> String {
+    let words: Vec<&str> = what.split(' ').collect();
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let word = words[i];
+        let next = words.get(i + 1).copied().unwrap_or("");
+        let id = next.trim_end_matches([';', ',']);
+        let name = id.parse::<usize>().ok().and_then(|n| names.get(n));
+        match (word, name) {
+            ("node", Some(name)) => {
+                out.push(format!("{name}{}", &next[id.len()..]));
+                i += 2;
+                continue;
+            }
+            ("read" | "write", _) if value_name(id, names).is_some() => {
+                let value = value_name(id, names).unwrap_or_default();
+                out.push(format!("{word} {value}{}", &next[id.len()..]));
+                i += 2;
+                continue;
+            }
+            _ => out.push(word.to_string()),
+        }
+        i += 1;
+    }
+    out.join(" ")
+}
+
+fn value_name(id: &str, names: &[String]) -> Option<String> {
+    let v: u64 = id.parse().ok()?;
+    let writer = (v >> VALUE_ID_SHIFT).checked_sub(1)?;
+    let sequence = v & ((1 << VALUE_ID_SHIFT) - 1);
+    let name = names.get(usize::try_from(writer).ok()?)?;
+    Some(format!("#{} by {name}", format::count(sequence)))
+}
+
 /// Counters are mostly whole numbers; print those without a fraction.
 fn counter_value(value: f64) -> String {
     if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e15 {
-        format::fixed(value, 0)
+        format::grouped(value, 0)
     } else {
-        format::fixed(value, 3)
+        format::grouped(value, 3)
     }
 }
 
@@ -379,8 +456,19 @@ mod tests {
     }
 
     #[test]
+    fn ids_in_state_changes_read_as_names() {
+        let names: Vec<String> = ["users", "store-0", "store-1"].map(String::from).to_vec();
+        let what = "key 1: node 0 write 1099511628678 [4.1ms, 4.2ms] via node 2; node 9 read 5";
+        assert_eq!(
+            readable(what, &names),
+            "key 1: users write #902 by users [4.1ms, 4.2ms] via store-1; node 9 read 5"
+        );
+    }
+
+    #[test]
     fn counters_print_whole_numbers_without_fraction() {
         assert_eq!(counter_value(42.0), "42");
+        assert_eq!(counter_value(12345.0), "12,345");
         assert_eq!(counter_value(0.25), "0.250");
         assert_eq!(counter_value(f64::NAN), "-");
     }

@@ -29,6 +29,7 @@ pub(super) fn fixture() -> Results {
         variant("p2c", 2, 0.4),
     ];
     Results {
+        warnings: Vec::new(),
         archsim_version: "0.1.0".to_string(),
         scenario: ScenarioEcho {
             name: "Load balancer strategies under a slow replica".to_string(),
@@ -97,6 +98,7 @@ fn variant(name: &str, index: u64, sensitivity: f64) -> VariantResult {
         latency_cdf: cdf(sensitivity),
         windows,
         servers: (0..4).map(|r| server(r, index)).collect(),
+        clients_down_s: 0.0,
         components,
         series: BTreeMap::new(),
         state_changes: BTreeMap::new(),
@@ -210,7 +212,11 @@ fn svgs_have_labels_legend_and_fault_shading() {
         if name != "latency_cdf.svg" {
             assert!(
                 svg.contains(r##"opacity="0.13" fill="#D62728""##),
-                "{name}: no fault"
+                "{name}: no crash shading"
+            );
+            assert!(
+                svg.contains(r##"opacity="0.13" fill="#E07B00""##),
+                "{name}: no slowdown shading in its own colour"
             );
             assert!(svg.contains("crash app-3"), "{name}: no fault label");
             assert!(
@@ -243,7 +249,10 @@ fn percentile_plot_gives_each_nine_the_same_height() {
     results.variants[0].latency_cdf = cdf.clone();
     results.variants.truncate(1);
     let plot = charts::latency_cdf(&results);
-    let heights: Vec<f64> = plot.lines[0].segments[0].iter().map(|p| p.1).collect();
+    let heights: Vec<f64> = plot.panels[0].lines[0].segments[0]
+        .iter()
+        .map(|p| p.1)
+        .collect();
     assert_eq!(heights.len(), 5, "the NaN fraction is dropped: {heights:?}");
     for (nines, height) in heights[..4].iter().enumerate() {
         assert!((height - nines as f64).abs() < 1e-9, "{heights:?}");
@@ -303,9 +312,15 @@ fn summary_has_the_tables_and_links() {
 fn html_is_self_contained() {
     let html = text(&render(&fixture()).expect("renders"), "index.html");
     assert_eq!(html.matches("<svg ").count(), 4);
-    for banned in ["<script", "src=", "href=", "<link", "@import", "url("] {
+    for banned in ["<script", "src=", "<link", "@import", "url("] {
         assert!(!html.contains(banned), "index.html contains {banned}");
     }
+    // Links only within the page: the table of contents.
+    assert_eq!(
+        html.matches("href=\"").count(),
+        html.matches("href=\"#").count()
+    );
+    assert!(html.contains("<a href=\"#latency_cdf\">"));
     assert!(html.contains("<td class=\"num\">99.741%</td>"));
 }
 
@@ -380,7 +395,7 @@ fn identical_values_and_non_finite_numbers_do_not_panic() {
 }
 
 #[test]
-fn many_variants_wrap_the_legend_and_reuse_colours() {
+fn many_variants_become_small_multiples_with_distinct_looks() {
     let mut results = fixture();
     let base = results.variants[0].clone();
     results.variants = (0..12)
@@ -389,8 +404,60 @@ fn many_variants_wrap_the_legend_and_reuse_colours() {
             ..base.clone()
         })
         .collect();
+    let plot = charts::throughput(&results);
+    assert_eq!(
+        plot.panels.len(),
+        12,
+        "a panel per variant beyond six lines"
+    );
+    assert!(plot.panels.iter().all(|p| p.lines.len() == 1));
+    let looks: Vec<_> = plot.panels.iter().map(|p| p.lines[0].look).collect();
+    for (i, a) in looks.iter().enumerate() {
+        assert!(
+            looks[i + 1..].iter().all(|b| b != a),
+            "variant {i} shares a look"
+        );
+    }
+    // Identical data: every later variant's legend entry names the first.
+    assert_eq!(
+        plot.legend[11].label,
+        "variant number 11 (= variant number 0)"
+    );
     let files = render(&results).expect("renders");
     assert!(text(&files, "throughput.svg").contains("variant number 11"));
+}
+
+#[test]
+fn window_values_are_steps_over_their_whole_window() {
+    let results = fixture();
+    let plot = charts::availability(&results);
+    let first = &plot.panels[0].lines[0].segments[0];
+    // Window 0 covers [0, 1): a step from 0 to 1 at one height, then window 1 from 1 to 2.
+    assert_eq!((first[0].0, first[1].0, first[2].0), (0.0, 1.0, 1.0));
+    assert_eq!(first[0].1, first[1].1);
+    let latency = charts::latency_over_time(&results);
+    let p2c = &latency.panels[0].lines[2].segments;
+    // p2c completes nothing during the partition from 50 s: its line breaks exactly there.
+    assert_eq!(p2c[0].last().expect("points").0, 50.0);
+    assert_eq!(p2c[1][0].0, 53.0);
+}
+
+#[test]
+fn a_fault_repeated_three_times_is_labelled_once() {
+    let mut results = fixture();
+    results.faults = vec![
+        fault("partition a | b", 20.0, 21.0),
+        fault("partition a | b", 23.0, 24.0),
+        fault("partition a | b", 26.0, 27.0),
+    ];
+    let plot = charts::throughput(&results);
+    let labels: Vec<&str> = plot.shades.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["warm-up", "partition a | b ×3 at 20, 23, 26 s", "", ""]
+    );
+    let svg = text(&render(&results).expect("renders"), "throughput.svg");
+    assert_eq!(svg.matches("partition a | b").count(), 1);
 }
 
 #[test]
@@ -417,6 +484,7 @@ fn component_series_get_a_plot_each_and_state_changes_a_table() {
                 unit: "fraction of reads".to_string(),
                 values,
                 label: None,
+                states: None,
             }],
         );
         v.state_changes.insert(
@@ -437,7 +505,7 @@ fn component_series_get_a_plot_each_and_state_changes_a_table() {
     let svg = text(&files, "series-hit_ratio.svg");
     for expected in [
         "Cache hit ratio",
-        "fraction of reads",
+        "% of reads",
         "time (s)",
         "p2c",
         "crash app-3",
@@ -455,4 +523,66 @@ fn component_series_get_a_plot_each_and_state_changes_a_table() {
     let html = text(&files, "index.html");
     assert!(html.contains("aria-label=\"Cache hit ratio\""));
     assert!(html.contains("open -&gt; half-open"));
+}
+
+/// Every SVG of `files` checked for colliding text and text over data lines.
+fn collisions_in(report: &str, files: &[ReportFile]) -> Vec<String> {
+    let colours: Vec<(u8, u8, u8)> = plot::PALETTE.iter().map(|c| (c.0, c.1, c.2)).collect();
+    files
+        .iter()
+        .filter(|(name, _)| name.ends_with(".svg"))
+        .flat_map(|(name, bytes)| {
+            let svg = String::from_utf8_lossy(bytes);
+            super::collisions::problems(&svg, &colours)
+                .into_iter()
+                .map(move |p| format!("{report}/{name}: {p}"))
+        })
+        .collect()
+}
+
+#[test]
+fn committed_reports_have_no_text_collisions() {
+    // Rendered afresh from each committed results.json, so this checks the code, not files.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports");
+    let mut reports: Vec<_> = std::fs::read_dir(&dir)
+        .expect("reports/")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    reports.sort();
+    let mut problems = Vec::new();
+    for report in &reports {
+        let json = std::fs::read_to_string(report.join("results.json")).expect("results.json");
+        let name = report
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let files = match serde_json::from_str::<Results>(&json) {
+            Ok(results) => render(&results).expect("renders"),
+            Err(_) => {
+                let sweep = serde_json::from_str(&json).expect("a run's or a sweep's results");
+                sweep::render(&sweep).expect("renders")
+            }
+        };
+        problems.extend(collisions_in(&name, &files));
+    }
+    assert!(reports.len() >= 14, "{} reports", reports.len());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_collision_check_sees_overlapping_text_and_text_over_data() {
+    let svg = r##"<svg width="200" height="100" xmlns="http://www.w3.org/2000/svg">
+        <polyline fill="none" stroke="#0072B2" points="0,50 200,50"/>
+        <text x="10" y="20" font-family="sans-serif" font-size="16">99.99%</text>
+        <text x="30" y="24" font-family="sans-serif" font-size="16">percentile</text>
+        <text x="60" y="56" font-family="sans-serif" font-size="16">legend</text>
+        </svg>"##;
+    let found = super::collisions::problems(svg, &[(0x00, 0x72, 0xB2)]);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].contains("overlaps") && found[1].contains("covers data"));
+    let clean = r##"<svg width="200" height="100" xmlns="http://www.w3.org/2000/svg">
+        <text x="10" y="20" font-family="sans-serif" font-size="16">a</text>
+        <text x="10" y="60" font-family="sans-serif" font-size="16">b</text></svg>"##;
+    assert!(super::collisions::problems(clean, &[]).is_empty());
 }

@@ -201,15 +201,21 @@ fn pool_rows(
     rows
 }
 
+/// The section's heading, when some variant has an analytic model.
+pub fn heading(results: &Results) -> Option<&'static str> {
+    let any = results.variants.iter().any(|v| v.theory.is_some());
+    any.then_some("Theory beside simulation")
+}
+
 /// The section of `summary.md` and `index.html`: comparison, footnotes, model notes.
 pub fn blocks(results: &Results) -> Vec<Block> {
-    if results.variants.iter().all(|v| v.theory.is_none()) {
+    let Some(heading) = heading(results) else {
         return Vec::new();
-    }
+    };
     let mut notes = Notes::default();
     let table = comparison_table(results, &mut notes);
     let mut out = vec![
-        Block::Heading(2, "Theory beside simulation".to_string()),
+        Block::Heading(2, heading.to_string()),
         Block::Para(THEORY_NOTE.to_string()),
         Block::Table(table),
     ];

@@ -17,6 +17,7 @@ use codespan_reporting::files::SimpleFile;
 use codespan_reporting::term::{self, Chars, Config};
 
 use super::locate::{Span, line_col};
+use std::borrow::Cow;
 
 /// One problem found in a scenario file, ready to show to the user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,26 +38,117 @@ pub struct Diagnostic {
 ///
 /// The result is plain ASCII framing (the source text itself may hold any chars) and is
 /// deterministic: the same inputs always give the same bytes.
+///
+/// Hostile input stays readable: a source line longer than [`MAX_LINE_CHARS`] is shown as an
+/// excerpt around the caret, messages and labels are cut at [`MAX_TEXT_CHARS`], and after
+/// [`MAX_SHOWN`] diagnostics the rest are counted, not shown.
 #[must_use]
 pub fn render(file_name: &str, src: &str, diags: &[Diagnostic]) -> String {
-    let file = SimpleFile::new(file_name, src);
     let config = Config {
         chars: Chars::ascii(),
         ..Config::default()
     };
     let mut out = String::new();
-    for diag in diags {
-        match term::emit_into_string(&config, &file, &to_codespan(src, diag)) {
-            Ok(text) => out.push_str(&text),
+    for diag in diags.iter().take(MAX_SHOWN) {
+        let diag = shortened(diag);
+        let span = diag.span.clamp_to(src);
+        let (view, view_span) = excerpt(src, span);
+        let file = SimpleFile::new(file_name, view.as_ref());
+        let shown = Diagnostic {
+            span: view_span,
+            ..diag.clone()
+        };
+        match term::emit_into_string(&config, &file, &to_codespan(&view, &shown)) {
+            Ok(text) => out.push_str(&real_column(text, file_name, src, span, &view, view_span)),
             // codespan only fails on spans outside the file, which clamping rules out; should
             // it fail anyway, the one-line form still tells the user where and what.
             Err(_) => {
-                out.push_str(&render_plain(file_name, src, diag));
+                out.push_str(&render_plain(file_name, src, &diag));
                 out.push('\n');
             }
         }
     }
+    if diags.len() > MAX_SHOWN {
+        let more = diags.len() - MAX_SHOWN;
+        out.push_str(&format!("... and {more} more errors, not shown\n\n"));
+    }
     out
+}
+
+/// Longest source line shown whole; a longer one is shown as an excerpt around the span.
+pub const MAX_LINE_CHARS: usize = 160;
+/// Longest message, label or note shown whole.
+pub const MAX_TEXT_CHARS: usize = 240;
+/// Most diagnostics shown for one file.
+pub const MAX_SHOWN: usize = 50;
+
+/// `text` cut to `max` chars, with `...` where it was cut.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+fn shortened(diag: &Diagnostic) -> Diagnostic {
+    Diagnostic {
+        message: cut(&diag.message, MAX_TEXT_CHARS),
+        span: diag.span,
+        label: cut(&diag.label, MAX_TEXT_CHARS),
+        notes: diag.notes.iter().map(|n| cut(n, MAX_TEXT_CHARS)).collect(),
+    }
+}
+
+/// The text codespan is shown: `src` itself when the span's line is short, else as many empty
+/// lines as precede it (so the line number stays right) and an excerpt of that line around the
+/// span, which is cut to the excerpt (and to its first line).
+fn excerpt(src: &str, span: Span) -> (Cow<'_, str>, Span) {
+    let line_start = src[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = src[span.start..]
+        .find('\n')
+        .map_or(src.len(), |i| span.start + i);
+    let line = &src[line_start..line_end];
+    if line.chars().count() <= MAX_LINE_CHARS {
+        return (Cow::Borrowed(src), span);
+    }
+    let before = src[line_start..span.start].chars().count();
+    let from = before.saturating_sub(MAX_LINE_CHARS / 3);
+    let byte = |chars: usize| {
+        line.char_indices()
+            .nth(chars)
+            .map_or(line.len(), |(b, _)| b)
+    };
+    let (cut_start, cut_end) = (byte(from), byte(from + MAX_LINE_CHARS));
+    let lead = if cut_start > 0 { "..." } else { "" };
+    let tail = if cut_end < line.len() { "..." } else { "" };
+    let newlines = src[..line_start].matches('\n').count();
+    let mut view = "\n".repeat(newlines);
+    let origin = view.len() + lead.len();
+    view.push_str(lead);
+    view.push_str(&line[cut_start..cut_end]);
+    view.push_str(tail);
+    let local = |offset: usize| (offset - line_start).clamp(cut_start, cut_end) - cut_start;
+    let start = origin + local(span.start);
+    let end = origin + local(span.end.min(line_end));
+    (Cow::Owned(view), Span { start, end })
+}
+
+/// codespan counts the column in the excerpt; put back the column in the real file.
+fn real_column(
+    text: String,
+    file_name: &str,
+    src: &str,
+    span: Span,
+    view: &str,
+    view_span: Span,
+) -> String {
+    let (line, col) = line_col(src, span.start);
+    let (_, view_col) = line_col(view, view_span.start);
+    if col == view_col {
+        return text;
+    }
+    let shown = format!("{file_name}:{line}:{view_col}");
+    text.replacen(&shown, &format!("{file_name}:{line}:{col}"), 1)
 }
 
 /// Renders one diagnostic on one line: `file:line:col: message (label)`, the label part only
@@ -64,11 +156,12 @@ pub fn render(file_name: &str, src: &str, diags: &[Diagnostic]) -> String {
 #[must_use]
 pub fn render_plain(file_name: &str, src: &str, diag: &Diagnostic) -> String {
     let (line, col) = line_col(src, diag.span.clamp_to(src).start);
-    let location = format!("{file_name}:{line}:{col}: {}", diag.message);
+    let message = cut(&diag.message, MAX_TEXT_CHARS);
+    let location = format!("{file_name}:{line}:{col}: {message}");
     if diag.label.is_empty() {
         location
     } else {
-        format!("{location} ({})", diag.label)
+        format!("{location} ({})", cut(&diag.label, MAX_TEXT_CHARS))
     }
 }
 

@@ -112,7 +112,9 @@ fn kind_label(kind: &RandomFaultKind) -> String {
         RandomFaultKind::Pause => "pause".to_string(),
         RandomFaultKind::Slowdown { factor } => format!("slowdown x{factor}"),
         RandomFaultKind::Isolate => "isolate".to_string(),
-        RandomFaultKind::LatencySpike { .. } => "latency spike".to_string(),
+        RandomFaultKind::LatencySpike { latency } => {
+            format!("latency spike {}", dist_label(latency))
+        }
         RandomFaultKind::PacketLoss { loss } => format!("packet loss {loss}"),
     }
 }
@@ -172,7 +174,10 @@ pub fn lower(
                 latency: Some(latency.clone()),
                 loss: None,
             };
-            Lowered::Fault(action, format!("latency spike {who}"))
+            Lowered::Fault(
+                action,
+                format!("latency spike {} {who}", dist_label(latency)),
+            )
         }
         FaultConfig::PacketLoss { node, loss, .. } => {
             check_probability(v, &at.field("loss"), *loss);
@@ -239,6 +244,19 @@ fn check_probability(v: &mut Validator<'_>, at: &Path, p: f64) {
             format!("loss {p} is not a probability"),
             "expected a number from 0.0 to 1.0",
         );
+    }
+}
+
+/// A latency distribution in a few characters for a fault's plot label: `1s`, `median 5ms`.
+pub fn dist_label(d: &crate::sim::dist::Dist) -> String {
+    use crate::sim::dist::Dist;
+    match d {
+        Dist::Constant(v) => v.to_string(),
+        Dist::Exponential { mean } | Dist::Normal { mean, .. } => format!("mean {mean}"),
+        Dist::Uniform { low, high } => format!("{low}-{high}"),
+        Dist::LogNormal { median, .. } => format!("median {median}"),
+        Dist::Pareto { scale, .. } => format!("from {scale}"),
+        Dist::Empirical(values) => format!("{} values", values.len()),
     }
 }
 

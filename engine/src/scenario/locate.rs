@@ -105,6 +105,87 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// A map key written twice in one map: serde keeps the last silently, so it is an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DuplicateKey {
+    /// The path of the map, e.g. `nodes` or `variants."p2c"`.
+    pub map: Vec<PathSeg>,
+    /// The key as the map sees it (unquoted).
+    pub key: String,
+    /// Where it is written first.
+    pub first: Span,
+    /// Where it is written again.
+    pub again: Span,
+}
+
+/// Every key written more than once in a `{ .. }` map of `src`, in source order.
+#[must_use]
+pub fn duplicate_keys(src: &str) -> Vec<DuplicateKey> {
+    let mut out = Vec::new();
+    if let Some(root) = Parser::new(src).document() {
+        duplicates_in(&root, &mut Vec::new(), &mut out);
+    }
+    out
+}
+
+fn duplicates_in(value: &Value, path: &mut Vec<PathSeg>, out: &mut Vec<DuplicateKey>) {
+    if value.kind == Kind::Map {
+        for (i, entry) in value.entries.iter().enumerate() {
+            let Key::Map(key) = &entry.key else { continue };
+            let first = value.entries[..i].iter().find(|e| e.key == entry.key);
+            if let Some(first) = first {
+                out.push(DuplicateKey {
+                    map: path.clone(),
+                    key: key.clone(),
+                    first: first.key_span,
+                    again: entry.key_span,
+                });
+            }
+        }
+    }
+    for entry in &value.entries {
+        path.push(match &entry.key {
+            Key::Field(f) => PathSeg::Field(f.clone()),
+            Key::Map(k) => PathSeg::Key(k.clone()),
+            Key::Pos(i) => PathSeg::Index(*i),
+        });
+        duplicates_in(&entry.value, path, out);
+        path.pop();
+    }
+}
+
+/// The innermost bracket still open where `src` ends, and the one that would close it:
+/// what to say when the file ends too soon.
+#[must_use]
+pub fn unclosed_at_end(src: &str) -> Option<(Span, char)> {
+    let mut open: Vec<(Span, Delim)> = Vec::new();
+    for tok in tokenize(src) {
+        match tok.kind {
+            Tok::Open(d) => open.push((tok.span, d)),
+            Tok::Close(d) => {
+                if let Some(i) = open.iter().rposition(|(_, o)| *o == d) {
+                    open.truncate(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    open.pop().map(|(span, d)| {
+        let close = match d {
+            Delim::Paren => ')',
+            Delim::Bracket => ']',
+            Delim::Brace => '}',
+        };
+        (span, close)
+    })
+}
+
+/// Where the text ends once trailing whitespace and comments are left out.
+#[must_use]
+pub fn end_of_content(src: &str) -> usize {
+    tokenize(src).last().map_or(0, |t| t.span.end)
+}
+
 /// The largest char boundary of `src` at or below `offset` (std's version needs Rust 1.91).
 fn floor_char_boundary(src: &str, offset: usize) -> usize {
     let mut idx = offset.min(src.len());
@@ -400,6 +481,8 @@ impl Key {
 #[derive(Debug)]
 struct Entry {
     key: Key,
+    /// Where the key is written (for a positional element, its value).
+    key_span: Span,
     value: Value,
 }
 
@@ -578,6 +661,7 @@ impl<'s> Parser<'s> {
         let value = self.value(depth)?;
         Some(Entry {
             key: Key::Field(name),
+            key_span: name_tok.span,
             value,
         })
     }
@@ -590,7 +674,11 @@ impl<'s> Parser<'s> {
         };
         let key = Key::Pos(*n_positional);
         *n_positional += 1;
-        Some(Entry { key, value })
+        Some(Entry {
+            key,
+            key_span: value.span,
+            value,
+        })
     }
 
     /// A `key: value` pair inside braces.
@@ -605,12 +693,14 @@ impl<'s> Parser<'s> {
         self.bump();
         let value = self.value(depth)?;
         let text = self.text(key.span);
+        let key_span = key.span;
         let key = match key.kind {
             Kind::Str => string_content(text),
             Kind::Scalar | Kind::Parens | Kind::List | Kind::Map => text.to_owned(),
         };
         Some(Entry {
             key: Key::Map(key),
+            key_span,
             value,
         })
     }

@@ -13,6 +13,7 @@ pub mod faults;
 pub mod locate;
 pub mod sweep;
 pub mod validate;
+pub mod wiring;
 
 use crate::components::{NodeConfig, PluginConfig};
 use crate::contract::settable::{SetError, parse_value, ron_options};
@@ -479,6 +480,15 @@ pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, Sce
         diags: Vec::new(),
         variant_count: 0,
     };
+    if src.starts_with('\u{feff}') {
+        errs.diags.push(Diagnostic {
+            message: "the file starts with a byte-order mark (U+FEFF)".to_string(),
+            span: Span { start: 0, end: 3 },
+            label: "expected plain UTF-8 text: save the file without a byte-order mark".to_string(),
+            notes: Vec::new(),
+        });
+        return Err(errs.finish(file));
+    }
     let repr: FileRepr<'_> = match ron_options().from_str(src) {
         Ok(r) => r,
         Err(e) => {
@@ -486,6 +496,9 @@ pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, Sce
             return Err(errs.finish(file));
         }
     };
+    if errs.duplicate_keys() {
+        return Err(errs.finish(file));
+    }
     let mut nodes = IndexMap::new();
     for (name, raw) in &repr.nodes {
         if let Some(cfg) = errs.node(name, raw, registry) {
@@ -576,18 +589,80 @@ impl<'s> Errors<'s> {
             .find('\n')
             .map_or(self.src.len(), |i| start + i);
         let end = end.min(line_end).max(start);
-        let (message, label) = ron_message(&e.code);
-        let notes = if note.is_empty() {
+        let mut notes = if note.is_empty() {
             Vec::new()
         } else {
             vec![note.to_string()]
         };
+        let (message, label, span) = match self.ran_out(base, start, &e.code) {
+            Some((message, label, note)) => {
+                notes.insert(0, note);
+                (message, label, Span { start, end })
+            }
+            None => match single_quoted(self.src, start, &e.code) {
+                Some(found) => found,
+                None => {
+                    let (message, label) =
+                        written_wrong(self.src, start).unwrap_or_else(|| ron_message(&e.code));
+                    (message, label, Span { start, end })
+                }
+            },
+        };
         self.diags.push(Diagnostic {
             message,
-            span: Span { start, end },
+            span,
             label,
             notes,
         });
+    }
+
+    /// When ron stopped because the text (from `base`) ended inside a bracket: say so, and
+    /// where that bracket was opened.
+    fn ran_out(
+        &self,
+        base: usize,
+        at: usize,
+        code: &ron::Error,
+    ) -> Option<(String, String, String)> {
+        let text = &self.src[base..];
+        let at_end = matches!(code, ron::Error::Eof) || at >= base + locate::end_of_content(text);
+        let (open, close) = locate::unclosed_at_end(text)?;
+        if !at_end {
+            return None;
+        }
+        let opened = base + open.start;
+        let (line, col) = locate::line_col(self.src, opened);
+        let bracket = &self.src[opened..base + open.end];
+        Some((
+            format!("the file ended before the `{bracket}` opened at {line}:{col} was closed"),
+            format!("expected `{close}` (or more of the value) before the end of the file"),
+            format!("the `{bracket}` at {line}:{col} is still open at the end of the file"),
+        ))
+    }
+
+    /// Every map key written twice (nodes, variants, overrides, sweep parameters, ...);
+    /// returns whether there was one.
+    fn duplicate_keys(&mut self) -> bool {
+        let dups = locate::duplicate_keys(self.src);
+        for d in &dups {
+            let (line, col) = locate::line_col(self.src, d.first.start);
+            let map = locate::path_to_string(&d.map);
+            let within = if map.is_empty() {
+                String::new()
+            } else {
+                format!(" in `{map}`")
+            };
+            self.diags.push(Diagnostic {
+                message: format!("key \"{}\" appears twice{within}", d.key),
+                span: d.again,
+                label: format!("expected each key once; it is first written at {line}:{col}"),
+                notes: vec![format!(
+                    "first at {line}:{col}; a map keeps one value per key, so one would be \
+                     silently dropped"
+                )],
+            });
+        }
+        !dups.is_empty()
     }
 
     fn at_path(&mut self, path: &Path, message: String, label: String, notes: Vec<String>) {
@@ -870,10 +945,77 @@ fn one_of(expected: &[&str]) -> String {
     format!("expected one of: {}", quoted.join(", "))
 }
 
+/// Two mistakes ron reports without saying what they are: an enum value in quotes (`archsim
+/// list` used to print defaults that way) and a decimal point in a whole-number field.
+fn written_wrong(src: &str, at: usize) -> Option<(String, String)> {
+    let rest = &src[at..];
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let word: String = quoted
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let bare = !word.is_empty() && word.chars().next().is_some_and(char::is_uppercase);
+        return bare.then(|| {
+            (
+                format!("the value `\"{word}\"` is quoted"),
+                format!("expected the name without quotes: `{word}`"),
+            )
+        });
+    }
+    let before = src[..at].chars().next_back()?;
+    if rest.starts_with('.') && before.is_ascii_digit() {
+        let digits: String = src[..at]
+            .chars()
+            .rev()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let whole: String = digits.chars().rev().collect();
+        return Some((
+            "this field takes a whole number".to_string(),
+            format!("expected `{whole}`, without a decimal point"),
+        ));
+    }
+    None
+}
+
+/// ron reports a single-quoted string where the value starts (often the space before it);
+/// point at the quote itself and say what RON's quotes mean.
+fn single_quoted(src: &str, at: usize, code: &ron::Error) -> Option<(String, String, Span)> {
+    let expects_string = matches!(
+        code,
+        ron::Error::ExpectedString | ron::Error::ExpectedStringEnd
+    );
+    let rest = src.get(at..)?;
+    let quote = at + (rest.len() - rest.trim_start().len());
+    if !(expects_string && src[quote..].starts_with('\'')) {
+        return None;
+    }
+    let close = src[quote + 1..]
+        .find(['\'', '\n'])
+        .map_or(src.len(), |i| quote + 2 + i)
+        .min(src.len());
+    Some((
+        "a string in single quotes".to_string(),
+        "expected double quotes, e.g. \"3ms\": in RON, single quotes hold one character"
+            .to_string(),
+        Span {
+            start: quote,
+            end: close,
+        },
+    ))
+}
+
 /// Split a ron error into a headline and an "expected ..." label.
 fn ron_message(code: &ron::Error) -> (String, String) {
     let text = code.to_string();
     match code {
+        ron::Error::ExceededRecursionLimit => (
+            format!(
+                "nested deeper than {} levels",
+                crate::contract::settable::RECURSION_LIMIT
+            ),
+            "expected a scenario nested a few levels deep".to_string(),
+        ),
         ron::Error::NoSuchStructField {
             expected, found, ..
         } => (format!("unknown field `{found}`"), one_of(expected)),
@@ -905,9 +1047,26 @@ fn ron_message(code: &ron::Error) -> (String, String) {
 
 /// Read a scenario file from disk and parse it.
 pub fn load(path: &std::path::Path, registry: &Registry) -> Result<Scenario, LoadError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Io(name.clone(), e))?;
     let src =
-        std::fs::read_to_string(path).map_err(|e| LoadError::Io(path.display().to_string(), e))?;
-    parse(&path.display().to_string(), &src, registry).map_err(LoadError::Scenario)
+        String::from_utf8(bytes).map_err(|e| not_utf8(&name, e.as_bytes(), e.utf8_error()))?;
+    parse(&name, &src, registry).map_err(LoadError::Scenario)
+}
+
+/// Where the first byte that is not UTF-8 sits: byte offset, line and column.
+fn not_utf8(file: &str, bytes: &[u8], e: std::str::Utf8Error) -> LoadError {
+    let offset = e.valid_up_to();
+    // The prefix before the first bad byte is valid UTF-8 by definition.
+    let before = std::str::from_utf8(&bytes[..offset]).unwrap_or_default();
+    let (line, col) = locate::line_col(before, offset);
+    LoadError::Encoding {
+        file: file.to_string(),
+        offset,
+        line,
+        col,
+        byte: bytes.get(offset).copied().unwrap_or_default(),
+    }
 }
 
 /// Why a scenario could not be loaded.
@@ -915,6 +1074,19 @@ pub fn load(path: &std::path::Path, registry: &Registry) -> Result<Scenario, Loa
 pub enum LoadError {
     /// The file could not be read.
     Io(String, std::io::Error),
+    /// It was read but is not UTF-8 text.
+    Encoding {
+        /// The file name.
+        file: String,
+        /// Byte offset of the first byte that is not UTF-8.
+        offset: usize,
+        /// Its line (1-based).
+        line: usize,
+        /// Its column (1-based, in characters).
+        col: usize,
+        /// The byte.
+        byte: u8,
+    },
     /// It was read but is not a valid scenario.
     Scenario(ScenarioError),
 }
@@ -923,6 +1095,18 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::Io(file, e) => write!(f, "error: cannot read {file}: {e}"),
+            LoadError::Encoding {
+                file,
+                offset,
+                line,
+                col,
+                byte,
+            } => write!(
+                f,
+                "error: {file}:{line}:{col}: not UTF-8 text: byte 0x{byte:02x} at offset \
+                 {offset} (line {line}, column {col}) is not valid UTF-8\n\
+                 expected a UTF-8 text file; re-save it as UTF-8"
+            ),
             LoadError::Scenario(e) => e.fmt(f),
         }
     }

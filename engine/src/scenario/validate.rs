@@ -75,6 +75,7 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             NodeConfig::ShardRouter(c) => c.validate(&mut v, &at),
         }
     }
+    super::wiring::check(spec, &names, &decl_of, &mut v);
     let (default_link, links) = network(&spec.network, &mut v);
     let (faults, fault_windows, random_faults) = faults(spec, &names, &mut v);
     let problems = v.into_problems();
@@ -131,6 +132,10 @@ fn widen_window(window: SimDuration, duration: SimDuration) -> SimDuration {
     }
 }
 
+/// Most nodes one scenario may declare, replicas counted: each costs its name, its state and
+/// its random streams, and 100,000 servers already take hundreds of MiB.
+pub const MAX_NODES: u64 = 100_000;
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -147,10 +152,21 @@ fn name_table(spec: &Spec, problems: &mut Vec<Problem>) -> (NameTable, Vec<usize
             problems.push(Problem {
                 path: nodes.key(group),
                 message: format!("\"{group}\" is not a valid node name"),
-                expected: "expected letters, digits, '-' and '_' only".to_string(),
+                expected: "expected ASCII letters, digits, '-' and '_' only".to_string(),
             });
         }
         let replicas = cfg.replicas();
+        let n = replicas.map_or(1, u64::from);
+        if t.nodes.len() as u64 + n > MAX_NODES {
+            // Not expanded: the name table alone would take gigabytes.
+            problems.push(Problem {
+                path: nodes.key(group).field("replicas"),
+                message: format!("{n} replicas make more than {MAX_NODES} nodes in the scenario"),
+                expected: format!("expected at most {MAX_NODES} nodes, replicas counted"),
+            });
+            t.by_name.insert(group.clone(), Vec::new());
+            continue;
+        }
         // A pool always expands (`app` → `app-0 ..`), even with one replica, so fault
         // targets and report rows keep their names when a variant changes `replicas`.
         let members: Vec<String> = match replicas {
@@ -435,8 +451,8 @@ fn link_change(
         }
     };
     let what = match (latency, loss) {
-        (Some(_), Some(p)) => format!("latency and loss {p}"),
-        (Some(_), None) => "latency".to_string(),
+        (Some(d), Some(p)) => format!("latency {} and loss {p}", super::faults::dist_label(d)),
+        (Some(d), None) => format!("latency {}", super::faults::dist_label(d)),
         (None, Some(p)) => format!("loss {p}"),
         (None, None) => "nothing".to_string(),
     };

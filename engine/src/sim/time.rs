@@ -113,44 +113,57 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, String> {
     if t == "0" {
         return Ok(SimDuration::ZERO);
     }
+    // Messages quote the text; a hostile one may be megabytes long.
+    let shown: String = t.chars().take(40).collect();
+    let shown = if shown.len() < t.len() {
+        format!("{shown}...")
+    } else {
+        shown
+    };
+    if t.starts_with('-') {
+        return Err(format!(
+            "`{shown}`: a duration cannot be negative; {EXPECTED_DURATION}"
+        ));
+    }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("`{t}` has no unit; {}", EXPECTED_DURATION))?;
+        .ok_or_else(|| format!("`{shown}` has no unit; {}", EXPECTED_DURATION))?;
     let (number, unit) = t.split_at(split);
     let unit_ns = UNITS
         .iter()
         .find(|(u, _)| *u == unit.trim())
         .map(|(_, ns)| *ns)
-        .ok_or_else(|| format!("`{unit}` is not a time unit; {}", EXPECTED_DURATION))?;
+        .ok_or_else(|| {
+            let unit: String = unit.chars().take(40).collect();
+            format!("`{unit}` is not a time unit; {}", EXPECTED_DURATION)
+        })?;
     let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
     if int_part.is_empty() && frac_part.is_empty() {
-        return Err(format!("`{t}` has no number; {}", EXPECTED_DURATION));
+        return Err(format!("`{shown}` has no number; {}", EXPECTED_DURATION));
     }
+    let too_long = || format!("`{shown}` is too long (the limit is about 584 years)");
+    // Only digits are left, so a number that does not parse is too large for u128.
     let int: u128 = if int_part.is_empty() {
         0
     } else {
-        int_part
-            .parse()
-            .map_err(|_| format!("`{t}` is not a number with a unit"))?
+        int_part.parse().map_err(|_| too_long())?
     };
-    let mut ns = int * unit_ns as u128;
+    let mut ns = int.checked_mul(unit_ns as u128).ok_or_else(too_long)?;
     if !frac_part.is_empty() {
         if frac_part.len() > 18 {
-            return Err(format!("`{t}` has too many decimals"));
+            return Err(format!("`{shown}` has too many decimals"));
         }
         let frac: u128 = frac_part
             .parse()
-            .map_err(|_| format!("`{t}` is not a number with a unit"))?;
+            .map_err(|_| format!("`{shown}` is not a number with a unit"))?;
         let scale = 10u128.pow(frac_part.len() as u32);
         let frac_ns = frac * unit_ns as u128;
         if !frac_ns.is_multiple_of(scale) {
-            return Err(format!("`{t}` is finer than one nanosecond"));
+            return Err(format!("`{shown}` is finer than one nanosecond"));
         }
         ns += frac_ns / scale;
     }
-    u64::try_from(ns)
-        .map(SimDuration)
-        .map_err(|_| format!("`{t}` is too long (the limit is about 584 years)"))
+    u64::try_from(ns).map(SimDuration).map_err(|_| too_long())
 }
 
 /// What a duration must look like, for error messages.

@@ -228,8 +228,9 @@ pub fn cmd_merge(dirs: &[PathBuf], out: &Path) -> ExitCode {
     let mut c = Collector::new();
     let refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
     if let Err(e) = c.read_dirs(&refs) {
+        // Input that cannot be read is bad input, like a scenario that cannot be.
         eprintln!("{e}");
-        return ExitCode::from(1);
+        return ExitCode::from(2);
     }
     match write_merged(out, c) {
         Ok(()) => ExitCode::SUCCESS,

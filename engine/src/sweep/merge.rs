@@ -68,6 +68,10 @@ impl Collector {
     /// A manifest (`sweep.json`) from `source`. The first one fixes the sweep; later ones
     /// must carry the same math fingerprint and bytes.
     pub fn manifest(&mut self, source: &str, bytes: Vec<u8>) {
+        if let Some(p) = other_version(source, &bytes) {
+            self.problems.push(p);
+            return;
+        }
         let m: Manifest = match serde_json::from_slice(&bytes) {
             Ok(m) => m,
             Err(e) => {
@@ -110,6 +114,10 @@ impl Collector {
                 .push(format!("{source}: no {MANIFEST_FILE} next to it"));
             return;
         };
+        if let Some(p) = other_version(source, &bytes) {
+            self.problems.push(p);
+            return;
+        }
         let record: RunRecord = match serde_json::from_slice(&bytes) {
             Ok(r) => r,
             Err(e) => {
@@ -157,7 +165,7 @@ impl Collector {
     pub fn read_dirs(&mut self, dirs: &[&Path]) -> Result<(), MergeError> {
         for dir in dirs {
             let path = dir.join(MANIFEST_FILE);
-            match std::fs::read(&path) {
+            match read_regular(&path) {
                 Ok(bytes) => self.manifest(&path.display().to_string(), bytes),
                 Err(e) => self.problems.push(format!(
                     "{}: {e} (is {} a sweep shard's output directory?)",
@@ -180,7 +188,7 @@ impl Collector {
             names.sort();
             for name in names {
                 let path = runs_dir.join(&name);
-                let bytes = std::fs::read(&path)
+                let bytes = read_regular(&path)
                     .map_err(|e| MergeError::Io(format!("cannot read {}: {e}", path.display())))?;
                 let index = name.trim_end_matches(".json").parse().ok();
                 self.run(&path.display().to_string(), index, bytes);
@@ -228,6 +236,31 @@ impl Collector {
             .collect();
         Ok((manifest, runs))
     }
+}
+
+/// The bytes of a regular file: a FIFO or device named like a run file would block or never
+/// end, and is not something a sweep wrote.
+fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    std::fs::read(path)
+}
+
+/// A problem if `bytes` (JSON) say another archsim version wrote them: formats and numbers
+/// may differ between versions, so their runs cannot be merged into this one's report.
+fn other_version(source: &str, bytes: &[u8]) -> Option<String> {
+    let theirs = crate::results::written_by(bytes)?;
+    let ours = env!("CARGO_PKG_VERSION");
+    (theirs != ours).then(|| {
+        format!(
+            "{source} was written by archsim {theirs}, this is archsim {ours}: merge only \
+             files this version wrote (re-run those runs with it)"
+        )
+    })
 }
 
 /// The report files of a complete sweep, in a fixed order: results.json, runs.csv, then what

@@ -269,3 +269,264 @@ fn resilience_options_are_validated_with_their_locations() {
         ],
     );
 }
+
+#[test]
+fn regression_a_client_targeting_a_client_is_refused() {
+    let src = r#"Scenario(name: "x", duration: "1s", nodes: {
+  "users": Client(target: "others", arrival: Poisson(rate: 1.0)),
+  "others": Client(target: "app", arrival: Poisson(rate: 1.0)),
+  "app": Server(service_time: Constant("1ms")),
+})"#;
+    check(
+        src,
+        &[
+            ("2:27", "\"others\" is a Client"),
+            ("2:27", "expected a node that answers requests"),
+        ],
+    );
+}
+
+#[test]
+fn regression_the_transaction_parts_must_name_each_other() {
+    let src = r#"Scenario(name: "x", duration: "1s", nodes: {
+  "c": TxnClient(coordinator: "shard", participants: "coord", k: 1, arrival: Poisson(rate: 1.0)),
+  "coord": TxnCoordinator(participants: "shard"),
+  "coord2": TxnCoordinator(participants: "shard"),
+  "shard": TxnParticipant(replicas: 2, coordinator: "coord2"),
+})"#;
+    check(
+        src,
+        &[
+            ("2:31", "\"shard\" is a TxnParticipant"),
+            ("2:54", "\"coord\" is a TxnCoordinator"),
+            ("4:13", "a second TxnCoordinator"),
+            ("5:53", "but \"coord\" runs this group's transactions"),
+        ],
+    );
+}
+
+#[test]
+fn regression_a_loop_of_server_calls_is_named_with_every_hop() {
+    let src = r#"Scenario(name: "x", duration: "1s", nodes: {
+  "users": Client(target: "lb", arrival: Poisson(rate: 1.0)),
+  "lb": LoadBalancer(strategy: RoundRobin, backends: ["a"]),
+  "a": Server(service_time: Constant("1ms"), calls: [(to: ["b"])]),
+  "b": Server(service_time: Constant("1ms"), calls: [(to: ["lb"])]),
+  "self": Bulkhead(target: "self", max_concurrent: 1),
+})"#;
+    check(
+        src,
+        &[
+            (
+                "5:60",
+                "requests go round a loop: \"lb\" -> \"a\" -> \"b\" -> \"lb\"",
+            ),
+            ("6:28", "requests go round a loop: \"self\" -> \"self\""),
+        ],
+    );
+}
+
+#[test]
+fn regression_observer_names_must_not_clash() {
+    let src = r#"Scenario(name: "x", duration: "1s", nodes: {
+  "users": KvClient(target: "store", arrival: Poisson(rate: 1.0), history: "store-convergence"),
+  "store": ReplicatedStore(),
+  "kv2": KvClient(target: "store", arrival: Poisson(rate: 1.0), history: "users"),
+})"#;
+    check(
+        src,
+        &[
+            (
+                "3:12",
+                "\"store-convergence\" already names the run's history",
+            ),
+            ("4:74", "\"users\" is also a node's name"),
+        ],
+    );
+}
+
+#[test]
+fn regression_duplicate_keys_are_errors_with_both_locations() {
+    let src = r#"Scenario(name: "x", duration: "1s", nodes: {
+  "users": Client(target: "app", arrival: Poisson(rate: 1.0)),
+  "users": Client(target: "app", arrival: Poisson(rate: 2.0)),
+  "app": Server(service_time: Constant("1ms")),
+}, variants: {
+  "a": { "app.workers": 2, "app.workers": 3 },
+  "a": {},
+}, sweep: (parameters: {
+  "users.arrival.rate": (values: [1.0]),
+  "users.arrival.rate": (values: [2.0]),
+}))"#;
+    let err = check(
+        src,
+        &[
+            ("3:3", "key \"users\" appears twice in `nodes`"),
+            ("3:3", "first written at 2:3"),
+            (
+                "6:28",
+                "key \"app.workers\" appears twice in `variants.\"a\"`",
+            ),
+            ("7:3", "key \"a\" appears twice in `variants`"),
+            ("10:3", "key \"users.arrival.rate\" appears twice"),
+        ],
+    );
+    assert!(err.contains("4 errors found"), "{err}");
+}
+
+#[test]
+fn regression_a_file_that_ends_inside_a_bracket_says_so() {
+    check(
+        "Scenario(name: \"x\", duration: \"1s\", nodes: {\n  \"a\": Server(service_time: Constant(\"1ms\"))\n",
+        &[(
+            "2:45",
+            "the file ended before the `{` opened at 1:44 was closed",
+        )],
+    );
+    check(
+        "Scenario(name: \"x\", duration: \"1s\", nodes: {}, faults: [",
+        &[("1:56", "the file ended before the `[` opened at 1:56")],
+    );
+}
+
+#[test]
+fn regression_single_quotes_are_located_at_the_quote() {
+    check(
+        "Scenario(name: 'x', duration: \"1s\", nodes: {})",
+        &[
+            ("1:16", "a string in single quotes"),
+            ("1:16", "expected double quotes"),
+        ],
+    );
+}
+
+#[test]
+fn regression_a_byte_order_mark_is_named() {
+    check(
+        "\u{feff}Scenario(name: \"x\", duration: \"1s\", nodes: {})",
+        &[("1:1", "byte-order mark")],
+    );
+}
+
+#[test]
+fn regression_deep_nesting_says_how_deep_and_echoes_no_huge_line() {
+    let src = format!(
+        "Scenario(name: \"x\", duration: \"1s\", nodes: {{\"a\": {}{}}})",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let err = check(&src, &[("1:", "nested deeper than 128 levels")]);
+    assert!(!err.contains("recursion_limit"), "{err}");
+    assert!(err.len() < 2_000, "{} bytes:\n{err}", err.len());
+}
+
+#[test]
+fn regression_negative_and_huge_durations_say_what_is_wrong() {
+    check(
+        "Scenario(name: \"x\", duration: \"-5s\", nodes: {})",
+        &[("1:32", "a duration cannot be negative")],
+    );
+    let digits = format!(
+        "Scenario(name: \"x\", duration: \"{}s\", nodes: {{}})",
+        "9".repeat(401)
+    );
+    let err = check(
+        &digits,
+        &[("1:32", "is too long (the limit is about 584 years)")],
+    );
+    assert!(err.len() < 2_000, "{} bytes:\n{err}", err.len());
+    check(
+        "Scenario(name: \"x\", duration: \"99999999999999999999999999h\", nodes: {})",
+        &[("1:32", "is too long")],
+    );
+}
+
+#[test]
+fn regression_a_pool_of_zero_replicas_is_not_also_an_unknown_name() {
+    let src = format!(
+        "Scenario(name: \"x\", duration: \"1s\", nodes: {{{GOOD_NODES}\n  \"db\": Server(replicas: 0, service_time: Constant(\"1ms\")),\n  \"u2\": Client(target: \"db\", arrival: Poisson(rate: 1.0)),\n}})"
+    );
+    let err = check(
+        &src,
+        &[("5:26", "a server pool needs at least one replica")],
+    );
+    assert!(!err.contains("unknown node"), "{err}");
+    assert!(err.contains("1 error found"), "{err}");
+}
+
+#[test]
+fn regression_node_names_say_they_must_be_ascii() {
+    let src = "Scenario(name: \"x\", duration: \"1s\", nodes: {\"usérs\": Server(service_time: Constant(\"1ms\"))})";
+    check(
+        src,
+        &[("1:", "expected ASCII letters, digits, '-' and '_' only")],
+    );
+}
+
+#[test]
+fn regression_a_late_error_on_a_huge_line_shows_an_excerpt() {
+    let pad = " ".repeat(5_000_000);
+    let src = format!(
+        "Scenario(name: \"x\", duration: \"1s\",{pad} nodes: {{\"a\": Server(workers: 0, service_time: Constant(\"1ms\"))}})"
+    );
+    let col = src.find("0, service").map_or(0, |i| i + 1);
+    let err = check(
+        &src,
+        &[(&format!("1:{col}"), "a server needs at least one worker")],
+    );
+    assert!(err.len() < 2_000, "{} bytes:\n{err}", err.len());
+    assert!(err.contains("...") && err.contains("workers: 0"), "{err}");
+}
+
+#[test]
+fn regression_huge_pools_and_allocations_are_refused_before_anything_is_built() {
+    let src = r#"Scenario(name: "x", duration: "1s", nodes: {
+  "users": Client(target: "app", arrival: Poisson(rate: 1.0)),
+  "app": Server(replicas: 1000000000, service_time: Constant("1ms")),
+  "w": Server(workers: 1000000000, service_time: Constant("1ms")),
+  "lb": LoadBalancer(strategy: ConsistentHash(vnodes: 4000000000), backends: ["w"]),
+  "cb": CircuitBreaker(target: "w", breaker: (window: 4000000000, min_calls: 1)),
+})"#;
+    check(
+        src,
+        &[
+            ("3:27", "more than 100000 nodes"),
+            ("4:24", "expected at most 10000 workers per replica"),
+            ("5:55", "expected a count from 1 to 10000"),
+            ("6:55", "a window of 4000000000 calls"),
+        ],
+    );
+}
+
+#[test]
+fn a_quoted_enum_value_is_named_as_such() {
+    // `archsim list` once printed defaults as `"RoundRobin"`; a user copying one got only
+    // "Expected identifier".
+    let src = "Scenario(name: \"x\", duration: \"1s\", nodes: {\n  \"lb\": LoadBalancer(strategy: \"RoundRobin\", backends: [\"lb\"]),\n})";
+    check(
+        src,
+        &[
+            ("2:32", "is quoted"),
+            ("2:32", "without quotes: `RoundRobin`"),
+        ],
+    );
+}
+
+#[test]
+fn a_decimal_point_in_a_whole_number_field_is_named_as_such() {
+    let src = "Scenario(name: \"x\", duration: \"1s\", nodes: {\n  \"app\": Server(queue_limit: 50.0),\n})";
+    check(
+        src,
+        &[
+            ("2:", "takes a whole number"),
+            ("2:", "expected `50`, without a decimal point"),
+        ],
+    );
+}
+
+#[test]
+fn a_space_between_number_and_unit_is_allowed_as_documented() {
+    let src = format!("Scenario(name: \"x\", duration: \"2 s\", nodes: {{{GOOD_NODES}\n}})");
+    let s = parse("ok.ron", &src, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.base.duration.to_string(), "2s");
+}

@@ -102,7 +102,7 @@ fn a_latency_spike_on_a_node_slows_its_links_both_ways() {
     // 20 ms each way plus 1 ms of service while it lasts; window histograms keep 1%.
     let close = |a: f64, b: f64| (a - b).abs() / b < 0.01;
     assert!(close(p50[1], 3.0) && close(p50[3], 41.0) && close(p50[5], 3.0));
-    assert_eq!(r.faults[0].label, "latency spike app");
+    assert_eq!(r.faults[0].label, "latency spike 20ms app");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   cli ─▶ list, sweep command (merge, cli) ─▶ report ─▶ sweep (plan, runs, aggregates)
-//!     ─▶ runner ─▶ build, recovery ─▶ analysis ─▶ scenario ─▶ registry ─▶ components ─▶ check
+//!     ─▶ runner ─▶ build, recovery, warnings ─▶ analysis ─▶ scenario ─▶ registry ─▶ components ─▶ check
 //!     ─▶ contract ─▶ sim (the kernel) ─▶ results, output (plain data, files)
 //! ```
 //! A file may use its own unit and any unit below it, never one above. The rules the
@@ -26,6 +26,7 @@ const UNITS: &[&str] = &[
     "analysis",
     "build",
     "recovery",
+    "warnings",
     "runner",
     "sweep",
     "report",
@@ -37,7 +38,7 @@ const UNITS: &[&str] = &[
 /// Units that may use each other: same rank.
 const SAME_RANK: &[&[&str]] = &[
     &["results", "output"],
-    &["build", "recovery"],
+    &["build", "recovery", "warnings"],
     &["sweep command", "list"],
 ];
 

@@ -1,6 +1,7 @@
 //! The one integration-test binary: theory, determinism, error messages, report, plug-ins.
 
 mod analysis;
+mod browser;
 mod cache;
 mod cli;
 mod components;
@@ -10,13 +11,16 @@ mod election;
 mod errors;
 mod fault_kinds;
 mod faults;
+mod fuzz;
 mod golden;
+mod harness;
 mod layers;
 mod limits;
 mod memory;
 mod plugin;
 mod queue;
 mod replication;
+mod reproducers;
 mod resilience;
 mod sharding;
 mod slurm;

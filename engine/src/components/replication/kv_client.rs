@@ -169,6 +169,8 @@ pub struct KvClient {
     me: u32,
     id_base: u64,
     issued: u64,
+    /// Requests abandoned by a crash: ended neither way, like a `Client`'s.
+    lost_in_crash: u64,
     pending: CallTable<Pending>,
     history: Arc<Mutex<History>>,
     availability: Series,
@@ -192,6 +194,7 @@ impl KvClient {
             me: b.me().0,
             id_base: (b.me().0 as u64 + 1) << 40,
             issued: 0,
+            lost_in_crash: 0,
             pending: CallTable::default(),
             history: b.observer(&cfg.history, || History::new(max)),
             availability: Series::new(SeriesKind::Mean, b.window()),
@@ -344,17 +347,22 @@ impl Node<Builtin> for KvClient {
     }
 
     fn on_crash(&mut self, _now: SimTime) {
-        // Abandoned requests are indeterminate, but their users are gone: nothing is recorded.
-        self.pending.clear();
+        // Abandoned requests are indeterminate, but their users are gone: nothing is recorded
+        // in the history, and the runner's every-request-ends check counts them as lost.
+        self.lost_in_crash += self.pending.clear() as u64;
     }
 
     fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
-        let counters = BTreeMap::from([
+        let mut counters = BTreeMap::from([
             ("issued".to_string(), self.issued as f64),
             ("ok".to_string(), self.counts[0] as f64),
             ("failed".to_string(), self.counts[1] as f64),
             ("indeterminate".to_string(), self.counts[2] as f64),
         ]);
+        // Only when it happened, so reports of runs without a client crash keep their rows.
+        if self.lost_in_crash > 0 {
+            counters.insert("lost_in_crash".to_string(), self.lost_in_crash as f64);
+        }
         let series = vec![self.availability.finish(
             "client_availability",
             "Availability seen by each client",

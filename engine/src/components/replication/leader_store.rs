@@ -32,6 +32,7 @@ use crate::components::replication::msg::ReplicaMsg;
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
+use crate::contract::state_series::StateSeries;
 use crate::contract::validate::{Path, Validator};
 use crate::sim::rng::{RandomSource, SimRng};
 use crate::sim::time::{SimDuration, SimTime};
@@ -40,6 +41,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
+
+/// A replica's roles for the role timeline; a crashed replica is `down` until it restarts.
+const ROLES: [&str; 3] = ["follower", "leader", "down"];
 
 /// The key of the no-op entry a new leader appends (clients never use it).
 pub const NOOP_KEY: u64 = u64::MAX;
@@ -250,7 +254,7 @@ pub struct LeaderStore {
     history: Arc<Mutex<History>>,
     checker: Arc<Mutex<ElectionChecker>>,
     lag: Series,
-    leading: Series,
+    leading: StateSeries,
     counters: [u64; 12],
 }
 
@@ -298,7 +302,7 @@ impl LeaderStore {
             history,
             checker,
             lag: Series::new(SeriesKind::Level, b.window()),
-            leading: Series::new(SeriesKind::Level, b.window()),
+            leading: StateSeries::new(&ROLES, b.window()),
             counters: [0; 12],
         }
     }
@@ -618,7 +622,7 @@ impl LeaderStore {
         self.newest_seen = last + 1;
         self.term_start = self.append(self.term, NOOP_KEY, 0);
         self.lag.set(ctx.now(), 0.0);
-        self.leading.set(ctx.now(), 1.0);
+        self.leading.set(ctx.now(), 1);
         self.heartbeat(ctx);
         let hb = self.cfg.heartbeat_interval;
         self.leader_timers.push(ctx.set_timer(hb, TAG_HEARTBEAT));
@@ -659,7 +663,7 @@ impl LeaderStore {
                 ctx.cancel_timer(w.timer);
                 Self::reply(ctx, w.client, w.call, w.id, Err(Cause::Timeout));
             }
-            self.leading.set(ctx.now(), 0.0);
+            self.leading.set(ctx.now(), 0);
             self.arm_election(ctx);
         }
         self.term = term;
@@ -925,7 +929,7 @@ impl LeaderStore {
 
     /// Start (or restart after a crash) as a follower.
     pub fn on_start(&mut self, ctx: &mut Ctx<'_>) {
-        self.leading.set(ctx.now(), 0.0);
+        self.leading.set(ctx.now(), 0);
         self.arm_election(ctx);
     }
 
@@ -983,7 +987,7 @@ impl LeaderStore {
         self.waiters.clear();
         self.buffered.clear();
         self.term_start = u64::MAX;
-        self.leading.set(now, 0.0);
+        self.leading.set(now, 2);
     }
 
     /// End of the run: offer the final state to the history; counters and series.
@@ -1011,8 +1015,7 @@ impl LeaderStore {
                 "entries",
                 now,
             ),
-            self.leading
-                .finish("leader", "Which replica leads (1 = leader)", "leader", now),
+            self.leading.finish("leader", "Replica roles", now),
         ];
         NodeStats {
             counters,

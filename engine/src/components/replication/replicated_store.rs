@@ -101,7 +101,7 @@ pub enum StoreMode {
     /// Every replica coordinates operations with quorums (N, R, W).
     #[default]
     Leaderless,
-    /// One leader, elected Raft-style, orders every write; see `components::leader_store`.
+    /// One leader, elected Raft-style, orders every write; see `components::replication::leader_store`.
     LeaderFollower {
         /// When a write is acknowledged: `Sync` (every follower holds it), `SemiSync(acks: k)`
         /// (k followers hold it), `Async(batch_interval: "20ms")` (at once; the log ships to

@@ -9,7 +9,8 @@ use crate::components::resilience::policy::{Breaker, BreakerConfig};
 use crate::components::resilience::proxy::{Admit, Forwarder, one_s, validate_forwarding};
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{Cause, Request};
-use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
+use crate::contract::metrics::{EventLog, NodeStats};
+use crate::contract::state_series::StateSeries;
 use crate::contract::validate::{Path, Validator};
 use crate::sim::NodeId;
 use crate::sim::time::{SimDuration, SimTime};
@@ -49,6 +50,9 @@ impl CircuitBreakerConfig {
     }
 }
 
+/// A breaker's states, in the order of `BreakerState::level`.
+const BREAKER_STATES: [&str; 3] = ["closed", "half-open", "open"];
+
 /// State changes kept per breaker.
 const EVENT_CAP: usize = 10_000;
 
@@ -57,7 +61,7 @@ pub struct CircuitBreakerNode {
     fwd: Forwarder,
     breaker: Breaker,
     events: EventLog,
-    state: Series,
+    state: StateSeries,
     fast_failures: u64,
 }
 
@@ -68,7 +72,7 @@ impl CircuitBreakerNode {
             fwd: Forwarder::new(&cfg.target, cfg.timeout, b),
             breaker: Breaker::new(&cfg.breaker),
             events: EventLog::new(EVENT_CAP),
-            state: Series::new(SeriesKind::Level, b.window()),
+            state: StateSeries::starting(&BREAKER_STATES, b.window(), 0),
             fast_failures: 0,
         }
     }
@@ -80,7 +84,7 @@ impl CircuitBreakerNode {
     ) {
         if let Some(s) = state {
             self.events.record(now, s.name());
-            self.state.set(now, s.level());
+            self.state.set(now, s.level() as usize);
         }
     }
 }
@@ -121,7 +125,7 @@ impl Admit for CircuitBreakerNode {
     fn crash(&mut self, now: SimTime) {
         self.breaker = self.breaker.reset();
         self.events.record(now, "closed (crash reset)");
-        self.state.set(now, 0.0);
+        self.state.set(now, 0);
     }
 
     fn report(&mut self, now: SimTime, mut counters: BTreeMap<String, f64>) -> NodeStats {
@@ -132,12 +136,7 @@ impl Admit for CircuitBreakerNode {
         );
         NodeStats {
             counters,
-            series: vec![self.state.finish(
-                "breaker_state",
-                "Breaker state (0 closed, 1 half-open, 2 open)",
-                "state",
-                now,
-            )],
+            series: vec![self.state.finish("breaker_state", "Breaker state", now)],
             events: self.events.take(),
             ..NodeStats::default()
         }

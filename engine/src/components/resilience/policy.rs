@@ -232,7 +232,8 @@ pub struct BreakerConfig {
     /// Open when at least this fraction of the calls in the window failed (0..1). Default 0.5.
     #[serde(default = "half")]
     pub failure_rate: f64,
-    /// Sliding window: the outcomes of the last this many calls (count). Default 20.
+    /// Sliding window: the outcomes of the last this many calls (count, at most 10000).
+    /// Default 20.
     #[serde(default = "twenty")]
     pub window: u32,
     /// Do not open before the window holds this many calls (count). Default 10.
@@ -287,6 +288,14 @@ impl BreakerConfig {
                 &at.field("window"),
                 "an empty window",
                 "expected a count >= 1",
+            );
+        }
+        // Each breaker (a load balancer has one per backend) reserves its window up front.
+        if self.window > 10_000 {
+            v.error(
+                &at.field("window"),
+                format!("a window of {} calls", self.window),
+                "expected a count from 1 to 10000",
             );
         }
         if self.min_calls > self.window {

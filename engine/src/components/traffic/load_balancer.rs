@@ -30,6 +30,7 @@ use crate::components::traffic::calls::CallTable;
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{CallId, Cause, Op, Request, RequestId, Response};
 use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
+use crate::contract::state_series::StateSeries;
 use crate::contract::validate::{Path, Validator};
 use crate::sim::rng::{RandomSource, SimRng, mix64, stable_hash};
 use crate::sim::time::{SimDuration, SimTime};
@@ -37,6 +38,9 @@ use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// A backend's health states, as the load balancer sees it.
+const HEALTH_STATES: [&str; 3] = ["in rotation", "unhealthy", "breaker open"];
 
 /// How a load balancer picks a backend for each request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -59,7 +63,7 @@ pub enum Strategy {
     /// A hash ring over the request key with `vnodes` points per backend:
     /// `ConsistentHash(vnodes: 100)`. A key keeps its backend while that backend is reachable.
     ConsistentHash {
-        /// Points on the ring per backend (count). Default 100.
+        /// Points on the ring per backend (count, at most 10000). Default 100.
         #[serde(default = "default_vnodes")]
         vnodes: u32,
     },
@@ -154,6 +158,12 @@ impl LoadBalancerConfig {
                 "no points on the ring",
                 "expected a count >= 1",
             ),
+            // The ring holds backends × vnodes points, built before the run starts.
+            Strategy::ConsistentHash { vnodes } if *vnodes > 10_000 => v.error(
+                &at.field("strategy").field("vnodes"),
+                format!("{vnodes} virtual nodes"),
+                "expected a count from 1 to 10000",
+            ),
             _ => {}
         }
         if self.timeout == SimDuration::ZERO {
@@ -190,6 +200,8 @@ struct Guards {
     probes: CallTable<(u32, TimerId)>,
     events: EventLog,
     in_rotation: Series,
+    /// Per backend: in rotation, unhealthy or breaker open, for the health timeline.
+    health_states: Vec<StateSeries>,
     circuit_open: u64,
 }
 
@@ -276,6 +288,7 @@ impl LoadBalancer {
             probes: CallTable::default(),
             events: EventLog::new(EVENT_CAP),
             in_rotation,
+            health_states: vec![StateSeries::starting(&HEALTH_STATES, b.window(), 0); n],
             circuit_open: 0,
         }));
         self
@@ -309,13 +322,15 @@ impl LoadBalancer {
     /// Backends in rotation (healthy, breaker not open), for the time series.
     fn update_rotation(&mut self, now: SimTime) {
         if let Some(g) = self.guards.as_mut() {
-            let n = (0..self.backends.len())
-                .filter(|&i| {
-                    g.health[i].healthy
-                        && g.breakers
-                            .get(i)
-                            .is_none_or(|b| b.state() != BreakerState::Open)
-                })
+            for i in 0..self.backends.len() {
+                let open = g.breakers.get(i).map(Breaker::state) == Some(BreakerState::Open);
+                let state = [g.health[i].healthy && !open, !g.health[i].healthy, true];
+                g.health_states[i].set(now, state.iter().position(|&s| s).unwrap_or(2));
+            }
+            let n = g
+                .health_states
+                .iter()
+                .filter(|s| s.state() == Some(0))
                 .count();
             g.in_rotation.set(now, n as f64);
         }
@@ -666,6 +681,11 @@ impl Node<Builtin> for LoadBalancer {
                 "backends",
                 now,
             ));
+            for (s, name) in g.health_states.iter_mut().zip(&self.names) {
+                let mut r = s.finish("backend_health", "Backend health", now);
+                r.label = Some(name.clone());
+                stats.series.push(r);
+            }
         }
         stats.counters = counters;
         Some(stats)

@@ -46,7 +46,8 @@ pub struct ServerConfig {
     /// Number of identical replicas (count). Default 1.
     #[serde(default = "one")]
     pub replicas: u32,
-    /// Requests each replica serves in parallel (count). Default 1.
+    /// Requests each replica serves in parallel (count, at most 10000; replicas × workers at
+    /// most 1000000). Default 1.
     #[serde(default = "one")]
     pub workers: u32,
     /// Requests that may wait for a worker (count); when full, new requests are rejected.
@@ -87,6 +88,10 @@ crate::settable!(ServerConfig {
     idempotency_keys
 });
 
+/// Most workers per replica, and per pool (replicas × workers).
+const MAX_WORKERS: u32 = 10_000;
+const MAX_POOL_WORKERS: u64 = 1_000_000;
+
 impl ServerConfig {
     /// Check values the types cannot express.
     pub fn validate(&self, v: &mut Validator, at: &Path) {
@@ -102,6 +107,15 @@ impl ServerConfig {
                 &at.field("workers"),
                 "a server needs at least one worker",
                 "expected a count >= 1",
+            );
+        }
+        // Every worker has its slot from the start: bound what construction allocates.
+        let pool = u64::from(self.workers) * u64::from(self.replicas);
+        if self.workers > MAX_WORKERS || (self.workers > 1 && pool > MAX_POOL_WORKERS) {
+            v.error(
+                &at.field("workers"),
+                format!("{} workers × {} replicas", self.workers, self.replicas),
+                "expected at most 10000 workers per replica and 1000000 in the pool",
             );
         }
         v.check_dist(&at.field("service_time"), &self.service_time);
