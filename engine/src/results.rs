@@ -145,6 +145,10 @@ pub struct VariantResult {
     /// no outcome, and it is left out of every number (a warning says so). Left out when zero.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub unfinished: u64,
+    /// What queueing theory and availability algebra say, computed from the scenario alone
+    /// (see `crate::analysis`), to read beside the simulated numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theory: Option<Theory>,
 }
 
 fn is_zero_u64(x: &u64) -> bool {
@@ -205,6 +209,99 @@ impl Verdict {
             None => "undecided",
         }
     }
+}
+
+/// How far an analytic figure can be trusted.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Accuracy {
+    /// A closed form whose assumptions all hold: the simulation agrees within its sampling
+    /// error.
+    Exact,
+    /// A formula applies but some assumption does not hold exactly (the reason says which).
+    Approximate,
+    /// No formula applies (the reason says why).
+    NotApplicable,
+}
+
+/// One analytic figure, with how far it can be trusted and why.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Estimate {
+    /// The value; `null` when no formula applies.
+    pub value: Option<f64>,
+    /// Exact, approximate or not applicable.
+    pub accuracy: Accuracy,
+    /// Which assumptions fail, or why no formula applies; empty when exact.
+    pub why: String,
+}
+
+/// The analytic model of one variant: queueing theory per station, flows through the call
+/// graph, latency as a sum over hops, availability by series, parallel and quorum formulas.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Theory {
+    /// Mean latency of successful requests, in milliseconds.
+    pub latency_mean_ms: Estimate,
+    /// Successful requests over requests issued, over the measured period.
+    pub availability: Estimate,
+    /// Successful requests per second over the measured period.
+    pub throughput_rps: Estimate,
+    /// Per server replica.
+    pub stations: Vec<StationTheory>,
+    /// Where a request's mean latency goes, hop by hop (sums to `latency_mean_ms` when every
+    /// call is on the critical path).
+    pub hops: Vec<HopTheory>,
+    /// Findings that apply to the whole model (unstable stations, call cycles, faults).
+    pub notes: Vec<String>,
+}
+
+/// The queueing model of one server replica.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StationTheory {
+    /// Replica name, e.g. `app-2`.
+    pub name: String,
+    /// The pool it belongs to, e.g. `app`.
+    pub group: String,
+    /// Kendall notation of the formula, e.g. `M/M/4`, `M/D/1`, `M/M/5/5`.
+    pub model: String,
+    /// Offered arrival rate, requests per second.
+    pub arrival_rps: f64,
+    /// Workers.
+    pub servers: u32,
+    /// Mean holding time of a worker in milliseconds (service plus blocking calls).
+    pub service_ms: f64,
+    /// Offered load per worker, ρ = λ E[S] / c; 1 or more means it cannot keep up.
+    pub offered_load: f64,
+    /// Busy fraction of the workers, as simulated `utilisation` measures it.
+    pub utilisation: f64,
+    /// Whether `utilisation` is exact.
+    pub utilisation_accuracy: Accuracy,
+    /// Mean wait in queue in milliseconds; `null` when the queue grows without bound.
+    pub wait_ms: Option<f64>,
+    /// Probability that an arrival is turned away (queue full).
+    pub loss: f64,
+    /// Whether the waiting time and loss are exact.
+    pub accuracy: Accuracy,
+    /// Which assumptions fail; empty when exact.
+    pub why: String,
+}
+
+/// The mean time a request spends in one hop (a group of nodes, or the network between two).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HopTheory {
+    /// `app` for time at a node, `lb -> app` for network transit (both ways).
+    pub hop: String,
+    /// Visits per request (calls, counting retries and fan-out).
+    pub visits: f64,
+    /// Mean network transit per request, both ways, in milliseconds.
+    pub network_ms: f64,
+    /// Mean wait in queue per request, in milliseconds.
+    pub wait_ms: f64,
+    /// Mean service per request, in milliseconds.
+    pub service_ms: f64,
 }
 
 /// How long a variant took to recover from one fault: from the fault's end until its windowed

@@ -235,5 +235,6 @@ pub fn run_variant(
             .map(|(_, d)| d.as_secs_f64())
             .sum(),
         unfinished,
+        theory: Some(crate::analysis::analyze(m)),
     })
 }

@@ -78,6 +78,7 @@ pub fn page(
     if let Some(figure) = figures.get(headline) {
         out.push_str(&inline_figure(figure));
     }
+    out.push_str(&super::blocks::html(&super::theory::blocks(results)));
     let verdicts = table::verdicts(results);
     if !verdicts.rows.is_empty() {
         out.push_str("<h2 id=\"checks\">Checks</h2>\n");
@@ -110,6 +111,9 @@ fn contents(results: &Results, figures: &[Figure<'_>], headline: usize, topology
     let mut items = vec![("results".to_string(), "Results".to_string())];
     if let Some(f) = figures.get(headline) {
         items.push((f.id.to_string(), format!("Results: {}", f.title)));
+    }
+    if let Some(heading) = super::theory::heading(results) {
+        items.push((super::blocks::anchor(heading), heading.to_string()));
     }
     if !table::verdicts(results).rows.is_empty() {
         items.push(("checks".to_string(), "Checks".to_string()));

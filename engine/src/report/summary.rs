@@ -34,14 +34,22 @@ pub fn markdown(results: &Results) -> String {
         out.push_str("\n### Variants\n\n");
         out.push_str(&overrides.to_markdown());
     }
+    out.push('\n');
+    out.push_str(&super::blocks::markdown(&super::theory::blocks(results)));
+    if !out.ends_with("\n\n") {
+        out.push('\n');
+    }
     let verdicts = table::verdicts(results);
     if !verdicts.rows.is_empty() {
-        out.push_str("\n## Checks\n\n");
+        out.push_str("## Checks\n\n");
         out.push_str(&verdicts.to_markdown());
         out.push('\n');
         out.push_str(table::VERDICTS_NOTE);
     }
-    out.push_str("\n## Plots\n\n");
+    while !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+    out.push_str("## Plots\n\n");
     for (stem, caption) in plot_captions(results) {
         out.push_str(&format!("![{}]({stem}.svg)\n\n", markdown_cell(&caption)));
     }

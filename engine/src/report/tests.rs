@@ -106,6 +106,7 @@ fn variant(name: &str, index: u64, sensitivity: f64) -> VariantResult {
         state_changes: BTreeMap::new(),
         recovery: Vec::new(),
         verdicts: BTreeMap::new(),
+        theory: None,
     }
 }
 

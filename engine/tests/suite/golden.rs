@@ -16,6 +16,8 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     // The results hashes of scenarios with component series or link faults changed on purpose
     // (issue 19): one series value per window, states kept as timelines, fault labels with
     // their magnitude; the event digests did not.
+    // Every results.json hash changed once more, with the event digests unchanged, when
+    // results.json gained each variant's analytic model (`theory`, issue 23).
     // Re-pinned on purpose for issue 18 (fidelity II): a retry, hedge or redelivery draws its
     // own service time (retry-storm, queue-consumers: new event digests); time to recover
     // leaves out windows still recovering from an earlier fault; transactions report time in

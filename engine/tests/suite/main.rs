@@ -1,5 +1,6 @@
 //! The one integration-test binary: theory, determinism, error messages, report, plug-ins.
 
+mod analysis;
 mod browser;
 mod cache;
 mod cli;

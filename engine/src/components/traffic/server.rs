@@ -224,6 +224,8 @@ struct Job {
 /// One replica of a `Server` pool.
 pub struct Server {
     cfg: ServerConfig,
+    /// Its replica name, for the error when its unbounded queue outgrows the limit.
+    name: String,
     salt: u64,
     queue: VecDeque<Job>,
     in_service: Vec<Option<Job>>,
@@ -311,6 +313,7 @@ impl Server {
         let workers = cfg.workers as usize;
         Server {
             cfg: cfg.clone(),
+            name: b.name().to_string(),
             // Salted by pool name, not replica name: every replica draws the same work.
             salt: stable_hash(b.group().as_bytes()),
             queue: VecDeque::new(),
@@ -392,7 +395,12 @@ impl Server {
             ctx.exceed_limit(
                 "limits.max_pending_events",
                 bound as u64,
-                "an unbounded server queue grew past it; set `queue_limit`".to_string(),
+                format!(
+                    "{}'s unbounded queue grew past it: requests arrive faster than it serves \
+                     them (`archsim validate` names each station with ρ ≥ 1); add capacity or \
+                     set `queue_limit`",
+                    self.name
+                ),
             );
         }
     }
