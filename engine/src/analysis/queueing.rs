@@ -214,6 +214,9 @@ pub fn mmck(c: u32, queue: u64, lambda: f64, s: f64) -> Finite {
     let busy_c = libm::exp(lt - top); // p_c, unnormalised
     let low: f64 = log_terms.iter().map(|l| libm::exp(l - top)).sum();
     let k = queue as f64;
+    if rho > 1.0 + 1e-12 && queue > 0 {
+        return mmck_overloaded(lambda, rho, k, libm::log(low) - libm::log(busy_c));
+    }
     let (geo, geo_j, last) = if (rho - 1.0).abs() < 1e-12 {
         (k, k * (k + 1.0) / 2.0, 1.0)
     } else {
@@ -227,6 +230,26 @@ pub fn mmck(c: u32, queue: u64, lambda: f64, s: f64) -> Finite {
     let total = low + busy_c * geo;
     let p_full = if queue == 0 { busy_c } else { busy_c * last } / total;
     let lq = busy_c * geo_j / total;
+    let admitted = lambda * (1.0 - p_full);
+    Finite {
+        loss: p_full,
+        wait: if admitted > 0.0 { lq / admitted } else { 0.0 },
+    }
+}
+
+/// [`mmck`] past saturation (ρ > 1), with every state taken relative to the full one: ρ^k
+/// overflows for long queues, while r = 1/ρ < 1 keeps the geometric sums finite.
+/// `log_low` is ln(Σ_{n≤c} p_n / p_c).
+fn mmck_overloaded(lambda: f64, rho: f64, k: f64, log_low: f64) -> Finite {
+    let r = 1.0 / rho;
+    let rk = libm::pow(r, k);
+    // Σ_{i<k} r^i and Σ_{i<k} i r^i, where state c + k − i has weight r^i.
+    let q = (1.0 - rk) / (1.0 - r);
+    let qi = r * (1.0 - k * libm::pow(r, k - 1.0) + (k - 1.0) * rk) / ((1.0 - r) * (1.0 - r));
+    let low = libm::exp(log_low - k * libm::log(rho));
+    let total = low + q;
+    let p_full = 1.0 / total;
+    let lq = (k * q - qi) / total;
     let admitted = lambda * (1.0 - p_full);
     Finite {
         loss: p_full,
@@ -327,6 +350,30 @@ mod tests {
             mmc_wait(4, 1500.0, 0.002).unwrap(),
             1e-12,
         );
+    }
+
+    #[test]
+    fn overloaded_long_queues_stay_finite_and_agree_with_the_direct_sums() {
+        // Short queues: the rescaled sums equal the direct birth-death sums.
+        for (c, q, lambda) in [(1, 5, 3.0), (4, 20, 9.0), (2, 1, 5.0)] {
+            let f = mmck(c, q, lambda, 1.0);
+            let a: f64 = lambda;
+            let mut p: Vec<f64> = (0..=c)
+                .map(|n| a.powi(n as i32) / (1..=n).map(f64::from).product::<f64>())
+                .collect();
+            let pc = p[c as usize];
+            let rho = a / f64::from(c);
+            p.extend((1..=q).map(|j| pc * rho.powi(j as i32)));
+            let total: f64 = p.iter().sum();
+            let loss = p.last().unwrap() / total;
+            let lq: f64 = (1..=q).map(|j| j as f64 * p[c as usize + j as usize] / total).sum();
+            assert!((f.loss - loss).abs() < 1e-12, "{c} {q}: {} vs {loss}", f.loss);
+            assert!((f.wait - lq / (lambda * (1.0 - loss))).abs() < 1e-9);
+        }
+        // 48 workers, room for 1,000 waiting, offered 4.375 times capacity: ρ^1000 overflows.
+        let f = mmck(48, 1000, 10_500.0, 0.02);
+        assert!((f.loss - (1.0 - 1.0 / 4.375)).abs() < 1e-9, "{}", f.loss);
+        assert!(f.wait.is_finite() && f.wait > 0.0);
     }
 
     #[test]

@@ -41,7 +41,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         0x8a6b0c50ddc5b740,
     ),
     ("cap-partition.ron", "9a2aaa30b5aa4638", 0xc198ddb495357db3),
-    ("cdn-tiers.ron", "acb487b59e114678", 0xa3c04474138d2a8d),
+    ("cdn-tiers.ron", "acb487b59e114678", 0x959d53afbf6f9cfd),
     (
         "circuit-breaker.ron",
         "dc5ad1bb9e595948",
@@ -77,7 +77,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     (
         "sharding-hotspot.ron",
         "6cf51d189a223d2d",
-        0x1514cd0444caa36d,
+        0xe1150df1cb18fb8b,
     ),
 ];
 
