@@ -366,8 +366,14 @@ mod tests {
             p.extend((1..=q).map(|j| pc * rho.powi(j as i32)));
             let total: f64 = p.iter().sum();
             let loss = p.last().unwrap() / total;
-            let lq: f64 = (1..=q).map(|j| j as f64 * p[c as usize + j as usize] / total).sum();
-            assert!((f.loss - loss).abs() < 1e-12, "{c} {q}: {} vs {loss}", f.loss);
+            let lq: f64 = (1..=q)
+                .map(|j| j as f64 * p[c as usize + j as usize] / total)
+                .sum();
+            assert!(
+                (f.loss - loss).abs() < 1e-12,
+                "{c} {q}: {} vs {loss}",
+                f.loss
+            );
             assert!((f.wait - lq / (lambda * (1.0 - loss))).abs() < 1e-9);
         }
         // 48 workers, room for 1,000 waiting, offered 4.375 times capacity: ρ^1000 overflows.

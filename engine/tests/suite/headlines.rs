@@ -94,51 +94,42 @@ fn health_checks_lift_availability_from_88_to_99_percent() {
     }
 }
 
+/// A client's own availability (requests after the warm-up that succeeded, over all of them).
+fn client_availability(v: &VariantResult, client: &str) -> f64 {
+    let c = &v.components[client];
+    c["ok"] / (c["ok"] + c["failed"])
+}
+
 #[test]
-fn the_breaker_fails_fast_instead_of_queueing_behind_the_slow_database() {
-    // From 10 s to 20 s the database answers after the API's 200 ms timeout. Without a breaker
-    // 16 API workers each wait 200 ms (80 requests/s) and the queue of 200 overflows: most of
-    // those 10,000 requests are rejected, and the backlog at the end shows as a p99.9 of
-    // hundreds of ms. With a breaker, the circuit opens after 10 failed calls and stays open
-    // until the first probe round after 20 s (cool-down 1 s plus a 200 ms probe): 9.8 to 11 s of
-    // fast failures, no rejections, a tail of a few ms.
+fn the_breaker_keeps_browsing_up_while_the_database_is_slow() {
+    // From 10 s to 20 s of a 30 s run (28 s measured) every checkout's database call takes a
+    // second, past its 200 ms timeout. Without a breaker a checkout holds one of the API's 16
+    // workers for 200 ms: 200 checkouts/s need 40 workers, the queue overflows and browsing,
+    // which never calls the database, fails with it for most of those 10 s (committed: 78.9%).
+    // With a breaker, checkouts fail at once while it is open, the workers stay free and every
+    // browse request succeeds; checkouts fail for the 10 s plus at most a cool-down and a probe
+    // round (1.2 s): availability about 1 - 11.2/28 = 0.6 (committed: 60.7%).
     for seed in [2, 7] {
         let r = committed("circuit-breaker", seed, &[]);
         let (none, breaker) = (variant(&r, "no breaker"), variant(&r, "breaker"));
         let at = format!("seed {seed}");
-        let rejected = errors(none, "rejected");
+        let browse_none = client_availability(none, "browse");
         assert!(
-            (8000.0..=10_000.0 + 400.0).contains(&rejected),
-            "{at}: {rejected} rejected without a breaker"
+            (0.70..=0.88).contains(&browse_none),
+            "{at}: browsing without a breaker {browse_none}"
         );
-        assert!(none.latency_ms.p999 > 300.0, "{at}: {:?}", none.latency_ms);
-        let open = errors(breaker, "circuit_open");
-        let slack = 4.0 * 11_000f64.sqrt();
+        let browse = client_availability(breaker, "browse");
+        assert!(browse > 0.999, "{at}: browsing with a breaker {browse}");
+        let checkout = client_availability(breaker, "checkout");
         assert!(
-            (9800.0 - slack..=11_000.0 + slack).contains(&open),
-            "{at}: {open} circuit_open"
+            (1.0 - 11.2 / 28.0 - 0.03..=1.0 - 10.0 / 28.0 + 0.03).contains(&checkout),
+            "{at}: checkouts with a breaker {checkout}"
         );
-        // The API's queue of 200 fills in about 0.2 s at 920/s before the breaker has seen its
-        // 10 failures: a handful of rejections at most.
-        let refused = errors(breaker, "rejected");
         assert!(
-            refused < 0.01 * rejected,
-            "{at}: {refused} rejected with a breaker"
-        );
-        // Calls in flight when it opened (200 ms of them) at most.
-        assert!(
-            errors(breaker, "timeout") < 200.0,
+            errors(breaker, "circuit_open") > 1000.0,
             "{at}: {:?}",
             breaker.errors
         );
-        assert!(
-            breaker.latency_ms.p999 < 50.0,
-            "{at}: {:?}",
-            breaker.latency_ms
-        );
-        // It trades up to one cool-down and probe (1.2 s of 28) of extra failures.
-        let cost = none.availability - breaker.availability;
-        assert!((0.0..1.2 / 28.0 + 0.01).contains(&cost), "{at}: {cost}");
     }
 }
 
