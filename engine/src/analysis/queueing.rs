@@ -229,11 +229,18 @@ pub fn mmck(c: u32, queue: u64, lambda: f64, s: f64) -> Finite {
     };
     let total = low + busy_c * geo;
     let p_full = if queue == 0 { busy_c } else { busy_c * last } / total;
-    let lq = busy_c * geo_j / total;
-    let admitted = lambda * (1.0 - p_full);
-    Finite {
-        loss: p_full,
-        wait: if admitted > 0.0 { lq / admitted } else { 0.0 },
+    Finite::from_loss_and_length(lambda, p_full, busy_c * geo_j / total)
+}
+
+impl Finite {
+    /// From the probability of a full system and the mean queue length (Little's law for the
+    /// wait of the admitted arrivals).
+    fn from_loss_and_length(lambda: f64, p_full: f64, lq: f64) -> Finite {
+        let admitted = lambda * (1.0 - p_full);
+        Finite {
+            loss: p_full,
+            wait: if admitted > 0.0 { lq / admitted } else { 0.0 },
+        }
     }
 }
 
@@ -248,13 +255,7 @@ fn mmck_overloaded(lambda: f64, rho: f64, k: f64, log_low: f64) -> Finite {
     let qi = r * (1.0 - k * libm::pow(r, k - 1.0) + (k - 1.0) * rk) / ((1.0 - r) * (1.0 - r));
     let low = libm::exp(log_low - k * libm::log(rho));
     let total = low + q;
-    let p_full = 1.0 / total;
-    let lq = (k * q - qi) / total;
-    let admitted = lambda * (1.0 - p_full);
-    Finite {
-        loss: p_full,
-        wait: if admitted > 0.0 { lq / admitted } else { 0.0 },
-    }
+    Finite::from_loss_and_length(lambda, 1.0 / total, (k * q - qi) / total)
 }
 
 /// E[the k-th smallest of independent exponential durations with these means]: the time a
