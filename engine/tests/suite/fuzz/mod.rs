@@ -20,10 +20,9 @@
 //! `engine/tests/fuzz-regressions/<what-it-caught>.ron`, it is replayed by every `cargo test`.
 //! Those a campaign found that show only at its cap of 200000 events (series past `duration`
 //! with drains of millions of hours; a linearizability check that took minutes when hour-long
-//! latencies make every operation of a key overlap, now bounded run-wide by `max_work`) are in
-//! `engine/tests/fuzz-regressions/campaign/`, replayed at that cap; the one still open (a
-//! history with 100000 h latencies whose check takes minutes) waits in `open/`, replayed by the
-//! ignored `open_saved_crashes_keep_the_contract`.
+//! latencies make every operation of a key overlap, now bounded run-wide by `max_work`; histories
+//! with 100000 h latencies, finished since the drain stops at one hour) are in
+//! `engine/tests/fuzz-regressions/campaign/`, replayed at that cap.
 
 mod mutate;
 
@@ -217,16 +216,6 @@ fn every_saved_crash_keeps_the_contract() {
     replay(
         &super::repo_root().join("engine/tests/fuzz-regressions"),
         CI_EVENTS,
-    );
-}
-
-#[test]
-#[ignore = "still open: a KvClient history under network latencies of 100000 h takes minutes \
-            to check even under the run-wide work bound (phase 2 of issue 17)"]
-fn open_saved_crashes_keep_the_contract() {
-    replay(
-        &super::repo_root().join("engine/tests/fuzz-regressions/open"),
-        200_000,
     );
 }
 
