@@ -43,10 +43,10 @@ Scenario(
 RON
 start=$(date +%s.%N)
 if [ -x /usr/bin/time ]; then
-    /usr/bin/time -f '%M' -o "$dir/rss" ./target/release/archsim run "$dir/wide.ron" --out "$dir/out" | tail -n 1
+    /usr/bin/time -f '%M' -o "$dir/rss" ./target/release/archsim run "$dir/wide.ron" --out "$dir/out" >/dev/null
     rss="$(awk '{printf "%.0f MiB", $1 / 1024}' "$dir/rss")"
 else
-    ./target/release/archsim run "$dir/wide.ron" --out "$dir/out" | tail -n 1
+    ./target/release/archsim run "$dir/wide.ron" --out "$dir/out" >/dev/null
     rss="not measured (no /usr/bin/time)"
 fi
 end=$(date +%s.%N)
