@@ -219,11 +219,11 @@ fn attempt_success(model: &Model, graph: &Graph, order: &[usize], nodes: &Evalua
 /// capped by the retry budget.
 fn attempts_per_request(s: &Source, ok: f64) -> f64 {
     let f = (1.0 - ok).clamp(0.0, 1.0);
-    let m = s.attempts as i32;
+    let m = f64::from(s.attempts);
     let attempts = if f >= 1.0 {
-        f64::from(m)
+        m
     } else {
-        (1.0 - libm::pow(f, f64::from(m))) / (1.0 - f)
+        (1.0 - libm::pow(f, m)) / (1.0 - f)
     };
     match s.budget {
         Some(b) => attempts.min(1.0 + b),

@@ -427,13 +427,62 @@ pub fn source_latency(graph: &Graph, sol: &Solution, i: usize) -> Option<f64> {
     if s.attempts <= 1 || f <= 0.0 {
         return Some(one);
     }
-    let m = s.attempts as usize;
+    Some(one + failures_before_success(f, s.attempts) * (one + s.backoff_s))
+}
+
+/// Attempts that fail before the one that succeeds, on average over requests that succeed
+/// within `m` attempts when each fails with `f`: Σ_{j<m} j f^j (1 − f) / (1 − f^m).
+fn failures_before_success(f: f64, m: u32) -> f64 {
+    // The sum term by term for the limits people write; past them the closed form
+    // f (1 − m f^(m−1) + (m−1) f^m) / ((1 − f)(1 − f^m)), since `max_attempts` may be
+    // 4,294,967,295 and a loop that long would hang `validate`.
+    const SUMMED: u32 = 64;
+    if f >= 1.0 {
+        return 0.0;
+    }
+    if m > SUMMED {
+        let m = f64::from(m);
+        let tail = 1.0 - m * libm::pow(f, m - 1.0) + (m - 1.0) * libm::pow(f, m);
+        return f * tail / ((1.0 - f) * (1.0 - libm::pow(f, m)));
+    }
     let (mut weighted, mut total) = (0.0, 0.0);
     for j in 0..m {
-        let p = libm::pow(f, j as f64) * (1.0 - f);
-        weighted += j as f64 * p;
+        let p = libm::pow(f, f64::from(j)) * (1.0 - f);
+        weighted += f64::from(j) * p;
         total += p;
     }
-    let failures = if total > 0.0 { weighted / total } else { 0.0 };
-    Some(one + failures * (one + s.backoff_s))
+    if total > 0.0 { weighted / total } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failures_before_success;
+
+    /// The sum term by term, however long.
+    fn summed(f: f64, m: u32) -> f64 {
+        let (mut weighted, mut total) = (0.0, 0.0);
+        for j in 0..m {
+            let p = f.powi(j as i32) * (1.0 - f);
+            weighted += f64::from(j) * p;
+            total += p;
+        }
+        weighted / total
+    }
+
+    #[test]
+    fn the_closed_form_for_long_retry_limits_matches_the_sum() {
+        for f in [0.01, 0.3, 0.9, 0.999] {
+            for m in [65, 100, 5_000] {
+                let (got, want) = (failures_before_success(f, m), summed(f, m));
+                assert!(
+                    (got - want).abs() <= 1e-9 * want.max(1.0),
+                    "f {f} m {m}: {got} vs {want}"
+                );
+            }
+        }
+        // Unlimited in effect: the geometric mean f / (1 − f), at once.
+        let got = failures_before_success(0.5, u32::MAX);
+        assert!((got - 1.0).abs() < 1e-12, "{got}");
+        assert_eq!(failures_before_success(1.0, u32::MAX), 0.0);
+    }
 }
