@@ -35,8 +35,8 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0xc9e98d46fd07234f),
     (
         "autoscaling-spike.ron",
-        "0000000000000000",
-        0x0000000000000000,
+        "396ad8ebf96a3487",
+        0xfb07f0e25df829ee,
     ),
     ("bandwidth.ron", "c84317948b570071", 0x711074ea3f78cfcc),
     ("bench-p2c.ron", "a73634ab57ef2544", 0xfb683262dda7a0e0),

@@ -75,8 +75,8 @@ pub struct AutoscalerConfig {
     /// only to replicas in rotation; only load balancers may name an autoscaled pool.
     pub pool: String,
     /// What it scales on: `Some(Utilization(target: 0.6))`, `Some(QueueLength(target: 4.0))`
-    /// or `Some(P99(target: "200ms"))`. Default `None`: no metric, the pool runs at `min`
-    /// (scheduled scaling only).
+    /// or `Some(P99(target: "200ms"))`. Default `None`: no metric; the pool keeps its size
+    /// within the bounds, and a scheduled change moves it to the new `min` (scheduled scaling).
     #[serde(default)]
     pub metric: Option<Metric>,
     /// Fewest replicas (count, >= 1). Default 1.
@@ -231,7 +231,7 @@ impl AutoscalerConfig {
         }
         for (i, s) in self.schedule.iter().enumerate() {
             let (min, max) = (s.min.unwrap_or(1), s.max.unwrap_or(u32::MAX));
-            if min == 0 || min > max || s.max.is_some_and(|m| m > self.max.max(1) * 1000) {
+            if min == 0 || min > max {
                 v.error(
                     &at.field("schedule").index(i),
                     format!("min {:?}, max {:?}", s.min, s.max),
