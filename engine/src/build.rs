@@ -52,16 +52,24 @@ pub fn build_with_observers(model: &Model, registry: &Registry, seed: u64) -> Bu
         topology: &model.zones.topology,
     };
     let observers = Observers::default();
-    let nodes = (0..model.names.nodes.len())
-        .map(|i| {
-            let b = BuildCtx::new(&env, NodeId(i as u32), &observers);
-            let config = &model.spec.nodes[model.decl_of[i]];
-            Slot {
-                name: b.name().to_string(),
-                node: config.build(&b, registry),
-                rng: SimRng::derive(seed, b.name()),
-            }
-        })
+    let config = |i: usize| &model.spec.nodes[model.decl_of[i]];
+    // Controllers first: the pool state they create is there when the pool is built.
+    let n = model.names.nodes.len();
+    let order = (0..n)
+        .filter(|&i| config(i).builds_first())
+        .chain((0..n).filter(|&i| !config(i).builds_first()));
+    let mut built: Vec<Option<Slot<AnyNode>>> = (0..n).map(|_| None).collect();
+    for i in order {
+        let b = BuildCtx::new(&env, NodeId(i as u32), &observers);
+        built[i] = Some(Slot {
+            name: b.name().to_string(),
+            node: config(i).build(&b, registry),
+            rng: SimRng::derive(seed, b.name()),
+        });
+    }
+    let nodes = built
+        .into_iter()
+        .map(|s| s.expect("every node is built once"))
         .collect();
     let mut network = Network::new(
         model.default_link.clone(),

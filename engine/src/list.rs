@@ -8,6 +8,7 @@ use crate::components::data::log_consumer::{CommitPoint, LogConsumerConfig};
 use crate::components::data::queue::QueueConfig;
 use crate::components::data::stream_msg::Rebalance;
 use crate::components::data::topic::{Acks, Partitioner, TopicConfig};
+use crate::components::ops::autoscaler::AutoscalerConfig;
 use crate::components::replication::kv_client::KvClientConfig;
 use crate::components::replication::read_replicas::{ReadReplicasConfig, ReadRouting, ReplicaAcks};
 use crate::components::replication::replicated_store::ReplicatedStoreConfig;
@@ -69,6 +70,7 @@ pub fn render(registry: &Registry) -> String {
         ("ShardRouter", schema_for!(ShardRouterConfig)),
         ("Topic", schema_for!(TopicConfig)),
         ("LogConsumer", schema_for!(LogConsumerConfig)),
+        ("Autoscaler", schema_for!(AutoscalerConfig)),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
@@ -467,6 +469,9 @@ mod tests {
             "CircuitBreaker:",
             "RateLimiter:",
             "Bulkhead:",
+            "Autoscaler:",
+            "scale_down_stabilization",
+            "QueueLength",
             "DecorrelatedJitter",
             "SlidingWindowCounter",
             "unhealthy_threshold",

@@ -71,7 +71,7 @@ impl<C: Component> PluginKind for Kind<C> {
 }
 
 /// Names of the built-in components, as written in scenario files.
-pub const BUILTIN_KINDS: [&str; 17] = [
+pub const BUILTIN_KINDS: [&str; 18] = [
     "Client",
     "LoadBalancer",
     "Server",
@@ -89,6 +89,7 @@ pub const BUILTIN_KINDS: [&str; 17] = [
     "ShardRouter",
     "Topic",
     "LogConsumer",
+    "Autoscaler",
 ];
 
 /// The component kinds a run may use.

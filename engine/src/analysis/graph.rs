@@ -116,6 +116,8 @@ pub struct Station {
     pub sheds: bool,
     /// Caller timeout seen by this station's calls (seconds), for the note on timeouts.
     pub call_timeout: f64,
+    /// Whether an autoscaler resizes its pool while it runs (the formula takes it whole).
+    pub resized: bool,
 }
 
 /// A node that forwards each request once: a load balancer or a proxy.
@@ -217,13 +219,23 @@ impl Graph {
                 .map(|id| id.idx())
                 .collect()
         };
+        let resized: Vec<&str> = model
+            .spec
+            .nodes
+            .values()
+            .filter_map(|c| match c {
+                NodeConfig::Autoscaler(a) => Some(a.pool.as_str()),
+                _ => None,
+            })
+            .collect();
         let nodes = (0..model.names.nodes.len())
             .map(|i| {
-                node_model(
-                    &model.spec.nodes[model.decl_of[i]],
-                    &model.names.nodes[i].1,
-                    &ids,
-                )
+                let group = &model.names.nodes[i].1;
+                let mut m = node_model(&model.spec.nodes[model.decl_of[i]], group, &ids);
+                if let NodeModel::Station(s) = &mut m {
+                    s.resized = resized.contains(&group.as_str());
+                }
+                m
             })
             .collect();
         Graph {
@@ -313,6 +325,11 @@ fn node_model(cfg: &NodeConfig, group: &str, ids: &dyn Fn(&str) -> Vec<usize>) -
             "plug-in component `{}` has no analytic model",
             p.kind
         )),
+        NodeConfig::Autoscaler(_) => NodeModel::Opaque(
+            "an autoscaler changes its pool's size while it runs; the pool is taken at its \
+             full size"
+                .into(),
+        ),
     }
 }
 
@@ -535,6 +552,7 @@ fn station(c: &ServerConfig, ids: &dyn Fn(&str) -> Vec<usize>) -> Station {
             .iter()
             .map(|s| s.timeout.as_secs_f64())
             .fold(f64::INFINITY, f64::min),
+        resized: false,
     }
 }
 

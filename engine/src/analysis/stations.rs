@@ -198,6 +198,15 @@ fn station(
         out.why
             .push("the calls' response times are approximate".into());
     }
+    if s.resized {
+        out.exact = false;
+        out.utilisation_exact = false;
+        out.why.push(format!(
+            "an autoscaler resizes {}: the pool is taken at its full size, every replica \
+             serving",
+            graph.names[i].1
+        ));
+    }
     out.exact &= flow.poisson[i] && flow.exact_rate[i] && flow.notes[i].is_empty();
     out.utilisation_exact &= flow.exact_rate[i];
     out.unknown = flow.unknown[i].clone();

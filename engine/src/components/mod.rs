@@ -7,6 +7,7 @@
 //!  data/         caches and the message queue
 //!  replication/  replicated stores, leader election, the key-value client, the shard router
 //!  txn/          2PC, 3PC and saga: client, coordinator, participants, atomicity checker
+//!  ops/          controllers that change a server pool while it runs (autoscaler)
 //! ```
 //! Components depend on the kernel (`sim/`), the component contract (`contract/`) and the
 //! checkers (`check/`), never on assembly, the runner, the command line or the report. They
@@ -17,6 +18,7 @@
 
 pub mod data;
 pub mod message;
+pub mod ops;
 pub mod replication;
 pub mod resilience;
 pub mod traffic;
@@ -32,6 +34,7 @@ use data::log_consumer::{LogConsumer, LogConsumerConfig};
 use data::queue::{Queue, QueueConfig};
 use data::topic::{Topic, TopicConfig};
 use message::{Builtin, Ctx, Message};
+use ops::autoscaler::{Autoscaler, AutoscalerConfig};
 use replication::kv_client::{KvClient, KvClientConfig};
 use replication::read_replicas::{ReadReplicas, ReadReplicasConfig};
 use replication::replicated_store::{ReplicatedStore, ReplicatedStoreConfig};
@@ -104,6 +107,8 @@ pub enum NodeConfig {
     Topic(TopicConfig),
     /// See [`LogConsumerConfig`].
     LogConsumer(LogConsumerConfig),
+    /// See [`AutoscalerConfig`].
+    Autoscaler(AutoscalerConfig),
 }
 
 impl NodeConfig {
@@ -122,7 +127,8 @@ impl NodeConfig {
             | NodeConfig::Cache(_)
             | NodeConfig::KvClient(_)
             | NodeConfig::Queue(_)
-            | NodeConfig::ShardRouter(_) => None,
+            | NodeConfig::ShardRouter(_)
+            | NodeConfig::Autoscaler(_) => None,
             NodeConfig::TxnParticipant(p) => Some(p.replicas),
             NodeConfig::ReplicatedStore(s) => Some(s.replicas),
             NodeConfig::ReadReplicas(_) => None,
@@ -149,7 +155,8 @@ impl NodeConfig {
             | NodeConfig::Queue(_)
             | NodeConfig::ShardRouter(_)
             | NodeConfig::Topic(_)
-            | NodeConfig::LogConsumer(_) => None,
+            | NodeConfig::LogConsumer(_)
+            | NodeConfig::Autoscaler(_) => None,
             NodeConfig::TxnClient(c) => Some(c.timeout),
             NodeConfig::KvClient(c) => Some(c.timeout),
         }
@@ -175,6 +182,7 @@ impl NodeConfig {
             NodeConfig::ShardRouter(c) => c.set(field, text),
             NodeConfig::Topic(c) => c.set(field, text),
             NodeConfig::LogConsumer(c) => c.set(field, text),
+            NodeConfig::Autoscaler(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -205,7 +213,14 @@ impl NodeConfig {
             NodeConfig::ShardRouter(c) => AnyNode::ShardRouter(ShardRouter::new(c, b)),
             NodeConfig::Topic(c) => AnyNode::Topic(Topic::new(c, b)),
             NodeConfig::LogConsumer(c) => AnyNode::LogConsumer(LogConsumer::new(c, b)),
+            NodeConfig::Autoscaler(c) => AnyNode::Autoscaler(Autoscaler::new(c, b)),
         }
+    }
+
+    /// Is it a controller of other nodes (an autoscaler), which assembly builds before the
+    /// rest so that the pool state it creates is there when the pool and its balancers ask?
+    pub fn builds_first(&self) -> bool {
+        matches!(self, NodeConfig::Autoscaler(_))
     }
 }
 
@@ -250,6 +265,8 @@ pub enum AnyNode {
     Topic(Topic),
     /// A consumer of a partitioned log.
     LogConsumer(LogConsumer),
+    /// An autoscaler of a server pool.
+    Autoscaler(Autoscaler),
 }
 
 macro_rules! dispatch {
@@ -273,6 +290,7 @@ macro_rules! dispatch {
             AnyNode::ShardRouter($n) => $e,
             AnyNode::Topic($n) => $e,
             AnyNode::LogConsumer($n) => $e,
+            AnyNode::Autoscaler($n) => $e,
         }
     };
 }

@@ -108,6 +108,11 @@ impl<'a> BuildCtx<'a> {
         &self.env.names.nodes[self.me.idx()].1
     }
 
+    /// The name any node was declared under (`app` for `app-2`).
+    pub fn group_of(&self, id: NodeId) -> &str {
+        &self.env.names.nodes[id.idx()].1
+    }
+
     /// The nodes a node or group name stands for (validation guarantees it exists).
     pub fn resolve(&self, name: &str) -> Vec<NodeId> {
         self.env.names.resolve(name).to_vec()
@@ -159,6 +164,21 @@ impl<'a> BuildCtx<'a> {
         let dynamic: Arc<Mutex<dyn Observer>> = typed.clone();
         observers.push((name.to_string(), typed.clone(), dynamic));
         typed
+    }
+
+    /// The run's observer called `name` if a node built before this one created it (a
+    /// controller's pool state, which the pool's servers and balancers follow), else `None`.
+    ///
+    /// # Panics
+    /// If it exists with another type: a programming error.
+    pub fn existing_observer<T: Observer>(&self, name: &str) -> Option<Arc<Mutex<T>>> {
+        let observers = self.observers.0.borrow();
+        let (_, any, _) = observers.iter().find(|(n, _, _)| n == name)?;
+        Some(
+            Arc::clone(any)
+                .downcast::<Mutex<T>>()
+                .unwrap_or_else(|_| panic!("observer `{name}` requested with two types")),
+        )
     }
 
     /// Zones and regions, and which node is in which.

@@ -917,6 +917,7 @@ impl<'s> Errors<'s> {
             "ShardRouter" => parse_value(text).map(NodeConfig::ShardRouter),
             "Topic" => parse_value(text).map(NodeConfig::Topic),
             "LogConsumer" => parse_value(text).map(NodeConfig::LogConsumer),
+            "Autoscaler" => parse_value(text).map(NodeConfig::Autoscaler),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),

@@ -57,6 +57,74 @@ pub fn check(spec: &Spec, names: &NameTable, decl_of: &[usize], v: &mut Validato
     check_txn(spec, v);
     check_cycles(spec, &refs, &target, v);
     check_observers(spec, v);
+    check_controlled(spec, &refs, names, v);
+}
+
+/// A controller names a `Server` pool by its declared name, at most one autoscaler per pool,
+/// within the pool's size; only load balancers send to a controlled pool (they follow which
+/// replicas are in rotation; a client or a caller picking replicas itself would not).
+fn check_controlled(spec: &Spec, refs: &[Vec<Ref<'_>>], names: &NameTable, v: &mut Validator<'_>) {
+    let nodes = Path::root().field("nodes");
+    let mut controlled: Vec<&str> = Vec::new();
+    for (name, cfg) in &spec.nodes {
+        let NodeConfig::Autoscaler(a) = cfg else {
+            continue;
+        };
+        let at = nodes.key(name).field("pool");
+        match spec.nodes.get(&a.pool) {
+            Some(NodeConfig::Server(s)) if a.max > s.replicas => v.error(
+                &nodes.key(name).field("max"),
+                format!(
+                    "max {} but pool \"{}\" has {} replicas",
+                    a.max, a.pool, s.replicas
+                ),
+                "expected max <= the pool's `replicas` (its largest size, built in advance)",
+            ),
+            Some(NodeConfig::Server(_)) if controlled.contains(&a.pool.as_str()) => v.error(
+                &at,
+                format!("pool \"{}\" already has an autoscaler", a.pool),
+                "expected one autoscaler per pool",
+            ),
+            Some(NodeConfig::Server(_)) => controlled.push(&a.pool),
+            Some(other) => v.error(
+                &at,
+                format!("\"{}\" is a {}", a.pool, kind(other)),
+                "expected the declared name of a `Server` pool",
+            ),
+            None => v.error(
+                &at,
+                format!("unknown pool \"{}\"", a.pool),
+                format!(
+                    "expected the declared name of a `Server` pool{}",
+                    names.resolve(&a.pool).first().map_or(String::new(), |id| {
+                        format!(" (\"{}\", not a replica)", names.nodes[id.idx()].1)
+                    })
+                ),
+            ),
+        }
+    }
+    for ((_, cfg), refs) in spec.nodes.iter().zip(refs) {
+        if matches!(cfg, NodeConfig::LoadBalancer(_)) {
+            continue;
+        }
+        for r in refs {
+            let group = names
+                .resolve(r.name)
+                .first()
+                .map(|id| &names.nodes[id.idx()].1);
+            if controlled
+                .iter()
+                .any(|c| *c == r.name || group.is_some_and(|g| g == c))
+            {
+                v.error(
+                    &r.at,
+                    format!("\"{}\" is resized by an autoscaler", r.name),
+                    "expected a LoadBalancer in front of it (only balancers follow which \
+                     replicas are in rotation)",
+                );
+            }
+        }
+    }
 }
 
 /// The names `cfg` uses, with what each must be.
@@ -133,6 +201,8 @@ fn references<'a>(cfg: &'a NodeConfig, at: &Path) -> Vec<Ref<'a>> {
         | NodeConfig::Plugin(_)
         | NodeConfig::Topic(_)
         | NodeConfig::LogConsumer(_) => Vec::new(),
+        // A controller's pool is checked by `check_controlled` (no requests travel to it).
+        NodeConfig::Autoscaler(_) => Vec::new(),
     }
 }
 
@@ -157,6 +227,7 @@ fn kind(cfg: &NodeConfig) -> &str {
         NodeConfig::ShardRouter(_) => "ShardRouter",
         NodeConfig::Topic(_) => "Topic",
         NodeConfig::LogConsumer(_) => "LogConsumer",
+        NodeConfig::Autoscaler(_) => "Autoscaler",
     }
 }
 
@@ -168,7 +239,8 @@ fn serves_requests(cfg: &NodeConfig) -> bool {
         | NodeConfig::TxnClient(_)
         | NodeConfig::TxnCoordinator(_)
         | NodeConfig::TxnParticipant(_)
-        | NodeConfig::LogConsumer(_) => false,
+        | NodeConfig::LogConsumer(_)
+        | NodeConfig::Autoscaler(_) => false,
         NodeConfig::LoadBalancer(_)
         | NodeConfig::Server(_)
         | NodeConfig::Plugin(_)

@@ -33,6 +33,11 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     // resolved before the search (48 keys linearizable of 50 before, 50 now); the event
     // digests did not.
     ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0xc9e98d46fd07234f),
+    (
+        "autoscaling-spike.ron",
+        "396ad8ebf96a3487",
+        0xfb07f0e25df829ee,
+    ),
     ("bandwidth.ron", "c84317948b570071", 0x711074ea3f78cfcc),
     ("bench-p2c.ron", "a73634ab57ef2544", 0xfb683262dda7a0e0),
     (

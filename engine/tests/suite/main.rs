@@ -19,6 +19,7 @@ mod layers;
 mod limits;
 mod memory;
 mod network;
+mod ops;
 mod plugin;
 mod queue;
 mod read_replicas;

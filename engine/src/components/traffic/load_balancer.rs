@@ -23,6 +23,7 @@
 //! `unreachable` otherwise. Every change of health or breaker state is recorded with its time.
 
 use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::ops::pool::{Pool, pool_name};
 use crate::components::resilience::policy::{
     Breaker, BreakerConfig, BreakerState, Health, HealthCheckConfig, RetryBudget, RetryConfig,
 };
@@ -39,6 +40,7 @@ use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A backend's health states, as the load balancer sees it.
 const HEALTH_STATES: [&str; 3] = ["in rotation", "unhealthy", "breaker open"];
@@ -275,6 +277,85 @@ pub struct LoadBalancer {
     retries: Option<Box<Retries>>,
     /// The locality layer, which narrows the backends the strategy picks from.
     locality: Option<Box<Locality>>,
+    /// Backends in pools a controller resizes: only replicas in rotation get requests.
+    pools: Option<Box<PoolRoutes>>,
+}
+
+/// Which backends belong to controlled pools, and which of them are in rotation.
+struct PoolRoutes {
+    pools: Vec<Arc<Mutex<Pool>>>,
+    /// Per pool, the epoch `in_rotation` was computed at.
+    seen: Vec<Option<u64>>,
+    /// Per backend: (pool, replica) if it is in a controlled pool.
+    seats: Vec<Option<(usize, usize)>>,
+    in_rotation: Vec<bool>,
+}
+
+fn lock(pool: &Arc<Mutex<Pool>>) -> MutexGuard<'_, Pool> {
+    pool.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+impl PoolRoutes {
+    /// The controlled pools among `backends`, if any.
+    fn find(backends: &[NodeId], b: &BuildCtx<'_>) -> Option<Box<PoolRoutes>> {
+        let mut routes = PoolRoutes {
+            pools: Vec::new(),
+            seen: Vec::new(),
+            seats: vec![None; backends.len()],
+            in_rotation: vec![true; backends.len()],
+        };
+        // Each group once: (name, its index in `pools` if a controller resizes it).
+        let mut groups: Vec<(String, Option<usize>)> = Vec::new();
+        for (i, &id) in backends.iter().enumerate() {
+            let group = b.group_of(id);
+            let k = match groups.iter().find(|(g, _)| g == group) {
+                Some((_, k)) => *k,
+                None => {
+                    let pool = b.existing_observer::<Pool>(&pool_name(group));
+                    let k = pool.map(|p| {
+                        routes.pools.push(p);
+                        routes.seen.push(None);
+                        routes.pools.len() - 1
+                    });
+                    groups.push((group.to_string(), k));
+                    k
+                }
+            };
+            let replica = b.resolve(group).iter().position(|&r| r == id);
+            routes.seats[i] = k.zip(replica);
+        }
+        (!routes.pools.is_empty()).then(|| Box::new(routes))
+    }
+
+    /// Bring `in_rotation` up to date with the pools' phases.
+    fn refresh(&mut self) {
+        for (k, pool) in self.pools.iter().enumerate() {
+            let p = lock(pool);
+            if self.seen[k] == Some(p.epoch()) {
+                continue;
+            }
+            self.seen[k] = Some(p.epoch());
+            for (i, seat) in self.seats.iter().enumerate() {
+                if let Some((pk, r)) = *seat
+                    && pk == k
+                {
+                    self.in_rotation[i] = p.phase(r).in_rotation();
+                }
+            }
+        }
+    }
+
+    /// A request to backend `i` was sent (`ended` false), or `n` of them ended.
+    fn count(&self, i: usize, n: u32, ended: bool, now: SimTime) {
+        if let Some((k, r)) = self.seats[i] {
+            let mut p = lock(&self.pools[k]);
+            if ended {
+                p.ended(r, n, now);
+            } else {
+                p.sent(r);
+            }
+        }
+    }
 }
 
 impl LoadBalancer {
@@ -317,9 +398,16 @@ impl LoadBalancer {
                 })
             }),
             locality: None,
+            pools: None,
         }
         .with_guards(cfg, b)
         .with_locality(cfg, b)
+        .with_pools(b)
+    }
+
+    fn with_pools(mut self, b: &BuildCtx<'_>) -> LoadBalancer {
+        self.pools = PoolRoutes::find(&self.backends, b);
+        self
     }
 
     fn with_guards(mut self, cfg: &LoadBalancerConfig, b: &BuildCtx<'_>) -> LoadBalancer {
@@ -362,9 +450,13 @@ impl LoadBalancer {
             return true;
         };
         let usable = self.guards.as_ref().map(|g| &g.usable);
+        let routes = self.pools.as_deref();
         let backends = &self.backends;
         l.choose(
-            |i| usable.map_or_else(|| ctx.reachable(backends[i]), |u| u[i]),
+            |i| {
+                routes.is_none_or(|p| p.in_rotation[i])
+                    && usable.map_or_else(|| ctx.reachable(backends[i]), |u| u[i])
+            },
             &self.outstanding,
         )
     }
@@ -507,14 +599,19 @@ impl LoadBalancer {
     fn pick_among(&mut self, ctx: &Ctx<'_>, key: u64, avoid: Option<u32>) -> Option<u32> {
         let n = self.backends.len();
         self.fill_usable(ctx);
+        if let Some(p) = self.pools.as_mut() {
+            p.refresh();
+        }
         if !self.choose_tier(ctx) {
             return None;
         }
         let usable = self.guards.as_ref().map(|g| &g.usable);
         let local = self.locality.as_deref();
+        let routes = self.pools.as_deref();
         let reachable = |i: usize| {
             avoid != Some(i as u32)
                 && local.is_none_or(|l| l.allows(i))
+                && routes.is_none_or(|p| p.in_rotation[i])
                 && match usable {
                     None => ctx.reachable(self.backends[i]),
                     Some(u) => u[i],
@@ -594,7 +691,7 @@ impl LoadBalancer {
     #[inline]
     fn collect_reachable(&mut self, ctx: &Ctx<'_>, avoid: Option<u32>) {
         let epoch = ctx.topology_epoch();
-        let cacheable = self.guards.is_none() && self.locality.is_none();
+        let cacheable = self.guards.is_none() && self.locality.is_none() && self.pools.is_none();
         if cacheable && self.candidates_epoch == Some(epoch) && avoid.is_none() {
             return;
         }
@@ -609,12 +706,16 @@ impl LoadBalancer {
     /// Recompute `candidates` (the topology changed, or the LB has guards).
     #[inline(never)]
     fn fill_candidates(&mut self, ctx: &Ctx<'_>, epoch: u64) {
-        self.candidates_epoch = (self.guards.is_none() && self.locality.is_none()).then_some(epoch);
+        self.candidates_epoch =
+            (self.guards.is_none() && self.locality.is_none() && self.pools.is_none())
+                .then_some(epoch);
         self.candidates.clear();
         let usable = self.guards.as_ref().map(|g| &g.usable);
         let local = self.locality.as_deref();
+        let routes = self.pools.as_deref();
         for (i, &b) in self.backends.iter().enumerate() {
             if local.is_none_or(|l| l.allows(i))
+                && routes.is_none_or(|p| p.in_rotation[i])
                 && usable.map_or_else(|| ctx.reachable(b), |u| u[i])
             {
                 self.candidates.push(i as u32);
@@ -666,6 +767,9 @@ impl LoadBalancer {
         });
         self.outstanding[b as usize] += 1;
         self.forwarded[b as usize] += 1;
+        if let Some(p) = &self.pools {
+            p.count(b as usize, 1, false, ctx.now());
+        }
         if let Some(l) = self.locality.as_mut() {
             l.forwarded(ctx.now(), b as usize);
         }
@@ -694,6 +798,9 @@ impl LoadBalancer {
         // After a timeout this timer has already fired, and cancelling it does nothing.
         ctx.cancel_timer(p.timer);
         self.outstanding[p.backend as usize] -= 1;
+        if let Some(routes) = &self.pools {
+            routes.count(p.backend as usize, 1, true, ctx.now());
+        }
         self.record_outcome(ctx.now(), p.backend, failed);
         Some(p)
     }
@@ -821,6 +928,12 @@ impl Node<Builtin> for LoadBalancer {
         self.pending.clear();
         if let Some(r) = self.retries.as_mut() {
             r.waiting.clear();
+        }
+        if let Some(routes) = &self.pools {
+            // Its calls are forgotten: a draining replica no longer waits for them.
+            for (i, &n) in self.outstanding.iter().enumerate() {
+                routes.count(i, n, true, now);
+            }
         }
         self.outstanding.iter_mut().for_each(|o| *o = 0);
         self.wrr_current.iter_mut().for_each(|w| *w = 0);

@@ -25,6 +25,7 @@
 //! late answers are ignored).
 
 use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::ops::pool::{Pool, pool_name};
 use crate::components::traffic::downstream::{CallStage, Downstream, validate_pools};
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
@@ -39,6 +40,7 @@ use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A pool of identical servers. `replicas: N` declares `name-0 .. name-(N-1)`; a client or load
 /// balancer that names the pool reaches all of them.
@@ -241,6 +243,30 @@ pub struct Server {
     writes_applied: u64,
     /// Reply sizes (draws nothing for the default, zero).
     response_size: SizeSampler,
+    /// Its place in a pool a controller resizes (an autoscaler): where it reports its load
+    /// and learns its warm-up capacity.
+    seat: Option<Box<Seat>>,
+}
+
+/// A replica's place in a controlled pool.
+struct Seat {
+    pool: Arc<Mutex<Pool>>,
+    replica: usize,
+}
+
+impl Seat {
+    /// The controlled pool of the replica `b` builds, if a controller created one.
+    fn find(b: &BuildCtx<'_>) -> Option<Box<Seat>> {
+        let pool = b.existing_observer::<Pool>(&pool_name(b.group()))?;
+        let replica = b.resolve(b.group()).iter().position(|&id| id == b.me())?;
+        Some(Box::new(Seat { pool, replica }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pool> {
+        self.pool
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
 }
 
 /// What only a server with `calls` keeps: the calls, and the requests waiting on them.
@@ -344,6 +370,7 @@ impl Server {
             }),
             writes_applied: 0,
             response_size: SizeSampler::new(&cfg.response_size),
+            seat: Seat::find(b),
             accounting: Accounting {
                 from: b.measure_from(),
                 to: b.arrivals_end(),
@@ -358,7 +385,21 @@ impl Server {
         self.accounting.advance(now, self.busy, self.queue.len());
     }
 
+    /// Tell a controlled pool the load from `now` on (after a change of it).
+    fn report_load(&self, now: SimTime) {
+        if let Some(s) = &self.seat {
+            let busy = f64::from(self.busy) / f64::from(self.cfg.workers);
+            s.lock().load(s.replica, now, busy, self.queue.len() as f64);
+        }
+    }
+
     fn on_request(&mut self, ctx: &mut Ctx<'_>, from: NodeId, req: Request) {
+        self.accept(ctx, from, req);
+        self.report_load(ctx.now());
+    }
+
+    /// Serve, queue or reject a request.
+    fn accept(&mut self, ctx: &mut Ctx<'_>, from: NodeId, req: Request) {
         self.account(ctx.now());
         let job = Job {
             from,
@@ -418,7 +459,12 @@ impl Server {
             Per::Request => WorkRng::new(req.work, self.salt),
         };
         let base = self.cfg.service_time.sample(&mut bits);
-        ctx.set_timer(base.scaled(ctx.slowdown()), worker as u64);
+        let slowdown = match &self.seat {
+            // A replica warming up has a fraction of its capacity: its work takes longer.
+            Some(s) => ctx.slowdown() / s.lock().capacity(s.replica, ctx.now()),
+            None => ctx.slowdown(),
+        };
+        ctx.set_timer(base.scaled(slowdown), worker as u64);
     }
 
     /// The local work of `worker`'s request is done: call downstream or respond.
@@ -512,10 +558,14 @@ impl Server {
         self.busy -= 1;
         self.free_workers.push(worker);
         self.start_next(ctx);
+        self.report_load(ctx.now());
     }
 
     /// Count `job`'s outcome, apply its write, and send the answer.
     fn answer(&mut self, ctx: &mut Ctx<'_>, job: Job, result: Result<(), Cause>) {
+        if let Some(s) = &self.seat {
+            s.lock().latency(ctx.now().since(job.queued_at));
+        }
         if ctx.now() >= self.accounting.from {
             match result {
                 Ok(()) => self.served += 1,
@@ -608,6 +658,7 @@ impl Node<Builtin> for Server {
         self.in_service.iter_mut().for_each(|j| *j = None);
         self.free_workers = (0..self.cfg.workers).rev().collect();
         self.busy = 0;
+        self.report_load(now);
         if let Some(c) = self.calling.as_mut() {
             c.downstream.clear(now);
             c.parked.clear();

@@ -1,0 +1,478 @@
+//! The shared state of a controlled server pool: each replica's phase, and the load its
+//! replicas measure, which controllers (autoscaler, deploy) change and read and load
+//! balancers route by.
+//!
+//! ```text
+//!  stopped ─▶ provisioning ─(cold start)─▶ warming ─(warm-up)─▶ serving ─▶ draining ─▶ stopped
+//!                                            └──── in rotation ────┘   (no new requests;
+//!                                                                        stops when its last
+//!                                                                        request is answered)
+//! ```
+//! It is a run-wide observer (one per pool, named `<pool>-pool`), so the nodes that share it
+//! need no messages for it (a controller's change is seen at once, as an endpoint update
+//! is in a cluster whose control plane is fast next to its cold starts), and at the end it
+//! reports the replicas in rotation over time and every replica's phase timeline.
+//! Its size is fixed when it is built: nothing in it grows with requests or time.
+
+use crate::contract::build::Observer;
+use crate::contract::metrics::{NodeStats, Series, SeriesKind};
+use crate::contract::state_series::StateSeries;
+use crate::sim::time::{SimDuration, SimTime};
+
+/// The phases of a replica, as the timeline names them.
+pub const PHASES: [&str; 5] = ["stopped", "provisioning", "warming", "serving", "draining"];
+
+/// Where a replica of a controlled pool is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Not running; costs nothing and gets no requests.
+    Stopped,
+    /// Starting (scheduled, image pulled, process started): not ready yet.
+    Provisioning,
+    /// Ready and in rotation, at reduced capacity until its warm-up ends.
+    Warming,
+    /// Ready and in rotation at full capacity.
+    Serving,
+    /// Out of rotation, finishing the requests it has.
+    Draining,
+}
+
+impl Phase {
+    /// Does a load balancer send new requests to it?
+    pub fn in_rotation(self) -> bool {
+        matches!(self, Phase::Warming | Phase::Serving)
+    }
+
+    /// Does it count as a replica the pool has (ready or on its way)?
+    pub fn active(self) -> bool {
+        matches!(self, Phase::Provisioning | Phase::Warming | Phase::Serving)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The observer name of the pool state of the server group `group`.
+pub fn pool_name(group: &str) -> String {
+    format!("{group}-pool")
+}
+
+/// Time integrals of one replica's load since the controller last read them.
+#[derive(Clone, Debug, Default)]
+struct Load {
+    last: SimTime,
+    busy: f64,
+    queued: f64,
+    busy_area: f64,
+    queue_area: f64,
+}
+
+impl Load {
+    fn advance(&mut self, now: SimTime) {
+        if now > self.last {
+            let dt = now.since(self.last).0 as f64;
+            self.busy_area += dt * self.busy;
+            self.queue_area += dt * self.queued;
+            self.last = now;
+        }
+    }
+}
+
+/// One replica of the pool.
+#[derive(Clone, Debug)]
+struct Replica {
+    phase: Phase,
+    /// Warm-up: from when, until when, and the capacity at its start (fraction).
+    warm_from: SimTime,
+    warm_until: SimTime,
+    cold_capacity: f64,
+    /// Requests load balancers have sent it and not yet seen answered.
+    in_flight: u32,
+    /// A stopped replica kept initialised (a warm pool): it starts quickly.
+    warm: bool,
+    load: Load,
+}
+
+/// Latency samples of the pool since the controller last read them, in logarithmic buckets
+/// (8 per power of two, so a quantile is within 9%): a fixed 512 counters.
+#[derive(Clone, Debug)]
+struct LatencyBuckets {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+const SUB_BUCKETS: u32 = 8;
+
+impl LatencyBuckets {
+    fn new() -> Self {
+        LatencyBuckets {
+            counts: vec![0; 64 * SUB_BUCKETS as usize],
+            total: 0,
+        }
+    }
+
+    fn bucket(ns: u64) -> usize {
+        let ns = ns.max(1);
+        let exp = 63 - ns.leading_zeros();
+        let sub = if exp >= 3 {
+            (ns >> (exp - 3)) & 7
+        } else {
+            (ns << (3 - exp)) & 7
+        };
+        (exp * SUB_BUCKETS) as usize + sub as usize
+    }
+
+    /// The largest value that falls in bucket `i`.
+    fn upper(i: usize) -> u64 {
+        let exp = (i as u32) / SUB_BUCKETS;
+        let sub = u64::from((i as u32) % SUB_BUCKETS);
+        let base = 1u128 << exp;
+        // Rounded up: below 8 ns a bucket holds one value, exactly.
+        let step = (base * u128::from(sub + 1)).div_ceil(u128::from(SUB_BUCKETS));
+        let upper = base + step - 1;
+        u64::try_from(upper).unwrap_or(u64::MAX)
+    }
+
+    fn record(&mut self, d: SimDuration) {
+        self.counts[Self::bucket(d.0)] += 1;
+        self.total += 1;
+    }
+
+    /// The `q` quantile (0..1) of the samples, if any.
+    fn quantile(&self, q: f64) -> Option<SimDuration> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(SimDuration(Self::upper(i)));
+            }
+        }
+        None
+    }
+
+    fn clear(&mut self) {
+        self.counts.iter_mut().for_each(|c| *c = 0);
+        self.total = 0;
+    }
+}
+
+/// What the pool's replicas measured over a period (see [`Pool::take_load`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Measured {
+    /// Busy workers as a fraction of each replica's workers, summed over replicas and
+    /// averaged over the period: 1.0 is one replica's worth of full use.
+    pub busy: f64,
+    /// Queued requests, summed over replicas and averaged over the period.
+    pub queued: f64,
+}
+
+/// The shared state of one controlled pool.
+pub struct Pool {
+    names: Vec<String>,
+    replicas: Vec<Replica>,
+    /// Changes whenever a replica enters or leaves rotation.
+    epoch: u64,
+    states: Vec<StateSeries>,
+    in_rotation: Series,
+    /// Latency samples of the last few controller periods (a ring; `current` is filling).
+    latency: Vec<LatencyBuckets>,
+    current: usize,
+    since: SimTime,
+    window: SimDuration,
+}
+
+impl Pool {
+    /// A pool of the replicas `names`, all serving, with time series windows of `window`.
+    pub fn new(names: Vec<String>, window: SimDuration) -> Pool {
+        let n = names.len();
+        let mut in_rotation = Series::new(SeriesKind::Level, window);
+        in_rotation.set(SimTime::ZERO, n as f64);
+        Pool {
+            names,
+            replicas: vec![
+                Replica {
+                    phase: Phase::Serving,
+                    warm_from: SimTime::ZERO,
+                    warm_until: SimTime::ZERO,
+                    cold_capacity: 1.0,
+                    in_flight: 0,
+                    warm: false,
+                    load: Load::default(),
+                };
+                n
+            ],
+            epoch: 0,
+            states: vec![StateSeries::starting(&PHASES, window, Phase::Serving.index()); n],
+            in_rotation,
+            latency: vec![LatencyBuckets::new()],
+            current: 0,
+            since: SimTime::ZERO,
+            window,
+        }
+    }
+
+    /// Before the run: the first `serving` replicas serve, the next `warm` are stopped but
+    /// initialised (a warm pool), the rest stopped; latency is kept over `periods` controller
+    /// periods.
+    pub fn start_with(&mut self, serving: usize, warm: usize, periods: usize) {
+        for (r, rep) in self.replicas.iter_mut().enumerate() {
+            rep.phase = if r < serving {
+                Phase::Serving
+            } else {
+                Phase::Stopped
+            };
+            rep.warm = r >= serving && r < serving + warm;
+            self.states[r] = StateSeries::starting(&PHASES, self.window, rep.phase.index());
+        }
+        let n = self.count(Phase::in_rotation);
+        self.in_rotation = Series::new(SeriesKind::Level, self.window);
+        self.in_rotation.set(SimTime::ZERO, f64::from(n));
+        self.latency = vec![LatencyBuckets::new(); periods.max(1)];
+        self.current = 0;
+        self.epoch += 1;
+    }
+
+    /// Number of replicas (the pool's largest size).
+    pub fn len(&self) -> usize {
+        self.replicas.len()
+    }
+
+    /// Does the pool have no replicas?
+    pub fn is_empty(&self) -> bool {
+        self.replicas.is_empty()
+    }
+
+    /// Replica `r`'s name.
+    pub fn name(&self, r: usize) -> &str {
+        &self.names[r]
+    }
+
+    /// Replica `r`'s phase.
+    pub fn phase(&self, r: usize) -> Phase {
+        self.replicas[r].phase
+    }
+
+    /// A number that changes whenever a replica enters or leaves rotation.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Replicas in each phase now, counted by `keep`.
+    pub fn count(&self, keep: impl Fn(Phase) -> bool) -> u32 {
+        self.replicas.iter().filter(|r| keep(r.phase)).count() as u32
+    }
+
+    /// Move replica `r` to `phase` at `now`.
+    pub fn set_phase(&mut self, r: usize, phase: Phase, now: SimTime) {
+        let was = self.replicas[r].phase;
+        if was == phase {
+            return;
+        }
+        self.replicas[r].phase = phase;
+        self.states[r].set(now, phase.index());
+        if was.in_rotation() != phase.in_rotation() {
+            self.epoch += 1;
+            let n = self.count(Phase::in_rotation);
+            self.in_rotation.set(now, f64::from(n));
+        }
+    }
+
+    /// Replica `r` is ready at `now` and warms up until `until`, starting at `cold_capacity`
+    /// of its capacity (serving at once when `until` is `now`).
+    pub fn ready(&mut self, r: usize, now: SimTime, until: SimTime, cold_capacity: f64) {
+        let rep = &mut self.replicas[r];
+        rep.warm_from = now;
+        rep.warm_until = until;
+        rep.cold_capacity = cold_capacity;
+        let phase = if until > now {
+            Phase::Warming
+        } else {
+            Phase::Serving
+        };
+        self.set_phase(r, phase, now);
+    }
+
+    /// Take replica `r` out of rotation: it stops once its last request is answered.
+    pub fn drain(&mut self, r: usize, now: SimTime) {
+        let phase = if self.replicas[r].in_flight == 0 {
+            Phase::Stopped
+        } else {
+            Phase::Draining
+        };
+        self.set_phase(r, phase, now);
+    }
+
+    /// Is the stopped replica `r` kept initialised (in a warm pool)?
+    pub fn is_warm(&self, r: usize) -> bool {
+        self.replicas[r].warm
+    }
+
+    /// Mark replica `r` as kept initialised, or not.
+    pub fn set_warm(&mut self, r: usize, warm: bool) {
+        self.replicas[r].warm = warm;
+    }
+
+    /// The fraction of its full capacity replica `r` has at `now` (below 1 while warming up:
+    /// rising linearly from its cold capacity).
+    pub fn capacity(&self, r: usize, now: SimTime) -> f64 {
+        let rep = &self.replicas[r];
+        if rep.phase != Phase::Warming || now >= rep.warm_until {
+            return 1.0;
+        }
+        let done = now.since(rep.warm_from).0 as f64 / rep.warm_until.since(rep.warm_from).0 as f64;
+        rep.cold_capacity + (1.0 - rep.cold_capacity) * done
+    }
+
+    /// A load balancer sent replica `r` a request.
+    pub fn sent(&mut self, r: usize) {
+        self.replicas[r].in_flight += 1;
+    }
+
+    /// A load balancer saw `n` of its requests to replica `r` end (answered, timed out or
+    /// forgotten in a crash); a draining replica stops with its last one.
+    pub fn ended(&mut self, r: usize, n: u32, now: SimTime) {
+        let rep = &mut self.replicas[r];
+        rep.in_flight = rep.in_flight.saturating_sub(n);
+        if rep.phase == Phase::Draining && rep.in_flight == 0 {
+            self.set_phase(r, Phase::Stopped, now);
+        }
+    }
+
+    /// Replica `r` has `busy` (a fraction of its workers) busy and `queued` requests waiting
+    /// from `now` on.
+    pub fn load(&mut self, r: usize, now: SimTime, busy: f64, queued: f64) {
+        let load = &mut self.replicas[r].load;
+        load.advance(now);
+        load.busy = busy;
+        load.queued = queued;
+    }
+
+    /// A request spent `d` in the pool (queue and service).
+    pub fn latency(&mut self, d: SimDuration) {
+        self.latency[self.current].record(d);
+    }
+
+    /// What the replicas measured since the last call (averaged over that time), and the
+    /// latency quantile `q` of the requests answered over the last periods kept; a new
+    /// period starts.
+    pub fn take_load(&mut self, now: SimTime, q: f64) -> (Measured, Option<SimDuration>) {
+        let span = now.since(self.since).0.max(1) as f64;
+        let mut m = Measured {
+            busy: 0.0,
+            queued: 0.0,
+        };
+        for rep in &mut self.replicas {
+            rep.load.advance(now);
+            m.busy += rep.load.busy_area / span;
+            m.queued += rep.load.queue_area / span;
+            rep.load.busy_area = 0.0;
+            rep.load.queue_area = 0.0;
+        }
+        let mut all = LatencyBuckets::new();
+        for l in &self.latency {
+            all.total += l.total;
+            all.counts
+                .iter_mut()
+                .zip(&l.counts)
+                .for_each(|(a, c)| *a += c);
+        }
+        let quantile = all.quantile(q);
+        self.current = (self.current + 1) % self.latency.len();
+        self.latency[self.current].clear();
+        self.since = now;
+        (m, quantile)
+    }
+}
+
+impl Observer for Pool {
+    fn finish(&mut self, now: SimTime) -> NodeStats {
+        let mut stats = NodeStats::default();
+        stats.series.push(self.in_rotation.finish(
+            "replicas_in_rotation",
+            "Replicas in rotation (warming or serving)",
+            "replicas",
+            now,
+        ));
+        for (s, name) in self.states.iter_mut().zip(&self.names) {
+            let mut r = s.finish("replica_phase", "Replica phase", now);
+            r.label = Some(name.clone());
+            stats.series.push(r);
+        }
+        stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(n: usize) -> Pool {
+        let names = (0..n).map(|i| format!("app-{i}")).collect();
+        Pool::new(names, SimDuration::from_secs(1))
+    }
+
+    #[test]
+    fn a_draining_replica_stops_with_its_last_request() {
+        let mut p = pool(2);
+        p.sent(1);
+        p.sent(1);
+        p.drain(1, SimTime(10));
+        assert_eq!(p.phase(1), Phase::Draining);
+        p.ended(1, 1, SimTime(20));
+        assert_eq!(p.phase(1), Phase::Draining);
+        p.ended(1, 1, SimTime(30));
+        assert_eq!(p.phase(1), Phase::Stopped);
+        p.drain(0, SimTime(40));
+        assert_eq!(p.phase(0), Phase::Stopped, "an idle replica stops at once");
+    }
+
+    #[test]
+    fn warm_up_capacity_rises_linearly_to_one() {
+        let mut p = pool(1);
+        p.set_phase(0, Phase::Provisioning, SimTime(0));
+        p.ready(0, SimTime(100), SimTime(300), 0.5);
+        assert_eq!(p.phase(0), Phase::Warming);
+        assert_eq!(p.capacity(0, SimTime(100)), 0.5);
+        assert_eq!(p.capacity(0, SimTime(200)), 0.75);
+        assert_eq!(p.capacity(0, SimTime(300)), 1.0);
+    }
+
+    #[test]
+    fn load_is_averaged_over_the_period_and_restarts() {
+        let mut p = pool(2);
+        p.load(0, SimTime(0), 1.0, 2.0);
+        p.load(0, SimTime(50), 0.0, 0.0);
+        p.load(1, SimTime(0), 0.5, 0.0);
+        let (m, _) = p.take_load(SimTime(100), 0.99);
+        assert!((m.busy - 1.0).abs() < 1e-12, "{m:?}");
+        assert!((m.queued - 1.0).abs() < 1e-12, "{m:?}");
+        let (m, _) = p.take_load(SimTime(200), 0.99);
+        assert!(
+            (m.busy - 0.5).abs() < 1e-12,
+            "only replica 1 still busy: {m:?}"
+        );
+    }
+
+    #[test]
+    fn latency_quantile_is_within_a_bucket() {
+        let mut b = LatencyBuckets::new();
+        for ms in 1..=100 {
+            b.record(SimDuration::from_millis(ms));
+        }
+        let p99 = b.quantile(0.99).expect("samples").0 as f64 / 1e6;
+        assert!((99.0..=99.0 * 1.13).contains(&p99), "p99 {p99} ms");
+        for ns in [1u64, 2, 3, 7, 8, 9, 1000, 123_456_789] {
+            let i = LatencyBuckets::bucket(ns);
+            assert!(LatencyBuckets::upper(i) >= ns, "{ns} above its bucket");
+            assert!(
+                i == 0 || LatencyBuckets::upper(i - 1) < ns,
+                "{ns} below its bucket"
+            );
+        }
+    }
+}
