@@ -46,6 +46,10 @@ pub struct Request {
     pub work: u64,
     /// When the client issued the request (first attempt).
     pub issued_at: SimTime,
+    /// Its class: an index into the scenario's `classes`, 0 the highest priority (0 when the
+    /// scenario declares none). Servers with priority queues and rate limiters with per-class
+    /// limits read it; it travels unchanged through every hop.
+    pub class: u8,
 }
 
 /// Why a call failed. Every failed request has exactly one cause.

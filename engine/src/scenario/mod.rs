@@ -12,6 +12,7 @@ pub mod diag;
 pub mod faults;
 pub mod locate;
 pub mod sweep;
+pub mod traces;
 pub mod validate;
 pub mod wiring;
 
@@ -53,6 +54,12 @@ pub struct Spec {
     pub faults: Vec<FaultConfig>,
     /// Run bounds.
     pub limits: LimitsConfig,
+    /// Request classes in priority order, the first the highest (empty: one class).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// The folder of the scenario file: trace files are found relative to it.
+    #[serde(skip)]
+    pub base_dir: std::path::PathBuf,
 }
 
 /// The network model: default latency and loss, with per-link overrides.
@@ -421,6 +428,8 @@ struct FileRepr<'a> {
     limits: LimitsConfig,
     #[serde(default, borrow)]
     sweep: Option<sweep::SweepRepr<'a>>,
+    #[serde(default)]
+    classes: Vec<String>,
 }
 
 /// One concrete run of a scenario: the base with a variant's overrides applied.
@@ -516,6 +525,11 @@ pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, Sce
         nodes,
         faults: repr.faults,
         limits: repr.limits,
+        classes: repr.classes,
+        base_dir: std::path::Path::new(file)
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
     };
     if !errs.diags.is_empty() {
         return Err(errs.finish(file));

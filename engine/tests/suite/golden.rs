@@ -29,6 +29,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "cd5e673f52e7aed5",
         0xcd7daed20431d095,
     ),
+    ("diurnal.ron", "cfa262bd30442275", 0xa50c6f1104042895),
     (
         "health-check-failover.ron",
         "d56201d926357293",

@@ -26,6 +26,7 @@ mod slurm;
 mod sweep;
 mod theory;
 mod txn;
+mod workload;
 
 use archsim::Registry;
 use archsim::results::Results;

@@ -482,6 +482,7 @@ impl Cache {
             value: 0,
             work: crate::sim::rng::mix64(id.0 ^ key.rotate_left(29)),
             issued_at: now,
+            class: 0,
         };
         ctx.send_after(self.cfg.hit_time, to, Message::Request(req));
         match op {

@@ -315,6 +315,7 @@ impl Queue {
                 value: 0,
                 work: msg.work,
                 issued_at: msg.enqueued,
+                class: 0,
             };
             ctx.send(to, Message::Request(req));
         }

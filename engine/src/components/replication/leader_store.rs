@@ -700,6 +700,7 @@ impl LeaderStore {
                         value,
                         work: 0,
                         issued_at: ctx.now(),
+                        class: 0,
                     };
                     self.serve(ctx, client, req);
                 } else {

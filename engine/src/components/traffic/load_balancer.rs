@@ -381,6 +381,7 @@ impl LoadBalancer {
                 value: 0,
                 work: self.rng.next_u64(),
                 issued_at: ctx.now(),
+                class: 0,
             };
             ctx.send(to, Message::Request(probe));
         }

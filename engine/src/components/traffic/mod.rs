@@ -1,6 +1,6 @@
 //! The request path: clients that issue requests, the load balancer that spreads them, servers
 //! that queue and serve them and call other services, and what they share (key distributions,
-//! the table of calls in flight).
+//! the table of calls in flight), and workload shapes and trace replay for the clients.
 
 pub mod calls;
 pub mod client;
@@ -8,3 +8,4 @@ pub mod downstream;
 pub mod keys;
 pub mod load_balancer;
 pub mod server;
+pub mod workload;
