@@ -1,10 +1,11 @@
 //! Kernel events/s on PHOLD: 1000 logical processes, 1000 to 1,000,000 pending events,
-//! delays 0.1 + Exp(1) µs, side by side with the hand-written baseline (a bare loop over a
-//! binary heap) so that their ratio is measured in one run on one machine.
+//! delays 0.1 + Exp(1) µs, side by side with the hand-written loop (a bare loop over a binary
+//! heap) and the same model on `simcore`, so that their ratios are measured in one run on one
+//! machine.
 
 use archsim::sim::time::SimTime;
-use archsim_benches::{baseline_phold, phold_world};
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use archsim_benches::{baseline_phold, kernel_phold, simcore_phold::simcore_phold};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::time::Duration;
 
 /// Simulated time that gives about `events` events: each pending event fires once per 1.1 µs
@@ -12,6 +13,8 @@ use std::time::Duration;
 fn end_for(pending: usize, events: u64) -> SimTime {
     SimTime(events * 1_100 / pending as u64)
 }
+
+type Phold = fn(usize, usize, u64, SimTime) -> (u64, Vec<u64>);
 
 fn phold(c: &mut Criterion) {
     let mut group = c.benchmark_group("kernel");
@@ -21,23 +24,23 @@ fn phold(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5));
     for (lps, pending) in [(1000usize, 1000usize), (1000, 100_000), (1000, 1_000_000)] {
         let end = end_for(pending, 2_000_000);
-        let events = phold_world(lps, pending, 1)
-            .run(end)
-            .expect("PHOLD runs")
-            .events;
+        let events = kernel_phold(lps, pending, 1, end).0;
         group.throughput(Throughput::Elements(events));
-        group.bench_function(format!("phold/{lps}lp/{pending}pending"), |b| {
-            b.iter_batched(
-                || phold_world(lps, pending, 1),
-                |w| w.run(end).expect("PHOLD runs"),
-                BatchSize::LargeInput,
-            )
-        });
-        let base_events = baseline_phold(lps, pending, 1, end);
-        group.throughput(Throughput::Elements(base_events));
-        group.bench_function(format!("baseline-phold/{lps}lp/{pending}pending"), |b| {
-            b.iter(|| baseline_phold(lps, pending, 1, end))
-        });
+        let runs: [(&str, Phold); 3] = [
+            ("phold", kernel_phold),
+            ("baseline-phold", baseline_phold),
+            ("simcore-phold", simcore_phold),
+        ];
+        for (name, run) in runs {
+            // simcore takes about 6 µs per event at a million pending (12 s per 2M-event
+            // sample, measured): left out there to keep the bench within minutes.
+            if name == "simcore-phold" && pending > 100_000 {
+                continue;
+            }
+            group.bench_function(format!("{name}/{lps}lp/{pending}pending"), |b| {
+                b.iter(|| run(lps, pending, 1, end))
+            });
+        }
     }
     group.finish();
 }

@@ -1,8 +1,9 @@
-//! Run PHOLD once, kernel or baseline, and print its cost per event: for profiling and for
-//! `benches/scaling.sh`. Usage: `phold [kernel|baseline] LPS PENDING EVENTS`.
+//! Run PHOLD once, on the kernel, on `simcore` or as the hand-written loop, and print its cost
+//! per event: for profiling and for `benches/perf.sh`.
+//! Usage: `phold [kernel|baseline|simcore] LPS PENDING EVENTS`.
 
 use archsim::sim::time::SimTime;
-use archsim_benches::{baseline_phold, phold_world};
+use archsim_benches::{baseline_phold, kernel_phold, simcore_phold::simcore_phold};
 
 /// Wall-clock seconds taken by `f`, with its result: timing is what this tool is for, and it
 /// is outside the simulation.
@@ -26,15 +27,15 @@ fn main() {
         arg(2, 1000) as usize,
         arg(3, 5_000_000),
     );
+    // Each pending event fires once per 1.1 µs of mean delay.
     let end = SimTime(events * 1_100 / pending as u64);
-    let (n, secs) = match which {
-        "kernel" => {
-            let world = phold_world(lps, pending, 1);
-            timed(|| world.run(end).expect("PHOLD runs").events)
-        }
-        "baseline" => timed(|| baseline_phold(lps, pending, 1, end)),
-        other => panic!("expected kernel or baseline, got {other}"),
+    let run = match which {
+        "kernel" => kernel_phold,
+        "baseline" => baseline_phold,
+        "simcore" => simcore_phold,
+        other => panic!("expected kernel, baseline or simcore, got {other}"),
     };
+    let ((n, _), secs) = timed(|| run(lps, pending, 1, end));
     println!(
         "{which} lps={lps} pending={pending} events={n} ns/event={:.1} Mev/s={:.2}",
         secs * 1e9 / n as f64,

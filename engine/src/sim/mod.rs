@@ -866,19 +866,34 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
     }
 
     /// Check the run's bounds before handling an event at `t`; record the error if one is hit.
-    #[inline]
+    #[inline(always)]
     fn over_limit(&mut self, t: SimTime) -> bool {
         if t == self.instant {
             self.instant_events += 1;
         } else {
             (self.instant, self.instant_events) = (t, 1);
         }
+        let l = &self.io.limits;
+        if self.events <= l.max_events
+            && self.io.queue.len() + self.held_len <= l.max_pending_events
+            && self.instant_events <= l.max_events_per_instant
+        {
+            return false;
+        }
+        self.limit_hit(t);
+        true
+    }
+
+    /// A bound of [`Limits`] was exceeded at `t`: record which.
+    #[cold]
+    #[inline(never)]
+    fn limit_hit(&mut self, t: SimTime) {
         let l = self.io.limits;
         let (which, limit, detail) = if self.events > l.max_events {
             ("limits.max_events", l.max_events, "")
         } else if self.io.queue.len() + self.held_len > l.max_pending_events {
             ("limits.max_pending_events", l.max_pending_events as u64, "")
-        } else if self.instant_events > l.max_events_per_instant {
+        } else {
             let why = "events keep happening without simulated time passing (a loop of zero-delay \
                        messages or timers?)";
             (
@@ -886,8 +901,6 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
                 l.max_events_per_instant,
                 why,
             )
-        } else {
-            return false;
         };
         self.io.error = Some(RunError::Limit {
             which,
@@ -895,7 +908,6 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
             at: t,
             detail: detail.to_string(),
         });
-        true
     }
 
     #[inline]

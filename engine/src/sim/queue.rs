@@ -9,10 +9,14 @@
 //!   now:    entries at time == last, last one first  ◀── pop takes the back
 //!   fresh:  entries pushed at time == last meanwhile, FIFO (reversed into `now` when it is
 //!           used up)
+//!   run:    one level-1 bucket of at most 4,096 entries, sorted by (time, order), earliest
+//!           last                                     ◀── or the back of the run, unless a
+//!                                                        level-0 bucket comes first
 //!   buckets (p, d): entries whose highest 8-bit digit differing from `last` is digit p,
 //!           and whose digit p is d                   ◀── push appends to bucket(t, last)
-//!   now and fresh used up ─▶ lowest non-empty (p, d): last = its smallest time; its entries
-//!           spread into lower levels (those at `last` into `fresh`)
+//!   now, fresh and run used up ─▶ lowest non-empty (p, d): a level-0 bucket becomes `now`;
+//!           a short level-1 bucket is sorted into the run; any other: last = its smallest
+//!           time, its entries spread into lower levels (those at `last` into `fresh`)
 //! ```
 //!
 //! An entry is the event's time and the event itself: no side table, so taking an event out
@@ -30,7 +34,15 @@
 //! scheduling order. Pushes append (they come after everything queued), and a bucket is spread
 //! only when every bucket below it is empty, so each receiving bucket gets a subsequence of an
 //! ordered bucket. `now` and `fresh` hold one time only, and everything in `fresh` was pushed
-//! after everything in `now`, so the back of `now` is the next (time, sequence) event.
+//! after everything in `now`, so the back of `now` is the next (time, sequence) event. The run
+//! is sorted stably, and it is made only when level 0 is empty, so a level-0 bucket at the same
+//! time as some of its entries holds later ones; when the run's next time is reached, all its
+//! entries at that time go to `now` together unless there is just one.
+//!
+//! Why the run: where events are sparse (PHOLD with 1,000 pending events: about one per
+//! nanosecond), spreading a level-1 bucket gives nearly every event a level-0 bucket of its
+//! own, a chunk to take and free and a bucket to find, where a counting sort on the lowest
+//! digit costs two passes.
 
 /// An entry: the event's time and the event.
 struct Entry<T> {
@@ -72,6 +84,10 @@ const BUCKETS: usize = LEVELS * DIGITS;
 const WORDS: usize = BUCKETS / 64;
 /// Entries per chunk: 512 bytes of 32-byte entries.
 const CHUNK: usize = 16;
+/// Most entries a level-1 bucket may hold to be sorted into the run (128 KiB of 32-byte
+/// entries, whatever the number of pending events): larger ones hold several events per
+/// nanosecond, where level-0 buckets are full and spreading is cheap.
+const RUN_MAX: usize = 4096;
 /// No chunk.
 const NIL: u32 = u32::MAX;
 
@@ -98,6 +114,14 @@ pub struct EventQueue<T: Default> {
     now: Vec<Entry<T>>,
     /// Entries at time `last` not yet in `now`, in scheduling order.
     fresh: Vec<Entry<T>>,
+    /// The entries of one level-1 bucket sorted by (time, scheduling order), the earliest at
+    /// `run_len - 1`: where events are sparse (about one per nanosecond), spreading a bucket
+    /// into level 0 would give each event a bucket of its own. Slots from `run_len` on hold
+    /// entries already taken out, or defaults.
+    run: Vec<Slot<T>>,
+    run_len: usize,
+    /// Scratch for sorting a bucket into `run`: entries per digit, then where each digit ends.
+    ends: Box<[u32; DIGITS]>,
     /// Bucket `p * DIGITS + d`: entries whose highest 8-bit digit differing from `last` is
     /// digit `p`, where their digit is `d`. A lower bucket number means earlier, whatever the
     /// entries inside.
@@ -168,6 +192,9 @@ impl<T: Default> EventQueue<T> {
         EventQueue {
             now: Vec::new(),
             fresh: Vec::new(),
+            run: Vec::new(),
+            run_len: 0,
+            ends: Box::new([0; DIGITS]),
             buckets: Box::new(
                 [Chain {
                     head: NIL,
@@ -282,22 +309,74 @@ impl<T: Default> EventQueue<T> {
     /// Remove and return the earliest event with its time.
     #[inline]
     pub fn pop(&mut self) -> Option<(u64, T)> {
-        if self.now.is_empty() && !self.next_time() {
-            return None;
-        }
-        let e = self.now.pop()?;
+        let e = match self.now.pop() {
+            Some(e) => e,
+            None => self.next()?,
+        };
         self.len -= 1;
         Some((e.time, e.item))
     }
 
-    /// `now` is used up: refill it from `fresh` (more events at the same time) or else from the
-    /// earliest bucket. False when the queue is empty.
-    fn next_time(&mut self) -> bool {
-        if self.fresh.is_empty() {
+    /// `now` is used up: the next entry, from `fresh` (more events at time `last`), the sorted
+    /// run or the earliest bucket. `None` when the queue is empty.
+    #[inline]
+    fn next(&mut self) -> Option<Entry<T>> {
+        if !self.fresh.is_empty() {
+            self.fresh_to_now();
+            return self.now.pop();
+        }
+        if self.run_len == 0 {
             return self.refill();
         }
-        self.fresh_to_now();
-        true
+        self.take_from_run()
+    }
+
+    /// `now` and `fresh` are used up and the run is not: its next entry, unless a level-0
+    /// bucket comes first. A level-0 bucket holds only entries pushed after the run was
+    /// sorted (level 0 was empty then), so at a time they share, the run's come first.
+    #[inline]
+    fn take_from_run(&mut self) -> Option<Entry<T>> {
+        let t = self.run[self.run_len - 1].time;
+        if self.summary & LEVEL0_WORDS != 0 {
+            let w = self.summary.trailing_zeros() as usize;
+            let b = w * 64 + self.occupied[w].trailing_zeros() as usize;
+            // `last` is in the run's window: level 0 is empty until the run's first event.
+            let t0 = (self.last & !(DIGITS as u64 - 1)) | b as u64;
+            if t0 <= t {
+                if t0 == t {
+                    // The bucket's entries come after the run's at `t`, so they go into `now`
+                    // first (it is popped from the back).
+                    self.take_bucket(w, b);
+                    self.run_to_now(t);
+                } else {
+                    self.take_bucket(w, b);
+                }
+                self.last = t0;
+                return self.now.pop();
+            }
+        }
+        self.last = t;
+        if self.run_len >= 2 && self.run[self.run_len - 2].time == t {
+            // Several at `t`: into `now` together, so that what is pushed at `t` meanwhile
+            // (into `fresh`) comes after all of them.
+            self.run_to_now(t);
+            return self.now.pop();
+        }
+        self.run_len -= 1;
+        Some(self.run[self.run_len].take())
+    }
+
+    /// Move the run's entries at time `t` (at its end) to the back of `now`, the earliest last.
+    #[inline]
+    fn run_to_now(&mut self, t: u64) {
+        let mut k = self.run_len;
+        while k > 0 && self.run[k - 1].time == t {
+            k -= 1;
+        }
+        for slot in &mut self.run[k..self.run_len] {
+            self.now.push(slot.take());
+        }
+        self.run_len = k;
     }
 
     /// `now` is empty: the entries of `fresh` become it, last one first.
@@ -319,78 +398,173 @@ impl<T: Default> EventQueue<T> {
         }
     }
 
-    /// `now` and `fresh` are used up: take the earliest bucket, make its smallest time the new
-    /// `last`, and spread its entries into the buckets below (those at `last` into `now`).
-    /// False when the queue is empty.
-    fn refill(&mut self) -> bool {
-        if self.summary == 0 {
-            return false;
-        }
-        let w = self.summary.trailing_zeros() as usize;
-        let b = w * 64 + self.occupied[w].trailing_zeros() as usize;
-        self.occupied[w] &= self.occupied[w] - 1;
+    /// Take bucket `b` (in occupancy word `w`, which has its bit set) out of the buckets: its
+    /// chain, emptied.
+    #[inline]
+    fn unlink(&mut self, w: usize, b: usize) -> Chain {
+        self.occupied[w] &= !(1 << (b % 64));
         if self.occupied[w] == 0 {
             self.summary &= !(1 << w);
         }
-        let Chain { head, tail } = std::mem::replace(
+        std::mem::replace(
             &mut self.buckets[b],
             Chain {
                 head: NIL,
                 tail: NIL,
             },
-        );
-        // Every entry of a level-0 bucket shares all its digits with `last` but the lowest,
-        // which is the bucket's digit: they are all at one time, in scheduling order. A bucket
-        // of one entry (the common case in service models, where events are far apart) needs
-        // no spreading either.
-        if b < DIGITS || (head == tail && self.chunks[head as usize].len == 1) {
-            // Straight into `now`, last one first: the chain's chunks from its tail back.
-            if head == tail {
-                self.chunk_to_now(head);
-            } else {
-                self.chain.clear();
-                let mut c = head;
-                while c != NIL {
-                    self.chain.push(c);
-                    c = std::mem::replace(&mut self.chunks[c as usize].next, NIL);
-                }
-                for k in (0..self.chain.len()).rev() {
-                    if k > 0 {
-                        // A long chain was written by a spread long ago and is out of cache
-                        // by now: ask for the next chunk while this one is copied.
-                        self.prefetch_chunk(self.chain[k - 1]);
-                    }
-                    self.chunk_to_now(self.chain[k]);
-                }
-            }
-            self.last = self.now[0].time;
+        )
+    }
+
+    /// Move bucket `b`'s entries to the back of `now`, the first scheduled last: its chunks
+    /// from the tail back.
+    fn take_bucket(&mut self, w: usize, b: usize) {
+        let Chain { head, tail } = self.unlink(w, b);
+        self.chain_to_now(head, tail);
+    }
+
+    /// Move the chain from `head` to `tail` to the back of `now`, the first scheduled last,
+    /// and free its chunks.
+    #[inline(always)]
+    fn chain_to_now(&mut self, head: u32, tail: u32) {
+        if head == tail {
+            self.chunk_to_now(head);
         } else {
-            let mut c = head;
-            let mut min = u64::MAX;
-            while c != NIL {
-                let Chunk { len, next } = self.chunks[c as usize];
-                if next != NIL {
-                    self.prefetch_chunk(next);
-                }
-                let start = c as usize * CHUNK;
-                min = self.slots[start..start + len as usize]
-                    .iter()
-                    .fold(min, |m, e| m.min(e.time));
-                c = next;
-            }
-            self.last = min;
-            // Every entry here shares the digits above its level with the new `last`, so each
-            // lands on a lower level (or in `fresh`), keeping its order relative to the others.
-            let mut c = head;
-            while c != NIL {
-                c = self.drain_chunk(c, |q, e| q.place(e));
-            }
-            // The entries at the new `last` (there is one at least: the minimum) went to `fresh`.
-            self.fresh_to_now();
+            self.long_chain_to_now(head);
         }
+    }
+
+    /// [`EventQueue::chain_to_now`] for a chain of several chunks.
+    fn long_chain_to_now(&mut self, head: u32) {
+        self.chain.clear();
+        let mut c = head;
+        while c != NIL {
+            self.chain.push(c);
+            c = std::mem::replace(&mut self.chunks[c as usize].next, NIL);
+        }
+        for k in (0..self.chain.len()).rev() {
+            if k > 0 {
+                // A long chain was written by a spread long ago and is out of cache by now:
+                // ask for the next chunk while this one is copied.
+                self.prefetch_chunk(self.chain[k - 1]);
+            }
+            self.chunk_to_now(self.chain[k]);
+        }
+    }
+
+    /// `now`, `fresh` and the run are used up: take the earliest bucket and return its first
+    /// entry. A single entry (the common case in service models, where events are far apart)
+    /// comes straight out; a level-0 bucket (all at one time) becomes `now`; a short level-1
+    /// bucket is sorted into the run; any other is spread into the buckets below, its
+    /// smallest time the new `last`. `None` when the queue is empty.
+    fn refill(&mut self) -> Option<Entry<T>> {
+        if self.summary == 0 {
+            return None;
+        }
+        let w = self.summary.trailing_zeros() as usize;
+        let b = w * 64 + self.occupied[w].trailing_zeros() as usize;
+        let Chain { head, tail } = self.unlink(w, b);
+        let next = if head == tail && self.chunks[head as usize].len == 1 {
+            self.chunks[head as usize].len = 0;
+            self.free.push(head);
+            let e = self.slots[head as usize * CHUNK].take();
+            self.last = e.time;
+            Some(e)
+        } else if b < DIGITS {
+            // Every entry of a level-0 bucket shares all its digits with `last` but the
+            // lowest, which is the bucket's digit: they are all at one time, in scheduling
+            // order.
+            self.chain_to_now(head, tail);
+            self.last = self.now[0].time;
+            self.now.pop()
+        } else if b < 2 * DIGITS && self.sort_into_run(head) {
+            self.take_from_run()
+        } else {
+            self.spread(head);
+            self.now.pop()
+        };
         if self.summary & LEVEL0_WORDS != 0 {
             self.prefetch_next_times();
         }
+        next
+    }
+
+    /// Make the smallest time in the chain from `head` the new `last` and spread the chain's
+    /// entries into the buckets below it (those at `last` into `fresh`, then `now`).
+    fn spread(&mut self, head: u32) {
+        let mut c = head;
+        let mut min = u64::MAX;
+        while c != NIL {
+            let Chunk { len, next } = self.chunks[c as usize];
+            if next != NIL {
+                self.prefetch_chunk(next);
+            }
+            let start = c as usize * CHUNK;
+            min = self.slots[start..start + len as usize]
+                .iter()
+                .fold(min, |m, e| m.min(e.time));
+            c = next;
+        }
+        self.last = min;
+        // Every entry here shares the digits above its level with the new `last`, so each
+        // lands on a lower level (or in `fresh`), keeping its order relative to the others.
+        let mut c = head;
+        while c != NIL {
+            c = self.drain_chunk(c, |q, e| q.place(e));
+        }
+        // The entries at the new `last` (there is one at least: the minimum) went to `fresh`.
+        self.fresh_to_now();
+    }
+
+    /// Sort the level-1 bucket whose chain starts at `head` into the run, if it holds at most
+    /// [`RUN_MAX`] entries (else false, and nothing moved). Its entries differ only in their
+    /// lowest digit, so a counting sort on that digit, stable, orders them by (time,
+    /// scheduling order): two passes, where spreading them would give each distinct time a
+    /// level-0 bucket and a chunk.
+    fn sort_into_run(&mut self, head: u32) -> bool {
+        let (mut c, mut n) = (head, 0);
+        while c != NIL {
+            let Chunk { len, next } = self.chunks[c as usize];
+            n += len as usize;
+            if n > RUN_MAX {
+                return false;
+            }
+            c = next;
+        }
+        self.ends.fill(0);
+        let mut c = head;
+        while c != NIL {
+            let Chunk { len, next } = self.chunks[c as usize];
+            let start = c as usize * CHUNK;
+            for slot in &self.slots[start..start + len as usize] {
+                self.ends[slot.time as usize % DIGITS] += 1;
+            }
+            c = next;
+        }
+        // Later digits first, so that the earliest entry is at the end: `ends[d]` is where
+        // digit d's entries end, and each is written just below the one before it.
+        let mut total = 0;
+        for end in self.ends.iter_mut().rev() {
+            total += *end;
+            *end = total;
+        }
+        if self.run.len() < n {
+            self.run.resize_with(n, || Slot {
+                time: 0,
+                item: ManuallyDrop::new(T::default()),
+            });
+        }
+        let mut c = head;
+        while c != NIL {
+            c = self.drain_chunk(c, |q, e| {
+                let end = &mut q.ends[e.time as usize % DIGITS];
+                *end -= 1;
+                q.run[*end as usize] = Slot {
+                    time: e.time,
+                    item: ManuallyDrop::new(e.item),
+                };
+            });
+        }
+        self.run_len = n;
         true
     }
 
@@ -417,18 +591,13 @@ impl<T: Default> EventQueue<T> {
         }
     }
 
-    /// Time of the earliest event, if any.
-    pub fn peek_time(&mut self) -> Option<u64> {
-        if self.now.is_empty() && !self.next_time() {
-            return None;
-        }
-        self.now.last().map(|e| e.time)
-    }
-
     /// Call `f` on every queued event, in no particular order.
     pub fn for_each(&self, mut f: impl FnMut(&T)) {
         for e in self.now.iter().chain(&self.fresh) {
             f(&e.item);
+        }
+        for slot in &self.run[..self.run_len] {
+            f(&slot.item);
         }
         for b in 0..BUCKETS {
             let mut c = self.buckets[b].head;
@@ -448,7 +617,8 @@ impl<T: Default> EventQueue<T> {
         let before = self.len;
         self.now.retain(|e| keep(&e.item));
         self.fresh.retain(|e| keep(&e.item));
-        let mut kept = self.now.len() + self.fresh.len();
+        self.retain_run(&mut keep);
+        let mut kept = self.now.len() + self.fresh.len() + self.run_len;
         for b in 0..BUCKETS {
             let head = self.buckets[b].head;
             if head != NIL {
@@ -457,6 +627,26 @@ impl<T: Default> EventQueue<T> {
         }
         debug_assert!(kept <= before);
         self.len = kept;
+    }
+
+    /// Compact the run in place, keeping its order.
+    fn retain_run(&mut self, keep: &mut impl FnMut(&T) -> bool) {
+        let mut to = 0;
+        for from in 0..self.run_len {
+            if !keep(&self.run[from].item) {
+                drop(self.run[from].take());
+                continue;
+            }
+            if to != from {
+                let e = self.run[from].take();
+                self.run[to] = Slot {
+                    time: e.time,
+                    item: ManuallyDrop::new(e.item),
+                };
+            }
+            to += 1;
+        }
+        self.run_len = to;
     }
 
     /// Compact bucket `b`'s chain in place: the kept entries move towards its head, in order,
@@ -531,8 +721,12 @@ impl<T: Default> EventQueue<T> {
 }
 
 impl<T: Default> Drop for EventQueue<T> {
-    /// Drop the items still queued in chunks (the rest of the slots hold defaults).
+    /// Drop the items still queued in chunks and in the run (the rest of the slots hold
+    /// defaults).
     fn drop(&mut self) {
+        for slot in &mut self.run[..self.run_len] {
+            drop(slot.take());
+        }
         for b in 0..BUCKETS {
             let mut c = self.buckets[b].head;
             while c != NIL {
@@ -656,6 +850,11 @@ mod tests {
                     c.push(c.now + next() % span);
                 } else {
                     c.pop(&format!("run {run}, step {step}"));
+                }
+                if step == 150 && run % 7 == 0 {
+                    // A purge part-way, when the run may hold entries.
+                    c.q.retain(|s| s % 5 != 0);
+                    c.reference.retain(|std::cmp::Reverse((_, s))| s % 5 != 0);
                 }
             }
         }
