@@ -37,6 +37,11 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     ),
     ("lb-strategies.ron", "9f026c7f4f2db736", 0xb490808fcdff44bb),
     (
+        "priority-overload.ron",
+        "15a8863a97169540",
+        0xbdb3afb3b3fda5e9,
+    ),
+    (
         "queue-consumers.ron",
         "2ab9d93d78e8ad2c",
         0x189df4af7eebd1aa,

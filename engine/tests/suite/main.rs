@@ -17,6 +17,7 @@ mod layers;
 mod limits;
 mod memory;
 mod plugin;
+mod priority;
 mod queue;
 mod replication;
 mod reproducers;

@@ -7,5 +7,6 @@ pub mod client;
 pub mod downstream;
 pub mod keys;
 pub mod load_balancer;
+pub mod priority;
 pub mod server;
 pub mod workload;

@@ -25,6 +25,7 @@
 
 use crate::components::message::{Builtin, Ctx, Message};
 use crate::components::traffic::downstream::{CallStage, Downstream};
+use crate::components::traffic::priority::{ClassQueues, Scheduling};
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
 use crate::contract::metrics::NodeStats;
@@ -72,6 +73,16 @@ pub struct ServerConfig {
     /// counting it as `duplicate_writes` (count). Default `None`: every write is applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_keys: Option<u32>,
+    /// How the next waiting request is picked: `Fifo`, `Priority` (by request class,
+    /// non-preemptive; when full, a request pushes out the newest of a lower class) or
+    /// `PreemptiveResume`. Default `Fifo`.
+    #[serde(default, skip_serializing_if = "Scheduling::is_fifo")]
+    pub scheduling: Scheduling,
+    /// Quotas: the most workers of each replica a request class may hold at once, by class
+    /// name: `{"batch": 2}` (count). A class at its quota waits even when workers are free.
+    /// Default `{}`: no quotas.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub class_workers: BTreeMap<String, u32>,
 }
 
 fn one() -> u32 {
@@ -85,7 +96,9 @@ crate::settable!(ServerConfig {
     service_time,
     calls,
     shed_after,
-    idempotency_keys
+    idempotency_keys,
+    scheduling,
+    class_workers
 });
 
 /// Most workers per replica, and per pool (replicas × workers).
@@ -136,6 +149,20 @@ impl ServerConfig {
                 "expected a count >= 1",
             );
         }
+        if !self.scheduling.is_fifo() && v.classes().len() < 2 {
+            v.error(
+                &at.field("scheduling"),
+                "priority scheduling with fewer than two request classes",
+                "expected the scenario to declare `classes: [...]` (highest priority first)",
+            );
+        }
+        for (name, quota) in &self.class_workers {
+            let at = at.field("class_workers").key(name);
+            v.resolve_class(&at, name);
+            if *quota == 0 {
+                v.error(&at, "a class with no workers", "expected a count >= 1");
+            }
+        }
     }
 }
 
@@ -163,7 +190,16 @@ pub struct Server {
     failed: u64,
     idempotency: Option<Box<Idempotency>>,
     writes_applied: u64,
+    /// Per-class queues, with priority scheduling or quotas (`None`: the FIFO `queue`).
+    classes: Option<Box<ClassQueues<Job, TimerId>>>,
+    /// Per request class (when the scenario declares classes): served, rejected, shed.
+    by_class: Vec<[u64; 3]>,
+    class_names: Vec<String>,
 }
+
+const SERVED: usize = 0;
+const REJECTED: usize = 1;
+const SHED: usize = 2;
 
 /// The request ids of the last writes applied, to apply a repeated write once.
 struct Idempotency {
@@ -241,6 +277,21 @@ impl Server {
                 })
             }),
             writes_applied: 0,
+            classes: (!cfg.scheduling.is_fifo() || !cfg.class_workers.is_empty()).then(|| {
+                let quota = b
+                    .classes()
+                    .iter()
+                    .map(|c| cfg.class_workers.get(c).copied().unwrap_or(u32::MAX))
+                    .collect();
+                Box::new(ClassQueues::new(
+                    cfg.scheduling,
+                    b.classes().len(),
+                    cfg.workers,
+                    quota,
+                ))
+            }),
+            by_class: vec![[0; 3]; b.classes().len()],
+            class_names: b.classes().to_vec(),
             accounting: Accounting {
                 from: b.measure_from(),
                 to: b.arrivals_end(),
@@ -252,7 +303,16 @@ impl Server {
     }
 
     fn account(&mut self, now: SimTime) {
-        self.accounting.advance(now, self.busy, self.queue.len());
+        let waiting = self.queue.len() + self.classes.as_ref().map_or(0, |q| q.len());
+        self.accounting.advance(now, self.busy, waiting);
+    }
+
+    /// Count one request of `class` as served, rejected or shed (with classes only).
+    #[inline]
+    fn count(&mut self, class: u8, what: usize) {
+        if let Some(c) = self.by_class.get_mut(class as usize) {
+            c[what] += 1;
+        }
     }
 
     fn on_request(&mut self, ctx: &mut Ctx<'_>, from: NodeId, req: Request) {
@@ -262,6 +322,10 @@ impl Server {
             queued_at: ctx.now(),
             req,
         };
+        if self.classes.is_some() {
+            self.on_request_by_class(ctx, job);
+            return;
+        }
         if !self.free_workers.is_empty() {
             self.start(ctx, job);
             return;
@@ -271,18 +335,27 @@ impl Server {
             .queue_limit
             .is_some_and(|limit| self.queue.len() >= limit as usize);
         if full {
-            self.rejected += 1;
-            let resp = Response {
-                call: job.req.call,
-                id: job.req.id,
-                result: Err(Cause::Rejected),
-            };
-            ctx.send(from, Message::Response(resp));
+            self.reject(ctx, job);
             return;
         }
         self.queue.push_back(job);
+        self.check_queue_bound(ctx, self.queue.len());
+    }
+
+    fn reject(&mut self, ctx: &mut Ctx<'_>, job: Job) {
+        self.rejected += 1;
+        self.count(job.req.class, REJECTED);
+        let resp = Response {
+            call: job.req.call,
+            id: job.req.id,
+            result: Err(Cause::Rejected),
+        };
+        ctx.send(job.from, Message::Response(resp));
+    }
+
+    fn check_queue_bound(&mut self, ctx: &mut Ctx<'_>, waiting: usize) {
         let bound = ctx.limits().max_pending_events;
-        if self.queue.len() > bound {
+        if waiting > bound {
             ctx.exceed_limit(
                 "limits.max_pending_events",
                 bound as u64,
@@ -291,22 +364,89 @@ impl Server {
         }
     }
 
-    fn start(&mut self, ctx: &mut Ctx<'_>, job: Job) {
+    /// A request arrives at a server with per-class queues (see `priority.rs`).
+    fn on_request_by_class(&mut self, ctx: &mut Ctx<'_>, job: Job) {
+        let class = job.req.class;
+        let q = self.classes.as_deref_mut().expect("called with classes");
+        if !self.free_workers.is_empty() && q.may_start(class) {
+            self.start(ctx, job);
+            return;
+        }
+        if let Some(p) = q.preempt_for(class, ctx.now()) {
+            ctx.cancel_timer(p.timer);
+            q.freed(p.worker);
+            if let Some(victim) = self.in_service[p.worker as usize].take() {
+                q.requeue_front(victim.req.class, victim, p.remaining);
+            }
+            self.busy -= 1;
+            self.free_workers.push(p.worker);
+            self.start(ctx, job);
+            return;
+        }
+        let full = self.cfg.queue_limit.is_some_and(|l| q.len() >= l as usize);
+        if full {
+            match q.push_out_for(class) {
+                Some(out) => self.answer_shed(ctx, out),
+                None => {
+                    self.reject(ctx, job);
+                    return;
+                }
+            }
+        }
+        let q = self.classes.as_deref_mut().expect("called with classes");
+        q.push(class, job);
+        let waiting = q.len();
+        self.check_queue_bound(ctx, waiting);
+    }
+
+    fn answer_shed(&mut self, ctx: &mut Ctx<'_>, job: Job) {
+        self.shed += 1;
+        self.count(job.req.class, SHED);
+        let resp = Response {
+            call: job.req.call,
+            id: job.req.id,
+            result: Err(Cause::Shed),
+        };
+        ctx.send(job.from, Message::Response(resp));
+    }
+
+    fn take_worker(&mut self, job: Job) -> u32 {
         let worker = self
             .free_workers
             .pop()
             .expect("start is called only with a free worker");
         self.in_service[worker as usize] = Some(job);
         self.busy += 1;
+        worker
+    }
+
+    fn start(&mut self, ctx: &mut Ctx<'_>, job: Job) {
+        let worker = self.take_worker(job);
         let base = self
             .cfg
             .service_time
             .sample(&mut WorkRng::new(job.req.work, self.salt));
-        ctx.set_timer(base.scaled(ctx.slowdown()), worker as u64);
+        let service = base.scaled(ctx.slowdown());
+        let timer = ctx.set_timer(service, worker as u64);
+        if let Some(q) = self.classes.as_deref_mut() {
+            q.started(worker, job.req.class, timer, ctx.now().after(service));
+        }
+    }
+
+    /// Start a preempted request again with the work it has left (no new draw).
+    fn resume(&mut self, ctx: &mut Ctx<'_>, job: Job, left: SimDuration) {
+        let worker = self.take_worker(job);
+        let timer = ctx.set_timer(left, worker as u64);
+        if let Some(q) = self.classes.as_deref_mut() {
+            q.started(worker, job.req.class, timer, ctx.now().after(left));
+        }
     }
 
     /// The local work of `worker`'s request is done: call downstream or respond.
     fn complete(&mut self, ctx: &mut Ctx<'_>, worker: u32) {
+        if let Some(q) = self.classes.as_deref_mut() {
+            q.local_work_done(worker);
+        }
         if let Some(d) = self.downstream.as_mut() {
             let Some(job) = self.in_service[worker as usize] else {
                 return;
@@ -327,6 +467,10 @@ impl Server {
         };
         self.busy -= 1;
         self.free_workers.push(worker);
+        if let Some(q) = self.classes.as_deref_mut() {
+            q.freed(worker);
+        }
+        self.count(job.req.class, SERVED);
         if ctx.now() >= self.accounting.from {
             match result {
                 Ok(()) => self.served += 1,
@@ -351,20 +495,37 @@ impl Server {
 
     /// Start the next queued request, shedding those that waited too long.
     fn start_next(&mut self, ctx: &mut Ctx<'_>) {
+        if self.classes.is_some() {
+            self.start_next_by_class(ctx);
+            return;
+        }
         while let Some(next) = self.queue.pop_front() {
-            if let Some(limit) = self.cfg.shed_after
-                && ctx.now().since(next.queued_at) > limit
-            {
-                self.shed += 1;
-                let resp = Response {
-                    call: next.req.call,
-                    id: next.req.id,
-                    result: Err(Cause::Shed),
-                };
-                ctx.send(next.from, Message::Response(resp));
+            if self.waited_too_long(ctx, &next) {
+                self.answer_shed(ctx, next);
                 continue;
             }
             self.start(ctx, next);
+            return;
+        }
+    }
+
+    fn waited_too_long(&self, ctx: &Ctx<'_>, job: &Job) -> bool {
+        self.cfg
+            .shed_after
+            .is_some_and(|limit| ctx.now().since(job.queued_at) > limit)
+    }
+
+    /// The per-class version of `start_next`: a preempted request resumes where it stopped.
+    fn start_next_by_class(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some((next, left)) = self.classes.as_deref_mut().and_then(|q| q.pop()) {
+            match left {
+                Some(left) => self.resume(ctx, next, left),
+                None if self.waited_too_long(ctx, &next) => {
+                    self.answer_shed(ctx, next);
+                    continue;
+                }
+                None => self.start(ctx, next),
+            }
             return;
         }
     }
@@ -412,6 +573,9 @@ impl Node<Builtin> for Server {
         self.in_service.iter_mut().for_each(|j| *j = None);
         self.free_workers = (0..self.cfg.workers).rev().collect();
         self.busy = 0;
+        if let Some(q) = self.classes.as_deref_mut() {
+            q.clear();
+        }
         if let Some(d) = self.downstream.as_mut() {
             d.clear();
         }
@@ -436,6 +600,11 @@ impl Node<Builtin> for Server {
         }
         if self.idempotency.is_some() {
             counters.insert("writes_applied".to_string(), self.writes_applied as f64);
+        }
+        for (class, [served, rejected, shed]) in self.class_names.iter().zip(&self.by_class) {
+            counters.insert(format!("served.{class}"), *served as f64);
+            counters.insert(format!("rejected.{class}"), *rejected as f64);
+            counters.insert(format!("shed.{class}"), *shed as f64);
         }
         Some(NodeStats {
             server: Some(ServerResult {
