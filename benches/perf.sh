@@ -9,7 +9,12 @@
 #     1,000,000 pending minus at 100,000, over the 900,000 more);
 #   - the whole `archsim run scenarios/bench-p2c.ron` (1,000,000 requests, report included)
 #     against the same model in SimPy and as a bare hand-written loop (benches/simpy/compare.sh);
+#   - the whole command in instructions per request (callgrind, a 100,000-request copy, -j 1)
+#     against the hand-written P2C loop's;
+#   - heap per pending event (the memory test's counting allocator), message and timer;
 #   - how the cost per event grows with processes and pending events (benches/scaling.sh).
+# It prints the Markdown and writes it into README.md (or the file named by PERF_README)
+# between the "perf.sh:begin" and "perf.sh:end" markers, headed by the date and the machine.
 # About 10 minutes with the default 5 rounds.
 # Usage: benches/perf.sh [ROUNDS]
 set -euo pipefail
@@ -59,6 +64,33 @@ loop_ns=$(echo "$p2c" | sed -E 's/.*hand-written baseline ([0-9]+) ns.*/\1/')
 
 ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
 per_instr() { if [ "$2" = n/a ]; then echo "n/a"; else ratio "$1" "$2"; fi; }
+
+# Instructions per request of the whole command on a 100,000-request copy of bench-p2c (one
+# thread, report included) and of the hand-written loop on as many requests.
+requests=100000
+copy="$(mktemp -d)"
+trap 'rm -rf "$copy"' EXIT
+sed -e "s/max_requests: 1000000/max_requests: $requests/" -e 's/duration: "180s"/duration: "18s"/' \
+    scenarios/bench-p2c.ron > "$copy/p2c.ron"
+per_request() {
+    if ! command -v valgrind >/dev/null; then echo "n/a"; return; fi
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null |
+        sed -nE 's/.*Collected : ([0-9]+).*/\1/p' | awk -v n="$requests" '{printf "%.0f", $1 / n}'
+}
+ia=$(per_request ./target/release/archsim run "$copy/p2c.ron" -j 1 --out "$copy/out")
+il=$(per_request ./target/release/examples/p2c_baseline "$requests")
+
+# Heap per pending event, from the memory test (it prints what it measures).
+heap="$(cargo test --release --quiet -p archsim --test suite memory::pending_events -- --nocapture 2>&1 |
+    sed -nE 's/^timers (true|false): ([0-9.]+) bytes.*/\1 \2/p')"
+heap_message=$(echo "$heap" | awk '$1 == "false" {print $2}')
+heap_timer=$(echo "$heap" | awk '$1 == "true" {print $2}')
+
+scaling="$(benches/scaling.sh "$rounds")"
+load="$(cut -d ' ' -f 1-3 /proc/loadavg)"
+cpu="$(sed -nE 's/^model name[[:space:]]*: (.*)/\1/p' /proc/cpuinfo | head -n 1)"
+section="$(
+echo "Produced by \`benches/perf.sh $rounds\` on $(date -u +%Y-%m-%d) on $cpu, $(nproc) cores, load average $load at the end (the machine is shared: compare ratios within a row; instruction counts and bytes do not move with the load)."
 echo
 echo "| measure | archsim | reference | ratio |"
 echo "| --- | ---: | ---: | ---: |"
@@ -71,7 +103,24 @@ printf '| PHOLD, 1,000,000 pending events | %s ns/event (%.1f M events/s), %.1f 
 printf '| whole `archsim run scenarios/bench-p2c.ron` (1,000,000 requests, report included) | %.2f µs/request | the same model in SimPy: %.1f µs/request; as a bare loop (simulation alone): %.2f µs/request | **%.0f×** SimPy; %s× the loop |\n' \
     "$(echo "$archsim_ns / 1000" | bc -l)" "$(echo "$simpy_ns / 1000" | bc -l)" "$(echo "$loop_ns / 1000" | bc -l)" \
     "$(echo "$simpy_ns / $archsim_ns" | bc -l)" "$(ratio "$archsim_ns" "$loop_ns")"
+printf '| the same command in instructions (a %s-request copy, `-j 1`, report included) | %s instructions/request | hand-written loop: %s instructions/request | %s× the loop |\n' \
+    "$requests" "$ia" "$il" "$(per_instr "$ia" "$il")"
+printf '| heap per pending event (`engine/tests/suite/memory.rs`, 20,000 to 200,000 in flight) | plug-in message %s bytes, timer %s bytes | its 32-byte queue entry | |\n' \
+    "$heap_message" "$heap_timer"
 echo
 echo "Best of $rounds alternating runs each; instructions from callgrind over 1,000,000 events."
 echo
-benches/scaling.sh "$rounds"
+echo "$scaling"
+)"
+echo
+echo "$section"
+readme="${PERF_README:-README.md}"
+SECTION="$section" python3 - "$readme" <<'PY'
+import os, sys
+path = sys.argv[1]
+text = open(path).read()
+begin, end = "<!-- perf.sh:begin -->\n", "<!-- perf.sh:end -->"
+a, b = text.index(begin) + len(begin), text.index(end)
+open(path, "w").write(text[:a] + os.environ["SECTION"] + "\n" + text[b:])
+PY
+echo "(written into $readme)"

@@ -12,8 +12,14 @@ use crate::registry::Registry;
 use crate::scenario::validate::Model;
 use crate::sim::network::Network;
 use crate::sim::rng::SimRng;
+use crate::sim::time::SimDuration;
 use crate::sim::{NodeId, Slot, World};
 use std::sync::{Arc, Mutex};
+
+/// The drain after `duration` lasts the longest client timeout, so that every request ends;
+/// past this much of it, the run ends as soon as no request is in flight (periodic timers
+/// would otherwise tick through a drain of hours for nothing).
+pub const LONG_DRAIN: SimDuration = SimDuration::from_secs(60);
 
 /// A world of the built-in components (and plug-ins), as a scenario builds it.
 pub type BuiltinWorld = World<Builtin, AnyNode>;
@@ -43,6 +49,7 @@ pub fn build_with_observers(model: &Model, registry: &Registry, seed: u64) -> Bu
         end: model.end,
         faults: &faults,
         fault_windows: &fault_windows,
+        topology: &model.zones.topology,
     };
     let observers = Observers::default();
     let nodes = (0..model.names.nodes.len())
@@ -56,12 +63,18 @@ pub fn build_with_observers(model: &Model, registry: &Registry, seed: u64) -> Bu
             }
         })
         .collect();
-    let network = Network::new(
+    let mut network = Network::new(
         model.default_link.clone(),
         model.links.clone(),
         SimRng::derive(seed, "!network"),
     );
-    let world = World::new(
+    if let Some(zones) = &model.zones.zone_links {
+        network = network.with_zones(zones.clone());
+    }
+    if model.zones.capacities.any() {
+        network = network.with_capacities(model.zones.capacities.clone());
+    }
+    let mut world = World::new(
         nodes,
         network,
         faults,
@@ -69,6 +82,7 @@ pub fn build_with_observers(model: &Model, registry: &Registry, seed: u64) -> Bu
         RequestMetrics::new(model.measure_from, model.window)
             .with_classes(model.names.classes.len()),
     );
+    world.end_drain_when_idle(model.arrivals_end.after(LONG_DRAIN));
     Built {
         world,
         observers: observers.into_list(),

@@ -1,4 +1,4 @@
-//! The `archsim` command line: run, report, validate, list, sweep, merge.
+//! The `archsim` command line: run, report, validate, list, analyze, sweep, merge.
 //!
 //! Exit codes: 0 success; 1 a run failed or output could not be written; 2 bad input (a
 //! scenario with errors, bad arguments, an unreadable results file). Nothing is written
@@ -63,6 +63,15 @@ enum Command {
     List {
         /// Show only this kind (`Cache`, `Crash`, `LogNormal`) or section (`faults`).
         kind: Option<String>,
+    },
+    /// Print the analytic model of a scenario without simulating: flows, each station's
+    /// queueing formula, latency as a sum over hops, availability, in milliseconds.
+    Analyze {
+        /// Scenario file (RON).
+        file: PathBuf,
+        /// Only this variant (repeatable). Default: every variant.
+        #[arg(long = "variant", value_name = "NAME")]
+        variants: Vec<String>,
     },
     /// Run every (variant, point, replication) of the scenario's `sweep:` block, or one
     /// shard of them, and write the report with 95% confidence intervals.
@@ -139,6 +148,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Report { results, out } => cmd_report(&results, out),
         Command::Validate { files } => cmd_validate(&registry, &files),
         Command::List { kind } => cmd_list(&registry, kind.as_deref()),
+        Command::Analyze { file, variants } => cmd_analyze(&registry, &file, &variants),
         Command::Sweep {
             file,
             out,
@@ -214,6 +224,9 @@ fn cmd_validate(registry: &Registry, files: &[PathBuf]) -> ExitCode {
                     plural(names.len()),
                     names.join(", ")
                 );
+                for line in overload_warnings(&s) {
+                    println!("  {line}");
+                }
             }
             Err(_) => ok = false,
         }
@@ -223,6 +236,46 @@ fn cmd_validate(registry: &Registry, files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::from(2)
     }
+}
+
+/// One warning per station of any variant that cannot keep up (offered load ρ ≥ 1).
+fn overload_warnings(s: &scenario::Scenario) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in &s.variants {
+        let theory = crate::analysis::analyze(&v.model);
+        for line in crate::analysis::overloaded(&theory.stations) {
+            let which = if s.variants.len() > 1 {
+                format!("variant \"{}\": ", v.name)
+            } else {
+                String::new()
+            };
+            out.push(format!("warning: {which}{line}"));
+        }
+    }
+    out
+}
+
+fn cmd_analyze(registry: &Registry, file: &Path, wanted: &[String]) -> ExitCode {
+    let s = match load(registry, file) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let known: Vec<String> = s.variants.iter().map(|v| v.name.clone()).collect();
+    if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
+        eprintln!(
+            "error: no variant named \"{bad}\"; expected one of: {}",
+            known.join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    let theories: Vec<(String, crate::results::Theory)> = s
+        .variants
+        .iter()
+        .filter(|v| wanted.is_empty() || wanted.contains(&v.name))
+        .map(|v| (v.name.clone(), crate::analysis::analyze(&v.model)))
+        .collect();
+    print!("{}", report::analysis_text(&s.base.name, &theories));
+    ExitCode::SUCCESS
 }
 
 fn plural(n: usize) -> &'static str {
@@ -287,6 +340,9 @@ fn cmd_run(
         plural(s.variants.len()),
         s.base.duration
     );
+    for line in overload_warnings(&s) {
+        eprintln!("{line}");
+    }
     let results = match run_with_threads(registry, &s, opts, jobs) {
         Ok(r) => r,
         Err(code) => return code,
@@ -312,6 +368,7 @@ fn cmd_run(
         }
     }
     print!("{}", report::terminal_table(&results));
+    print!("{}", report::theory_table(&results));
     for w in &results.warnings {
         eprintln!("warning: {w}");
     }

@@ -5,6 +5,7 @@
 //! simulated single-threaded, its streaming metrics become a [`results::Results`], and
 //! [`report`] turns that into tables and plots. See `ARCHITECTURE.md` for the map.
 
+pub mod analysis;
 pub mod build;
 pub mod check;
 pub mod cli;

@@ -71,7 +71,7 @@ impl<C: Component> PluginKind for Kind<C> {
 }
 
 /// Names of the built-in components, as written in scenario files.
-pub const BUILTIN_KINDS: [&str; 14] = [
+pub const BUILTIN_KINDS: [&str; 17] = [
     "Client",
     "LoadBalancer",
     "Server",
@@ -84,8 +84,11 @@ pub const BUILTIN_KINDS: [&str; 14] = [
     "Cache",
     "KvClient",
     "ReplicatedStore",
+    "ReadReplicas",
     "Queue",
     "ShardRouter",
+    "Topic",
+    "LogConsumer",
 ];
 
 /// The component kinds a run may use.

@@ -79,6 +79,14 @@ pub struct FaultWindow {
     pub start_s: f64,
     /// End of the fault (the run's end if it never ends), seconds of simulated time.
     pub end_s: f64,
+    /// Drawn by a `Random` entry: tables count such faults by label (kind and node) instead of
+    /// listing each.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub random: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The measured outcome of one variant.
@@ -123,6 +131,10 @@ pub struct VariantResult {
     /// Time to recover from each fault window of this variant (see `crate::recovery`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recovery: Vec<RecoveryResult>,
+    /// What the run-wide checkers decided (linearizability, atomicity, ...), node name to
+    /// verdicts, each with what it checked, found violated and could not check.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub verdicts: BTreeMap<String, Vec<Verdict>>,
     /// Seconds of the measured time that clients were down (crashed or paused), summed over
     /// clients: requests they would have issued then were never issued, so `availability`
     /// leaves that time out, and tables mark it. Left out when zero.
@@ -132,6 +144,15 @@ pub struct VariantResult {
     /// when the scenario declares no classes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<ClassResult>,
+    /// Requests still in flight when the run ended: the drain after `duration` lasts the
+    /// longest client timeout but at most an hour, so a request waiting on a longer one has
+    /// no outcome, and it is left out of every number (a warning says so). Left out when zero.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub unfinished: u64,
+    /// What queueing theory and availability algebra say, computed from the scenario alone
+    /// (see `crate::analysis`), to read beside the simulated numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theory: Option<Theory>,
 }
 
 /// The request metrics of one request class (see `VariantResult` for each field's meaning).
@@ -156,8 +177,157 @@ pub struct ClassResult {
     pub windows: Vec<WindowResult>,
 }
 
+fn is_zero_u64(x: &u64) -> bool {
+    *x == 0
+}
+
 fn is_zero_f64(x: &f64) -> bool {
     *x == 0.0
+}
+
+/// A checker's verdict on one property, by units (keys, transactions, terms): how many it
+/// decided, how many of those violate the property, and how many it could not decide (over a
+/// search or history bound). The property is said to hold only when every unit was decided.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict {
+    /// The property, e.g. `linearizable`.
+    pub property: String,
+    /// What was counted, plural, e.g. `keys`.
+    pub unit: String,
+    /// Units decided (violated or not).
+    pub checked: u64,
+    /// Of those, units that violate the property.
+    pub violated: u64,
+    /// Units not decided.
+    pub unchecked: u64,
+}
+
+impl Verdict {
+    /// A verdict on `property` over `unit`s.
+    pub fn new(property: &str, unit: &str, checked: u64, violated: u64, unchecked: u64) -> Self {
+        Verdict {
+            property: property.to_string(),
+            unit: unit.to_string(),
+            checked,
+            violated,
+            unchecked,
+        }
+    }
+
+    /// `Some(false)` if a violation was found, `Some(true)` if every unit was decided and
+    /// none violates it, `None` (undecided) otherwise.
+    pub fn holds(&self) -> Option<bool> {
+        if self.violated > 0 {
+            Some(false)
+        } else if self.unchecked == 0 {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    /// The verdict in a word or two: `holds`, `violated`, `undecided`.
+    pub fn outcome(&self) -> &'static str {
+        match self.holds() {
+            Some(true) => "holds",
+            Some(false) => "violated",
+            None => "undecided",
+        }
+    }
+}
+
+/// How far an analytic figure can be trusted.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Accuracy {
+    /// A closed form whose assumptions all hold: the simulation agrees within its sampling
+    /// error.
+    Exact,
+    /// A formula applies but some assumption does not hold exactly (the reason says which).
+    Approximate,
+    /// No formula applies (the reason says why).
+    NotApplicable,
+}
+
+/// One analytic figure, with how far it can be trusted and why.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Estimate {
+    /// The value; `null` when no formula applies.
+    pub value: Option<f64>,
+    /// Exact, approximate or not applicable.
+    pub accuracy: Accuracy,
+    /// Which assumptions fail, or why no formula applies; empty when exact.
+    pub why: String,
+}
+
+/// The analytic model of one variant: queueing theory per station, flows through the call
+/// graph, latency as a sum over hops, availability by series, parallel and quorum formulas.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Theory {
+    /// Mean latency of successful requests, in milliseconds.
+    pub latency_mean_ms: Estimate,
+    /// Successful requests over requests issued, over the measured period.
+    pub availability: Estimate,
+    /// Successful requests per second over the measured period.
+    pub throughput_rps: Estimate,
+    /// Per server replica.
+    pub stations: Vec<StationTheory>,
+    /// Where a request's mean latency goes, hop by hop (sums to `latency_mean_ms` when every
+    /// call is on the critical path).
+    pub hops: Vec<HopTheory>,
+    /// Findings that apply to the whole model (unstable stations, call cycles, faults).
+    pub notes: Vec<String>,
+}
+
+/// The queueing model of one server replica.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StationTheory {
+    /// Replica name, e.g. `app-2`.
+    pub name: String,
+    /// The pool it belongs to, e.g. `app`.
+    pub group: String,
+    /// Kendall notation of the formula, e.g. `M/M/4`, `M/D/1`, `M/M/5/5`.
+    pub model: String,
+    /// Offered arrival rate, requests per second.
+    pub arrival_rps: f64,
+    /// Workers.
+    pub servers: u32,
+    /// Mean holding time of a worker in milliseconds (service plus blocking calls).
+    pub service_ms: f64,
+    /// Offered load per worker, ρ = λ E[S] / c; 1 or more means it cannot keep up.
+    pub offered_load: f64,
+    /// Busy fraction of the workers, as simulated `utilisation` measures it.
+    pub utilisation: f64,
+    /// Whether `utilisation` is exact.
+    pub utilisation_accuracy: Accuracy,
+    /// Mean wait in queue in milliseconds; `null` when the queue grows without bound.
+    pub wait_ms: Option<f64>,
+    /// Probability that an arrival is turned away (queue full).
+    pub loss: f64,
+    /// Whether the waiting time and loss are exact.
+    pub accuracy: Accuracy,
+    /// Which assumptions fail; empty when exact.
+    pub why: String,
+}
+
+/// The mean time a request spends in one hop (a group of nodes, or the network between two).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HopTheory {
+    /// `app` for time at a node, `lb -> app` for network transit (both ways).
+    pub hop: String,
+    /// Visits per request (calls, counting retries and fan-out).
+    pub visits: f64,
+    /// Mean network transit per request, both ways, in milliseconds.
+    pub network_ms: f64,
+    /// Mean wait in queue per request, in milliseconds.
+    pub wait_ms: f64,
+    /// Mean service per request, in milliseconds.
+    pub service_ms: f64,
 }
 
 /// How long a variant took to recover from one fault: from the fault's end until its windowed
@@ -178,6 +348,9 @@ pub struct RecoveryResult {
     /// Seconds from the fault's end to the start of the first window back in band; `null`
     /// when that never happened before the clients stopped (or there was no baseline).
     pub recovered_after_s: Option<f64>,
+    /// The fault was drawn by a `Random` entry (see [`FaultWindow::random`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub random: bool,
 }
 
 /// A component's time series: one value per time window from time 0, `null` where the window
@@ -293,4 +466,190 @@ pub struct ServerResult {
     pub served: u64,
     /// Requests turned away because the queue was full.
     pub rejected: u64,
+}
+
+/// A line of a fault table: one scheduled fault, or every random fault of one label (kind
+/// and node).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultGroup {
+    /// The fault's label (`random crash app-1` for a group).
+    pub label: String,
+    /// How many faults: 1 for a scheduled one.
+    pub count: u64,
+    /// Start of the first, seconds.
+    pub first_start_s: f64,
+    /// End of the last, seconds.
+    pub last_end_s: f64,
+    /// Total time faulted, seconds (overlaps counted twice).
+    pub total_s: f64,
+}
+
+/// Scheduled faults one by one, random ones counted by label, in order of first appearance.
+/// O(F log F).
+pub fn fault_groups(faults: &[FaultWindow]) -> Vec<FaultGroup> {
+    let mut groups: Vec<FaultGroup> = Vec::new();
+    let mut by_label: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in faults {
+        let found = f
+            .random
+            .then(|| by_label.get(f.label.as_str()).copied())
+            .flatten();
+        match found {
+            Some(g) => {
+                let g = &mut groups[g];
+                g.count += 1;
+                g.first_start_s = g.first_start_s.min(f.start_s);
+                g.last_end_s = g.last_end_s.max(f.end_s);
+                g.total_s += f.end_s - f.start_s;
+            }
+            None => {
+                if f.random {
+                    by_label.insert(&f.label, groups.len());
+                }
+                groups.push(FaultGroup {
+                    label: f.label.clone(),
+                    count: 1,
+                    first_start_s: f.start_s,
+                    last_end_s: f.end_s,
+                    total_s: f.end_s - f.start_s,
+                });
+            }
+        }
+    }
+    groups
+}
+
+/// A line of a time-to-recover table: one scheduled fault, or every random fault of one
+/// label.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecoveryGroup {
+    /// The fault's label.
+    pub label: String,
+    /// How many faults: 1 for a scheduled one.
+    pub count: u64,
+    /// End of the last, seconds.
+    pub last_end_s: f64,
+    /// Mean baseline availability of those with a baseline.
+    pub baseline_availability: Option<f64>,
+    /// Mean baseline p99 of those with a baseline, ms.
+    pub baseline_p99_ms: Option<f64>,
+    /// Faults with a baseline.
+    pub with_baseline: u64,
+    /// Times to recover of those that recovered: (mean, max) seconds.
+    pub recovered_after_s: Option<(f64, f64)>,
+    /// Faults with a baseline that never recovered.
+    pub not_recovered: u64,
+}
+
+/// A variant's time-to-recover results, scheduled faults one by one and random ones summed
+/// up by label, in order of first appearance. O(F log F).
+pub fn recovery_groups(recovery: &[RecoveryResult]) -> Vec<RecoveryGroup> {
+    let mut acc: Vec<(RecoveryGroup, [f64; 3])> = Vec::new();
+    let mut by_label: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in recovery {
+        let found = r
+            .random
+            .then(|| by_label.get(r.fault.as_str()).copied())
+            .flatten();
+        let i = found.unwrap_or_else(|| {
+            if r.random {
+                by_label.insert(&r.fault, acc.len());
+            }
+            let empty = RecoveryGroup {
+                label: r.fault.clone(),
+                count: 0,
+                last_end_s: r.end_s,
+                baseline_availability: None,
+                baseline_p99_ms: None,
+                with_baseline: 0,
+                recovered_after_s: None,
+                not_recovered: 0,
+            };
+            acc.push((empty, [0.0; 3]));
+            acc.len() - 1
+        });
+        let (g, [avail_sum, p99_sum, recovered_sum]) = &mut acc[i];
+        g.count += 1;
+        g.last_end_s = g.last_end_s.max(r.end_s);
+        if let (Some(a), Some(p)) = (r.baseline_availability, r.baseline_p99_ms) {
+            g.with_baseline += 1;
+            *avail_sum += a;
+            *p99_sum += p;
+            match r.recovered_after_s {
+                Some(t) => {
+                    *recovered_sum += t;
+                    let max = g.recovered_after_s.map_or(t, |(_, m)| m.max(t));
+                    g.recovered_after_s = Some((t, max));
+                }
+                None => g.not_recovered += 1,
+            }
+        }
+    }
+    acc.into_iter()
+        .map(|(mut g, [avail_sum, p99_sum, recovered_sum])| {
+            let n = g.with_baseline as f64;
+            if g.with_baseline > 0 {
+                g.baseline_availability = Some(avail_sum / n);
+                g.baseline_p99_ms = Some(p99_sum / n);
+            }
+            let recovered = (g.with_baseline - g.not_recovered) as f64;
+            if let Some((_, max)) = g.recovered_after_s {
+                g.recovered_after_s = Some((recovered_sum / recovered, max));
+            }
+            g
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(label: &str, start_s: f64, end_s: f64, random: bool) -> FaultWindow {
+        FaultWindow {
+            label: label.to_string(),
+            start_s,
+            end_s,
+            random,
+        }
+    }
+
+    #[test]
+    fn random_faults_are_counted_by_label_and_scheduled_ones_listed() {
+        let faults = [
+            fault("random crash b", 1.0, 2.0, true),
+            fault("crash a", 1.5, 1.6, false),
+            fault("random crash b", 4.0, 6.0, true),
+            fault("crash a", 8.0, 9.0, false),
+        ];
+        let g = fault_groups(&faults);
+        assert_eq!(g.len(), 3);
+        assert_eq!(
+            (g[0].count, g[0].first_start_s, g[0].last_end_s),
+            (2, 1.0, 6.0)
+        );
+        assert_eq!(g[0].total_s, 3.0);
+        assert_eq!((g[1].label.as_str(), g[2].first_start_s), ("crash a", 8.0));
+        let r = |fault: &str, random, base: Option<f64>, after: Option<f64>| RecoveryResult {
+            fault: fault.to_string(),
+            start_s: 0.0,
+            end_s: 1.0,
+            baseline_availability: base,
+            baseline_p99_ms: base.map(|b| b * 10.0),
+            recovered_after_s: after,
+            random,
+        };
+        let groups = recovery_groups(&[
+            r("random crash b", true, Some(1.0), Some(2.0)),
+            r("crash a", false, None, None),
+            r("random crash b", true, Some(0.5), Some(4.0)),
+            r("random crash b", true, Some(0.9), None),
+            r("random crash b", true, None, None),
+        ]);
+        let b = &groups[0];
+        assert_eq!((b.count, b.with_baseline, b.not_recovered), (4, 3, 1));
+        assert_eq!(b.recovered_after_s, Some((3.0, 4.0)));
+        assert!((b.baseline_availability.unwrap() - 0.8).abs() < 1e-12);
+        assert_eq!((groups[1].count, groups[1].with_baseline), (1, 0));
+    }
 }

@@ -51,6 +51,15 @@ pub fn of_variant(v: &Variant, seed: u64, result: &VariantResult) -> Vec<String>
             out.push(format!("client \"{name}\" issued no request in the run"));
         }
     }
+    if result.unfinished > 0 {
+        out.push(format!(
+            "{} requests were still in flight when the run ended, an hour after `duration`: \
+             the drain lasts the longest client timeout ({:.0} h) but at most an hour, so their \
+             outcome is unknown and they are left out of every number",
+            result.unfinished,
+            m.longest_timeout.as_secs_f64() / 3600.0,
+        ));
+    }
     let down = clients_down(v, seed);
     if !down.is_empty() {
         let each: Vec<String> = down.iter().map(|(n, d)| format!("\"{n}\" {d}")).collect();

@@ -97,7 +97,10 @@ fn touches(action: &FaultAction, group: &[NodeId]) -> bool {
             .iter()
             .any(|g| side.get(g.idx()).is_some_and(|&s| s != 0)),
         FaultAction::LinkChange { from, to, .. } => marked(from) || marked(to),
-        FaultAction::NodeLinks { nodes, .. } => marked(nodes),
+        FaultAction::NodeLinks { nodes, .. }
+        | FaultAction::Duplicate { nodes, .. }
+        | FaultAction::Reorder { nodes, .. } => marked(nodes),
+        FaultAction::LinksBetween { a, b, .. } => marked(a) || marked(b),
     }
 }
 

@@ -16,10 +16,10 @@
 //! full, it keeps only the writes invoked before it filled (reads may name them), and every
 //! measure covers the operations invoked before that instant; the counters say so.
 
-use super::linearizability::{self, Bounds, Kind, Operation};
+use super::linearizability::{self, Bounds, Kind, Operation, Report};
 use crate::contract::build::Observer;
 use crate::contract::metrics::NodeStats;
-use crate::results::EventRecord;
+use crate::results::{EventRecord, Verdict};
 use crate::sim::time::SimTime;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,6 +53,11 @@ pub struct History {
     max_ops: usize,
     full_at: Option<u64>,
     dropped: u64,
+    /// Of the dropped operations: reads that completed, and acknowledged writes.
+    dropped_reads: u64,
+    dropped_acked_writes: u64,
+    /// Keys with operations dropped past the bound: their verdicts cover only a prefix.
+    dropped_keys: BTreeSet<u64>,
     failed: u64,
     bounds: Bounds,
     /// Per key, the newest (version, value) any replica reported holding at the end.
@@ -77,6 +82,9 @@ impl History {
             max_ops,
             full_at: None,
             dropped: 0,
+            dropped_reads: 0,
+            dropped_acked_writes: 0,
+            dropped_keys: BTreeSet::new(),
             failed: 0,
             bounds: Bounds::default(),
             finals: None,
@@ -174,8 +182,14 @@ impl History {
     fn keep_if_needed(&mut self, op: Operation) {
         if op.kind == Kind::Write && self.full_at.is_some_and(|t| op.invoke < t) {
             self.ops.push(op);
-        } else {
-            self.dropped += 1;
+            return;
+        }
+        self.dropped += 1;
+        self.dropped_keys.insert(op.key);
+        match (op.kind, op.complete) {
+            (Kind::Read, Some(_)) => self.dropped_reads += 1,
+            (Kind::Write, Some(_)) => self.dropped_acked_writes += 1,
+            (_, None) => {}
         }
     }
 
@@ -312,10 +326,6 @@ impl Observer for History {
             ("ops_over_history_bound".to_string(), self.dropped as f64),
             ("ops_failed".to_string(), self.failed as f64),
             ("ops_indeterminate".to_string(), indeterminate as f64),
-            (
-                "linearizable".to_string(),
-                f64::from(u8::from(report.linearizable())),
-            ),
             ("keys_linearizable".to_string(), report.keys_ok as f64),
             (
                 "keys_not_linearizable".to_string(),
@@ -352,10 +362,17 @@ impl Observer for History {
             counters.insert("write_latency_mean_ms".to_string(), mean / 1e6);
             counters.insert("write_latency_p99_ms".to_string(), p99 as f64 / 1e6);
         }
-        let mut lost = fresh.lost_writes.unwrap_or_default();
+        let final_known = fresh.lost_writes.is_some() || self.replica_log.is_some();
+        let mut lost = fresh.lost_writes.clone().unwrap_or_default();
         lost.extend(self.overwritten_by_past.iter().copied());
         lost.extend(self.lost_from_log());
         counters.insert("lost_acknowledged_writes".to_string(), lost.len() as f64);
+        let verdicts = self.verdicts(&report, &fresh, lost.len() as u64, final_known);
+        // "Linearizable" is claimed only when every key was decided; a violation is a
+        // violation however many keys were left undecided.
+        if let Some(holds) = verdicts[0].holds() {
+            counters.insert("linearizable".to_string(), f64::from(u8::from(holds)));
+        }
         if let Some(t) = self.full_at {
             counters.insert("history_full_at_s".to_string(), t as f64 / 1e9);
         }
@@ -368,8 +385,62 @@ impl Observer for History {
         NodeStats {
             counters,
             events,
+            verdicts,
             ..NodeStats::default()
         }
+    }
+}
+
+impl History {
+    /// Linearizability by key, fresh reads and kept acknowledged writes, each with what was
+    /// decided and what was not: keys over the checker's bounds, and what the history's own
+    /// bound dropped (a key with dropped operations was decided only on a prefix, unless that
+    /// prefix already violates).
+    fn verdicts(
+        &self,
+        report: &Report,
+        fresh: &Freshness,
+        lost: u64,
+        final_known: bool,
+    ) -> Vec<Verdict> {
+        let prefix_only = report
+            .ok_keys
+            .iter()
+            .filter(|k| self.dropped_keys.contains(k))
+            .count() as u64;
+        let violated = report.violations.len() as u64;
+        let linearizable = Verdict::new(
+            "linearizable",
+            "keys",
+            report.keys_ok - prefix_only + violated,
+            violated,
+            report.keys_over_bound + report.keys_undecided + prefix_only,
+        );
+        let reads = Verdict::new(
+            "no stale reads",
+            "reads",
+            fresh.reads_ok,
+            fresh.stale_reads,
+            self.dropped_reads,
+        );
+        // Without the store's final state only writes replaced by the past during the run
+        // are found: those are decided, the rest are not.
+        let (checked, unchecked) = if final_known {
+            (fresh.acknowledged_writes, self.dropped_acked_writes)
+        } else {
+            (
+                lost,
+                fresh.acknowledged_writes.saturating_sub(lost) + self.dropped_acked_writes,
+            )
+        };
+        let writes = Verdict::new(
+            "no lost acknowledged writes",
+            "acknowledged writes",
+            checked,
+            lost,
+            unchecked,
+        );
+        vec![linearizable, reads, writes]
     }
 }
 
@@ -474,8 +545,52 @@ mod tests {
         let stats = h.finish(SimTime(100));
         assert_eq!(stats.counters["ops_recorded"], 3.0);
         assert_eq!(stats.counters["ops_over_history_bound"], 2.0);
-        assert_eq!(stats.counters["linearizable"], 1.0);
         assert_eq!(stats.counters["history_full_at_s"], 40e-9);
+        // Key 7's covered prefix is linearizable, but its later operations were never
+        // checked: no claim of linearizability, and the verdicts say what was left out.
+        assert!(!stats.counters.contains_key("linearizable"));
+        let [lin, reads, writes] = &stats.verdicts[..] else {
+            panic!("three verdicts: {:?}", stats.verdicts)
+        };
+        assert_eq!((lin.checked, lin.violated, lin.unchecked), (0, 0, 1));
+        assert_eq!(lin.holds(), None);
+        assert_eq!((reads.checked, reads.violated, reads.unchecked), (1, 0, 1));
+        // No store reported its final state: no acknowledged write was decided kept.
+        assert_eq!(
+            (writes.checked, writes.violated, writes.unchecked),
+            (0, 0, 3)
+        );
+    }
+
+    #[test]
+    fn verdicts_hold_only_when_every_key_was_decided() {
+        let mut h = History::new(100);
+        let mut other = op(Kind::Write, 9, 0, Some(10));
+        other.key = 8;
+        h.record(other);
+        h.record(op(Kind::Write, 1, 0, Some(10)));
+        h.record(op(Kind::Read, 1, 20, Some(30)));
+        h.final_value(7, 1, (1, 0));
+        h.final_value(8, 9, (1, 0));
+        let stats = h.finish(SimTime(100));
+        assert_eq!(stats.counters["linearizable"], 1.0);
+        let lin = &stats.verdicts[0];
+        assert_eq!((lin.checked, lin.violated, lin.unchecked), (2, 0, 0));
+        assert_eq!(lin.holds(), Some(true));
+        let writes = &stats.verdicts[2];
+        assert_eq!(
+            (writes.checked, writes.violated, writes.unchecked),
+            (2, 0, 0)
+        );
+        // The same key over the checker's bound: undecided, and "linearizable" is not claimed.
+        let mut h = History::new(100);
+        h.bounds.max_ops_per_key = 1;
+        h.record(op(Kind::Write, 1, 0, Some(10)));
+        h.record(op(Kind::Read, 1, 20, Some(30)));
+        let stats = h.finish(SimTime(100));
+        assert!(!stats.counters.contains_key("linearizable"));
+        assert_eq!(stats.verdicts[0].unchecked, 1);
+        assert_eq!(stats.verdicts[0].outcome(), "undecided");
     }
 
     #[test]
@@ -485,6 +600,8 @@ mod tests {
         h.record(op(Kind::Read, 0, 20, Some(30)));
         let stats = h.finish(SimTime(100));
         assert_eq!(stats.counters["linearizable"], 0.0);
+        assert_eq!(stats.verdicts[0].outcome(), "violated");
+        assert_eq!(stats.verdicts[1].violated, 1);
         assert_eq!(stats.counters["stale_reads"], 1.0);
         assert_eq!(stats.events.len(), 1);
         assert!(

@@ -3,3 +3,4 @@
 pub mod convergence;
 pub mod history;
 pub mod linearizability;
+pub mod stream;

@@ -5,6 +5,8 @@
 //! [`Vocabulary`]). A protocol family adds its own variant here, next to calls, and nothing
 //! under `sim/` changes; a plug-in protocol uses [`Message::User`] without touching the engine.
 
+use crate::components::data::cache::PurgeMsg;
+use crate::components::data::stream_msg::StreamMsg;
 use crate::components::replication::msg::ReplicaMsg;
 use crate::components::txn::TxnMsg;
 use crate::contract::call::{Request, Response};
@@ -36,6 +38,39 @@ impl Vocabulary for Builtin {
     #[inline]
     fn from_inline(inline: UserMsg) -> Message {
         Message::User(inline)
+    }
+
+    /// Requests and successful replies weigh what their `size` says; everything else is
+    /// counted as nothing (its headers are small next to the links' capacities).
+    fn size(msg: &Message) -> u64 {
+        match msg {
+            Message::Request(r) => r.size.into(),
+            Message::Response(r) => r.result.map_or(0, |reply| reply.size.into()),
+            Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => 0,
+        }
+    }
+
+    /// Every built-in message can be copied; a plug-in payload (a box of anything) cannot,
+    /// and is delivered once.
+    fn duplicate(msg: &Message) -> Option<Message> {
+        match msg {
+            Message::Request(r) => Some(Message::Request(*r)),
+            Message::Response(r) => Some(Message::Response(*r)),
+            Message::Txn(t) => Some(Message::Txn(*t)),
+            Message::Replica(r) => Some(Message::Replica(*r)),
+            Message::Stream(s) => Some(Message::Stream(s.clone())),
+            Message::Purge(p) => Some(Message::Purge(*p)),
+            Message::User(_) => None,
+        }
+    }
+
+    /// Every request the clients issued has ended.
+    fn drained(sink: &RequestMetrics) -> bool {
+        sink.in_flight() == 0
     }
 }
 
@@ -96,4 +131,9 @@ pub enum Message {
     Txn(TxnMsg),
     /// Replication between the replicas of a replicated store.
     Replica(ReplicaMsg),
+    /// A partitioned log: brokers, consumers and group coordinators; see
+    /// `components::data::topic`.
+    Stream(StreamMsg),
+    /// A cache purge passed from tier to tier; see `components::data::cache`.
+    Purge(PurgeMsg),
 }

@@ -28,9 +28,12 @@ use crate::contract::settable::{SetError, Settable};
 use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Node, NodeId, TimerId};
 use data::cache::{Cache, CacheConfig};
+use data::log_consumer::{LogConsumer, LogConsumerConfig};
 use data::queue::{Queue, QueueConfig};
+use data::topic::{Topic, TopicConfig};
 use message::{Builtin, Ctx, Message};
 use replication::kv_client::{KvClient, KvClientConfig};
+use replication::read_replicas::{ReadReplicas, ReadReplicasConfig};
 use replication::replicated_store::{ReplicatedStore, ReplicatedStoreConfig};
 use replication::shard_router::{ShardRouter, ShardRouterConfig};
 use resilience::bulkhead::{BulkheadConfig, BulkheadNode};
@@ -91,10 +94,16 @@ pub enum NodeConfig {
     KvClient(KvClientConfig),
     /// See [`ReplicatedStoreConfig`].
     ReplicatedStore(ReplicatedStoreConfig),
+    /// See [`ReadReplicasConfig`].
+    ReadReplicas(ReadReplicasConfig),
     /// See [`QueueConfig`].
     Queue(QueueConfig),
     /// See [`ShardRouterConfig`].
     ShardRouter(ShardRouterConfig),
+    /// See [`TopicConfig`].
+    Topic(TopicConfig),
+    /// See [`LogConsumerConfig`].
+    LogConsumer(LogConsumerConfig),
 }
 
 impl NodeConfig {
@@ -116,6 +125,9 @@ impl NodeConfig {
             | NodeConfig::ShardRouter(_) => None,
             NodeConfig::TxnParticipant(p) => Some(p.replicas),
             NodeConfig::ReplicatedStore(s) => Some(s.replicas),
+            NodeConfig::ReadReplicas(_) => None,
+            NodeConfig::Topic(t) => Some(t.brokers),
+            NodeConfig::LogConsumer(c) => Some(c.replicas),
         }
     }
 
@@ -133,8 +145,11 @@ impl NodeConfig {
             | NodeConfig::TxnParticipant(_)
             | NodeConfig::Cache(_)
             | NodeConfig::ReplicatedStore(_)
+            | NodeConfig::ReadReplicas(_)
             | NodeConfig::Queue(_)
-            | NodeConfig::ShardRouter(_) => None,
+            | NodeConfig::ShardRouter(_)
+            | NodeConfig::Topic(_)
+            | NodeConfig::LogConsumer(_) => None,
             NodeConfig::TxnClient(c) => Some(c.timeout),
             NodeConfig::KvClient(c) => Some(c.timeout),
         }
@@ -155,8 +170,11 @@ impl NodeConfig {
             NodeConfig::Cache(c) => c.set(field, text),
             NodeConfig::KvClient(c) => c.set(field, text),
             NodeConfig::ReplicatedStore(c) => c.set(field, text),
+            NodeConfig::ReadReplicas(c) => c.set(field, text),
             NodeConfig::Queue(c) => c.set(field, text),
             NodeConfig::ShardRouter(c) => c.set(field, text),
+            NodeConfig::Topic(c) => c.set(field, text),
+            NodeConfig::LogConsumer(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -182,8 +200,11 @@ impl NodeConfig {
             NodeConfig::Cache(c) => AnyNode::Cache(Cache::new(c, b)),
             NodeConfig::KvClient(c) => AnyNode::KvClient(KvClient::new(c, b)),
             NodeConfig::ReplicatedStore(c) => AnyNode::ReplicatedStore(ReplicatedStore::new(c, b)),
+            NodeConfig::ReadReplicas(c) => AnyNode::ReadReplicas(ReadReplicas::new(c, b)),
             NodeConfig::Queue(c) => AnyNode::Queue(Queue::new(c, b)),
             NodeConfig::ShardRouter(c) => AnyNode::ShardRouter(ShardRouter::new(c, b)),
+            NodeConfig::Topic(c) => AnyNode::Topic(Topic::new(c, b)),
+            NodeConfig::LogConsumer(c) => AnyNode::LogConsumer(LogConsumer::new(c, b)),
         }
     }
 }
@@ -219,10 +240,16 @@ pub enum AnyNode {
     KvClient(KvClient),
     /// A replica of a replicated store.
     ReplicatedStore(ReplicatedStore),
+    /// A primary with read replicas and a routing proxy.
+    ReadReplicas(ReadReplicas),
     /// A message queue.
     Queue(Queue),
     /// A shard router.
     ShardRouter(ShardRouter),
+    /// A broker of a partitioned log.
+    Topic(Topic),
+    /// A consumer of a partitioned log.
+    LogConsumer(LogConsumer),
 }
 
 macro_rules! dispatch {
@@ -241,8 +268,11 @@ macro_rules! dispatch {
             AnyNode::Cache($n) => $e,
             AnyNode::KvClient($n) => $e,
             AnyNode::ReplicatedStore($n) => $e,
+            AnyNode::ReadReplicas($n) => $e,
             AnyNode::Queue($n) => $e,
             AnyNode::ShardRouter($n) => $e,
+            AnyNode::Topic($n) => $e,
+            AnyNode::LogConsumer($n) => $e,
         }
     };
 }

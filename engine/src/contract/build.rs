@@ -6,6 +6,7 @@
 //! scenario itself.
 
 use crate::contract::metrics::NodeStats;
+use crate::contract::topology::Topology;
 use crate::contract::validate::NameTable;
 use crate::results::FaultWindow;
 use crate::sim::rng::SimRng;
@@ -44,6 +45,8 @@ pub struct BuildEnv<'a> {
     pub faults: &'a [Fault],
     /// Each fault's plot window (label and times), in the same order as `faults`.
     pub fault_windows: &'a [FaultWindow],
+    /// Zones and regions, and which node is in which.
+    pub topology: &'a Topology,
 }
 
 type ObserverEntry = (String, Arc<dyn Any + Send + Sync>, Arc<Mutex<dyn Observer>>);
@@ -161,6 +164,11 @@ impl<'a> BuildCtx<'a> {
         let dynamic: Arc<Mutex<dyn Observer>> = typed.clone();
         observers.push((name.to_string(), typed.clone(), dynamic));
         typed
+    }
+
+    /// Zones and regions, and which node is in which.
+    pub fn topology(&self) -> &'a Topology {
+        self.env.topology
     }
 
     /// The run's whole fault schedule (timeline and random draws), and each fault's plot

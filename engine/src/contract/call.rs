@@ -7,6 +7,7 @@
 //! hop so that idempotency and tracing can see it. A request's outcome ([`Cause`] on failure)
 //! is what the run-wide request metrics count.
 
+use crate::sim::rng::mix64;
 use crate::sim::time::SimTime;
 
 /// Correlates a response with the call it answers; chosen by the caller.
@@ -28,7 +29,7 @@ pub enum Op {
 }
 
 /// A call: "please do `op` on `key`".
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Request {
     /// Chosen by the sender, echoed by the response.
     pub call: CallId,
@@ -40,16 +41,93 @@ pub struct Request {
     pub key: u64,
     /// The value to write, for writes.
     pub value: u64,
-    /// Random bits drawn by the client for this request. Servers derive their per-request
-    /// draws (service time) from them, so the same request costs the same work whichever
-    /// replica serves it: variants compare under common random numbers.
+    /// Random bits drawn by the client for this request. Servers derive their draws (service
+    /// time) from them and `attempt`, salted by the pool's name, so the same execution costs
+    /// the same whichever replica serves it: variants compare under common random numbers.
     pub work: u64,
+    /// Which execution of the request this call asks for: 0 for the first; every further copy
+    /// a component sends of one request (a retry, a hedge, a redelivery, a call to a service
+    /// already called) gets its own tag from [`Request::copy`], so it draws a service time of
+    /// its own, as a real re-execution would (a server with `per: Request` ignores it).
+    pub attempt: u32,
     /// When the client issued the request (first attempt).
     pub issued_at: SimTime,
     /// Its class: an index into the scenario's `classes`, 0 the highest priority (0 when the
     /// scenario declares none). Servers with priority queues and rate limiters with per-class
     /// limits read it; it travels unchanged through every hop.
     pub class: u8,
+    /// Bytes the request puts on the wire (0 unless the client gives requests a size).
+    pub size: u32,
+    /// The handshake of the connection this call opened, if it opened one: the callee pays
+    /// its side of it.
+    pub handshake: Handshake,
+}
+
+/// The handshake a call's connection was opened with, as the callee sees it: none (an existing
+/// connection, or no connection model), or a new TCP connection, maybe with TLS (full or
+/// resumed, maybe mutual).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Handshake(u8);
+
+impl Handshake {
+    const NEW: u8 = 1;
+    const TLS: u8 = 2;
+    const RESUMED: u8 = 4;
+    const MUTUAL: u8 = 8;
+
+    /// A call on an existing connection.
+    pub const NONE: Handshake = Handshake(0);
+
+    /// A new connection: plain TCP, or TLS (resumed or full, mutual or not).
+    pub fn opened(tls: bool, resumed: bool, mutual: bool) -> Handshake {
+        let bit = |on: bool, b: u8| if on { b } else { 0 };
+        Handshake(
+            Self::NEW
+                | bit(tls, Self::TLS)
+                | bit(tls && resumed, Self::RESUMED)
+                | bit(tls && mutual, Self::MUTUAL),
+        )
+    }
+
+    /// Whether the call opened a connection.
+    pub fn is_new(self) -> bool {
+        self.0 & Self::NEW != 0
+    }
+
+    /// Whether it opened a TLS session.
+    pub fn tls(self) -> bool {
+        self.0 & Self::TLS != 0
+    }
+
+    /// Whether that session was resumed from a ticket (cheaper than a full handshake).
+    pub fn resumed(self) -> bool {
+        self.0 & Self::RESUMED != 0
+    }
+
+    /// Whether the caller presented a certificate (mutual TLS).
+    pub fn mutual(self) -> bool {
+        self.0 & Self::MUTUAL != 0
+    }
+}
+
+impl Request {
+    /// The attempt tag of copy `n` of this call (0: this call's own tag, so a component that
+    /// sends each request once changes no draw downstream). Tags of different copies differ
+    /// (up to a 2^-32 chance), whoever derives them from whichever tag.
+    #[inline]
+    pub fn copy(&self, n: u64) -> u32 {
+        attempt_tag(self.attempt, n)
+    }
+}
+
+/// The tag of copy `n` of a call whose own tag is `parent` (see [`Request::copy`]).
+#[inline]
+pub fn attempt_tag(parent: u32, n: u64) -> u32 {
+    if n == 0 {
+        return parent;
+    }
+    (mix64((u64::from(parent) << 32 | 0x5eed_0001) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 32)
+        as u32
 }
 
 /// Why a call failed. Every failed request has exactly one cause.
@@ -117,6 +195,8 @@ pub struct Reply {
     pub value: u64,
     /// The version of that value, for stores that keep versions.
     pub version: u64,
+    /// Bytes the reply puts on the wire (0 unless the server gives replies a size).
+    pub size: u32,
 }
 
 /// The answer to a [`Request`].

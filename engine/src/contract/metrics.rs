@@ -5,14 +5,30 @@
 
 use crate::contract::call::Cause;
 use crate::contract::hdr_counts::HdrCounts;
-use crate::results::{EventRecord, LatencySummary, SeriesResult, ServerResult, WindowResult};
+use crate::results::{
+    EventRecord, LatencySummary, SeriesResult, ServerResult, Verdict, WindowResult,
+};
 use crate::sim::time::{SimDuration, SimTime};
 use std::collections::BTreeMap;
 
 /// Largest latency the histograms resolve (one hour); longer ones are recorded as one hour.
 const HIGHEST_NS: u64 = 3_600_000_000_000;
-/// At most this many time windows per run: a longer run gets wider windows.
+/// At most this many time windows per run: a longer run gets wider windows. Series and the
+/// request windows keep no more than this many either, however long the drain after
+/// `duration` lasts: what happens past the last window is counted, not windowed.
 pub const MAX_WINDOWS: u64 = 1_000;
+
+/// The window `t` falls in, or `None` past the last one a run can have ([`MAX_WINDOWS`]).
+#[inline]
+pub fn window_index(t: SimTime, window: SimDuration) -> Option<usize> {
+    let i = t.0 / window.0;
+    (i < MAX_WINDOWS).then_some(i as usize)
+}
+
+/// How many windows a series ending at `end` reports: at most [`MAX_WINDOWS`].
+pub fn windows_until(end: SimTime, window: SimDuration) -> usize {
+    end.0.div_ceil(window.0).min(MAX_WINDOWS) as usize
+}
 
 /// What a component reports about itself at the end of a run. Every part is optional; a
 /// component fills in what it measures and leaves the rest at its default.
@@ -26,6 +42,8 @@ pub struct NodeStats {
     pub series: Vec<SeriesResult>,
     /// Timestamped state changes (a breaker opening, a leader elected), in time order.
     pub events: Vec<EventRecord>,
+    /// A checker's verdicts, each saying what it checked, found violated and left unchecked.
+    pub verdicts: Vec<Verdict>,
 }
 
 impl NodeStats {
@@ -54,7 +72,8 @@ pub enum SeriesKind {
 }
 
 /// A per-window time series a component keeps while it runs. Memory grows with the number of
-/// windows (bounded by [`MAX_WINDOWS`]), never with the number of values recorded.
+/// windows (bounded by [`MAX_WINDOWS`], also in a drain far past `duration`), never with the
+/// number of values recorded.
 #[derive(Clone, Debug)]
 pub struct Series {
     kind: SeriesKind,
@@ -84,17 +103,14 @@ impl Series {
         &mut self.acc[i]
     }
 
-    fn index(&self, t: SimTime) -> usize {
-        (t.0 / self.window.0) as usize
-    }
-
     /// Add `amount` at `now` ([`SeriesKind::Sum`], [`SeriesKind::Rate`]) or record one sample
-    /// ([`SeriesKind::Mean`]).
+    /// ([`SeriesKind::Mean`]); past the last window it is dropped.
     pub fn add(&mut self, now: SimTime, amount: f64) {
-        let i = self.index(now);
-        let slot = self.slot(i);
-        slot.0 += amount;
-        slot.1 += 1.0;
+        if let Some(i) = window_index(now, self.window) {
+            let slot = self.slot(i);
+            slot.0 += amount;
+            slot.1 += 1.0;
+        }
     }
 
     /// The level is `level` from `now` on ([`SeriesKind::Level`]).
@@ -108,11 +124,13 @@ impl Series {
         self.level
     }
 
-    /// Fold the current level into the windows up to `now`.
+    /// Fold the current level into the windows up to `now` (and no further than the last).
     fn advance(&mut self, now: SimTime) {
         let mut t = self.level_since;
         while t < now {
-            let i = self.index(t);
+            let Some(i) = window_index(t, self.window) else {
+                break;
+            };
             let window_end = SimTime((i as u64 + 1).saturating_mul(self.window.0)).min(now);
             let dt = window_end.since(t).0 as f64;
             let level = self.level;
@@ -129,7 +147,7 @@ impl Series {
         if self.kind == SeriesKind::Level {
             self.advance(end);
         }
-        let n = end.0.div_ceil(self.window.0) as usize;
+        let n = windows_until(end, self.window);
         let width_s = self.window.as_secs_f64();
         let values = (0..n)
             .map(|i| {
@@ -290,13 +308,15 @@ impl RequestMetrics {
     fn record(&mut self, issued_at: SimTime, now: SimTime, result: Result<(), Cause>) {
         self.ended += 1;
         let latency_ns = now.since(issued_at).0.clamp(1, HIGHEST_NS);
-        let w = self.window_at(now);
-        match result {
-            Ok(()) => {
-                w.ok += 1;
-                w.latency.record(latency_ns);
+        // Past the last window (a drain far past `duration`) it is counted, not windowed.
+        if let Some(w) = self.window_at(now) {
+            match result {
+                Ok(()) => {
+                    w.ok += 1;
+                    w.latency.record(latency_ns);
+                }
+                Err(_) => w.errors += 1,
             }
-            Err(_) => w.errors += 1,
         }
         if issued_at < self.measure_from {
             return;
@@ -311,16 +331,17 @@ impl RequestMetrics {
         }
     }
 
-    fn window_at(&mut self, now: SimTime) -> &mut Window {
+    fn window_at(&mut self, now: SimTime) -> Option<&mut Window> {
         // Most requests end in the window the previous one ended in: skip the division then.
         let (start, end) = self.last_window_span;
         let i = if start <= now.0 && now.0 < end {
             self.last_window
         } else {
-            let i = now.0 / self.window.0;
-            self.last_window = i as usize;
-            self.last_window_span = (i * self.window.0, (i + 1).saturating_mul(self.window.0));
-            i as usize
+            let i = window_index(now, self.window)?;
+            self.last_window = i;
+            let start = i as u64 * self.window.0;
+            self.last_window_span = (start, start.saturating_add(self.window.0));
+            i
         };
         while self.windows.len() <= i {
             self.windows.push(Window {
@@ -329,7 +350,7 @@ impl RequestMetrics {
                 latency: self.empty_window.empty_like(),
             });
         }
-        &mut self.windows[i]
+        Some(&mut self.windows[i])
     }
 
     /// Requests issued but not yet ended.
@@ -407,7 +428,7 @@ impl RequestMetrics {
 
     /// The time series, one entry per window from time 0 up to `end`.
     pub fn windows(&self, end: SimTime) -> Vec<WindowResult> {
-        let n = end.0.div_ceil(self.window.0) as usize;
+        let n = windows_until(end, self.window);
         let width_s = self.window.as_secs_f64();
         (0..n)
             .map(|i| {

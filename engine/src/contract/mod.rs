@@ -10,5 +10,7 @@ pub mod call;
 pub mod hdr_counts;
 pub mod metrics;
 pub mod settable;
+pub mod size;
 pub mod state_series;
+pub mod topology;
 pub mod validate;

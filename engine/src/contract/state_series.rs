@@ -3,9 +3,10 @@
 //! that lasted longest. The report draws it as a timeline of coloured bands; an average of
 //! state numbers ("1.6 between half-open and open") means nothing.
 //!
-//! Memory grows with the number of windows and at most [`MAX_CHANGES`] changes; changes
+//! Memory grows with the number of windows (at most `MAX_WINDOWS`) and at most [`MAX_CHANGES`] changes; changes
 //! beyond that are counted, and the report says where the timeline stops.
 
+use crate::contract::metrics::{window_index, windows_until};
 use crate::results::{SeriesResult, StateChange, StateTrack};
 use crate::sim::time::{SimDuration, SimTime};
 
@@ -75,7 +76,10 @@ impl StateSeries {
         let n = self.names.len();
         let mut t = self.since;
         while t < now {
-            let i = (t.0 / self.window.0) as usize;
+            // No further than the last window a run can have, however long the drain.
+            let Some(i) = window_index(t, self.window) else {
+                break;
+            };
             let end = SimTime((i as u64 + 1).saturating_mul(self.window.0)).min(now);
             if self.time_in.len() < (i + 1) * n {
                 self.time_in.resize((i + 1) * n, 0);
@@ -90,7 +94,7 @@ impl StateSeries {
     pub fn finish(&mut self, name: &str, title: &str, end: SimTime) -> SeriesResult {
         self.advance(end);
         let n = self.names.len().max(1);
-        let windows = end.0.div_ceil(self.window.0) as usize;
+        let windows = windows_until(end, self.window);
         let values = (0..windows)
             .map(|i| {
                 let row = self.time_in.get(i * n..(i + 1) * n)?;

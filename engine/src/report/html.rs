@@ -75,8 +75,23 @@ pub fn page(
         out.push_str("<h3 id=\"classes\">By request class</h3>\n");
         out.push_str(&wide(&classes));
     }
+    let clients = table::clients(results);
+    if !clients.rows.is_empty() {
+        out.push_str("<h3>By client</h3>\n");
+        out.push_str(&wide(&clients));
+    }
     if let Some(figure) = figures.get(headline) {
         out.push_str(&inline_figure(figure));
+    }
+    out.push_str(&super::blocks::html(&super::theory::blocks(results)));
+    let verdicts = table::verdicts(results);
+    if !verdicts.rows.is_empty() {
+        out.push_str("<h2 id=\"checks\">Checks</h2>\n");
+        out.push_str(&wide(&verdicts));
+        out.push_str(&format!(
+            "<p class=\"note\">{}</p>\n",
+            html_escape(table::VERDICTS_NOTE.trim())
+        ));
     }
     if let Some(svg) = topology {
         out.push_str("<h2 id=\"topology\">Topology</h2>\n");
@@ -101,6 +116,12 @@ fn contents(results: &Results, figures: &[Figure<'_>], headline: usize, topology
     let mut items = vec![("results".to_string(), "Results".to_string())];
     if let Some(f) = figures.get(headline) {
         items.push((f.id.to_string(), format!("Results: {}", f.title)));
+    }
+    if let Some(heading) = super::theory::heading(results) {
+        items.push((super::blocks::anchor(heading), heading.to_string()));
+    }
+    if !table::verdicts(results).rows.is_empty() {
+        items.push(("checks".to_string(), "Checks".to_string()));
     }
     if topology {
         items.push(("topology".to_string(), "Topology".to_string()));

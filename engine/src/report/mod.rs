@@ -11,6 +11,7 @@
 //! ```
 
 mod axis;
+mod blocks;
 mod cap;
 mod charts;
 #[cfg(test)]
@@ -26,6 +27,7 @@ mod summary;
 pub mod sweep;
 mod table;
 mod text;
+mod theory;
 mod topology;
 
 use crate::results::Results;
@@ -261,6 +263,16 @@ pub fn render(results: &Results) -> Result<Vec<ReportFile>, ReportError> {
 /// The table printed on the terminal after a run: one aligned row per variant.
 pub fn terminal_table(results: &Results) -> String {
     table::variants(results, table::VARIANT_HEADINGS_SHORT).to_text()
+}
+
+/// The theory-beside-simulation table printed after the run's table (empty without theory).
+pub fn theory_table(results: &Results) -> String {
+    theory::terminal(results)
+}
+
+/// What `archsim analyze` prints: each variant's analytic model.
+pub fn analysis_text(scenario: &str, variants: &[(String, crate::results::Theory)]) -> String {
+    theory::analysis_text(scenario, variants)
 }
 
 #[cfg(test)]

@@ -23,6 +23,11 @@ pub fn markdown(results: &Results) -> String {
         out.push_str("\n### By request class\n\n");
         out.push_str(&classes.to_markdown());
     }
+    let clients = table::clients(results);
+    if !clients.rows.is_empty() {
+        out.push_str("\n### By client\n\n");
+        out.push_str(&clients.to_markdown());
+    }
     if !results.warnings.is_empty() {
         out.push_str("\n## Warnings\n\n");
         for w in &results.warnings {
@@ -34,7 +39,22 @@ pub fn markdown(results: &Results) -> String {
         out.push_str("\n### Variants\n\n");
         out.push_str(&overrides.to_markdown());
     }
-    out.push_str("\n## Plots\n\n");
+    out.push('\n');
+    out.push_str(&super::blocks::markdown(&super::theory::blocks(results)));
+    if !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+    let verdicts = table::verdicts(results);
+    if !verdicts.rows.is_empty() {
+        out.push_str("## Checks\n\n");
+        out.push_str(&verdicts.to_markdown());
+        out.push('\n');
+        out.push_str(table::VERDICTS_NOTE);
+    }
+    while !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+    out.push_str("## Plots\n\n");
     for (stem, caption) in plot_captions(results) {
         out.push_str(&format!("![{}]({stem}.svg)\n\n", markdown_cell(&caption)));
     }
@@ -63,7 +83,8 @@ pub fn markdown(results: &Results) -> String {
 /// How time to recover is measured; shared with `index.html`.
 pub const RECOVERY_NOTE: &str = "Time from a fault's end to the start of the first time window \
 that, together with the next one, has availability at least 90% and p99 at most 110% of the \
-baseline: the windows after the warm-up and before the fault that overlap no fault.\n";
+baseline: the windows after the warm-up and before the fault that overlap no fault and are not \
+still recovering from an earlier one.\n";
 
 /// What the `*` after an availability means.
 pub const CLIENTS_DOWN_NOTE: &str = "\\* Clients were down for part of the measured time: \

@@ -4,7 +4,9 @@
 //! show the same numbers with the same formatting: they cannot drift apart.
 
 use super::format::{self, html_escape, markdown_cell};
-use crate::results::{FaultWindow, Results, ServerResult, VariantResult};
+use crate::results::{
+    FaultWindow, Results, ServerResult, VariantResult, fault_groups, recovery_groups,
+};
 use std::collections::BTreeSet;
 
 /// How a column's cells line up: names left, numbers right (so digits align).
@@ -266,20 +268,30 @@ pub fn servers(servers: &[ServerResult]) -> Table {
     table
 }
 
-/// One row per fault window, in schedule order.
+/// One row per fault window, in schedule order; random faults one row per kind and node,
+/// with their count, the first start and the last end.
 pub fn faults(faults: &[FaultWindow]) -> Table {
     let mut table = Table::new(&[
         ("fault", Align::Left),
         ("start (s)", Align::Right),
         ("end (s)", Align::Right),
     ]);
-    table.rows = faults
-        .iter()
-        .map(|f| {
+    table.rows = fault_groups(faults)
+        .into_iter()
+        .map(|g| {
+            let label = match g.count {
+                1 => g.label,
+                n => format!(
+                    "{} ×{}, {} s in all",
+                    g.label,
+                    format::count(n),
+                    format::grouped(g.total_s, 3)
+                ),
+            };
             vec![
-                f.label.clone(),
-                format::grouped(f.start_s, 3),
-                format::grouped(f.end_s, 3),
+                label,
+                format::grouped(g.first_start_s, 3),
+                format::grouped(g.last_end_s, 3),
             ]
         })
         .collect();
@@ -408,6 +420,45 @@ fn counter_value(value: f64) -> String {
     }
 }
 
+/// With several clients (two paths of one service, two tenants), one row per variant and
+/// client: its own requests after the warm-up and their availability, which the run-wide
+/// numbers mix. Empty when the run has one client (clients report their own numbers only then).
+pub fn clients(results: &Results) -> Table {
+    let mut table = Table::new(&[
+        ("variant", Align::Left),
+        ("client", Align::Left),
+        ("requests", Align::Right),
+        ("failed", Align::Right),
+        ("availability", Align::Right),
+    ]);
+    let nodes = results.scenario.resolved.get("nodes");
+    let is_client = |name: &str| {
+        nodes
+            .and_then(|n| n.get(name))
+            .and_then(|c| c.get("Client"))
+            .is_some()
+    };
+    for v in &results.variants {
+        for (node, counters) in &v.components {
+            let (Some(ok), Some(failed)) = (counters.get("ok"), counters.get("failed")) else {
+                continue;
+            };
+            if !is_client(node) || !counters.contains_key("availability") {
+                continue;
+            }
+            let total = ok + failed;
+            table.rows.push(vec![
+                v.name.clone(),
+                node.clone(),
+                format::count(total as u64),
+                format::count(*failed as u64),
+                format::percent(if total > 0.0 { ok / total } else { 1.0 }, 3),
+            ]);
+        }
+    }
+    table
+}
+
 /// One row per variant that overrides anything: the override paths and values.
 pub fn overrides(results: &Results) -> Table {
     let mut table = Table::new(&[
@@ -425,6 +476,39 @@ pub fn overrides(results: &Results) -> Table {
     table
 }
 
+/// One row per checker verdict of each variant: what was checked, violated and left
+/// unchecked, and the outcome (a property holds only when nothing was left unchecked).
+pub fn verdicts(results: &Results) -> Table {
+    let mut table = Table::new(&[
+        ("variant", Align::Left),
+        ("checker", Align::Left),
+        ("property", Align::Left),
+        ("checked", Align::Right),
+        ("violated", Align::Right),
+        ("unchecked", Align::Right),
+        ("verdict", Align::Left),
+    ]);
+    for v in &results.variants {
+        for (node, verdicts) in &v.verdicts {
+            for verdict in verdicts {
+                table.rows.push(vec![
+                    v.name.clone(),
+                    node.clone(),
+                    verdict.property.clone(),
+                    format!("{} {}", format::count(verdict.checked), verdict.unit),
+                    format::count(verdict.violated),
+                    format::count(verdict.unchecked),
+                    verdict.outcome().to_string(),
+                ]);
+            }
+        }
+    }
+    table
+}
+
+/// What the verdict table's outcomes mean; shared by `summary.md` and `index.html`.
+pub const VERDICTS_NOTE: &str = "A property holds only when every unit was checked and none violates it; it is undecided when some were left unchecked (over the checker's search bound or the history's size bound) and none of those checked violates it.\n";
+
 /// Time to recover, one row per variant and fault (see `crate::recovery`).
 pub fn recovery(results: &Results) -> Table {
     let mut table = Table::new(&[
@@ -436,19 +520,48 @@ pub fn recovery(results: &Results) -> Table {
         ("time to recover (s)", Align::Right),
     ]);
     for v in &results.variants {
-        for r in &v.recovery {
-            let recovered = match (r.baseline_availability, r.recovered_after_s) {
-                (None, _) => "no baseline".to_string(),
-                (Some(_), None) => "not recovered".to_string(),
-                (Some(_), Some(s)) => format::fixed(s, 3),
+        // Random faults one row per kind and node: their count, means and the worst case.
+        for g in recovery_groups(&v.recovery) {
+            let recovered = match (g.with_baseline, g.recovered_after_s) {
+                (0, _) => "no baseline".to_string(),
+                (_, None) => "not recovered".to_string(),
+                (_, Some((s, _))) if g.count == 1 => format::fixed(s, 3),
+                (_, Some((mean, max))) => {
+                    format!(
+                        "mean {}, max {}",
+                        format::fixed(mean, 3),
+                        format::fixed(max, 3)
+                    )
+                }
             };
+            let (fault, recovered) = match g.count {
+                1 => (g.label, recovered),
+                n => {
+                    let missing = n - g.with_baseline;
+                    let mut notes = Vec::new();
+                    if g.not_recovered > 0 && g.not_recovered < g.with_baseline {
+                        notes.push(format!("{} not recovered", g.not_recovered));
+                    }
+                    if missing > 0 && missing < n {
+                        notes.push(format!("{missing} without baseline"));
+                    }
+                    let recovered = match notes.is_empty() {
+                        true => recovered,
+                        false => format!("{recovered} ({})", notes.join(", ")),
+                    };
+                    (format!("{} ×{n}", g.label), recovered)
+                }
+            };
+            let mean = if g.count == 1 { "" } else { "mean " };
             table.rows.push(vec![
                 v.name.clone(),
-                r.fault.clone(),
-                format::fixed(r.end_s, 3),
-                r.baseline_availability
-                    .map_or("-".to_string(), |a| format::percent(a, 2)),
-                r.baseline_p99_ms.map_or("-".to_string(), format::ms),
+                fault,
+                format::fixed(g.last_end_s, 3),
+                g.baseline_availability.map_or("-".to_string(), |a| {
+                    format!("{mean}{}", format::percent(a, 2))
+                }),
+                g.baseline_p99_ms
+                    .map_or("-".to_string(), |p| format!("{mean}{}", format::ms(p))),
                 recovered,
             ]);
         }

@@ -58,6 +58,7 @@ fn fault(label: &str, start_s: f64, end_s: f64) -> FaultWindow {
         label: label.to_string(),
         start_s,
         end_s,
+        random: false,
     }
 }
 
@@ -100,10 +101,13 @@ fn variant(name: &str, index: u64, sensitivity: f64) -> VariantResult {
         servers: (0..4).map(|r| server(r, index)).collect(),
         clients_down_s: 0.0,
         classes: Vec::new(),
+        unfinished: 0,
         components,
         series: BTreeMap::new(),
         state_changes: BTreeMap::new(),
         recovery: Vec::new(),
+        verdicts: BTreeMap::new(),
+        theory: None,
     }
 }
 
@@ -306,6 +310,44 @@ fn summary_has_the_tables_and_links() {
     assert!(md.contains("| app-3 | 72.00% | 0.75 | 109,970 | 3 |"));
     assert!(md.contains("| crash app-3 | 40.000 | 45.000 |"));
     assert!(md.contains("Seed: 7"));
+}
+
+#[test]
+fn verdicts_show_what_was_checked_violated_and_left_unchecked() {
+    let mut r = fixture();
+    assert!(!text(&render(&r).expect("renders"), "summary.md").contains("## Checks"));
+    r.variants[0].verdicts.insert(
+        "history".to_string(),
+        vec![
+            crate::results::Verdict::new("linearizable", "keys", 48, 0, 2),
+            crate::results::Verdict::new("no stale reads", "reads", 2585, 0, 0),
+        ],
+    );
+    r.variants[1].verdicts.insert(
+        "history".to_string(),
+        vec![crate::results::Verdict::new(
+            "linearizable",
+            "keys",
+            20,
+            3,
+            0,
+        )],
+    );
+    let files = render(&r).expect("renders");
+    let md = text(&files, "summary.md");
+    assert!(md.contains("## Checks"));
+    assert!(md.contains("| round-robin | history | linearizable | 48 keys | 0 | 2 | undecided |"));
+    assert!(
+        md.contains("| round-robin | history | no stale reads | 2,585 reads | 0 | 0 | holds |")
+    );
+    assert!(
+        md.contains("| least-connections | history | linearizable | 20 keys | 3 | 0 | violated |")
+    );
+    let html = text(&files, "index.html");
+    assert!(
+        html.contains("<h2 id=\"checks\">Checks</h2>") && html.contains("<a href=\"#checks\">")
+    );
+    assert!(html.contains("<td>undecided</td>"));
 }
 
 #[test]
@@ -585,4 +627,32 @@ fn the_collision_check_sees_overlapping_text_and_text_over_data() {
         <text x="10" y="20" font-family="sans-serif" font-size="16">a</text>
         <text x="10" y="60" font-family="sans-serif" font-size="16">b</text></svg>"##;
     assert!(super::collisions::problems(clean, &[]).is_empty());
+}
+
+#[test]
+fn several_clients_get_a_row_each_in_the_summary() {
+    let mut r = fixture();
+    r.scenario.resolved = serde_json::json!({"nodes": {
+        "browse": {"Client": {"target": "api"}},
+        "checkout": {"Client": {"target": "api"}},
+        "api": {"Server": {}},
+    }});
+    let own = |ok: f64, failed: f64| {
+        BTreeMap::from([
+            ("ok".to_string(), ok),
+            ("failed".to_string(), failed),
+            ("availability".to_string(), ok / (ok + failed)),
+        ])
+    };
+    let v = &mut r.variants[0];
+    v.components.insert("browse".into(), own(7_890.0, 2_110.0));
+    v.components.insert("checkout".into(), own(1_000.0, 0.0));
+    // A server's counters of the same names are not a client's.
+    v.components.insert("api".into(), own(5.0, 5.0));
+    let md = summary::markdown(&r);
+    assert!(md.contains("### By client\n"));
+    assert!(md.contains("| round-robin | browse | 10,000 | 2,110 | 78.900% |"));
+    assert!(md.contains("| round-robin | checkout | 1,000 | 0 | 100.000% |"));
+    assert!(!md.contains("| round-robin | api |"));
+    assert!(!summary::markdown(&fixture()).contains("By client"));
 }

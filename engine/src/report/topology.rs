@@ -443,6 +443,7 @@ mod tests {
             label: "crash app-3".into(),
             start_s: 1.0,
             end_s: 2.0,
+            random: false,
         };
         let mut r = results(nodes, vec![crash.clone(), crash]);
         r.variants[1]

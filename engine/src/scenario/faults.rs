@@ -20,8 +20,9 @@ use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Fault, FaultAction, NodeId};
 
 /// Most faults one `Random` entry may draw (expected count); more is almost surely a typo in
-/// `mean_interval`, and every fault is an event and a shaded window.
-pub const MAX_RANDOM_FAULTS: f64 = 10_000.0;
+/// `mean_interval`. Each fault costs two events and a few hundred bytes of results; time to
+/// recover, shading and tables cost O(F log F), so this many stay cheap.
+pub const MAX_RANDOM_FAULTS: f64 = 100_000.0;
 
 /// A `Random` fault entry, validated, waiting for the seed.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,6 +72,7 @@ impl RandomPlan {
                 label: format!("random {} {name}", kind_label(&self.kind)),
                 start_s: t.as_secs_f64(),
                 end_s: until.as_secs_f64().min(run_end_s),
+                random: true,
             });
         }
         (faults, windows)
@@ -155,6 +157,13 @@ pub fn lower(
         | FaultConfig::Slowdown { .. }
         | FaultConfig::Partition { .. }
         | FaultConfig::LinkChange { .. } => return None,
+        // Zones and message faults: see `scenario::network_faults`.
+        FaultConfig::ZoneOutage { .. }
+        | FaultConfig::RegionOutage { .. }
+        | FaultConfig::RegionPartition { .. }
+        | FaultConfig::DegradedLink { .. }
+        | FaultConfig::Duplicate { .. }
+        | FaultConfig::Reorder { .. } => return None,
         FaultConfig::Restart {
             node, keep_state, ..
         } => {

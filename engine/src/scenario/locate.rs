@@ -93,6 +93,57 @@ pub fn locate(src: &str, path: &[PathSeg]) -> Span {
     value.span
 }
 
+/// A field taken out of a struct's text by [`take_field`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TakenField {
+    /// Which of the names asked for it was written as.
+    pub name: String,
+    /// Where its value is in the text.
+    pub value: Span,
+    /// The text with the field (name, colon, value and a comma after it) blanked out with
+    /// spaces, so everything else keeps its offset.
+    pub rest: String,
+}
+
+/// Takes the first field called one of `names` out of the struct `Kind(..)` that `src` holds
+/// (a field every node may have, such as `zone`, before the node's own type reads the rest).
+/// `None` if `src` is not such a struct or has no such field.
+#[must_use]
+pub fn take_field(src: &str, names: &[&str]) -> Option<TakenField> {
+    let root = Parser::new(src).document()?;
+    if root.kind != Kind::Parens {
+        return None;
+    }
+    let entry = root
+        .entries
+        .iter()
+        .find(|e| matches!(&e.key, Key::Field(f) if names.contains(&f.as_str())))?;
+    let Key::Field(name) = &entry.key else {
+        return None;
+    };
+    let start = entry.key_span.start;
+    let mut end = entry.value.span.end;
+    let after = &src[end..];
+    let gap = after.len() - after.trim_start().len();
+    if after[gap..].starts_with(',') {
+        end += gap + 1;
+    }
+    let mut rest = String::with_capacity(src.len());
+    for (i, c) in src.char_indices() {
+        if (start..end).contains(&i) && c != '\n' {
+            // As many spaces as the char has bytes: the offsets of what follows stay.
+            rest.extend(std::iter::repeat_n(' ', c.len_utf8()));
+        } else {
+            rest.push(c);
+        }
+    }
+    Some(TakenField {
+        name: name.clone(),
+        value: entry.value.span,
+        rest,
+    })
+}
+
 /// Returns the 1-based line and column of byte `offset` in `src`, the column counted in chars.
 ///
 /// An offset past the end or inside a multi-byte char is moved back to the nearest char start.

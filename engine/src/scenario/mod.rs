@@ -11,13 +11,16 @@
 pub mod diag;
 pub mod faults;
 pub mod locate;
+pub mod network_faults;
 pub mod sweep;
+pub mod topology;
 pub mod traces;
 pub mod validate;
 pub mod wiring;
 
 use crate::components::{NodeConfig, PluginConfig};
 use crate::contract::settable::{SetError, parse_value, ron_options};
+use crate::contract::size::Bandwidth;
 use crate::contract::validate::{Path, PathSeg, Problem};
 use crate::registry::Registry;
 use crate::sim::dist::Dist;
@@ -60,6 +63,20 @@ pub struct Spec {
     /// The folder of the scenario file: trace files are found relative to it.
     #[serde(skip)]
     pub base_dir: std::path::PathBuf,
+    /// The zones nodes declare with `zone:` (a pool's replicas spread over `zones:` in turn),
+    /// by node name, in file order.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub placement: IndexMap<String, Placement>,
+}
+
+/// Where a node or pool runs, written in its declaration: `zone: "use-1a"`, or a pool's
+/// replicas spread over several zones in turn, `zones: ["use-1a", "use-1b"]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Placement {
+    /// Every replica in this zone.
+    Zone(String),
+    /// Replica i in zone i mod the number of zones.
+    Zones(Vec<String>),
 }
 
 /// The network model: default latency and loss, with per-link overrides.
@@ -75,6 +92,30 @@ pub struct NetworkConfig {
     /// Per-link overrides, e.g. `[(from: "lb", to: "app", latency: Constant("2ms"))]`.
     #[serde(default)]
     pub links: Vec<LinkConfig>,
+    /// Regions and their zones: `{"us-east": ["use-1a", "use-1b"], "eu-west": ["euw-1a"]}`.
+    /// A node is placed in a zone with `zone: "use-1a"` (a pool: `zones: [...]`). Between two
+    /// nodes of one zone, and for nodes in no zone, `latency` applies. Default `{}`: no zones.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(with = "std::collections::BTreeMap<String, Vec<String>>")]
+    pub regions: IndexMap<String, Vec<String>>,
+    /// One-way latency between nodes in different zones of one region (distribution of
+    /// durations). Default: `latency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_zone: Option<Dist>,
+    /// One-way latency between nodes in different regions (distribution of durations).
+    /// Default: `cross_zone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_region: Option<Dist>,
+    /// Overrides for the links between two zones or regions, both ways unless `one_way`:
+    /// `[(from: "us-east", to: "eu-west", latency: Constant("40ms"), bandwidth: Some("1Gbps"))]`.
+    /// Default `[]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zone_links: Vec<ZoneLinkConfig>,
+    /// Capacity of every link, each direction on its own (`"10Gbps"`, `"125MB/s"`): a message
+    /// of S bytes takes S / capacity on the wire, and messages on the link arrive in the order
+    /// they were sent. Default `None`: unlimited, and messages may overtake each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<Bandwidth>,
 }
 
 impl Default for NetworkConfig {
@@ -83,8 +124,36 @@ impl Default for NetworkConfig {
             latency: zero_latency(),
             loss: 0.0,
             links: Vec::new(),
+            regions: IndexMap::new(),
+            cross_zone: None,
+            cross_region: None,
+            zone_links: Vec::new(),
+            bandwidth: None,
         }
     }
+}
+
+/// Latency, loss and capacity of the links between two zones or regions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneLinkConfig {
+    /// Zone or region on one end.
+    pub from: String,
+    /// Zone or region on the other end.
+    pub to: String,
+    /// One-way latency on these links (distribution of durations). Default: as without this
+    /// entry.
+    #[serde(default)]
+    pub latency: Option<Dist>,
+    /// Loss probability on these links (0..1). Default: the network's.
+    #[serde(default)]
+    pub loss: Option<f64>,
+    /// Capacity of each of these links (`"1Gbps"`). Default: the network's `bandwidth`.
+    #[serde(default)]
+    pub bandwidth: Option<Bandwidth>,
+    /// Apply only from `from` to `to`. Default false: both ways.
+    #[serde(default)]
+    pub one_way: bool,
 }
 
 fn zero_latency() -> Dist {
@@ -108,6 +177,9 @@ pub struct LinkConfig {
     /// Apply to the reverse direction too. Default false.
     #[serde(default)]
     pub both_ways: bool,
+    /// Capacity of these links (`"1Gbps"`). Default: the network's `bandwidth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<Bandwidth>,
 }
 
 /// Something that goes wrong on a timeline. `at` and `until` are times since the start.
@@ -287,6 +359,99 @@ pub enum FaultConfig {
         #[serde(default)]
         stop: Option<SimDuration>,
     },
+    /// Every node in a zone crashes, losing its volatile state, and restarts at `until`:
+    /// `ZoneOutage(zone: "use-1a", at: "30s", until: "60s")`.
+    ZoneOutage {
+        /// A zone declared under `network.regions`.
+        zone: String,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// Restart (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
+    /// Every node in every zone of a region crashes, losing its volatile state, and restarts
+    /// at `until`: `RegionOutage(region: "us-east", at: "30s", until: "90s")`.
+    RegionOutage {
+        /// A region declared under `network.regions`.
+        region: String,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// Restart (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
+    /// Nodes in zones or regions of different groups cannot reach each other; a single group
+    /// is cut off from every other node:
+    /// `RegionPartition(groups: [["us-east"], ["eu-west"]], at: "30s", until: "60s")`.
+    /// With `one_way: true` only messages from the first group to the others are lost.
+    RegionPartition {
+        /// Lists of zone or region names.
+        groups: Vec<Vec<String>>,
+        /// Cut only the direction from the first group to the others. Default false.
+        #[serde(default)]
+        one_way: bool,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// Heal (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
+    /// The links between two zones or regions take this latency and/or loss instead of their
+    /// own, both ways unless `one_way`: a degraded inter-region link.
+    /// `DegradedLink(from: "us-east", to: "eu-west", latency: Some(Constant("150ms")), loss: Some(0.02), at: "30s", until: "60s")`.
+    DegradedLink {
+        /// Zone or region on one end.
+        from: String,
+        /// Zone or region on the other end.
+        to: String,
+        /// One-way latency while the fault lasts (distribution of durations). Default: unchanged.
+        #[serde(default)]
+        latency: Option<Dist>,
+        /// Loss probability while the fault lasts (0..1). Default: unchanged.
+        #[serde(default)]
+        loss: Option<f64>,
+        /// Degrade only the direction from `from` to `to`. Default false.
+        #[serde(default)]
+        one_way: bool,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// End (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
+    /// A fraction of the messages on every link to or from `node` (every link if left out) is
+    /// delivered twice, the copy with its own transit time:
+    /// `Duplicate(node: "app", probability: 0.01, at: "10s", until: "20s")`.
+    Duplicate {
+        /// Node or group whose links are affected. Default: every link.
+        #[serde(default)]
+        node: Option<String>,
+        /// Probability that a message is delivered twice (0..1).
+        probability: f64,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// End (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
+    /// A fraction of the messages on every link to or from `node` (every link if left out) is
+    /// held back by a time uniform in (0, `window`], so messages sent after it may overtake it:
+    /// `Reorder(probability: 0.1, window: "5ms", at: "10s", until: "20s")`.
+    Reorder {
+        /// Node or group whose links are affected. Default: every link.
+        #[serde(default)]
+        node: Option<String>,
+        /// Probability that a message is held back (0..1).
+        probability: f64,
+        /// The longest a message is held back (duration).
+        window: SimDuration,
+        /// Start (time since the run began).
+        at: SimDuration,
+        /// End (time since the run began). Default: never.
+        #[serde(default)]
+        until: Option<SimDuration>,
+    },
 }
 
 /// What each fault of a `Random` entry does to the node it hits.
@@ -334,7 +499,13 @@ impl FaultConfig {
             | FaultConfig::LatencySpike { at, until, .. }
             | FaultConfig::PacketLoss { at, until, .. }
             | FaultConfig::Isolate { at, until, .. }
-            | FaultConfig::Split { at, until, .. } => (*at, *until),
+            | FaultConfig::Split { at, until, .. }
+            | FaultConfig::ZoneOutage { at, until, .. }
+            | FaultConfig::RegionOutage { at, until, .. }
+            | FaultConfig::RegionPartition { at, until, .. }
+            | FaultConfig::DegradedLink { at, until, .. }
+            | FaultConfig::Duplicate { at, until, .. }
+            | FaultConfig::Reorder { at, until, .. } => (*at, *until),
             // A restart's downtime may be zero; it has no `until` to check.
             FaultConfig::Restart { at, .. } => (*at, None),
             FaultConfig::Random { start, stop, .. } => (*start, *stop),
@@ -358,6 +529,14 @@ pub struct LimitsConfig {
     /// loop. Default 10000000.
     #[serde(default = "default_max_per_instant")]
     pub max_events_per_instant: u64,
+    /// Most memory the structures that grow with load may hold: the event queue, calls in
+    /// flight at clients, balancers and proxies, server queues (a size: "512MiB", "4GiB").
+    /// Past it the run stops naming the structure and the node. Default "1GiB".
+    #[serde(
+        default = "default_max_memory",
+        skip_serializing_if = "is_default_max_memory"
+    )]
+    pub max_memory: crate::sim::budget::ByteSize,
 }
 
 impl Default for LimitsConfig {
@@ -366,6 +545,7 @@ impl Default for LimitsConfig {
             max_events: default_max_events(),
             max_pending_events: default_max_pending(),
             max_events_per_instant: default_max_per_instant(),
+            max_memory: default_max_memory(),
         }
     }
 }
@@ -377,8 +557,19 @@ impl LimitsConfig {
             max_events: self.max_events,
             max_pending_events: self.max_pending_events,
             max_events_per_instant: self.max_events_per_instant,
+            max_memory: self.max_memory.0,
         }
     }
+}
+
+/// Left out of `results.json` when it is the default, so results of runs that do not set it
+/// keep their bytes.
+fn is_default_max_memory(size: &crate::sim::budget::ByteSize) -> bool {
+    *size == default_max_memory()
+}
+
+fn default_max_memory() -> crate::sim::budget::ByteSize {
+    crate::sim::budget::ByteSize(crate::sim::Limits::default().max_memory)
 }
 
 fn default_max_per_instant() -> u64 {
@@ -488,6 +679,7 @@ pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, Sce
         src,
         diags: Vec::new(),
         variant_count: 0,
+        placement: IndexMap::new(),
     };
     if src.starts_with('\u{feff}') {
         errs.diags.push(Diagnostic {
@@ -530,6 +722,7 @@ pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, Sce
             .parent()
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default(),
+        placement: std::mem::take(&mut errs.placement),
     };
     if !errs.diags.is_empty() {
         return Err(errs.finish(file));
@@ -573,6 +766,8 @@ struct Errors<'s> {
     src: &'s str,
     diags: Vec<Diagnostic>,
     variant_count: usize,
+    /// The nodes' `zone:` fields, as [`Errors::node`] takes them out.
+    placement: IndexMap<String, Placement>,
 }
 
 impl<'s> Errors<'s> {
@@ -689,9 +884,34 @@ impl<'s> Errors<'s> {
         });
     }
 
+    /// A node's `zone:` or `zones:` (any node may have one), taken out of its text before its
+    /// own type reads the rest; returns that rest if there was one.
+    fn take_placement(&mut self, name: &str, text: &str, base: usize) -> Option<String> {
+        let taken = locate::take_field(text, &["zone", "zones"])?;
+        let value = &text[taken.value.start..taken.value.end];
+        let parsed = if taken.name == "zone" {
+            parse_value::<String>(value).map(Placement::Zone)
+        } else {
+            parse_value::<Vec<String>>(value).map(Placement::Zones)
+        };
+        match parsed {
+            Ok(p) => {
+                self.placement.insert(name.to_string(), p);
+            }
+            Err(e) => {
+                let note = format!(
+                    "in node \"{name}\": `zone` is a zone name, `zones` a list of them (declared under `network.regions`)"
+                );
+                self.ron(base + taken.value.start, &e, &note);
+            }
+        }
+        Some(taken.rest)
+    }
+
     fn node(&mut self, name: &str, raw: &RawValue, registry: &Registry) -> Option<NodeConfig> {
-        let text = raw.get_ron();
         let base = self.offset_of(raw);
+        let rest = self.take_placement(name, raw.get_ron(), base);
+        let text = rest.as_deref().unwrap_or(raw.get_ron());
         let kind = leading_ident(text);
         let parsed = match kind {
             "Client" => parse_value(text).map(NodeConfig::Client),
@@ -706,8 +926,11 @@ impl<'s> Errors<'s> {
             "Cache" => parse_value(text).map(NodeConfig::Cache),
             "KvClient" => parse_value(text).map(NodeConfig::KvClient),
             "ReplicatedStore" => parse_value(text).map(NodeConfig::ReplicatedStore),
+            "ReadReplicas" => parse_value(text).map(NodeConfig::ReadReplicas),
             "Queue" => parse_value(text).map(NodeConfig::Queue),
             "ShardRouter" => parse_value(text).map(NodeConfig::ShardRouter),
+            "Topic" => parse_value(text).map(NodeConfig::Topic),
+            "LogConsumer" => parse_value(text).map(NodeConfig::LogConsumer),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),
@@ -891,12 +1114,28 @@ fn apply_override(spec: &mut Spec, path: &str, text: &str) -> Result<(), Overrid
             "latency" => spec.network.latency = value(text)?,
             "loss" => spec.network.loss = value(text)?,
             "links" => spec.network.links = value(text)?,
+            "regions" => spec.network.regions = value(text)?,
+            "cross_zone" => spec.network.cross_zone = value(text)?,
+            "cross_region" => spec.network.cross_region = value(text)?,
+            "zone_links" => spec.network.zone_links = value(text)?,
+            "bandwidth" => spec.network.bandwidth = value(text)?,
             _ => {
                 return Err(OverrideError::Path(
-                    "expected `network.latency`, `network.loss` or `network.links`".into(),
+                    "expected `network.latency`, `network.loss`, `network.links`, \
+                     `network.regions`, `network.cross_zone`, `network.cross_region`, \
+                     `network.zone_links` or `network.bandwidth`"
+                        .into(),
                 ));
             }
         },
+        Some((node, "zone")) if spec.nodes.contains_key(node) => {
+            spec.placement
+                .insert(node.to_string(), Placement::Zone(value(text)?));
+        }
+        Some((node, "zones")) if spec.nodes.contains_key(node) => {
+            spec.placement
+                .insert(node.to_string(), Placement::Zones(value(text)?));
+        }
         Some((node, field)) => {
             let Some(cfg) = spec.nodes.get_mut(node) else {
                 let names: Vec<&str> = spec.nodes.keys().map(String::as_str).collect();

@@ -5,6 +5,7 @@
 
 use super::{FaultConfig, NetworkConfig, Spec};
 use crate::components::NodeConfig;
+use crate::components::data::log_consumer::LogConsumerConfig;
 use crate::contract::validate::{NameTable, Path, Problem, Validator};
 use crate::registry::Registry;
 use crate::results::FaultWindow;
@@ -27,6 +28,8 @@ pub struct Model {
     pub default_link: LinkModel,
     /// Per-link overrides.
     pub links: BTreeMap<(NodeId, NodeId), LinkModel>,
+    /// Zones and regions, which node is in which, zone pairs' links and link capacities.
+    pub zones: super::topology::Resolved,
     /// The fault schedule.
     pub faults: Vec<Fault>,
     /// The fault windows, for plot shading.
@@ -41,9 +44,39 @@ pub struct Model {
     pub measure_from: SimTime,
     /// Time-series window width.
     pub window: SimDuration,
-    /// The run stops here: `duration` plus the longest client timeout, so every request ends.
+    /// The run stops here: `duration` plus the longest client timeout, so every request ends,
+    /// but at most [`MAX_DRAIN`] after `duration`.
     pub end: SimTime,
+    /// The longest client timeout, which the drain after `duration` would last uncapped.
+    pub longest_timeout: SimDuration,
 }
+
+/// A consumer's `topic` must name a `Topic` (it speaks the log's protocol), and agree with it
+/// on the checker.
+fn check_consumer_topic(spec: &Spec, c: &LogConsumerConfig, v: &mut Validator, at: &Path) {
+    match spec.nodes.get(&c.topic) {
+        Some(NodeConfig::Topic(t)) if t.checker != c.checker => v.error(
+            &at.field("checker"),
+            format!(
+                "checker \"{}\" differs from its topic's \"{}\"",
+                c.checker, t.checker
+            ),
+            "expected the same `checker` name as the topic",
+        ),
+        Some(NodeConfig::Topic(_)) | None => {}
+        Some(_) => v.error(
+            &at.field("topic"),
+            format!("\"{}\" is not a Topic", c.topic),
+            "expected the name of a `Topic` node",
+        ),
+    }
+}
+
+/// The drain after `duration` lasts at most this long: a timeout of a million hours stands
+/// for "wait forever", and periodic timers would tick through all of it. Requests still in
+/// flight then are reported as unfinished.
+/// (The warning about them says "an hour".)
+pub const MAX_DRAIN: SimDuration = SimDuration::from_secs(3600);
 
 /// Check `spec` and resolve it into a [`Model`], or return every problem found.
 pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>> {
@@ -70,6 +103,7 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             NodeConfig::Bulkhead(c) => c.validate(&mut v, &at),
             NodeConfig::KvClient(c) => c.validate(&mut v, &at),
             NodeConfig::ReplicatedStore(c) => c.validate(&mut v, &at),
+            NodeConfig::ReadReplicas(c) => c.validate(&mut v, &at),
             NodeConfig::Plugin(p) => registry.validate_plugin(p, &mut v, &at),
             NodeConfig::TxnClient(c) => c.validate(&mut v, &at),
             NodeConfig::TxnCoordinator(c) => c.validate(&mut v, &at),
@@ -77,11 +111,17 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             NodeConfig::Cache(c) => c.validate(&mut v, &at),
             NodeConfig::Queue(c) => c.validate(&mut v, &at),
             NodeConfig::ShardRouter(c) => c.validate(&mut v, &at),
+            NodeConfig::Topic(c) => c.validate(&mut v, &at),
+            NodeConfig::LogConsumer(c) => {
+                c.validate(&mut v, &at);
+                check_consumer_topic(spec, c, &mut v, &at);
+            }
         }
     }
     super::wiring::check(spec, &names, &decl_of, &mut v);
     let (default_link, links) = network(&spec.network, &mut v);
-    let (faults, fault_windows, random_faults) = faults(spec, &names, &mut v);
+    let zones = super::topology::resolve(spec, &names, &mut v);
+    let (faults, fault_windows, random_faults) = faults(spec, &names, &zones.topology, &mut v);
     let problems = v.into_problems();
     if !problems.is_empty() {
         return Err(problems);
@@ -101,6 +141,7 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
         decl_of,
         default_link,
         links,
+        zones,
         faults,
         fault_windows,
         random_faults,
@@ -108,7 +149,8 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
         arrivals_end,
         measure_from,
         window,
-        end: arrivals_end.after(drain),
+        end: arrivals_end.after(drain.min(MAX_DRAIN)),
+        longest_timeout: drain,
     })
 }
 
@@ -246,7 +288,11 @@ fn check_top(spec: &Spec, v: &mut Validator<'_>) {
     }
     check_classes(spec, v);
     let l = &spec.limits;
-    if l.max_events == 0 || l.max_pending_events == 0 || l.max_events_per_instant == 0 {
+    if l.max_events == 0
+        || l.max_pending_events == 0
+        || l.max_events_per_instant == 0
+        || l.max_memory.0 == 0
+    {
         v.error(
             &root.field("limits"),
             "a zero limit stops every run",
@@ -324,7 +370,8 @@ fn network(
     (default, links)
 }
 
-fn check_loss(v: &mut Validator<'_>, at: &Path, loss: f64) {
+/// A loss must be a probability.
+pub fn check_loss(v: &mut Validator<'_>, at: &Path, loss: f64) {
     if !(0.0..=1.0).contains(&loss) {
         v.error(
             at,
@@ -336,7 +383,12 @@ fn check_loss(v: &mut Validator<'_>, at: &Path, loss: f64) {
 
 type Schedule = (Vec<Fault>, Vec<FaultWindow>, Vec<super::faults::RandomPlan>);
 
-fn faults(spec: &Spec, names: &NameTable, v: &mut Validator<'_>) -> Schedule {
+fn faults(
+    spec: &Spec,
+    names: &NameTable,
+    topology: &crate::contract::topology::Topology,
+    v: &mut Validator<'_>,
+) -> Schedule {
     use super::faults::{Lowered, lower};
     let mut out = Vec::new();
     let mut windows = Vec::new();
@@ -354,13 +406,17 @@ fn faults(spec: &Spec, names: &NameTable, v: &mut Validator<'_>) -> Schedule {
                 "expected `until` later than `at`",
             );
         }
-        let (action, label) = match lower(i, f, names, spec.duration, v, &at_path) {
-            Some(Lowered::Random(plan)) => {
-                random.push(plan);
-                continue;
-            }
-            Some(Lowered::Fault(action, label)) => (action, label),
-            None => older_fault(f, names, v, &at_path),
+        let network_fault = super::network_faults::lower(f, names, topology, v, &at_path);
+        let (action, label) = match network_fault {
+            Some(lowered) => lowered,
+            None => match lower(i, f, names, spec.duration, v, &at_path) {
+                Some(Lowered::Random(plan)) => {
+                    random.push(plan);
+                    continue;
+                }
+                Some(Lowered::Fault(action, label)) => (action, label),
+                None => older_fault(f, names, v, &at_path),
+            },
         };
         // A restart's end is its downtime after `at` (possibly the same instant).
         let until = match f {
@@ -377,6 +433,7 @@ fn faults(spec: &Spec, names: &NameTable, v: &mut Validator<'_>) -> Schedule {
             label,
             start_s: at.as_secs_f64(),
             end_s: end,
+            random: false,
         });
     }
     (out, windows, random)
@@ -444,6 +501,12 @@ fn older_fault(
         | FaultConfig::Isolate { .. }
         | FaultConfig::Split { .. }
         | FaultConfig::Random { .. } => unreachable!("lowered in scenario::faults"),
+        FaultConfig::ZoneOutage { .. }
+        | FaultConfig::RegionOutage { .. }
+        | FaultConfig::RegionPartition { .. }
+        | FaultConfig::DegradedLink { .. }
+        | FaultConfig::Duplicate { .. }
+        | FaultConfig::Reorder { .. } => unreachable!("lowered in scenario::network_faults"),
     }
 }
 

@@ -26,6 +26,8 @@ enum Want {
     Coordinator,
     /// A `TxnParticipant` pool, by its own name.
     ParticipantGroup,
+    /// A `Cache` (a purge's next tier).
+    Cache,
 }
 
 /// One name a node's configuration uses, where, and whether requests travel along it.
@@ -95,7 +97,14 @@ fn references<'a>(cfg: &'a NodeConfig, at: &Path) -> Vec<Ref<'a>> {
         NodeConfig::CircuitBreaker(c) => vec![one("target", &c.target, Want::Service)],
         NodeConfig::RateLimiter(c) => vec![one("target", &c.target, Want::Service)],
         NodeConfig::Bulkhead(c) => vec![one("target", &c.target, Want::Service)],
-        NodeConfig::Cache(c) => vec![one("backend", &c.backend, Want::Service)],
+        NodeConfig::Cache(c) => {
+            let mut refs = vec![one("backend", &c.backend, Want::Service)];
+            refs.extend(list("purge_to", &c.purge_to).into_iter().map(|r| Ref {
+                want: Want::Cache,
+                ..r
+            }));
+            refs
+        }
         NodeConfig::Queue(c) => c
             .groups
             .iter()
@@ -118,7 +127,12 @@ fn references<'a>(cfg: &'a NodeConfig, at: &Path) -> Vec<Ref<'a>> {
         }
         // A replicated store's replicas find each other by their group; a plug-in's references
         // are its own business.
-        NodeConfig::ReplicatedStore(_) | NodeConfig::Plugin(_) => Vec::new(),
+        // A consumer's topic is checked with the consumer (it must be a Topic).
+        NodeConfig::ReplicatedStore(_)
+        | NodeConfig::ReadReplicas(_)
+        | NodeConfig::Plugin(_)
+        | NodeConfig::Topic(_)
+        | NodeConfig::LogConsumer(_) => Vec::new(),
     }
 }
 
@@ -138,8 +152,11 @@ fn kind(cfg: &NodeConfig) -> &str {
         NodeConfig::Cache(_) => "Cache",
         NodeConfig::KvClient(_) => "KvClient",
         NodeConfig::ReplicatedStore(_) => "ReplicatedStore",
+        NodeConfig::ReadReplicas(_) => "ReadReplicas",
         NodeConfig::Queue(_) => "Queue",
         NodeConfig::ShardRouter(_) => "ShardRouter",
+        NodeConfig::Topic(_) => "Topic",
+        NodeConfig::LogConsumer(_) => "LogConsumer",
     }
 }
 
@@ -150,7 +167,8 @@ fn serves_requests(cfg: &NodeConfig) -> bool {
         | NodeConfig::KvClient(_)
         | NodeConfig::TxnClient(_)
         | NodeConfig::TxnCoordinator(_)
-        | NodeConfig::TxnParticipant(_) => false,
+        | NodeConfig::TxnParticipant(_)
+        | NodeConfig::LogConsumer(_) => false,
         NodeConfig::LoadBalancer(_)
         | NodeConfig::Server(_)
         | NodeConfig::Plugin(_)
@@ -159,8 +177,10 @@ fn serves_requests(cfg: &NodeConfig) -> bool {
         | NodeConfig::Bulkhead(_)
         | NodeConfig::Cache(_)
         | NodeConfig::ReplicatedStore(_)
+        | NodeConfig::ReadReplicas(_)
         | NodeConfig::Queue(_)
-        | NodeConfig::ShardRouter(_) => true,
+        | NodeConfig::ShardRouter(_)
+        | NodeConfig::Topic(_) => true,
     }
 }
 
@@ -173,6 +193,7 @@ fn check_kind(spec: &Spec, r: &Ref<'_>, decl: usize, v: &mut Validator<'_>) {
     let fits = match r.want {
         Want::Service => serves_requests(cfg),
         Want::Coordinator => matches!(cfg, NodeConfig::TxnCoordinator(_)),
+        Want::Cache => matches!(cfg, NodeConfig::Cache(_)),
         Want::ParticipantGroup => {
             matches!(cfg, NodeConfig::TxnParticipant(_)) && decl_name == r.name
         }
@@ -182,9 +203,10 @@ fn check_kind(spec: &Spec, r: &Ref<'_>, decl: usize, v: &mut Validator<'_>) {
     }
     let expected = match r.want {
         Want::Service => "expected a node that answers requests (a Server, LoadBalancer, proxy, \
-                          Cache, Queue, ShardRouter, ReplicatedStore or plug-in)"
+                          Cache, Queue, ShardRouter, ReplicatedStore, ReadReplicas, Topic or plug-in)"
             .to_string(),
         Want::Coordinator => "expected a TxnCoordinator".to_string(),
+        Want::Cache => "expected a Cache (a purge goes from cache to cache)".to_string(),
         Want::ParticipantGroup if matches!(cfg, NodeConfig::TxnParticipant(_)) => format!(
             "expected the whole group \"{decl_name}\": transactions name participants by \
              their index in the group"
@@ -364,6 +386,12 @@ fn check_observers(spec: &Spec, v: &mut Validator<'_>) {
                 claim(CHECKER.to_string(), "transaction checker", at, v);
             }
             NodeConfig::Cache(_) => claim("cache-truth".to_string(), "cache checker", at, v),
+            NodeConfig::Topic(t) => {
+                claim(t.checker.clone(), "stream checker", at.field("checker"), v)
+            }
+            NodeConfig::LogConsumer(c) => {
+                claim(c.checker.clone(), "stream checker", at.field("checker"), v)
+            }
             _ => {}
         }
     }

@@ -374,13 +374,38 @@ mod tests {
     }
 
     #[test]
-    fn truncated_normal_never_negative() {
+    fn a_normal_truncated_at_zero_has_the_truncated_mean_and_cdf() {
+        // Mean 1 ms, sd 5 ms: 42% of the underlying normal lies below zero, so truncation is
+        // real. Redrawing gives the normal conditioned on X >= 0: with a = -mean/sd and
+        // h = phi(a)/(1 - Phi(a)), mean + sd·h and variance sd²(1 + a·h - h²). Clamping to
+        // zero instead would give mean 2.53 ms, with 42% of the draws at 0.
+        let (mean, sd) = (1e-3, 5e-3);
         let d = Dist::Normal {
             mean: ms(1),
             std_dev: ms(5),
         };
+        let phi = |x: f64| libm::exp(-x * x / 2.0) / (2.0 * std::f64::consts::PI).sqrt();
+        let cdf = |x: f64| 0.5 * libm::erfc(-x / 2f64.sqrt());
+        let a = -mean / sd;
+        let h = phi(a) / (1.0 - cdf(a));
+        let want_mean = mean + sd * h;
+        let want_sd = sd * (1.0 + a * h - h * h).sqrt();
+        let n = 200_000;
         let mut rng = SimRng::derive(3, "n");
-        assert!((0..10_000).all(|_| d.sample(&mut rng).0 < u64::MAX));
+        let draws: Vec<f64> = (0..n).map(|_| d.sample(&mut rng).as_secs_f64()).collect();
+        let got_mean = draws.iter().sum::<f64>() / n as f64;
+        let tol = 4.0 * want_sd / (n as f64).sqrt();
+        assert!(
+            (got_mean - want_mean).abs() < tol,
+            "mean {got_mean} vs {want_mean} ± {tol}"
+        );
+        // P(X < x | X >= 0) at a few points, each within 4 binomial sigmas.
+        for x in [0.1e-3, 1e-3, 4e-3, 10e-3] {
+            let p = (cdf((x - mean) / sd) - cdf(a)) / (1.0 - cdf(a));
+            let got = draws.iter().filter(|&&v| v < x).count() as f64 / n as f64;
+            let tol = 4.0 * (p * (1.0 - p) / n as f64).sqrt();
+            assert!((got - p).abs() < tol, "P(X < {x}) = {got} vs {p} ± {tol}");
+        }
     }
 
     #[test]

@@ -14,15 +14,19 @@
 //! Everything they do goes through [`Ctx`]. The event loop is the only place that branches on
 //! event kinds. Nothing here reads the OS clock or OS entropy.
 
+pub mod budget;
 pub mod dist;
 pub mod network;
 pub mod node_id;
 pub mod queue;
 pub mod rng;
+pub mod shaping;
 pub mod time;
+pub mod zones;
 
 pub use node_id::NodeId;
 
+use budget::{Budget, show_bytes};
 use network::{Cut, LinkChange, Network};
 use queue::EventQueue;
 use rng::{SimRng, mix64};
@@ -50,6 +54,24 @@ pub trait Vocabulary: 'static {
 
     /// The message an inline form stands for.
     fn from_inline(inline: Self::Inline) -> Self::Msg;
+
+    /// How many bytes `msg` puts on the wire, for links with a capacity. By default 0: a
+    /// message takes no time to serialize. Only asked when some link has a capacity.
+    fn size(_msg: &Self::Msg) -> u64 {
+        0
+    }
+
+    /// A second copy of `msg`, for a duplication fault; `None` (the default) if the message
+    /// cannot be copied, and is then delivered once.
+    fn duplicate(_msg: &Self::Msg) -> Option<Self::Msg> {
+        None
+    }
+
+    /// Whether nothing the run waits for is left in `sink` (for the built-ins: no request in
+    /// flight), so a drain may end early ([`World::end_drain_when_idle`]). Default: never.
+    fn drained(_sink: &Self::Sink) -> bool {
+        false
+    }
 }
 
 /// A node: a state machine that reacts to start, messages, timers, crash and restart, in
@@ -129,6 +151,36 @@ pub enum FaultAction {
     /// Pause these nodes (a stop-the-world GC pause): messages that reach them and timers that
     /// fire wait, and are handled in their original order when the pause ends. Nothing is lost.
     Pause(Vec<NodeId>),
+    /// Deliver a fraction of the messages on every link to or from the marked nodes (all links
+    /// when the list is empty) twice.
+    Duplicate {
+        /// Nodes whose links are affected, by `NodeId` (empty: all).
+        nodes: Vec<bool>,
+        /// Probability that a message is duplicated.
+        probability: f64,
+    },
+    /// Hold a fraction of the messages on every link to or from the marked nodes (all links
+    /// when the list is empty) back by up to `window`, so later ones overtake them.
+    Reorder {
+        /// Nodes whose links are affected, by `NodeId` (empty: all).
+        nodes: Vec<bool>,
+        /// Probability that a message is held back.
+        probability: f64,
+        /// The longest a message is held back (uniform in (0, window]).
+        window: SimDuration,
+    },
+    /// Change latency and/or loss on every link between a node of `a` and a node of `b`, in
+    /// both directions.
+    LinksBetween {
+        /// One side, by `NodeId`.
+        a: Vec<bool>,
+        /// The other side, by `NodeId`.
+        b: Vec<bool>,
+        /// Latency to use instead.
+        latency: Option<dist::Dist>,
+        /// Loss probability to use instead.
+        loss: Option<f64>,
+    },
     /// Change latency and/or loss on every link to or from the marked nodes (all links when
     /// the list is empty).
     NodeLinks {
@@ -162,6 +214,9 @@ pub struct Limits {
     /// Most events in a row at one instant of simulated time: more means a loop of
     /// zero-delay messages or timers that would otherwise spin without time passing.
     pub max_events_per_instant: u64,
+    /// Most bytes the structures that grow with load may hold (the event queue, and what
+    /// components charge through [`Ctx::charge_memory`]: calls in flight, queues).
+    pub max_memory: u64,
 }
 
 impl Default for Limits {
@@ -170,6 +225,7 @@ impl Default for Limits {
             max_events: 2_000_000_000,
             max_pending_events: 20_000_000,
             max_events_per_instant: 10_000_000,
+            max_memory: 1 << 30,
         }
     }
 }
@@ -343,6 +399,17 @@ impl<V: Vocabulary> Queued<V> {
         }
     }
 
+    /// The node this entry is for (the receiver, or the timer's owner); `None` for a fault.
+    fn node(&self) -> Option<NodeId> {
+        match self.body {
+            Body::Inline(_) => Some(NodeId(self.a)),
+            Body::Word(_) => match self.a & !NODE_MASK {
+                0 | TIMER => Some(NodeId(self.a & NODE_MASK)),
+                _ => None,
+            },
+        }
+    }
+
     #[inline]
     fn unpack(self) -> Unpacked<V> {
         match self.body {
@@ -420,15 +487,53 @@ struct Io<V: Vocabulary> {
     slowdown: Vec<f64>,
     /// Per node: how many pause faults hold it (pauses may overlap).
     paused: Vec<u32>,
+    /// Per node: how many times it has restarted ([`Ctx::incarnation`]).
+    restarts: Vec<u32>,
     /// Active faults that can hold or drop a delivery (crash, pause, partition): while there
     /// are none, a message is delivered without asking whether its node is up, paused or cut
     /// off.
     blocking_faults: u32,
     sink: V::Sink,
     limits: Limits,
+    /// What the structures that grow with load hold, against `limits.max_memory`.
+    budget: Budget,
     error: Option<RunError>,
+    /// The node whose structure stopped the run, named in the error by [`World::run`].
+    error_node: Option<NodeId>,
     /// Cancelled timers whose events are still in the queue.
     cancelled_in_queue: usize,
+    /// Per node a crash fault can hit, the timers it set (see [`Armed`]); `None` for the
+    /// others, which pay nothing for it.
+    armed: Vec<Option<Box<Armed>>>,
+}
+
+/// The timers one node set, as (slot, generation), so that its crash marks them dead without
+/// scanning the queue: O(its timers) per crash, not O(every pending event) (which made
+/// 60,000 random crashes cost 30 times the rest of the run). Entries of timers that fired or
+/// were cancelled are dropped when the list doubles, so it stays within twice the node's
+/// armed timers (plus a floor).
+#[derive(Debug)]
+struct Armed {
+    list: Vec<(u32, u32)>,
+    compact_at: usize,
+}
+
+impl Armed {
+    const FLOOR: usize = 64;
+
+    #[inline]
+    fn push(&mut self, slot: u32, generation: u32, timers: &[TimerSlot]) {
+        self.list.push((slot, generation));
+        if self.list.len() >= self.compact_at {
+            self.list
+                .retain(|&(s, g)| Self::is_armed(&timers[s as usize], g));
+            self.compact_at = (2 * self.list.len()).max(Self::FLOOR);
+        }
+    }
+
+    fn is_armed(t: &TimerSlot, generation: u32) -> bool {
+        t.armed() && t.generation() == generation
+    }
 }
 
 /// Purge cancelled timers from the queue once they are this many and at least half of it.
@@ -471,6 +576,10 @@ impl<V: Vocabulary> Ctx<'_, V> {
     /// arrival.)
     #[inline]
     pub fn send_after(&mut self, delay: SimDuration, to: NodeId, msg: V::Msg) {
+        if self.io.network.shaped() {
+            self.send_shaped(delay, to, msg);
+            return;
+        }
         if let Some(transit) = self.io.network.transit(self.me, to) {
             let at = self.io.now.after(delay).after(transit);
             self.io.push(
@@ -482,6 +591,39 @@ impl<V: Vocabulary> Ctx<'_, V> {
                 },
             );
         }
+    }
+
+    /// [`Ctx::send_after`] when a link has a capacity or a message fault is active: the
+    /// message's size counts, and a duplicate may follow it.
+    #[inline(never)]
+    fn send_shaped(&mut self, delay: SimDuration, to: NodeId, msg: V::Msg) {
+        let sent = self.io.now.after(delay);
+        let copy = V::duplicate(&msg);
+        let (first, second) =
+            self.io
+                .network
+                .deliveries(self.me, to, sent, V::size(&msg), copy.is_some());
+        let from = self.me;
+        if let (Some(at), Some(msg)) = (second, copy) {
+            self.io.push(at, Event::Deliver { to, from, msg });
+        }
+        if let Some(at) = first {
+            self.io.push(at, Event::Deliver { to, from, msg });
+        }
+    }
+
+    /// The time a round trip to `to` and back takes now (two small messages, such as a
+    /// connection handshake's), or `None` if either is lost or a partition is in the way.
+    /// Draws from the network's stream, like a send.
+    pub fn round_trip(&mut self, to: NodeId) -> Option<SimDuration> {
+        self.io.network.round_trip(self.me, to)
+    }
+
+    /// How many times `node` has restarted after a crash: state another node keeps about it
+    /// (an open connection, a session) belongs to one incarnation and is gone after a restart.
+    #[inline]
+    pub fn incarnation(&self, node: NodeId) -> u32 {
+        self.io.restarts[node.idx()]
     }
 
     /// Whether a message sent now could reach `to`: it is up and no partition is in the way.
@@ -518,6 +660,9 @@ impl<V: Vocabulary> Ctx<'_, V> {
         };
         let at = self.io.now.after(after);
         self.io.queue.push(at.0, Queued::timer(self.me, slot, tag));
+        if let Some(a) = self.io.armed[self.me.idx()].as_deref_mut() {
+            a.push(slot, id.generation, &self.io.timers);
+        }
         id
     }
 
@@ -564,9 +709,45 @@ impl<V: Vocabulary> Ctx<'_, V> {
     pub fn limits(&self) -> Limits {
         self.io.limits
     }
+
+    /// A structure of this node that grows with load (`what`: "calls in flight", "queued
+    /// requests") grew by `bytes` and now holds `count` items. Call it when its capacity grows,
+    /// not per item. Past `limits.max_memory` the run stops with an error naming this node,
+    /// `what` and `fix` (how to bound it: "set `queue_limit`").
+    #[cold]
+    #[inline(never)]
+    pub fn charge_memory(&mut self, bytes: usize, what: &str, count: usize, fix: &str) {
+        let io = &mut *self.io;
+        io.budget.charge(bytes as u64);
+        let kernel = io.kernel_bytes(0);
+        if io.budget.fits(kernel, io.queue.len()) || io.error.is_some() {
+            return;
+        }
+        let detail = format!(
+            "its {what} grew to {count} ({} charged by all nodes, {} in the event queue); {fix}",
+            show_bytes(io.budget.charged()),
+            show_bytes(kernel)
+        );
+        io.error = Some(RunError::Limit {
+            which: "limits.max_memory",
+            limit: io.budget.max(),
+            at: io.now,
+            detail,
+        });
+        io.error_node = Some(self.me);
+    }
 }
 
 impl<V: Vocabulary> Io<V> {
+    /// Bytes the kernel holds for pending events (the queue, parked bodies, timer slots) and
+    /// `held` events waiting for paused nodes: capacities, measured on the cold path.
+    fn kernel_bytes(&self, held: usize) -> u64 {
+        use std::mem::size_of;
+        let bodies = self.bodies.capacity() * (size_of::<V::Msg>() + size_of::<usize>());
+        let timers = (self.timers.capacity() + self.free_timers.capacity()) * size_of::<u32>();
+        (self.queue.heap_bytes() + bodies + timers + held * size_of::<Held<V>>()) as u64
+    }
+
     /// A node is up unless a crash fault holds it down (crashes may overlap).
     #[inline]
     fn is_up(&self, id: NodeId) -> bool {
@@ -620,10 +801,21 @@ impl<V: Vocabulary> Io<V> {
         }
     }
 
-    /// Mark `node`'s armed timers in the queue dead (it crashed). O(queue length), once per
-    /// crash: what a per-timer incarnation would cost on every timer instead.
+    /// Mark `node`'s armed timers dead (it crashed): those it set, from its list.
     fn kill_timers(&mut self, node: NodeId) {
         let timers = &mut self.timers;
+        if let Some(a) = self.armed[node.idx()].as_deref_mut() {
+            for (slot, generation) in a.list.drain(..) {
+                let t = &mut timers[slot as usize];
+                if Armed::is_armed(t, generation) {
+                    t.0 |= TimerSlot::DEAD;
+                }
+            }
+            a.compact_at = Armed::FLOOR;
+            return;
+        }
+        // A node no crash fault names cannot crash; scanning the queue keeps this right
+        // should that ever change.
         self.queue.for_each(|q| {
             if let Some(slot) = q.timer_slot()
                 && q.a & NODE_MASK == node.0
@@ -650,6 +842,19 @@ impl<V: Vocabulary> Io<V> {
         });
         self.cancelled_in_queue = 0;
     }
+}
+
+/// Which of `n` nodes a fault of `faults` can crash.
+fn may_crash(faults: &[Fault], n: usize) -> Vec<bool> {
+    let mut out = vec![false; n];
+    for f in faults {
+        if let FaultAction::Crash(nodes) | FaultAction::CrashKeepState(nodes) = &f.action {
+            for id in nodes {
+                out[id.idx()] = true;
+            }
+        }
+    }
+    out
 }
 
 /// A node with its name and its random stream.
@@ -684,6 +889,8 @@ pub struct World<V: Vocabulary, N: Node<V>> {
     /// Per node: the events that reached it while it was paused, in arrival order.
     held: Vec<Vec<Held<V>>>,
     held_len: usize,
+    /// From this time on the run ends as soon as [`Vocabulary::drained`] says so.
+    early_end_from: SimTime,
     events: u64,
     digest: u64,
     instant: SimTime,
@@ -716,11 +923,32 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
             down_count: vec![0; n],
             slowdown: vec![1.0; n],
             paused: vec![0; n],
+            restarts: vec![0; n],
             blocking_faults: 0,
             sink,
             limits,
+            budget: Budget::new(
+                limits.max_memory,
+                limits.max_pending_events,
+                budget::per_pending_event(
+                    EventQueue::<Queued<V>>::ENTRY_BYTES,
+                    std::mem::size_of::<V::Msg>(),
+                ),
+            ),
             error: None,
+            error_node: None,
             cancelled_in_queue: 0,
+            armed: may_crash(&faults, n)
+                .into_iter()
+                .map(|c| {
+                    c.then(|| {
+                        Box::new(Armed {
+                            list: Vec::new(),
+                            compact_at: Armed::FLOOR,
+                        })
+                    })
+                })
+                .collect(),
         };
         for (i, f) in faults.iter().enumerate() {
             io.push(f.at, Event::FaultStart(i as u32));
@@ -734,6 +962,7 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
             faults,
             held: (0..n).map(|_| Vec::new()).collect(),
             held_len: 0,
+            early_end_from: SimTime(u64::MAX),
             events: 0,
             digest: 0,
             instant: SimTime::ZERO,
@@ -741,14 +970,27 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
         }
     }
 
-    /// Run until no event is pending or the next one is after `end`.
+    /// From `from` on, end the run at the first event after the sink is drained
+    /// ([`Vocabulary::drained`]): a drain as long as a huge timeout, with periodic timers
+    /// ticking through it, ends once nothing is left to wait for.
+    pub fn end_drain_when_idle(&mut self, from: SimTime) {
+        self.early_end_from = from;
+    }
+
+    /// Run until no event is pending or the next one is after `end` (or, past
+    /// [`World::end_drain_when_idle`], until the sink is drained).
     pub fn run(mut self, end: SimTime) -> Result<Outcome<V>, RunError> {
         for i in 0..self.nodes.len() {
             self.with_node(NodeId(i as u32), |node, ctx| node.on_start(ctx));
         }
+        // One comparison per event covers both ends; past the early one, every event asks.
+        let mut stop = end.0.min(self.early_end_from.0);
         while let Some((t, queued)) = self.io.queue.pop() {
-            if t > end.0 {
-                break;
+            if t > stop {
+                if t > end.0 || V::drained(&self.io.sink) {
+                    break;
+                }
+                stop = t;
             }
             let t = SimTime(t);
             match queued.unpack() {
@@ -764,7 +1006,7 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
                 Unpacked::FaultEnd(i) => self.step(t, Event::FaultEnd(i)),
             }
             if self.io.error.is_some() {
-                return Err(self.io.error.take().expect("checked"));
+                return Err(self.take_error());
             }
         }
         let now = self.io.now;
@@ -874,40 +1116,91 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
             (self.instant, self.instant_events) = (t, 1);
         }
         let l = &self.io.limits;
+        // `pending_cap` is at most `max_pending_events`, and lower when fewer pending events
+        // fit in the memory budget: one comparison covers both.
         if self.events <= l.max_events
-            && self.io.queue.len() + self.held_len <= l.max_pending_events
+            && self.io.queue.len() + self.held_len <= self.io.budget.pending_cap
             && self.instant_events <= l.max_events_per_instant
         {
             return false;
         }
-        self.limit_hit(t);
-        true
+        self.limit_hit(t)
     }
 
-    /// A bound of [`Limits`] was exceeded at `t`: record which.
+    /// A bound of [`Limits`] may have been exceeded at `t`: record which and return true, or
+    /// return false when the pending events only passed the point where the memory budget is
+    /// measured again, and still fit.
     #[cold]
     #[inline(never)]
-    fn limit_hit(&mut self, t: SimTime) {
+    fn limit_hit(&mut self, t: SimTime) -> bool {
         let l = self.io.limits;
+        let pending = self.io.queue.len() + self.held_len;
         let (which, limit, detail) = if self.events > l.max_events {
-            ("limits.max_events", l.max_events, "")
-        } else if self.io.queue.len() + self.held_len > l.max_pending_events {
-            ("limits.max_pending_events", l.max_pending_events as u64, "")
+            ("limits.max_events", l.max_events, String::new())
+        } else if pending > l.max_pending_events {
+            (
+                "limits.max_pending_events",
+                l.max_pending_events as u64,
+                String::new(),
+            )
+        } else if pending > self.io.budget.pending_cap {
+            let kernel = self.io.kernel_bytes(self.held_len);
+            if self.io.budget.fits(kernel, pending) {
+                return false;
+            }
+            (
+                "limits.max_memory",
+                l.max_memory,
+                self.queue_overrun(kernel),
+            )
         } else {
             let why = "events keep happening without simulated time passing (a loop of zero-delay \
                        messages or timers?)";
             (
                 "limits.max_events_per_instant",
                 l.max_events_per_instant,
-                why,
+                why.to_string(),
             )
         };
         self.io.error = Some(RunError::Limit {
             which,
             limit,
             at: t,
-            detail: detail.to_string(),
+            detail,
         });
+        true
+    }
+
+    /// What filled the event queue past the memory budget: its size, and the node most of its
+    /// events are for.
+    fn queue_overrun(&self, kernel: u64) -> String {
+        let mut per_node = vec![0usize; self.nodes.len()];
+        self.io.queue.for_each(|q| {
+            if let Some(node) = q.node() {
+                per_node[node.idx()] += 1;
+            }
+        });
+        let busiest = (0..per_node.len()).max_by_key(|&i| (per_node[i], usize::MAX - i));
+        let whose = busiest.map_or(String::new(), |i| {
+            format!(", {} of them for \"{}\"", per_node[i], self.nodes[i].name)
+        });
+        format!(
+            "the event queue grew to {} pending events ({}){whose}, beside {} charged by \
+             nodes; bound the work in flight (a `queue_limit`, shorter timeouts, a lower \
+             arrival rate) or a shorter `duration`",
+            self.io.queue.len() + self.held_len,
+            show_bytes(kernel),
+            show_bytes(self.io.budget.charged())
+        )
+    }
+
+    /// The error that stopped the run, naming the node whose structure grew if one did.
+    fn take_error(&mut self) -> RunError {
+        let mut e = self.io.error.take().expect("an error was recorded");
+        if let (Some(id), RunError::Limit { detail, .. }) = (self.io.error_node.take(), &mut e) {
+            *detail = format!("node \"{}\": {detail}", self.nodes[id.idx()].name);
+        }
+        e
     }
 
     #[inline]
@@ -1011,6 +1304,70 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
                 latency,
                 loss,
             } => self.node_links(i, start, nodes, latency, loss),
+            FaultAction::Duplicate { nodes, probability } => {
+                self.mangle(i, start, nodes, probability, None)
+            }
+            FaultAction::Reorder {
+                nodes,
+                probability,
+                window,
+            } => self.mangle(i, start, nodes, probability, Some(window)),
+            FaultAction::LinksBetween {
+                a,
+                b,
+                latency,
+                loss,
+            } => self.links_between(i, start, [a, b], latency, loss),
+        }
+    }
+
+    /// A duplication fault (no `window`) or a reordering fault starts or ends.
+    fn mangle(
+        &mut self,
+        i: usize,
+        start: bool,
+        nodes: Vec<bool>,
+        probability: f64,
+        window: Option<SimDuration>,
+    ) {
+        let net = &mut self.io.network;
+        if !start {
+            net.remove_mangle(i);
+            return;
+        }
+        let m = shaping::Mangle {
+            fault: i,
+            nodes,
+            probability,
+            window: window.unwrap_or_default(),
+        };
+        net.add_mangle(m, window.is_some());
+    }
+
+    /// The links between two sets of nodes change both ways: two link changes under one
+    /// fault index, so the fault's end removes both.
+    fn links_between(
+        &mut self,
+        i: usize,
+        start: bool,
+        [a, b]: [Vec<bool>; 2],
+        latency: Option<dist::Dist>,
+        loss: Option<f64>,
+    ) {
+        let net = &mut self.io.network;
+        if !start {
+            net.remove_change(i);
+            return;
+        }
+        for (from, to) in [(a.clone(), b.clone()), (b, a)] {
+            let latency = latency.clone();
+            net.add_change(LinkChange {
+                fault: i,
+                from,
+                to,
+                latency,
+                loss,
+            });
         }
     }
 
@@ -1116,6 +1473,7 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
         // A restart always ends a crash fault that started earlier, so the count is positive.
         self.io.down_count[i] -= 1;
         if self.io.down_count[i] == 0 {
+            self.io.restarts[i] += 1;
             self.with_node(id, |node, ctx| node.on_restart(ctx));
         }
     }

@@ -2,14 +2,18 @@
 //!
 //! The network is not a node. Every send asks it for a transit time, drawn from the link's
 //! latency distribution with the network's own random stream; a lost or partitioned message is
-//! simply never delivered (the sender finds out by timing out, as in life). Messages on one
-//! link may overtake each other, like datagrams: components must not rely on FIFO links.
+//! simply never delivered (the sender finds out by timing out, as in life). A link's model is
+//! its own override, else its zone pair's ([`super::zones`]), else the default. Messages on one
+//! link may overtake each other, like datagrams, unless the link has a capacity
+//! ([`super::shaping`]): components must not rely on FIFO links.
 //! Faults change the model at run time by adding and removing cuts.
 
 use super::dist::{Dist, Sampler};
 use super::node_id::NodeId;
 use super::rng::SimRng;
-use super::time::SimDuration;
+use super::shaping::{Capacities, Mangle, Shaping};
+use super::time::{SimDuration, SimTime};
+use super::zones::{ZoneLinks, Zones};
 use std::collections::BTreeMap;
 
 /// Latency and loss of one directed link.
@@ -123,9 +127,34 @@ pub struct Network {
     links: BTreeMap<(NodeId, NodeId), Link>,
     cuts: Vec<Cut>,
     changes: Vec<ActiveChange>,
-    /// No per-link overrides, cuts or changes: every message takes the default link.
+    /// No per-link overrides, zones, cuts, changes or message faults: every message takes the
+    /// default link.
     plain: bool,
     rng: SimRng,
+    zones: Option<Box<Zones>>,
+    shaping: Box<Shaping>,
+    /// Some link has a capacity or a message fault is active: sends go through
+    /// [`Network::deliveries`].
+    shaped: bool,
+}
+
+/// The latency and loss of `from → to` before faults: its own override, else its zone pair's,
+/// else the default.
+#[inline]
+fn link_of<'n>(
+    links: &'n BTreeMap<(NodeId, NodeId), Link>,
+    zones: Option<&'n Zones>,
+    default: &'n Link,
+    from: NodeId,
+    to: NodeId,
+) -> (&'n Sampler, f64) {
+    if let Some(l) = links.get(&(from, to)) {
+        return (&l.latency, l.loss);
+    }
+    if let Some(l) = zones.and_then(|z| z.link(from, to)) {
+        return (&l.latency, l.loss);
+    }
+    (&default.latency, default.loss)
 }
 
 impl Network {
@@ -149,12 +178,39 @@ impl Network {
             cuts: Vec::new(),
             changes: Vec::new(),
             rng,
+            zones: None,
+            shaping: Box::default(),
+            shaped: false,
         }
     }
 
-    /// Whether every message takes the default link (recomputed when faults change it).
+    /// The same network with nodes in zones, and links between zones as `zones` gives them.
+    pub fn with_zones(mut self, zones: ZoneLinks) -> Self {
+        self.zones = Some(Box::new(Zones::new(zones)));
+        self.update_plain();
+        self
+    }
+
+    /// The same network with link capacities.
+    pub fn with_capacities(mut self, capacities: Capacities) -> Self {
+        self.shaping.capacities = capacities;
+        self.update_plain();
+        self
+    }
+
+    /// Whether every message takes the default link (recomputed when faults change it), and
+    /// whether sends need [`Network::deliveries`].
     fn update_plain(&mut self) {
-        self.plain = self.links.is_empty() && self.cuts.is_empty() && self.changes.is_empty();
+        self.plain = self.links.is_empty()
+            && self.cuts.is_empty()
+            && self.changes.is_empty()
+            && self.zones.is_none()
+            && !self.shaping.mangling();
+        let zone_capacity = self
+            .zones
+            .as_ref()
+            .is_some_and(|z| z.table.capacity.iter().any(Option::is_some));
+        self.shaped = self.shaping.capacities.any() || zone_capacity || self.shaping.mangling();
         if !self.plain {
             self.rewind();
         }
@@ -220,8 +276,8 @@ impl Network {
             if !self.connected(from, to) {
                 return None;
             }
-            let link = self.links.get(&(from, to)).unwrap_or(&self.default);
-            let (mut latency, mut loss) = (&link.latency, link.loss);
+            let (mut latency, mut loss) =
+                link_of(&self.links, self.zones.as_deref(), &self.default, from, to);
             // Later changes win over earlier ones where several apply.
             for c in self.changes.iter().filter(|c| c.applies(from, to)) {
                 if let Some(l) = &c.latency {
@@ -238,6 +294,84 @@ impl Network {
             return None;
         }
         Some(latency.sample(rng))
+    }
+
+    /// Whether sends must go through [`Network::deliveries`] (a link has a capacity, or a
+    /// message fault is active); otherwise [`Network::transit`] is all there is.
+    #[inline]
+    pub fn shaped(&self) -> bool {
+        self.shaped
+    }
+
+    /// When a message of `size` bytes that leaves `from` at `sent` reaches `to` (`None`: lost or
+    /// cut), and when its duplicate does if a duplication fault copies it (only asked when
+    /// `copyable`).
+    pub fn deliveries(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        sent: SimTime,
+        size: u64,
+        copyable: bool,
+    ) -> (Option<SimTime>, Option<SimTime>) {
+        let first = self.arrival(from, to, sent, size);
+        let copy = copyable
+            && from != to
+            && first.is_some()
+            && self.shaping.duplicated(from, to, &mut self.rng);
+        let second = if copy {
+            self.arrival(from, to, sent, size)
+        } else {
+            None
+        };
+        (first, second)
+    }
+
+    /// One message's arrival: transit time, then the link's capacity, then reordering.
+    fn arrival(&mut self, from: NodeId, to: NodeId, sent: SimTime, size: u64) -> Option<SimTime> {
+        let latency = self.transit(from, to)?;
+        if from == to {
+            return Some(sent.after(latency));
+        }
+        let at = match self.capacity(from, to) {
+            Some(c) => self.shaping.fifo((from, to), sent, size, c, latency),
+            None => sent.after(latency),
+        };
+        Some(at.after(self.shaping.held_back(from, to, &mut self.rng)))
+    }
+
+    /// Capacity of `from → to` in bytes/s: its own, else its zone pair's, else the default.
+    fn capacity(&self, from: NodeId, to: NodeId) -> Option<f64> {
+        let caps = &self.shaping.capacities;
+        if let Some(&c) = caps.links.get(&(from, to)) {
+            return Some(c);
+        }
+        let zone = self.zones.as_ref().and_then(|z| {
+            let i = z.table.pair(from, to)?;
+            z.table.capacity.get(i).copied().flatten()
+        });
+        zone.or(caps.default)
+    }
+
+    /// A round trip `a → b → a` of two small messages (a handshake's), or `None` if either
+    /// is lost or cut. They take their links' transit times and are not queued behind other
+    /// messages on capacity links.
+    pub fn round_trip(&mut self, a: NodeId, b: NodeId) -> Option<SimDuration> {
+        let there = self.transit(a, b)?;
+        let back = self.transit(b, a)?;
+        Some(SimDuration(there.0 + back.0))
+    }
+
+    /// A duplication (`reorder` false) or reordering fault starts.
+    pub fn add_mangle(&mut self, m: Mangle, reorder: bool) {
+        self.shaping.add(m, reorder);
+        self.update_plain();
+    }
+
+    /// The message faults `fault` installed end.
+    pub fn remove_mangle(&mut self, fault: usize) {
+        self.shaping.remove(fault);
+        self.update_plain();
     }
 
     /// Install a cut (a partition fault starts).

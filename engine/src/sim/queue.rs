@@ -718,6 +718,18 @@ impl<T: Default> EventQueue<T> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Bytes the queue holds on the heap (capacities, not lengths: what it asked the
+    /// allocator for). Walks no entry; for the memory budget's cold path.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let entries = (self.now.capacity() + self.fresh.capacity()) * size_of::<Entry<T>>();
+        let slots = (self.run.capacity() + self.slots.capacity()) * size_of::<Slot<T>>();
+        let chunks = self.chunks.capacity() * size_of::<Chunk>();
+        let lists = (self.free.capacity() + self.chain.capacity()) * size_of::<u32>();
+        let fixed = size_of::<[u32; DIGITS]>() + size_of::<[Chain; BUCKETS]>();
+        entries + slots + chunks + lists + fixed
+    }
 }
 
 impl<T: Default> Drop for EventQueue<T> {

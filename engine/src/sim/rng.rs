@@ -92,10 +92,11 @@ impl RandomSource for SimRng {
     }
 }
 
-/// The few draws one request needs, derived from the request's `work` bits and the serving
-/// component's name, so that the same request costs the same on any replica (common random
-/// numbers across variants). SplitMix64: a ChaCha stream per request would cost more than the
-/// draw itself, and these bits only need to be well mixed, not unpredictable.
+/// The few draws one request needs, derived from the request's `work` bits (and, for one
+/// execution of it, its attempt tag) and the serving component's name, so that the same
+/// execution costs the same on any replica (common random numbers across variants).
+/// SplitMix64: a ChaCha stream per request would cost more than the draw itself, and these
+/// bits only need to be well mixed, not unpredictable.
 #[derive(Clone, Debug)]
 pub struct WorkRng(u64);
 
@@ -104,6 +105,21 @@ impl WorkRng {
     #[inline]
     pub fn new(work: u64, salt: u64) -> WorkRng {
         WorkRng(work ^ salt)
+    }
+
+    /// Draws for execution `attempt` of the request with `work` bits at the component salted
+    /// `salt`. The first execution (0) draws what [`WorkRng::new`] does, so a request sent
+    /// once costs the same whether its cost belongs to the execution or to the request; any
+    /// other tag goes through one more bijective mix, so different executions draw
+    /// unrelated values (a plain offset would replay a shifted copy of the same stream).
+    #[inline]
+    pub fn execution(work: u64, attempt: u32, salt: u64) -> WorkRng {
+        let bits = if attempt == 0 {
+            work
+        } else {
+            mix64(work ^ u64::from(attempt).wrapping_mul(0xd1b5_4a32_d192_ed03))
+        };
+        WorkRng(bits ^ salt)
     }
 }
 

@@ -219,7 +219,8 @@ pub fn others_text(parameters: &[Parameter], rest: &[usize]) -> Vec<String> {
         .collect()
 }
 
-fn crossings(manifest: &Manifest, cells: &[CellResult]) -> Vec<Crossing> {
+/// Where each variant's mean crosses the objective, from the cells (see [`Crossing`]).
+pub fn crossings(manifest: &Manifest, cells: &[CellResult]) -> Vec<Crossing> {
     let Some(objective) = &manifest.objective else {
         return Vec::new();
     };

@@ -272,21 +272,30 @@ fn slow_replica(seed: u64) -> String {
 
 #[test]
 fn load_aware_strategies_beat_round_robin_on_p99_with_a_slow_replica() {
-    for seed in [1, 2, 3] {
+    let seeds = [1, 2, 3];
+    let mut rr_sum = 0.0;
+    for seed in seeds {
         let r = run_text(&slow_replica(seed));
         let p99 = |i: usize| r.variants[i].latency_ms.p99;
         let (rr, lc, p2c) = (p99(0), p99(1), p99(2));
         eprintln!("seed {seed}: p99 rr {rr:.2} ms, lc {lc:.2} ms, p2c {p2c:.2} ms");
-        // Sojourn times at ρ = 0.9 are strongly correlated, so a p99 over 36k requests moves by
-        // tens of percent between seeds (33 to 52 ms in an independent simulation); the lower
-        // bound checks that the slow replica really is that congested under RR.
-        assert!(rr > 0.7 * 36.98, "seed {seed}: RR p99 {rr:.2} ms");
+        rr_sum += rr;
         // Load-aware strategies keep the slow replica's queue short: a few ms.
         assert!(
             lc * 3.0 < rr && p2c * 3.0 < rr,
             "seed {seed}: p99 rr {rr:.2} ms, lc {lc:.2} ms, p2c {p2c:.2} ms"
         );
     }
+    // Sojourn times at ρ = 0.9 are strongly correlated, so a p99 over 36k requests moves by
+    // tens of percent between seeds: 33 to 52 ms in an independent simulation, a standard
+    // deviation of about 5 ms. The mean of the seeds' p99s, two-sided at 4 of its standard
+    // errors: a slow replica too slow or not slowed at all both fail.
+    let mean = rr_sum / seeds.len() as f64;
+    let tol = 4.0 * 5.0 / (seeds.len() as f64).sqrt();
+    assert!(
+        (mean - 36.98).abs() < tol,
+        "RR p99 {mean:.2} ms on average, E4/M/1 theory 36.98 ± {tol:.1} ms"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

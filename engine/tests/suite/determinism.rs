@@ -99,18 +99,47 @@ fn committed_reports_match_what_the_code_produces() {
             committed == fresh,
             "reports/{stem}/results.json is stale: rerun the scenario and commit"
         );
+        let mut expected = vec!["results.json".to_string()];
         for (name, bytes) in
             report::render(&serde_json::from_slice(&fresh).expect("parses")).expect("renders")
         {
-            if name.ends_with(".png") {
-                continue; // Rasterisation may round differently across CPUs; SVG is the source.
-            }
             let on_disk = std::fs::read(dir.join(&name)).unwrap_or_default();
-            assert!(
-                on_disk == bytes,
-                "reports/{stem}/{name} is stale: rerun the scenario and commit"
-            );
+            if name.ends_with(".png") {
+                // The README shows PNGs: compared too, by pixels if not by bytes.
+                if let Err(e) = super::same_png(&on_disk, &bytes) {
+                    panic!("reports/{stem}/{name} is stale ({e}): rerun the scenario and commit");
+                }
+            } else {
+                assert!(
+                    on_disk == bytes,
+                    "reports/{stem}/{name} is stale: rerun the scenario and commit"
+                );
+            }
+            expected.push(name);
         }
+        expected.sort();
+        assert_eq!(
+            super::files_in(&dir),
+            expected,
+            "reports/{stem}/ holds files the scenario does not produce (or lacks some)"
+        );
+    }
+}
+
+#[test]
+fn every_report_directory_belongs_to_a_committed_scenario() {
+    // What is inside each directory is checked against what its scenario produces (above, and
+    // in sweep.rs for sweeps); here, directories and files no scenario produces at all.
+    let root = super::repo_root();
+    for name in super::files_in(&root.join("reports")) {
+        assert!(
+            root.join("reports").join(&name).is_dir(),
+            "reports/{name}: a stray file (reports/ holds one directory per scenario)"
+        );
+        assert!(
+            root.join("scenarios").join(format!("{name}.ron")).is_file(),
+            "reports/{name}/: no scenarios/{name}.ron produces it; delete it or commit its scenario"
+        );
     }
 }
 

@@ -530,3 +530,28 @@ fn a_space_between_number_and_unit_is_allowed_as_documented() {
     let s = parse("ok.ron", &src, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.base.duration.to_string(), "2s");
 }
+
+#[test]
+fn data_path_options_are_validated_with_their_locations() {
+    let src = r#"Scenario(name: "x", duration: "1s", nodes: {
+  "users": Client(target: "edge", arrival: Poisson(rate: 10.0),
+                  keys: HotSet(count: 10, hot_keys: 0, hot_fraction: 1.5, first: 10)),
+  "edge": Cache(backend: "app", purge_to: ["app"], early_refresh: Some(-1.0)),
+  "app": Server(service_time: Constant("1ms")),
+  "db": ReadReplicas(replicas: 2, replication: SemiSync(acks: 3), routing: BoundedStaleness(max_lag: "0s")),
+})"#;
+    check(
+        src,
+        &[
+            ("3:53", "expected 1 to `count` (10) hot keys, found 0"),
+            ("3:70", "expected a fraction from 0.0 to 1.0, found 1.5"),
+            ("3:82", "expected a key below `count` (10), found 10"),
+            ("4:44", "\"app\" is a Server"),
+            ("4:44", "expected a Cache"),
+            ("4:67", "β = -1"),
+            ("4:67", "early refresh without a `ttl`"),
+            ("6:48", "3 acks from 2 replicas"),
+            ("6:76", "a zero `max_lag` sends every read to the primary"),
+        ],
+    );
+}

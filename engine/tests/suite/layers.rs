@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   cli ─▶ list, sweep command (merge, cli) ─▶ report ─▶ sweep (plan, runs, aggregates)
-//!     ─▶ runner ─▶ build, recovery, warnings ─▶ scenario ─▶ registry ─▶ components ─▶ check
+//!     ─▶ runner ─▶ build, recovery, warnings ─▶ analysis ─▶ scenario ─▶ registry ─▶ components ─▶ check
 //!     ─▶ contract ─▶ sim (the kernel) ─▶ results, output (plain data, files)
 //! ```
 //! A file may use its own unit and any unit below it, never one above. The rules the
@@ -23,6 +23,7 @@ const UNITS: &[&str] = &[
     "components",
     "registry",
     "scenario",
+    "analysis",
     "build",
     "recovery",
     "warnings",

@@ -79,6 +79,65 @@ impl archsim::sim::Node<archsim::components::message::Builtin> for Spinner {
 }
 
 #[test]
+fn an_unbounded_queue_stops_at_the_memory_budget_naming_its_server() {
+    // 10x overload into an unbounded queue: the queue holds most of what grows, and the
+    // error names it, its server and the fix.
+    let err = run_error(
+        r#"Scenario(name: "x", duration: "100s", limits: (max_memory: "4MiB"),
+        nodes: {
+            "users": Client(target: "app", arrival: Poisson(rate: 10000.0), timeout: "1000s"),
+            "app": Server(service_time: Constant("1ms")),
+        })"#,
+    );
+    assert!(
+        err.contains("limits.max_memory (4194304) exceeded"),
+        "{err}"
+    );
+    assert!(err.contains("queue_limit"), "{err}");
+    assert!(
+        err.contains("node \"app\": its queued requests")
+            || err.contains("node \"users\": its calls in flight")
+            || err.contains("the event queue"),
+        "{err}"
+    );
+}
+
+#[test]
+fn calls_in_flight_stop_at_the_memory_budget_naming_their_client() {
+    // A server that never answers within the run: only the client's table of calls (and
+    // their timers in the event queue) grow.
+    let err = run_error(
+        r#"Scenario(name: "x", duration: "100s", limits: (max_memory: "2MiB"),
+        nodes: {
+            "users": Client(target: "app", arrival: Poisson(rate: 10000.0), timeout: "1000s"),
+            "app": Server(workers: 10000, service_time: Constant("500s")),
+        })"#,
+    );
+    assert!(
+        err.contains("limits.max_memory (2097152) exceeded"),
+        "{err}"
+    );
+    assert!(
+        err.contains("node \"users\": its calls in flight") || err.contains("the event queue"),
+        "{err}"
+    );
+    assert!(err.contains("timeout"), "{err}");
+}
+
+#[test]
+fn a_budget_without_a_unit_is_refused_with_the_units() {
+    let reg = Registry::builtin();
+    let src = r#"Scenario(name: "x", duration: "1s", limits: (max_memory: "512"),
+        nodes: {
+            "users": Client(target: "app", arrival: Poisson(rate: 10.0)),
+            "app": Server(service_time: Constant("1ms")),
+        })"#;
+    let err = parse("limits.ron", src, &reg).unwrap_err().to_string();
+    assert!(err.contains("has no unit"), "{err}");
+    assert!(err.contains("MiB"), "{err}");
+}
+
+#[test]
 fn a_zero_delay_loop_stops_at_max_events_per_instant() {
     use archsim::sim::dist::Dist;
     use archsim::sim::network::{LinkModel, Network};

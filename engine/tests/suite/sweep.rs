@@ -465,8 +465,9 @@ fn bad_sweep_blocks_are_reported_with_their_location() {
 #[test]
 fn committed_lb_sweep_report_is_current() {
     // The whole sweep takes most of a minute; here the report is rebuilt from the committed
-    // results.json (every plot and table), and a few runs are re-simulated and compared with
-    // their rows in the committed runs.csv. Regenerate with
+    // results.json (every plot, PNGs included, and table), its per-cell statistics and
+    // crossings are recomputed from the committed runs.csv, and one run of every variant is
+    // re-simulated and compared with its row. Regenerate with
     // `cargo run --release -- sweep scenarios/lb-sweep.ron` and commit on purpose.
     let dir = super::repo_root().join("reports/lb-sweep");
     let json = std::fs::read(dir.join("results.json")).expect("committed results.json");
@@ -476,20 +477,30 @@ fn committed_lb_sweep_report_is_current() {
         json_bytes(&results) == json,
         "results.json does not round-trip"
     );
+    let mut expected = vec!["results.json".to_string(), "runs.csv".to_string()];
     for (name, bytes) in archsim::report::sweep::render(&results).expect("renders") {
-        if name.ends_with(".png") {
-            continue; // Rasterisation may round differently across CPUs; SVG is the source.
-        }
         let on_disk = std::fs::read(dir.join(&name)).unwrap_or_default();
-        assert!(on_disk == bytes, "reports/lb-sweep/{name} is stale");
+        if name.ends_with(".png") {
+            if let Err(e) = super::same_png(&on_disk, &bytes) {
+                panic!("reports/lb-sweep/{name} is stale ({e})");
+            }
+        } else {
+            assert!(on_disk == bytes, "reports/lb-sweep/{name} is stale");
+        }
+        expected.push(name);
     }
+    expected.sort();
+    assert_eq!(
+        super::files_in(&dir),
+        expected,
+        "reports/lb-sweep/ holds files the sweep does not produce (or lacks some)"
+    );
     let reg = Registry::builtin();
     let path = super::repo_root().join("scenarios/lb-sweep.ron");
     let mut scenario = archsim::scenario::load(&path, &reg).unwrap_or_else(|e| panic!("{e}"));
     scenario.file = "scenarios/lb-sweep.ron".into();
     let sweep = scenario.sweep.as_ref().unwrap();
     let m = plan(&scenario, sweep, scenario.base.seed);
-    assert_eq!(results.digest.len(), 16);
     assert_eq!(
         serde_json::to_value(&m.scenario).unwrap(),
         serde_json::to_value(&results.scenario).unwrap()
@@ -497,8 +508,17 @@ fn committed_lb_sweep_report_is_current() {
     let csv = String::from_utf8(std::fs::read(dir.join("runs.csv")).unwrap()).unwrap();
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len(), m.runs.len());
-    let picks = [0, 137, m.runs.len() - 1];
+    aggregates_match_the_runs(&m, &results, &csv);
+    // One run of each variant, at different points and replications, and the first and last.
+    let (points, reps) = (m.points.len(), m.replications as usize);
+    let mut picks: Vec<usize> = (0..m.variants.len())
+        .map(|v| (v * points + (3 * v + 1) % points) * reps + (7 * v + 3) % reps)
+        .chain([0, m.runs.len() - 1])
+        .collect();
+    picks.sort();
+    picks.dedup();
     let fresh = execute(&scenario, sweep, &m, &picks, &reg, &|| {}).unwrap();
+    let mut variants_seen = std::collections::BTreeSet::new();
     for (index, bytes) in fresh {
         // Through the run file's bytes, as `sweep` does, so float parsing is covered too.
         let record: archsim::sweep::RunRecord = serde_json::from_slice(&bytes).unwrap();
@@ -509,7 +529,69 @@ fn committed_lb_sweep_report_is_current() {
             "run {index} ({}) differs from the committed runs.csv",
             record.run.id
         );
+        variants_seen.insert(record.run.variant);
     }
+    assert_eq!(
+        variants_seen.len(),
+        m.variants.len(),
+        "every variant re-simulated"
+    );
+}
+
+/// Every cell's statistics (mean, standard deviation, interval of each summary metric), the
+/// crossings and the digest, recomputed from the per-run rows of runs.csv: a change to the
+/// statistics that left results.json behind fails here. (The per-window means need the run
+/// files, which are not committed; the re-simulated runs cover the model.)
+fn aggregates_match_the_runs(
+    m: &archsim::sweep::Manifest,
+    results: &archsim::sweep::results::SweepResults,
+    csv: &str,
+) {
+    let mut lines = csv.lines();
+    let head: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let col = |name: &str| head.iter().position(|h| *h == name).expect(name);
+    let (variant, point) = (col("variant"), col("point"));
+    let metrics_from = col("users.arrival.rate") + 1;
+    let metric_names = &head[metrics_from..head.len() - 1];
+    assert_eq!(results.cells.len(), m.variants.len() * m.points.len());
+    for cell in &results.cells {
+        let name = &m.variants[cell.variant].name;
+        let group: Vec<&Vec<&str>> = rows
+            .iter()
+            .filter(|r| r[variant] == name && r[point] == cell.point.to_string())
+            .collect();
+        assert_eq!(
+            group.len(),
+            m.replications as usize,
+            "{name} point {}",
+            cell.point
+        );
+        for (i, metric) in metric_names.iter().enumerate() {
+            let values: Vec<f64> = group
+                .iter()
+                .filter_map(|r| r[metrics_from + i].parse::<f64>().ok())
+                .filter(|v| v.is_finite())
+                .collect();
+            assert_eq!(
+                cell.metrics.get(*metric),
+                Estimate::of(&values).as_ref(),
+                "{name} point {}: {metric} does not follow from runs.csv",
+                cell.point
+            );
+        }
+        assert_eq!(cell.metrics.len(), metric_names.len(), "{name}: metrics");
+    }
+    assert_eq!(
+        archsim::sweep::results::crossings(m, &results.cells),
+        results.crossings,
+        "crossings"
+    );
+    let digest = rows.iter().fold(archsim::sim::rng::mix64(m.seed), |h, r| {
+        let d = u64::from_str_radix(r[head.len() - 1], 16).expect("hex digest");
+        archsim::sim::rng::mix64(h ^ d)
+    });
+    assert_eq!(results.digest, format!("{digest:016x}"), "digest");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! random crash, partition and loss schedules, of 3PC under crashes alone, the 3PC split under
 //! a partition, and 2PC blocking for at least as long as its coordinator is down.
 
-use super::{repo_root, run_text};
+use super::{assert_holds, assert_violated, repo_root, run_text, verdict};
 use archsim::results::{Results, VariantResult};
 
 fn counter(v: &VariantResult, node: &str, name: &str) -> f64 {
@@ -10,7 +10,20 @@ fn counter(v: &VariantResult, node: &str, name: &str) -> f64 {
 }
 
 fn violations(v: &VariantResult) -> f64 {
-    counter(v, "txn-checker", "atomicity_violations")
+    let atomic = verdict(v, "txn-checker", "atomic commit");
+    assert_eq!(
+        atomic.violated as f64,
+        counter(v, "txn-checker", "atomicity_violations"),
+        "the verdict and the counter agree"
+    );
+    atomic.violated as f64
+}
+
+/// Transactions the atomicity checker decided, and those it could not (still unsettled when
+/// the run ended).
+fn decided(v: &VariantResult) -> (u64, u64) {
+    let atomic = verdict(v, "txn-checker", "atomic commit");
+    (atomic.checked, atomic.unchecked)
 }
 
 /// Participant parameters of the fault tests: some no-votes and lock conflicts.
@@ -149,6 +162,7 @@ fn random_network_fault(g: &mut Gen) -> String {
 fn two_pc_never_violates_atomicity_under_random_crashes_partitions_and_loss() {
     let mut g = Gen(2026);
     let (mut blocked_s, mut committed, mut faults_run) = (0.0, 0u64, 0);
+    let mut decided_all = 0;
     for case in 0..24 {
         let mut faults = String::new();
         for _ in 0..1 + g.below(4) {
@@ -180,6 +194,13 @@ fn two_pc_never_violates_atomicity_under_random_crashes_partitions_and_loss() {
             "2PC violated atomicity, seed {seed}, faults {faults}: {:?}",
             v.state_changes.get("txn-checker")
         );
+        // Every transaction settled before the run ended, so every one was decided.
+        let (checked, unchecked) = decided(v);
+        assert!(
+            checked > 0 && unchecked == 0,
+            "seed {seed}: {checked} decided, {unchecked} not"
+        );
+        decided_all += checked;
         blocked_s += counter(v, "txn-checker", "blocked_participant_s");
         committed += v.ok;
     }
@@ -189,6 +210,7 @@ fn two_pc_never_violates_atomicity_under_random_crashes_partitions_and_loss() {
         "{committed} commits"
     );
     assert!(blocked_s > 1.0, "{blocked_s} s blocked over the swarm");
+    assert!(decided_all > 24 * 500, "{decided_all} transactions decided");
 }
 
 #[test]
@@ -216,6 +238,11 @@ fn three_pc_never_violates_atomicity_under_crashes_alone() {
             "3PC violated atomicity under crashes alone, seed {seed}, faults {faults}: {:?}",
             v.state_changes.get("txn-checker")
         );
+        let (checked, unchecked) = decided(v);
+        assert!(
+            checked > 500 && unchecked == 0,
+            "seed {seed}: {checked} decided, {unchecked} not"
+        );
         for s in 0..4 {
             let shard = format!("shard-{s}");
             by_timeout += counter(v, &shard, "commit_by_timeout");
@@ -239,6 +266,8 @@ fn a_partition_during_pre_commit_splits_3pc_and_the_checker_lists_each_violation
     let by_name = |n: &str| r.variants.iter().find(|v| v.name == n).expect("variant");
     let (two, three, saga) = (by_name("2PC"), by_name("3PC"), by_name("saga"));
     assert_eq!(violations(two), 0.0, "2PC stays atomic");
+    assert_holds(two, "txn-checker", "atomic commit", "2pc-vs-3pc");
+    assert_violated(three, "txn-checker", "atomic commit", "2pc-vs-3pc");
     assert_eq!(
         violations(saga),
         0.0,
@@ -259,15 +288,23 @@ fn a_partition_during_pre_commit_splits_3pc_and_the_checker_lists_each_violation
         assert!(in_partition, "violation outside the partitions: {e:?}");
         assert!(e.what.contains(" committed at shard-") && e.what.contains(" aborted at shard-"));
     }
-    // 2PC blocks through the whole 4 s coordinator crash; 3PC gives up after its 500 ms timeout.
-    assert!(counter(two, "txn-checker", "blocked_max_ms") >= 4000.0);
-    assert!(counter(three, "txn-checker", "blocked_max_ms") < 1000.0);
+    // 2PC stays in doubt through the whole 4 s coordinator crash, blocked for all of it but
+    // the 100 ms vote timeout a working coordinator would have taken; 3PC gives up after its
+    // 500 ms timeout, 200 ms past its coordinator's vote and ack timeouts.
+    let c = |v, name| counter(v, "txn-checker", name);
+    assert!(c(two, "in_doubt_max_ms") >= 4000.0);
+    assert!(c(two, "blocked_max_ms") >= 3900.0);
+    assert!(c(three, "blocked_max_ms") < 400.0);
+    // Ordinary voting keeps 3PC participants in doubt longer (an extra round), but it is 2PC
+    // that blocks.
+    assert!(c(three, "in_doubt_participant_s") > c(two, "in_doubt_participant_s"));
+    assert!(c(two, "blocked_participant_s") > 2.0 * c(three, "blocked_participant_s"));
     // Sagas hold no locks across the transaction but show partial effects for a while.
     assert_eq!(counter(saga, "txn-checker", "blocked_participant_s"), 0.0);
     assert!(counter(saga, "txn-checker", "partial_window_mean_ms") > 0.0);
 }
 
-/// Blocked episodes listed by the checker: (start s, length s).
+/// Episodes in doubt listed by the checker: (start s, length s).
 fn blocked_episodes(v: &VariantResult) -> Vec<(f64, f64)> {
     v.state_changes
         .get("txn-checker")
@@ -275,9 +312,10 @@ fn blocked_episodes(v: &VariantResult) -> Vec<(f64, f64)> {
             events
                 .iter()
                 .filter_map(|e| {
-                    let rest = e.what.split(" blocked ").nth(1)?;
-                    let (len, from) = rest.split_once("s from ")?;
-                    Some((from.trim_end_matches('s').parse().ok()?, len.parse().ok()?))
+                    let rest = e.what.split(" in doubt ").nth(1)?;
+                    let (len, rest) = rest.split_once("s from ")?;
+                    let (from, _) = rest.split_once("s, blocked ")?;
+                    Some((from.parse().ok()?, len.parse().ok()?))
                 })
                 .collect()
         })
@@ -412,8 +450,13 @@ fn two_pc_stays_atomic_in_the_committed_scenario_over_a_range_of_seeds() {
         let r = run_text(&base.replace("seed: 11", &format!("seed: {seed}")));
         let v = &r.variants[0];
         assert_eq!(violations(v), 0.0, "seed {seed}");
+        let (checked, unchecked) = decided(v);
         assert!(
-            counter(v, "txn-checker", "blocked_max_ms") >= 4000.0,
+            checked > 20_000 && unchecked == 0,
+            "seed {seed}: {checked} decided, {unchecked} not"
+        );
+        assert!(
+            counter(v, "txn-checker", "in_doubt_max_ms") >= 4000.0,
             "seed {seed}"
         );
     }
@@ -467,9 +510,12 @@ fn state_machines_follow_their_diagrams_around_a_coordinator_crash() {
         0.0
     );
     assert_eq!(both(&v, "aborted"), 2.0);
+    let in_doubt_ms = counter(&v, "txn-checker", "in_doubt_max_ms");
+    // In doubt from the vote at 1.004 s until the abort arrives at 2.001 s; blocked from
+    // 100 ms (the default vote timeout) after the vote.
+    assert!((in_doubt_ms - 997.0).abs() < 1e-6, "{in_doubt_ms} ms");
     let blocked_ms = counter(&v, "txn-checker", "blocked_max_ms");
-    // Blocked from the vote at 1.004 s until the abort arrives at 2.001 s.
-    assert!((blocked_ms - 997.0).abs() < 1e-6, "{blocked_ms} ms");
+    assert!((blocked_ms - 897.0).abs() < 1e-6, "{blocked_ms} ms");
     // A saga whose coordinator crashes after both steps committed compensates both on restart.
     let v = one_txn("Saga", &crash("1004500us"));
     assert_eq!(both(&v, "compensated"), 2.0);

@@ -129,6 +129,10 @@ struct Msg {
     id: RequestId,
     key: u64,
     work: u64,
+    /// The producer's attempt tag: deliveries derive theirs from it.
+    attempt: u32,
+    /// Deliveries made so far: each is an execution of its own at the consumer.
+    deliveries: u32,
     enqueued: SimTime,
 }
 
@@ -243,12 +247,21 @@ impl Queue {
                 id: req.id,
                 key: req.key,
                 work: req.work,
+                attempt: req.attempt,
+                deliveries: 0,
                 enqueued: ctx.now(),
             };
+            let mut grown = 0;
             for g in &mut self.groups {
+                let before = g.ready.capacity();
                 g.ready.push_back(msg);
+                grown += (g.ready.capacity() - before) * std::mem::size_of::<Msg>();
             }
             let held: usize = self.groups.iter().map(Group::backlog).sum();
+            if grown > 0 {
+                let fix = "set `capacity` on it, or add consumers";
+                ctx.charge_memory(grown, "unacknowledged messages", held, fix);
+            }
             let limit = ctx.limits().max_pending_events;
             if held > limit {
                 let detail = "an unbounded queue grew past it; set `capacity`".to_string();
@@ -295,13 +308,16 @@ impl Queue {
                 return;
             };
             g.next = (c + 1) % n;
-            let Some(msg) = g.ready.pop_front() else {
+            let Some(mut msg) = g.ready.pop_front() else {
                 return;
             };
+            // Every group's copy and every redelivery is an execution of its own.
+            let copy = (gi as u64) << 32 | u64::from(msg.deliveries);
+            msg.deliveries += 1;
             g.in_flight_per[c] += 1;
             g.in_flight += 1;
             let to = g.consumers[c];
-            let call = self.calls.open(|call| Delivery {
+            let call = self.calls.open(ctx, |ctx, call| Delivery {
                 group: gi as u32,
                 consumer: c as u32,
                 msg,
@@ -314,8 +330,9 @@ impl Queue {
                 key: msg.key,
                 value: 0,
                 work: msg.work,
+                attempt: crate::contract::call::attempt_tag(msg.attempt, copy),
                 issued_at: msg.enqueued,
-                class: 0,
+                ..Request::default()
             };
             ctx.send(to, Message::Request(req));
         }

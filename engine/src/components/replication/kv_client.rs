@@ -238,7 +238,7 @@ impl KvClient {
         let key = if hot {
             0
         } else {
-            self.keys.sample(&mut self.key_rng)
+            self.keys.sample_at(&mut self.key_rng, now)
         };
         let write = self.op_rng.uniform() < self.cfg.write_fraction;
         let id = RequestId(self.id_base | self.issued);
@@ -248,7 +248,7 @@ impl KvClient {
             return;
         };
         let timeout = self.cfg.timeout;
-        let call = self.pending.open(|call| Pending {
+        let call = self.pending.open(ctx, |ctx, call| Pending {
             invoke: now,
             timer: ctx.set_timer(timeout, call.0),
             key,
@@ -262,8 +262,9 @@ impl KvClient {
             key,
             value: id.0,
             work: id.0,
+            attempt: 0,
             issued_at: now,
-            class: 0,
+            ..Request::default()
         };
         ctx.send(target, Message::Request(req));
     }
@@ -337,7 +338,12 @@ impl Node<Builtin> for KvClient {
         match msg {
             Message::Response(resp) => self.on_response(ctx, from, resp),
             // Clients serve no one.
-            Message::Request(_) | Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
+            Message::Request(_)
+            | Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => {}
         }
     }
 

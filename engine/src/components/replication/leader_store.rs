@@ -240,7 +240,6 @@ pub struct LeaderStore {
     role: Role,
     leader: Option<NodeId>,
     votes: u64,
-    last_heard: Option<SimTime>,
     election_timer: Option<TimerId>,
     leader_timers: Vec<TimerId>,
     next: Vec<u64>,
@@ -269,10 +268,11 @@ impl LeaderStore {
         let group = b.resolve(b.group());
         let me = group.iter().position(|&n| n == b.me()).unwrap_or(0);
         let checker = b.observer(&cfg.election, ElectionChecker::default);
-        checker
-            .lock()
-            .expect("one thread per run")
-            .name(b.me().0, b.name());
+        checker.lock().expect("one thread per run").member(
+            b.me().0,
+            b.name(),
+            cfg.heartbeat_interval,
+        );
         let n = group.len();
         LeaderStore {
             cfg,
@@ -288,7 +288,6 @@ impl LeaderStore {
             role: Role::Follower,
             leader: None,
             votes: 0,
-            last_heard: None,
             election_timer: None,
             leader_timers: Vec::new(),
             next: vec![1; n],
@@ -484,7 +483,17 @@ impl LeaderStore {
         };
         self.counters[C_READS] += 1;
         let (value, version) = answer.unwrap_or_default();
-        Self::reply(ctx, client, req.call, req.id, Ok(Reply { value, version }));
+        Self::reply(
+            ctx,
+            client,
+            req.call,
+            req.id,
+            Ok(Reply {
+                value,
+                version,
+                ..Reply::default()
+            }),
+        );
     }
 
     fn on_write(
@@ -595,6 +604,7 @@ impl LeaderStore {
             let reply = Reply {
                 value: w.value,
                 version: w.index,
+                ..Reply::default()
             };
             Self::reply(ctx, w.client, w.call, w.id, Ok(reply));
         }
@@ -613,7 +623,6 @@ impl LeaderStore {
             ctx.now(),
             self.term,
             self.me_id().0,
-            self.last_heard,
         );
         let last = self.last_index();
         self.next.iter_mut().for_each(|n| *n = last + 1);
@@ -699,8 +708,9 @@ impl LeaderStore {
                         key,
                         value,
                         work: 0,
+                        attempt: 0,
                         issued_at: ctx.now(),
-                        class: 0,
+                        ..Request::default()
                     };
                     self.serve(ctx, client, req);
                 } else {
@@ -810,7 +820,12 @@ impl LeaderStore {
             self.role = Role::Follower;
         }
         self.leader = Some(from);
-        self.last_heard = Some(ctx.now());
+        self.checker.lock().expect("one thread per run").heard(
+            ctx.now(),
+            self.term,
+            from.0,
+            self.me_id().0,
+        );
         self.arm_election(ctx);
     }
 

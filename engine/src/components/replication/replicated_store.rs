@@ -206,16 +206,21 @@ crate::settable!(ReplicatedStoreConfig {
     mode
 });
 
+/// A problem unless `replicas` (the field at `at`) is from 1 to [`MAX_REPLICAS`].
+pub(crate) fn check_replica_count(replicas: u32, v: &mut Validator, at: &Path) {
+    if replicas == 0 || replicas > MAX_REPLICAS {
+        v.error(
+            &at.field("replicas"),
+            format!("{replicas} replicas"),
+            "expected a count from 1 to 64",
+        );
+    }
+}
+
 impl ReplicatedStoreConfig {
     /// Check values the types cannot express.
     pub fn validate(&self, v: &mut Validator, at: &Path) {
-        if self.replicas == 0 || self.replicas > MAX_REPLICAS {
-            v.error(
-                &at.field("replicas"),
-                format!("{} replicas", self.replicas),
-                "expected a count from 1 to 64",
-            );
-        }
+        check_replica_count(self.replicas, v, at);
         for (field, q) in [
             ("read_quorum", self.read_quorum),
             ("write_quorum", self.write_quorum),
@@ -394,7 +399,7 @@ impl ReplicatedStore {
             return;
         }
         let timeout = self.cfg.timeout;
-        let op = self.coords.open(|op| {
+        let op = self.coords.open(ctx, |ctx, op| {
             coord.timer = Some(ctx.set_timer(timeout, op.0));
             coord
         });
@@ -454,7 +459,7 @@ impl ReplicatedStore {
             }
             None => {
                 let timeout = self.cfg.timeout;
-                self.coords.open(|op| {
+                self.coords.open(ctx, |ctx, op| {
                     c.timer = Some(ctx.set_timer(timeout, op.0));
                     c
                 })
@@ -481,6 +486,7 @@ impl ReplicatedStore {
         let reply = Reply {
             value,
             version: stamp.counter,
+            ..Reply::default()
         };
         Self::reply(ctx, c.client, &c.request, Ok(reply));
     }
@@ -604,7 +610,11 @@ impl Node<Builtin> for ReplicatedStore {
         match msg {
             Message::Request(req) => self.on_request(ctx, from, req),
             Message::Replica(m) => self.on_replica(ctx, from, m),
-            Message::Response(_) | Message::User(_) | Message::Txn(_) => {}
+            Message::Response(_)
+            | Message::User(_)
+            | Message::Txn(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => {}
         }
     }
 

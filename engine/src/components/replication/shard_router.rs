@@ -346,7 +346,7 @@ impl ShardRouter {
             return;
         };
         let timeout = self.timeout;
-        let call = self.pending.open(|call| Forwarded {
+        let call = self.pending.open(ctx, |ctx, call| Forwarded {
             from,
             call: req.call,
             id: req.id,
@@ -407,7 +407,11 @@ impl Node<Builtin> for ShardRouter {
             Message::Request(req) => self.on_request(ctx, from, req),
             Message::Response(resp) => self.on_response(ctx, resp),
             // Plug-in and protocol messages are not for a router.
-            Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
+            Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => {}
         }
     }
 

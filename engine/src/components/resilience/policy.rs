@@ -217,7 +217,7 @@ impl RetryBudget {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HedgeConfig {
-    /// Delay before the second copy (duration).
+    /// Delay before the second copy (duration); "0s" sends both at once (a tied request).
     pub after: SimDuration,
 }
 
@@ -1032,6 +1032,43 @@ mod tests {
             ),
             5
         );
+    }
+
+    #[test]
+    fn the_sliding_window_counter_admits_limit_minus_one_per_window_evenly_in_steady_state() {
+        // A flood (every 10 us for 3 s) against limit L = 20 per 100 ms. The first window
+        // admits L. In a later window whose predecessor admitted P, the n-th admission needs
+        // P·(1 − x) + (n − 1) + 1 <= L at the fraction x of the window: the window ends with
+        // c = L − 1 admitted (the last needs x = 1), so from the third window on P = L − 1, and
+        // the n-th admission comes at the first arrival at or after x = (n − 1) / (L − 1):
+        // evenly spread, not bunched at the window's start as with a fixed window.
+        let (limit, w) = (20u64, ms(100));
+        let algo = RateLimit::SlidingWindowCounter {
+            limit: limit as u32,
+            window: w,
+        };
+        let mut l = Limiter::new(&algo);
+        let mut admitted: Vec<u64> = Vec::new();
+        for t in (0..300_000u64).map(|i| i * 10_000) {
+            if matches!(l.admit(&algo, SimTime(t)), Admission::Admit(_)) {
+                admitted.push(t);
+            }
+        }
+        let in_window = |k: u64| -> Vec<u64> {
+            admitted
+                .iter()
+                .filter(|&&t| t / w.0 == k)
+                .map(|&t| t - k * w.0)
+                .collect()
+        };
+        assert_eq!(in_window(0).len() as u64, limit);
+        for k in 2..30 {
+            let want: Vec<u64> = (1..limit)
+                .map(|n| ((n - 1) * w.0).div_ceil(limit - 1).div_ceil(10_000) * 10_000)
+                .collect();
+            assert_eq!(in_window(k), want, "window {k}");
+        }
+        assert_eq!(admitted.len() as u64, limit + 29 * (limit - 1));
     }
 
     #[test]

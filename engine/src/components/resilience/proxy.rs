@@ -90,7 +90,7 @@ impl Forwarder {
             return Err(Cause::Unreachable);
         };
         let timeout = SimDuration(self.timeout.0.saturating_add(delay.0));
-        let call = self.pending.open(|call| Forwarded {
+        let call = self.pending.open(ctx, |ctx, call| Forwarded {
             from,
             call: req.call,
             id: req.id,

@@ -29,20 +29,55 @@ impl<T> Default for CallTable<T> {
     }
 }
 
+/// How to bound a table of calls that outgrew the memory budget.
+const BOUND_CALLS: &str = "bound the calls in flight: a shorter `timeout`, a lower arrival rate, \
+                           or a `queue_limit` on the servers behind it";
+
 impl<T> CallTable<T> {
-    /// Open a call; `make` builds its entry knowing the `CallId` (e.g. to tag its timer).
-    pub fn open(&mut self, make: impl FnOnce(CallId) -> T) -> CallId {
-        let slot = self.free.pop().unwrap_or_else(|| {
-            self.slots.push(Slot {
-                generation: 0,
-                value: None,
-            });
-            (self.slots.len() - 1) as u32
-        });
-        let s = &mut self.slots[slot as usize];
-        let call = CallId(((s.generation as u64) << 32) | slot as u64);
-        s.value = Some(make(call));
+    /// Open a call; `make` builds its entry knowing the `CallId` (e.g. to tag its timer). A
+    /// table that grows is charged to the run's memory budget (`limits.max_memory`).
+    pub fn open(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        make: impl FnOnce(&mut Ctx<'_>, CallId) -> T,
+    ) -> CallId {
+        let (slot, added) = self.take_slot();
+        if added > 0 {
+            // The free list may come to hold every slot: it is charged with them.
+            let bytes = added * (std::mem::size_of::<Slot<T>>() + std::mem::size_of::<u32>());
+            ctx.charge_memory(bytes, "calls in flight", self.slots.len(), BOUND_CALLS);
+        }
+        let call = self.id_of(slot);
+        self.slots[slot as usize].value = Some(make(ctx, call));
         call
+    }
+
+    /// A free slot, and how many slots the table's allocation grew by to find it.
+    fn take_slot(&mut self) -> (u32, usize) {
+        if let Some(slot) = self.free.pop() {
+            return (slot, 0);
+        }
+        let before = self.slots.capacity();
+        self.slots.push(Slot {
+            generation: 0,
+            value: None,
+        });
+        (
+            (self.slots.len() - 1) as u32,
+            self.slots.capacity() - before,
+        )
+    }
+
+    fn id_of(&self, slot: u32) -> CallId {
+        CallId(((self.slots[slot as usize].generation as u64) << 32) | slot as u64)
+    }
+
+    /// Open a call holding `value` without a budget to charge (unit tests).
+    #[cfg(test)]
+    fn open_plain(&mut self, value: T) -> CallId {
+        let (slot, _) = self.take_slot();
+        self.slots[slot as usize].value = Some(value);
+        self.id_of(slot)
     }
 
     /// Close a call and return its entry, or `None` if it is no longer open.
@@ -104,9 +139,9 @@ mod tests {
     #[test]
     fn a_closed_call_cannot_be_closed_again_even_when_its_slot_is_reused() {
         let mut t = CallTable::default();
-        let a = t.open(|_| "a");
+        let a = t.open_plain("a");
         assert_eq!(t.close(a), Some("a"));
-        let b = t.open(|_| "b");
+        let b = t.open_plain("b");
         assert_ne!(a, b, "same slot, new generation");
         assert_eq!(t.close(a), None, "a late answer to the old call");
         assert_eq!(t.clear(), 1);

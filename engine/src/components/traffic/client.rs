@@ -13,7 +13,9 @@
 //! With `retry`, a failed attempt (error answer, timeout, nothing reachable) is tried again
 //! after a backoff, up to `max_attempts`, within the retry budget; the request ends with the
 //! last attempt's cause. With `hedge`, a second copy goes out if the first has not been
-//! answered after `after`, and the first answer wins. All attempts carry the same request id.
+//! answered after `after` (at once with `after: "0s"`), and the first answer wins. All
+//! attempts carry the same request id; each carries its own attempt tag, so each draws its
+//! own service time wherever it is served.
 //! Arrivals, keys, per-request work bits, read/write choices and replica choices come from
 //! separate random streams of the client, so variants that share a seed see the same requests
 //! at the same times even when they change one of the others.
@@ -23,9 +25,10 @@ use crate::components::resilience::policy::{HedgeConfig, RetryBudget, RetryConfi
 use crate::components::traffic::calls::CallTable;
 use crate::components::traffic::keys::{KeySampler, Keys};
 use crate::components::traffic::workload::{Shape, Trace, TraceCursor};
-use crate::contract::build::BuildCtx;
+use crate::contract::build::{BuildCtx, Observer};
 use crate::contract::call::{CallId, Cause, Op, Request, RequestId};
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
+use crate::contract::size::{SizeDist, SizeSampler};
 use crate::contract::validate::{Path, Validator};
 use crate::sim::dist::Dist;
 use crate::sim::rng::{RandomSource, SimRng};
@@ -34,7 +37,7 @@ use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// How requests arrive.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -136,9 +139,15 @@ pub struct ClientConfig {
     /// Default `None`: one attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryConfig>,
-    /// Hedged requests: `Some((after: "20ms"))`. Default `None`.
+    /// Hedged requests: `Some((after: "20ms"))`; `after: "0s"` sends both copies at once.
+    /// Default `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hedge: Option<HedgeConfig>,
+    /// Bytes each request puts on the wire (a distribution of sizes: `Constant("4KB")`,
+    /// `LogNormal(median: "2KB", p99: "64KB")`); it costs time only on links with a
+    /// `bandwidth`. Default `Constant("0B")`.
+    #[serde(default, skip_serializing_if = "SizeDist::is_zero")]
+    pub request_size: SizeDist,
     /// Shares of the traffic by request class (names from the scenario's `classes`), as
     /// relative weights: `{"premium": 0.2, "standard": 0.8}`. Default `{}`: every request in
     /// the first class (a trace's `class` column, where filled, takes precedence).
@@ -159,6 +168,7 @@ crate::settable!(ClientConfig {
     max_requests,
     retry,
     hedge,
+    request_size,
     classes
 });
 
@@ -348,15 +358,6 @@ impl ClientConfig {
         if let Some(r) = &self.retry {
             r.validate(v, &at.field("retry"));
         }
-        if let Some(h) = &self.hedge
-            && h.after == SimDuration::ZERO
-        {
-            v.error(
-                &at.field("hedge").field("after"),
-                "a zero hedge delay sends two copies of every request",
-                "expected a positive duration",
-            );
-        }
         for (field, expected) in self.keys.problems() {
             v.error(
                 &at.field("keys").field(field),
@@ -371,6 +372,7 @@ impl ClientConfig {
                 "expected a number from 0.0 to 1.0",
             );
         }
+        self.request_size.validate(v, &at.field("request_size"));
         if matches!(self.arrival, Arrival::Trace { .. }) && self.write_fraction > 0.0 {
             v.error(
                 &at.field("write_fraction"),
@@ -475,6 +477,8 @@ struct Open {
     hedge_timer: Option<TimerId>,
     hedged: bool,
     hedge_call: Option<CallId>,
+    /// Copies sent so far (first try, retries, hedges): the next copy's attempt tag.
+    copies: u32,
 }
 
 impl Open {
@@ -492,6 +496,9 @@ pub struct Client {
     arrivals: SimRng,
     key_rng: SimRng,
     work_rng: SimRng,
+    /// Request sizes (draws nothing for the default, zero).
+    request_size: SizeSampler,
+    size_rng: SimRng,
     op_rng: SimRng,
     route_rng: SimRng,
     stop_at: SimTime,
@@ -508,9 +515,37 @@ pub struct Client {
     hedges: u64,
     hedge_wins: u64,
     attempts: Series,
+    roster: Arc<Mutex<Roster>>,
+    own: Option<Box<OwnOutcomes>>,
+    measure_from: SimTime,
+    window: SimDuration,
     class_pick: ClassPick,
     /// With a `Trace` arrival: the next row to replay.
     trace: Option<Box<TraceCursor>>,
+}
+
+/// The run's clients, counted while they are built: with two or more, each reports its own
+/// availability (two paths of one service, say, or two tenants), which the run-wide numbers
+/// mix.
+#[derive(Debug, Default)]
+pub struct Roster(u32);
+
+impl Observer for Roster {
+    fn finish(&mut self, _now: SimTime) -> NodeStats {
+        NodeStats::default()
+    }
+}
+
+/// An observer's name no node can have (node names are letters, digits, `-` and `_`).
+const ROSTER: &str = "!clients";
+
+/// A client's own outcomes, kept when the run has several clients.
+struct OwnOutcomes {
+    /// Requests issued after the warm-up that succeeded, and that failed.
+    ok: u64,
+    failed: u64,
+    /// Per window, by completion time: the fraction that succeeded.
+    availability: Series,
 }
 
 impl Client {
@@ -524,6 +559,8 @@ impl Client {
             arrivals: b.rng("arrivals"),
             key_rng: b.rng("keys"),
             work_rng: b.rng("work"),
+            request_size: SizeSampler::new(&cfg.request_size),
+            size_rng: b.rng("request_size"),
             op_rng: b.rng("ops"),
             route_rng: b.rng("route"),
             stop_at: b.arrivals_end(),
@@ -540,6 +577,14 @@ impl Client {
             hedges: 0,
             hedge_wins: 0,
             attempts: Series::new(SeriesKind::Rate, b.window()),
+            roster: {
+                let roster = b.observer(ROSTER, Roster::default);
+                roster.lock().expect("one thread per run").0 += 1;
+                roster
+            },
+            own: None,
+            measure_from: b.measure_from(),
+            window: b.window(),
             class_pick: ClassPick::new(cfg, b),
             trace: match &cfg.arrival {
                 Arrival::Trace {
@@ -607,7 +652,7 @@ impl Client {
                 (row.key, row.write, class)
             }
             None => {
-                let key = self.keys.sample(&mut self.key_rng);
+                let key = self.keys.sample_at(&mut self.key_rng, now);
                 let write = self.cfg.write_fraction > 0.0
                     && self.op_rng.uniform() < self.cfg.write_fraction;
                 (key, write, self.class_pick.draw())
@@ -624,10 +669,13 @@ impl Client {
             key,
             value: self.issued,
             work,
+            attempt: 0,
             issued_at: now,
+            size: self.request_size.sample(&mut self.size_rng),
             class,
+            ..Request::default()
         };
-        let request = self.open.open(|_| Open {
+        let request = self.open.open(ctx, |_, _| Open {
             issued_at: now,
             user,
             req,
@@ -638,6 +686,7 @@ impl Client {
             hedge_timer: None,
             hedged: false,
             hedge_call: None,
+            copies: 0,
         });
         self.send_attempt(ctx, request);
     }
@@ -656,7 +705,7 @@ impl Client {
             return;
         };
         let timeout = self.cfg.timeout;
-        let call = self.pending.open(|call| Pending {
+        let call = self.pending.open(ctx, |ctx, call| Pending {
             request,
             timer: ctx.set_timer(timeout, call.0),
         });
@@ -677,7 +726,17 @@ impl Client {
         if self.cfg.retry.is_some() || hedge_after.is_some() {
             self.attempts.add(ctx.now(), 1.0);
         }
-        ctx.send(target, Message::Request(Request { call, ..o.req }));
+        // Each copy is an execution of its own: a retry or hedge draws a fresh service time.
+        let attempt = o.req.copy(u64::from(o.copies));
+        o.copies += 1;
+        ctx.send(
+            target,
+            Message::Request(Request {
+                call,
+                attempt,
+                ..o.req
+            }),
+        );
     }
 
     /// An attempt failed with `cause`: wait for its hedge twin, retry, or end the request.
@@ -724,6 +783,16 @@ impl Client {
             ctx.cancel_timer(t);
         }
         ctx.request_ended_in(o.req.class, o.issued_at, result);
+        if let Some(own) = self.own.as_mut() {
+            if o.issued_at >= self.measure_from {
+                match result {
+                    Ok(()) => own.ok += 1,
+                    Err(_) => own.failed += 1,
+                }
+            }
+            own.availability
+                .add(ctx.now(), f64::from(u8::from(result.is_ok())));
+        }
         self.after_end(ctx, o.user);
     }
 
@@ -776,6 +845,14 @@ impl Client {
 
 impl Node<Builtin> for Client {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        // Every node is built by now: the roster is complete.
+        if self.roster.lock().expect("one thread per run").0 >= 2 && self.own.is_none() {
+            self.own = Some(Box::new(OwnOutcomes {
+                ok: 0,
+                failed: 0,
+                availability: Series::new(SeriesKind::Mean, self.window),
+            }));
+        }
         match self.cfg.arrival {
             Arrival::Closed { users, .. } => {
                 for user in 0..users {
@@ -794,7 +871,12 @@ impl Node<Builtin> for Client {
         match msg {
             Message::Response(resp) => self.attempt_ended(ctx, resp.call, resp.result.map(|_| ())),
             // Clients serve no one.
-            Message::Request(_) | Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
+            Message::Request(_)
+            | Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => {}
         }
     }
 
@@ -847,6 +929,23 @@ impl Node<Builtin> for Client {
         if self.cfg.hedge.is_some() {
             counters.insert("hedges".to_string(), self.hedges as f64);
             counters.insert("hedge_wins".to_string(), self.hedge_wins as f64);
+        }
+        if let Some(own) = self.own.as_mut() {
+            let total = own.ok + own.failed;
+            counters.insert("ok".to_string(), own.ok as f64);
+            counters.insert("failed".to_string(), own.failed as f64);
+            let availability = if total == 0 {
+                1.0
+            } else {
+                own.ok as f64 / total as f64
+            };
+            counters.insert("availability".to_string(), availability);
+            series.push(own.availability.finish(
+                "client_availability",
+                "Availability by client (successes over requests ended)",
+                "fraction",
+                now,
+            ));
         }
         if self.cfg.retry.is_some() || self.cfg.hedge.is_some() {
             series.push(self.attempts.finish(

@@ -1,10 +1,12 @@
-//! Which key a request touches: uniform or Zipf over a fixed key space.
+//! Which key a request touches: uniform, Zipf, or a hot set that moves, over a fixed key
+//! space.
 //!
 //! Zipf is sampled by rejection-inversion (Hörmann and Derflinger, 1996) in O(1) time and
 //! memory, so a key space of a billion costs nothing; floats go through `libm` so the same seed
 //! gives the same keys on every machine.
 
 use crate::sim::rng::RandomSource;
+use crate::sim::time::{SimDuration, SimTime};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,25 @@ pub enum Keys {
         /// Skew; 0 is uniform, around 1 is typical of web caches.
         exponent: f64,
     },
+    /// A fraction `hot_fraction` of requests go to `hot_keys` hot keys (uniformly), the rest to
+    /// any of the `count` keys (uniformly); the hot set starts at key `first` and every
+    /// `shift_every` moves on to the next `hot_keys` keys (what is popular changes):
+    /// `HotSet(count: 100000, hot_keys: 100, hot_fraction: 0.8, shift_every: Some("10s"))`.
+    HotSet {
+        /// Number of distinct keys.
+        count: u64,
+        /// Keys in the hot set.
+        hot_keys: u64,
+        /// The hot set's first key at time zero (to keep it apart from another client's hot
+        /// keys). Default 0.
+        #[serde(default)]
+        first: u64,
+        /// Fraction of requests that go to the hot set (0..1).
+        hot_fraction: f64,
+        /// How often the hot set moves on (duration). Default `None`: it never moves.
+        #[serde(default)]
+        shift_every: Option<SimDuration>,
+    },
 }
 
 impl Default for Keys {
@@ -38,10 +59,45 @@ impl Keys {
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         match self {
-            Keys::Uniform { count } | Keys::Zipf { count, .. } if *count == 0 => {
+            Keys::Uniform { count } | Keys::Zipf { count, .. } | Keys::HotSet { count, .. }
+                if *count == 0 =>
+            {
                 out.push(("count", "expected at least one key".to_string()))
             }
             _ => {}
+        }
+        if let Keys::HotSet {
+            count,
+            hot_keys,
+            first,
+            hot_fraction,
+            shift_every,
+        } = self
+        {
+            if first >= count {
+                out.push((
+                    "first",
+                    format!("expected a key below `count` ({count}), found {first}"),
+                ));
+            }
+            if *hot_keys == 0 || hot_keys > count {
+                out.push((
+                    "hot_keys",
+                    format!("expected 1 to `count` ({count}) hot keys, found {hot_keys}"),
+                ));
+            }
+            if !(0.0..=1.0).contains(hot_fraction) {
+                out.push((
+                    "hot_fraction",
+                    format!("expected a fraction from 0.0 to 1.0, found {hot_fraction}"),
+                ));
+            }
+            if *shift_every == Some(SimDuration::ZERO) {
+                out.push((
+                    "shift_every",
+                    "expected a positive duration, or `None`".to_string(),
+                ));
+            }
         }
         if let Keys::Zipf { exponent, .. } = self
             && !(exponent.is_finite() && *exponent >= 0.0)
@@ -59,6 +115,47 @@ impl Keys {
         match *self {
             Keys::Uniform { count } => KeySampler::Uniform(count.max(1)),
             Keys::Zipf { count, exponent } => KeySampler::Zipf(Zipf::new(count.max(1), exponent)),
+            Keys::HotSet {
+                count,
+                hot_keys,
+                first,
+                hot_fraction,
+                shift_every,
+            } => KeySampler::HotSet(HotSet {
+                count: count.max(1),
+                hot_keys: hot_keys.clamp(1, count.max(1)),
+                first: first % count.max(1),
+                hot_fraction,
+                shift_every,
+            }),
+        }
+    }
+}
+
+/// A hot set that moves on over time.
+#[derive(Clone, Debug)]
+pub struct HotSet {
+    count: u64,
+    hot_keys: u64,
+    first: u64,
+    hot_fraction: f64,
+    shift_every: Option<SimDuration>,
+}
+
+impl HotSet {
+    /// The first key of the hot set at `now`.
+    pub fn first_hot(&self, now: SimTime) -> u64 {
+        let period = self.shift_every.map_or(0, |d| now.0 / d.0.max(1));
+        // Widening: period × hot_keys may exceed u64 for long runs of tiny periods.
+        let moved = u128::from(period) * u128::from(self.hot_keys) + u128::from(self.first);
+        (moved % u128::from(self.count)) as u64
+    }
+
+    fn sample<R: RandomSource>(&self, rng: &mut R, now: SimTime) -> u64 {
+        if rng.uniform() < self.hot_fraction {
+            (self.first_hot(now) + rng.below(self.hot_keys)) % self.count
+        } else {
+            rng.below(self.count)
         }
     }
 }
@@ -70,15 +167,24 @@ pub enum KeySampler {
     Uniform(u64),
     /// Zipf over `0..n`.
     Zipf(Zipf),
+    /// A hot set that moves.
+    HotSet(HotSet),
 }
 
 impl KeySampler {
-    /// Draw one key.
+    /// Draw one key (a hot set as it is at time zero).
     #[inline]
     pub fn sample<R: RandomSource>(&self, rng: &mut R) -> u64 {
+        self.sample_at(rng, SimTime::ZERO)
+    }
+
+    /// Draw one key at `now` (a hot set moves with time; the others do not).
+    #[inline]
+    pub fn sample_at<R: RandomSource>(&self, rng: &mut R, now: SimTime) -> u64 {
         match self {
             KeySampler::Uniform(n) => rng.below(*n),
             KeySampler::Zipf(z) => z.sample(rng) - 1,
+            KeySampler::HotSet(h) => h.sample(rng, now),
         }
     }
 }
@@ -190,6 +296,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_hot_set_takes_its_share_and_moves_on() {
+        let sampler = Keys::HotSet {
+            count: 1000,
+            hot_keys: 10,
+            first: 0,
+            hot_fraction: 0.8,
+            shift_every: Some(SimDuration::from_secs(1)),
+        }
+        .sampler();
+        let mut rng = SimRng::derive(3, "hot");
+        let n = 200_000;
+        for (t, first) in [(SimTime(0), 0), (SimTime(2_000_000_000), 20)] {
+            let hot = (0..n)
+                .map(|_| sampler.sample_at(&mut rng, t))
+                .filter(|k| (first..first + 10).contains(k))
+                .count();
+            // 0.8 + 0.2 × 10/1000 = 0.802; 4 sigma of a binomial proportion is 0.0036.
+            let share = hot as f64 / n as f64;
+            assert!((share - 0.802).abs() < 0.0036, "t={t:?}: {share}");
+        }
+        let KeySampler::HotSet(h) = sampler else {
+            panic!("a hot set")
+        };
+        assert_eq!(h.first_hot(SimTime(150_000_000_000)), 500);
+        assert_eq!(h.first_hot(SimTime(100_000_000_000)), 0, "wraps around");
     }
 
     #[test]

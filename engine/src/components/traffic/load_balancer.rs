@@ -24,11 +24,12 @@
 
 use crate::components::message::{Builtin, Ctx, Message};
 use crate::components::resilience::policy::{
-    Breaker, BreakerConfig, BreakerState, Health, HealthCheckConfig,
+    Breaker, BreakerConfig, BreakerState, Health, HealthCheckConfig, RetryBudget, RetryConfig,
 };
 use crate::components::traffic::calls::CallTable;
+use crate::components::traffic::locality::{Locality, LocalityConfig};
 use crate::contract::build::BuildCtx;
-use crate::contract::call::{CallId, Cause, Op, Request, RequestId, Response};
+use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
 use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
 use crate::contract::state_series::StateSeries;
 use crate::contract::validate::{Path, Validator};
@@ -97,6 +98,17 @@ pub struct LoadBalancerConfig {
     /// cool_down: "5s", probes: 3))`. Default `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breaker: Option<BreakerConfig>,
+    /// Retry a failed forwarded call (an error answer, or no answer within `timeout`, which
+    /// is then per try) on another backend after a backoff, as Envoy's retry policy does:
+    /// `Some((max_attempts: 2, backoff: FullJitter(base: "25ms", cap: "250ms")))`. Each try
+    /// draws a fresh service time. Default `None`: one try.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryConfig>,
+    /// Prefer backends in the balancer's own zone and spill by rule:
+    /// `Some((prefer: SameZone, overprovisioning: 1.4, max_load: Some(8.0)))` (the balancer
+    /// must be in a zone). Default `None`: every backend alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<LocalityConfig>,
 }
 
 fn yes() -> bool {
@@ -117,7 +129,9 @@ crate::settable!(LoadBalancerConfig {
     timeout,
     skip_unreachable,
     health_check,
-    breaker
+    breaker,
+    retry,
+    locality
 });
 
 impl LoadBalancerConfig {
@@ -179,6 +193,12 @@ impl LoadBalancerConfig {
         if let Some(b) = &self.breaker {
             b.validate(v, &at.field("breaker"));
         }
+        if let Some(r) = &self.retry {
+            r.validate(v, &at.field("retry"));
+        }
+        if let Some(l) = &self.locality {
+            l.validate(v, &at.field("locality"));
+        }
     }
 }
 
@@ -187,6 +207,10 @@ impl LoadBalancerConfig {
 const PROBE_BIT: u64 = 1 << 63;
 /// Timer tag of the periodic health-check round.
 const TAG_CHECK_ROUND: u64 = u64::MAX;
+/// Backoff timers before a retry: the top two bits set (the rest is the slot in
+/// `Retries::waiting`); a probe's timer has only the top bit (a probe's `CallId` would need
+/// 2^30 reuses of one slot to reach bit 62).
+const RETRY_TAG: u64 = 3 << 62;
 /// State changes kept per load balancer.
 const EVENT_CAP: usize = 10_000;
 
@@ -208,10 +232,25 @@ struct Guards {
 #[derive(Clone, Copy, Debug)]
 struct Pending {
     client: NodeId,
-    client_call: CallId,
-    id: RequestId,
+    /// The request as the client sent it (its `call` is the client's).
+    req: Request,
     backend: u32,
     timer: TimerId,
+    /// Tries made so far, this one included.
+    tries: u32,
+    /// The backoff before this try (decorrelated jitter grows from it).
+    pause: SimDuration,
+}
+
+/// What only a load balancer with `retry` keeps: the requests waiting out a backoff.
+struct Retries {
+    cfg: RetryConfig,
+    budget: Option<RetryBudget>,
+    rng: SimRng,
+    /// Requests between tries, as they were when their last try failed.
+    waiting: CallTable<Pending>,
+    retries: u64,
+    denied: u64,
 }
 
 /// One load balancer node.
@@ -233,6 +272,9 @@ pub struct LoadBalancer {
     unreachable: u64,
     timeouts: u64,
     guards: Option<Box<Guards>>,
+    retries: Option<Box<Retries>>,
+    /// The locality layer, which narrows the backends the strategy picks from.
+    locality: Option<Box<Locality>>,
 }
 
 impl LoadBalancer {
@@ -264,8 +306,20 @@ impl LoadBalancer {
             unreachable: 0,
             timeouts: 0,
             guards: None,
+            retries: cfg.retry.as_ref().map(|r| {
+                Box::new(Retries {
+                    cfg: r.clone(),
+                    budget: RetryBudget::new(r),
+                    rng: b.rng("retry"),
+                    waiting: CallTable::default(),
+                    retries: 0,
+                    denied: 0,
+                })
+            }),
+            locality: None,
         }
         .with_guards(cfg, b)
+        .with_locality(cfg, b)
     }
 
     fn with_guards(mut self, cfg: &LoadBalancerConfig, b: &BuildCtx<'_>) -> LoadBalancer {
@@ -292,6 +346,27 @@ impl LoadBalancer {
             circuit_open: 0,
         }));
         self
+    }
+
+    fn with_locality(mut self, cfg: &LoadBalancerConfig, b: &BuildCtx<'_>) -> LoadBalancer {
+        self.locality = cfg
+            .locality
+            .as_ref()
+            .map(|l| Box::new(Locality::new(l, &self.backends, b)));
+        self
+    }
+
+    /// The locality layer chooses this request's tier; false if no backend is usable.
+    fn choose_tier(&mut self, ctx: &Ctx<'_>) -> bool {
+        let Some(l) = self.locality.as_mut() else {
+            return true;
+        };
+        let usable = self.guards.as_ref().map(|g| &g.usable);
+        let backends = &self.backends;
+        l.choose(
+            |i| usable.map_or_else(|| ctx.reachable(backends[i]), |u| u[i]),
+            &self.outstanding,
+        )
     }
 
     /// Work out which backends may be picked now (guarded load balancers only).
@@ -370,9 +445,9 @@ impl LoadBalancer {
                 continue;
             }
             let g = self.guards.as_mut().expect("checked above");
-            let call = g
-                .probes
-                .open(|call| (i as u32, ctx.set_timer(h.timeout, PROBE_BIT | call.0)));
+            let call = g.probes.open(ctx, |ctx, call| {
+                (i as u32, ctx.set_timer(h.timeout, PROBE_BIT | call.0))
+            });
             let probe = Request {
                 call: CallId(PROBE_BIT | call.0),
                 id: RequestId(0),
@@ -380,8 +455,9 @@ impl LoadBalancer {
                 key: 0,
                 value: 0,
                 work: self.rng.next_u64(),
+                attempt: 0,
                 issued_at: ctx.now(),
-                class: 0,
+                ..Request::default()
             };
             ctx.send(to, Message::Request(probe));
         }
@@ -415,14 +491,34 @@ impl LoadBalancer {
         self.probe_ended(ctx.now(), backend, passed);
     }
 
-    /// Index of the chosen backend among those reachable now, if any.
-    fn pick(&mut self, ctx: &Ctx<'_>, key: u64) -> Option<u32> {
+    /// Index of the chosen backend among those reachable now, if any; a retry avoids the
+    /// backend that just failed (`avoid`) unless it is the only one left.
+    #[inline]
+    fn pick(&mut self, ctx: &Ctx<'_>, key: u64, avoid: Option<u32>) -> Option<u32> {
+        if avoid.is_some()
+            && let Some(b) = self.pick_among(ctx, key, avoid)
+        {
+            return Some(b);
+        }
+        self.pick_among(ctx, key, None)
+    }
+
+    /// The strategy's choice among the backends reachable now, `avoid` left out.
+    fn pick_among(&mut self, ctx: &Ctx<'_>, key: u64, avoid: Option<u32>) -> Option<u32> {
         let n = self.backends.len();
         self.fill_usable(ctx);
+        if !self.choose_tier(ctx) {
+            return None;
+        }
         let usable = self.guards.as_ref().map(|g| &g.usable);
-        let reachable = |i: usize| match usable {
-            None => ctx.reachable(self.backends[i]),
-            Some(u) => u[i],
+        let local = self.locality.as_deref();
+        let reachable = |i: usize| {
+            avoid != Some(i as u32)
+                && local.is_none_or(|l| l.allows(i))
+                && match usable {
+                    None => ctx.reachable(self.backends[i]),
+                    Some(u) => u[i],
+                }
         };
         match &self.strategy {
             Strategy::RoundRobin => {
@@ -448,7 +544,7 @@ impl LoadBalancer {
                 Some(b as u32)
             }
             Strategy::Random => {
-                self.collect_reachable(ctx);
+                self.collect_reachable(ctx, avoid);
                 let c = self.candidates.len() as u64;
                 (c > 0).then(|| self.candidates[self.rng.below(c) as usize])
             }
@@ -462,7 +558,7 @@ impl LoadBalancer {
                 Some(i as u32)
             }
             Strategy::PowerOfTwoChoices => {
-                self.collect_reachable(ctx);
+                self.collect_reachable(ctx, avoid);
                 let c = self.candidates.len() as u64;
                 match c {
                     0 => None,
@@ -496,29 +592,55 @@ impl LoadBalancer {
     /// the list only changes with the topology, so it is kept until a fault starts or ends
     /// (a large pool would otherwise be scanned for every request).
     #[inline]
-    fn collect_reachable(&mut self, ctx: &Ctx<'_>) {
+    fn collect_reachable(&mut self, ctx: &Ctx<'_>, avoid: Option<u32>) {
         let epoch = ctx.topology_epoch();
-        if self.guards.is_none() && self.candidates_epoch == Some(epoch) {
+        let cacheable = self.guards.is_none() && self.locality.is_none();
+        if cacheable && self.candidates_epoch == Some(epoch) && avoid.is_none() {
             return;
         }
         self.fill_candidates(ctx, epoch);
+        if avoid.is_some() {
+            // A list without one backend is not the list to keep for the next request.
+            self.candidates.retain(|&c| Some(c) != avoid);
+            self.candidates_epoch = None;
+        }
     }
 
     /// Recompute `candidates` (the topology changed, or the LB has guards).
     #[inline(never)]
     fn fill_candidates(&mut self, ctx: &Ctx<'_>, epoch: u64) {
-        self.candidates_epoch = self.guards.is_none().then_some(epoch);
+        self.candidates_epoch = (self.guards.is_none() && self.locality.is_none()).then_some(epoch);
         self.candidates.clear();
         let usable = self.guards.as_ref().map(|g| &g.usable);
+        let local = self.locality.as_deref();
         for (i, &b) in self.backends.iter().enumerate() {
-            if usable.map_or_else(|| ctx.reachable(b), |u| u[i]) {
+            if local.is_none_or(|l| l.allows(i))
+                && usable.map_or_else(|| ctx.reachable(b), |u| u[i])
+            {
                 self.candidates.push(i as u32);
             }
         }
     }
 
     fn on_request(&mut self, ctx: &mut Ctx<'_>, from: NodeId, req: Request) {
-        let Some(b) = self.pick(ctx, req.key) else {
+        if let Some(b) = self.retries.as_mut().and_then(|r| r.budget.as_mut()) {
+            b.deposit();
+        }
+        self.forward(ctx, from, req, 0, None, SimDuration::ZERO);
+    }
+
+    /// Send try `tries + 1` of the client's request `req` to a backend other than `avoid`
+    /// when there is one; answer the client at once if there is none.
+    fn forward(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        client: NodeId,
+        req: Request,
+        tries: u32,
+        avoid: Option<u32>,
+        pause: SimDuration,
+    ) {
+        let Some(b) = self.pick(ctx, req.key, avoid) else {
             let breaker_open = self
                 .guards
                 .as_ref()
@@ -530,24 +652,23 @@ impl LoadBalancer {
                 self.unreachable += 1;
                 Cause::Unreachable
             };
-            let resp = Response {
-                call: req.call,
-                id: req.id,
-                result: Err(cause),
-            };
-            ctx.send(from, Message::Response(resp));
+            answer(ctx, client, &req, Err(cause));
             return;
         };
         let timeout = self.timeout;
-        let call = self.pending.open(|call| Pending {
-            client: from,
-            client_call: req.call,
-            id: req.id,
+        let call = self.pending.open(ctx, |ctx, call| Pending {
+            client,
+            req,
             backend: b,
             timer: ctx.set_timer(timeout, call.0),
+            tries: tries + 1,
+            pause,
         });
         self.outstanding[b as usize] += 1;
         self.forwarded[b as usize] += 1;
+        if let Some(l) = self.locality.as_mut() {
+            l.forwarded(ctx.now(), b as usize);
+        }
         if let Some(br) = self
             .guards
             .as_mut()
@@ -555,27 +676,70 @@ impl LoadBalancer {
         {
             br.on_send();
         }
+        // Each try is an execution of its own; the first keeps the client's tag.
+        let attempt = req.copy(u64::from(tries));
         ctx.send(
             self.backends[b as usize],
-            Message::Request(Request { call, ..req }),
+            Message::Request(Request {
+                call,
+                attempt,
+                ..req
+            }),
         );
     }
 
-    /// Close the pending call, whose backend failed or not; returns (client, client's call,
-    /// request id).
-    fn close(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        call: CallId,
-        failed: bool,
-    ) -> Option<(NodeId, CallId, RequestId)> {
+    /// Close the pending call, whose backend failed or not.
+    fn close(&mut self, ctx: &mut Ctx<'_>, call: CallId, failed: bool) -> Option<Pending> {
         let p = self.pending.close(call)?;
         // After a timeout this timer has already fired, and cancelling it does nothing.
         ctx.cancel_timer(p.timer);
         self.outstanding[p.backend as usize] -= 1;
         self.record_outcome(ctx.now(), p.backend, failed);
-        Some((p.client, p.client_call, p.id))
+        Some(p)
     }
+
+    /// The try `p` ended with `result`: relay it to the client, or retry a failure.
+    fn try_ended(&mut self, ctx: &mut Ctx<'_>, p: Pending, result: Result<Reply, Cause>) {
+        if result.is_err() && self.retry(ctx, &p) {
+            return;
+        }
+        answer(ctx, p.client, &p.req, result);
+    }
+
+    /// Retry the failed try `p` if the policy and budget allow; `false` if not.
+    fn retry(&mut self, ctx: &mut Ctx<'_>, p: &Pending) -> bool {
+        let Some(r) = self.retries.as_mut() else {
+            return false;
+        };
+        if p.tries >= r.cfg.max_attempts {
+            return false;
+        }
+        if !r.budget.as_mut().is_none_or(RetryBudget::withdraw) {
+            r.denied += 1;
+            return false;
+        }
+        r.retries += 1;
+        let pause = r.cfg.backoff.delay(p.tries, p.pause, &mut r.rng);
+        if pause == SimDuration::ZERO {
+            self.forward(ctx, p.client, p.req, p.tries, Some(p.backend), pause);
+        } else {
+            r.waiting.open(ctx, |ctx, slot| {
+                ctx.set_timer(pause, RETRY_TAG | slot.0);
+                Pending { pause, ..*p }
+            });
+        }
+        true
+    }
+}
+
+/// Answer the client's request `req` with `result`.
+fn answer(ctx: &mut Ctx<'_>, client: NodeId, req: &Request, result: Result<Reply, Cause>) {
+    let resp = Response {
+        call: req.call,
+        id: req.id,
+        result,
+    };
+    ctx.send(client, Message::Response(resp));
 }
 
 /// Ring points for each backend, sorted; ties broken by backend index so the ring is the same
@@ -606,18 +770,15 @@ impl Node<Builtin> for LoadBalancer {
                 self.probe_closed(ctx, CallId(resp.call.0 & !PROBE_BIT), resp.result.is_ok())
             }
             Message::Response(resp) => {
-                if let Some((client, call, id)) = self.close(ctx, resp.call, resp.result.is_err()) {
-                    ctx.send(
-                        client,
-                        Message::Response(Response {
-                            call,
-                            id,
-                            result: resp.result,
-                        }),
-                    );
+                if let Some(p) = self.close(ctx, resp.call, resp.result.is_err()) {
+                    self.try_ended(ctx, p, resp.result);
                 }
             }
-            Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
+            Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => {}
         }
     }
 
@@ -626,20 +787,23 @@ impl Node<Builtin> for LoadBalancer {
             self.check_round(ctx);
             return;
         }
+        if tag & RETRY_TAG == RETRY_TAG {
+            let p = self
+                .retries
+                .as_mut()
+                .and_then(|r| r.waiting.close(CallId(tag & !RETRY_TAG)));
+            if let Some(p) = p {
+                self.forward(ctx, p.client, p.req, p.tries, Some(p.backend), p.pause);
+            }
+            return;
+        }
         if tag & PROBE_BIT != 0 {
             self.probe_closed(ctx, CallId(tag & !PROBE_BIT), false);
             return;
         }
-        if let Some((client, call, id)) = self.close(ctx, CallId(tag), true) {
+        if let Some(p) = self.close(ctx, CallId(tag), true) {
             self.timeouts += 1;
-            ctx.send(
-                client,
-                Message::Response(Response {
-                    call,
-                    id,
-                    result: Err(Cause::Timeout),
-                }),
-            );
+            self.try_ended(ctx, p, Err(Cause::Timeout));
         }
     }
 
@@ -655,6 +819,9 @@ impl Node<Builtin> for LoadBalancer {
         }
         self.update_rotation(now);
         self.pending.clear();
+        if let Some(r) = self.retries.as_mut() {
+            r.waiting.clear();
+        }
         self.outstanding.iter_mut().for_each(|o| *o = 0);
         self.wrr_current.iter_mut().for_each(|w| *w = 0);
     }
@@ -668,7 +835,14 @@ impl Node<Builtin> for LoadBalancer {
             .collect();
         counters.insert("no_backend_reachable".to_string(), self.unreachable as f64);
         counters.insert("backend_timeouts".to_string(), self.timeouts as f64);
+        if let Some(r) = &self.retries {
+            counters.insert("retries".to_string(), r.retries as f64);
+            counters.insert("retries_denied_by_budget".to_string(), r.denied as f64);
+        }
         let mut stats = NodeStats::default();
+        if let Some(l) = self.locality.as_mut() {
+            stats.series.push(l.report(now, &mut counters));
+        }
         if let Some(g) = self.guards.as_mut() {
             counters.insert("circuit_open".to_string(), g.circuit_open as f64);
             counters.insert(

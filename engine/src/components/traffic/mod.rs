@@ -7,6 +7,7 @@ pub mod client;
 pub mod downstream;
 pub mod keys;
 pub mod load_balancer;
+pub mod locality;
 pub mod priority;
 pub mod server;
 pub mod workload;

@@ -111,6 +111,12 @@ impl<J, T: Copy> ClassQueues<J, T> {
         self.len
     }
 
+    /// Bytes the queues hold room for (their capacities), for the memory budget.
+    pub fn bytes(&self) -> usize {
+        let each = std::mem::size_of::<Waiting<J>>();
+        self.queues.iter().map(|q| q.capacity() * each).sum()
+    }
+
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.len == 0

@@ -7,9 +7,10 @@
 //!             └─────────────────────────────────┘
 //! ```
 //! A request that finds a free worker starts service at once; otherwise it waits in FIFO
-//! order. Service time is drawn from `service_time` with the request's own `work` bits, so the
-//! same request costs the same on every replica and in every variant, and is multiplied by the
-//! slowdown factor in force when service starts. A crash loses the queue and the requests in
+//! order. Service time is drawn from `service_time` with the request's own `work` bits and
+//! its attempt tag (or the `work` bits alone with `per: Request`), salted by the pool's name,
+//! so the same execution costs the same on every replica and in every variant while a retry
+//! or hedge draws afresh; it is multiplied by the slowdown factor in force when service starts. A crash loses the queue and the requests in
 //! service (their callers time out); nothing is durable.
 //!
 //! A server may also call other services while it handles a request (`calls`), after its own
@@ -24,11 +25,12 @@
 //! late answers are ignored).
 
 use crate::components::message::{Builtin, Ctx, Message};
-use crate::components::traffic::downstream::{CallStage, Downstream};
+use crate::components::traffic::downstream::{CallStage, Downstream, validate_pools};
 use crate::components::traffic::priority::{ClassQueues, Scheduling};
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
-use crate::contract::metrics::NodeStats;
+use crate::contract::metrics::{NodeStats, Series, SeriesKind};
+use crate::contract::size::{SizeDist, SizeSampler};
 use crate::contract::validate::{Path, Validator};
 use crate::results::ServerResult;
 use crate::sim::dist::Dist;
@@ -52,17 +54,38 @@ pub struct ServerConfig {
     #[serde(default = "one")]
     pub workers: u32,
     /// Requests that may wait for a worker (count); when full, new requests are rejected.
-    /// Default `None`: unbounded, still subject to `limits.max_pending_events`.
+    /// Default `None`: unbounded, still subject to `limits.max_memory` and
+    /// `limits.max_pending_events`.
     #[serde(default)]
     pub queue_limit: Option<u32>,
     /// Time one request occupies a worker (a distribution of durations).
     pub service_time: Dist,
+    /// What one `service_time` draw belongs to. `Execution`: every execution draws afresh,
+    /// so a retry, a hedge or a redelivery of the same request costs a new draw (time spent
+    /// on CPU, locks, garbage collection or a cold cache varies from run to run). `Request`:
+    /// the cost is in the request itself (its size, the work it asks for), so every execution
+    /// of it, on any replica, costs the same and a retry that timed out will time out again.
+    /// Either way the same execution costs the same in every variant. Default `Execution`.
+    #[serde(default, skip_serializing_if = "Per::is_execution")]
+    pub per: Per,
     /// Calls to other services made after the local work, stage by stage:
     /// `[(to: ["cache"]), (to: ["db"], timeout: "200ms")]` (a sequence) or
     /// `[(to: ["b", "c", "d"], wait_for: Some(2))]` (a fan-out waiting for the first two).
-    /// The worker is held until the last stage ends. Default `[]`: no calls.
+    /// Default `[]`: no calls.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<CallStage>,
+    /// What a request's worker does while its calls are out. `Hold`: it waits for them (a
+    /// thread per request), so a slow dependency ties up workers and every request queues
+    /// behind it. `Release`: it goes on to the next request and the answer is sent when the
+    /// calls end (an event loop, async I/O), so only `max_in_flight` bounds the calls out.
+    /// Default `Hold`.
+    #[serde(default, skip_serializing_if = "WhileCalling::is_hold")]
+    pub while_calling: WhileCalling,
+    /// Connection pools: most calls in flight from one replica to each named service at once,
+    /// `{"db": 20}` (count); a call beyond it waits, in order, for a connection, within its
+    /// stage's timeout. The calls waiting are a time series. Default `{}`: no limit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_in_flight: BTreeMap<String, u32>,
     /// Load shedding: a request that has waited longer than this in the queue is dropped
     /// with cause `shed` when its turn comes, instead of being served late (duration).
     /// Default `None`: never shed.
@@ -73,6 +96,11 @@ pub struct ServerConfig {
     /// counting it as `duplicate_writes` (count). Default `None`: every write is applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_keys: Option<u32>,
+    /// Bytes each successful reply puts on the wire (a distribution of sizes:
+    /// `Constant("64KB")`, `Pareto(scale: "1KB", shape: 1.5)`); it costs time only on links
+    /// with a `bandwidth`. Default `Constant("0B")`.
+    #[serde(default, skip_serializing_if = "SizeDist::is_zero")]
+    pub response_size: SizeDist,
     /// How the next waiting request is picked: `Fifo`, `Priority` (by request class,
     /// non-preemptive; when full, a request pushes out the newest of a lower class) or
     /// `PreemptiveResume`. Default `Fifo`.
@@ -89,17 +117,56 @@ fn one() -> u32 {
     1
 }
 
+/// What a worker does while its request's calls are out (see `ServerConfig::while_calling`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum WhileCalling {
+    /// The worker waits for the calls (thread per request).
+    #[default]
+    Hold,
+    /// The worker serves other requests meanwhile (event loop).
+    Release,
+}
+
+impl WhileCalling {
+    fn is_hold(&self) -> bool {
+        *self == WhileCalling::Hold
+    }
+}
+
+/// What a service-time draw belongs to (see `ServerConfig::per`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Per {
+    /// Each execution of a request draws its own service time (a retry or hedge draws afresh).
+    #[default]
+    Execution,
+    /// A request's service time is intrinsic: every execution of it draws the same.
+    Request,
+}
+
+impl Per {
+    fn is_execution(&self) -> bool {
+        *self == Per::Execution
+    }
+}
+
 crate::settable!(ServerConfig {
     replicas,
     workers,
     queue_limit,
     service_time,
+    per,
     calls,
+    while_calling,
+    max_in_flight,
     shed_after,
     idempotency_keys,
+    response_size,
     scheduling,
     class_workers
 });
+
+/// Keeps reply-size draws apart from service-time draws of the same request.
+const REPLY_SIZE_SALT: u64 = 0x5157_e5e1_2e5a_17ed;
 
 /// Most workers per replica, and per pool (replicas × workers).
 const MAX_WORKERS: u32 = 10_000;
@@ -132,9 +199,16 @@ impl ServerConfig {
             );
         }
         v.check_dist(&at.field("service_time"), &self.service_time);
+        self.response_size.validate(v, &at.field("response_size"));
         for (i, stage) in self.calls.iter().enumerate() {
             stage.validate(v, &at.field("calls").index(i));
         }
+        validate_pools(
+            &self.max_in_flight,
+            &self.calls,
+            v,
+            &at.field("max_in_flight"),
+        );
         if self.shed_after == Some(SimDuration::ZERO) {
             v.error(
                 &at.field("shed_after"),
@@ -177,6 +251,8 @@ struct Job {
 /// One replica of a `Server` pool.
 pub struct Server {
     cfg: ServerConfig,
+    /// Its replica name, for the error when its unbounded queue outgrows the limit.
+    name: String,
     salt: u64,
     queue: VecDeque<Job>,
     in_service: Vec<Option<Job>>,
@@ -185,11 +261,13 @@ pub struct Server {
     served: u64,
     rejected: u64,
     accounting: Accounting,
-    downstream: Option<Box<Downstream>>,
+    calling: Option<Box<Calling>>,
     shed: u64,
     failed: u64,
     idempotency: Option<Box<Idempotency>>,
     writes_applied: u64,
+    /// Reply sizes (draws nothing for the default, zero).
+    response_size: SizeSampler,
     /// Per-class queues, with priority scheduling or quotas (`None`: the FIFO `queue`).
     classes: Option<Box<ClassQueues<Job, TimerId>>>,
     /// Per request class (when the scenario declares classes): served, rejected, shed.
@@ -200,6 +278,20 @@ pub struct Server {
 const SERVED: usize = 0;
 const REJECTED: usize = 1;
 const SHED: usize = 2;
+
+/// What only a server with `calls` keeps: the calls, and the requests waiting on them.
+///
+/// A request calling out has a slot: with `Hold`, its worker's index; with `Release`, a place
+/// in `parked` (slot `workers + i`), its worker already serving the next request.
+struct Calling {
+    downstream: Downstream,
+    release: bool,
+    parked: Vec<Option<Job>>,
+    free_parked: Vec<u32>,
+    /// Requests waiting on their calls now, and as a series.
+    waiting: u32,
+    waiting_series: Series,
+}
 
 /// The request ids of the last writes applied, to apply a repeated write once.
 struct Idempotency {
@@ -257,6 +349,7 @@ impl Server {
         let workers = cfg.workers as usize;
         Server {
             cfg: cfg.clone(),
+            name: b.name().to_string(),
             // Salted by pool name, not replica name: every replica draws the same work.
             salt: stable_hash(b.group().as_bytes()),
             queue: VecDeque::new(),
@@ -265,7 +358,16 @@ impl Server {
             busy: 0,
             served: 0,
             rejected: 0,
-            downstream: (!cfg.calls.is_empty()).then(|| Box::new(Downstream::new(&cfg.calls, b))),
+            calling: (!cfg.calls.is_empty()).then(|| {
+                Box::new(Calling {
+                    downstream: Downstream::new(&cfg.calls, &cfg.max_in_flight, b),
+                    release: cfg.while_calling == WhileCalling::Release,
+                    parked: Vec::new(),
+                    free_parked: Vec::new(),
+                    waiting: 0,
+                    waiting_series: Series::new(SeriesKind::Level, b.window()),
+                })
+            }),
             shed: 0,
             failed: 0,
             idempotency: cfg.idempotency_keys.map(|cap| {
@@ -277,6 +379,7 @@ impl Server {
                 })
             }),
             writes_applied: 0,
+            response_size: SizeSampler::new(&cfg.response_size),
             classes: (!cfg.scheduling.is_fifo() || !cfg.class_workers.is_empty()).then(|| {
                 let quota = b
                     .classes()
@@ -338,8 +441,10 @@ impl Server {
             self.reject(ctx, job);
             return;
         }
+        let before = self.queue.capacity();
         self.queue.push_back(job);
-        self.check_queue_bound(ctx, self.queue.len());
+        let grown = (self.queue.capacity() - before) * std::mem::size_of::<Job>();
+        self.check_queue_bound(ctx, self.queue.len(), grown);
     }
 
     fn reject(&mut self, ctx: &mut Ctx<'_>, job: Job) {
@@ -353,13 +458,24 @@ impl Server {
         ctx.send(job.from, Message::Response(resp));
     }
 
-    fn check_queue_bound(&mut self, ctx: &mut Ctx<'_>, waiting: usize) {
+    /// Charge the memory budget for `grown` bytes of new queue room, and stop the run when
+    /// an unbounded queue of `waiting` requests outgrew the event bound.
+    fn check_queue_bound(&mut self, ctx: &mut Ctx<'_>, waiting: usize, grown: usize) {
+        if grown > 0 {
+            let fix = "set `queue_limit` on it, or lower the load";
+            ctx.charge_memory(grown, "queued requests", waiting, fix);
+        }
         let bound = ctx.limits().max_pending_events;
         if waiting > bound {
             ctx.exceed_limit(
                 "limits.max_pending_events",
                 bound as u64,
-                "an unbounded server queue grew past it; set `queue_limit`".to_string(),
+                format!(
+                    "{}'s unbounded queue grew past it: requests arrive faster than it serves \
+                     them (`archsim validate` names each station with ρ ≥ 1); add capacity or \
+                     set `queue_limit`",
+                    self.name
+                ),
             );
         }
     }
@@ -394,9 +510,10 @@ impl Server {
             }
         }
         let q = self.classes.as_deref_mut().expect("called with classes");
+        let before = q.bytes();
         q.push(class, job);
-        let waiting = q.len();
-        self.check_queue_bound(ctx, waiting);
+        let (waiting, grown) = (q.len(), q.bytes() - before);
+        self.check_queue_bound(ctx, waiting, grown);
     }
 
     fn answer_shed(&mut self, ctx: &mut Ctx<'_>, job: Job) {
@@ -422,10 +539,12 @@ impl Server {
 
     fn start(&mut self, ctx: &mut Ctx<'_>, job: Job) {
         let worker = self.take_worker(job);
-        let base = self
-            .cfg
-            .service_time
-            .sample(&mut WorkRng::new(job.req.work, self.salt));
+        let req = &job.req;
+        let mut bits = match self.cfg.per {
+            Per::Execution => WorkRng::execution(req.work, req.attempt, self.salt),
+            Per::Request => WorkRng::new(req.work, self.salt),
+        };
+        let base = self.cfg.service_time.sample(&mut bits);
         let service = base.scaled(ctx.slowdown());
         let timer = ctx.set_timer(service, worker as u64);
         if let Some(q) = self.classes.as_deref_mut() {
@@ -447,29 +566,102 @@ impl Server {
         if let Some(q) = self.classes.as_deref_mut() {
             q.local_work_done(worker);
         }
-        if let Some(d) = self.downstream.as_mut() {
-            let Some(job) = self.in_service[worker as usize] else {
-                return;
-            };
-            if let Some(result) = d.begin(ctx, worker, &job.req) {
-                self.respond(ctx, worker, result);
-            }
+        let Some(job) = self.in_service[worker as usize] else {
+            return;
+        };
+        let workers = self.cfg.workers;
+        let Some(c) = self
+            .calling
+            .as_mut()
+            .filter(|c| c.downstream.calls_for(&job.req))
+        else {
+            self.respond(ctx, worker, Ok(()));
+            return;
+        };
+        let slot = if c.release {
+            // The worker moves on; the request waits for its calls in a slot of its own.
+            let i = c.free_parked.pop().unwrap_or_else(|| {
+                c.parked.push(None);
+                (c.parked.len() - 1) as u32
+            });
+            c.parked[i as usize] = Some(job);
+            workers + i
+        } else {
+            worker
+        };
+        c.waiting += 1;
+        c.waiting_series.set(ctx.now(), f64::from(c.waiting));
+        if slot != worker {
+            self.free_worker(ctx, worker);
+        }
+        let c = self.calling.as_mut().expect("checked above");
+        c.downstream.begin(ctx, slot, job.req);
+        self.answer_decided(ctx);
+    }
+
+    /// Answer every request whose calls the last event decided.
+    fn answer_decided(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some((slot, result)) = self
+            .calling
+            .as_mut()
+            .and_then(|c| c.downstream.next_decided(ctx))
+        {
+            self.calls_done(ctx, slot, result);
+        }
+    }
+
+    /// The calls of the request in `slot` ended with `result`: answer it.
+    fn calls_done(&mut self, ctx: &mut Ctx<'_>, slot: u32, result: Result<(), Cause>) {
+        let workers = self.cfg.workers;
+        let c = self
+            .calling
+            .as_mut()
+            .expect("only servers with calls have slots");
+        c.waiting -= 1;
+        c.waiting_series.set(ctx.now(), f64::from(c.waiting));
+        if slot < workers {
+            self.respond(ctx, slot, result);
             return;
         }
-        self.respond(ctx, worker, Ok(()));
+        let i = slot - workers;
+        let Some(job) = c.parked[i as usize].take() else {
+            return;
+        };
+        c.free_parked.push(i);
+        self.answer(ctx, job, result);
+    }
+
+    /// The size of the reply to `req`: drawn from the request's own work bits, so every
+    /// replica and variant sends the same size for the same request (common random numbers).
+    #[inline]
+    fn reply_size(&self, req: &Request) -> u32 {
+        let salt = self.salt ^ REPLY_SIZE_SALT;
+        self.response_size.sample(&mut WorkRng::new(req.work, salt))
     }
 
     /// Free `worker` and answer its request with `result`.
     fn respond(&mut self, ctx: &mut Ctx<'_>, worker: u32, result: Result<(), Cause>) {
-        self.account(ctx.now());
-        let Some(job) = self.in_service[worker as usize].take() else {
+        let Some(job) = self.in_service[worker as usize] else {
             return;
         };
+        self.free_worker(ctx, worker);
+        self.answer(ctx, job, result);
+    }
+
+    /// `worker` is done with its request: take the next one.
+    fn free_worker(&mut self, ctx: &mut Ctx<'_>, worker: u32) {
+        self.account(ctx.now());
+        self.in_service[worker as usize] = None;
         self.busy -= 1;
         self.free_workers.push(worker);
         if let Some(q) = self.classes.as_deref_mut() {
             q.freed(worker);
         }
+        self.start_next(ctx);
+    }
+
+    /// Count `job`'s outcome, apply its write, and send the answer.
+    fn answer(&mut self, ctx: &mut Ctx<'_>, job: Job, result: Result<(), Cause>) {
         self.count(job.req.class, SERVED);
         if ctx.now() >= self.accounting.from {
             match result {
@@ -487,10 +679,12 @@ impl Server {
         let resp = Response {
             call: job.req.call,
             id: job.req.id,
-            result: result.map(|()| Reply::default()),
+            result: result.map(|()| Reply {
+                size: self.reply_size(&job.req),
+                ..Reply::default()
+            }),
         };
         ctx.send(job.from, Message::Response(resp));
-        self.start_next(ctx);
     }
 
     /// Start the next queued request, shedding those that waited too long.
@@ -530,20 +724,21 @@ impl Server {
         }
     }
 
-    /// A downstream call ended (answer or timeout); respond if that decided the request.
-    fn downstream_ended(&mut self, ctx: &mut Ctx<'_>, call: CallId, result: Result<(), Cause>) {
-        let Some(d) = self.downstream.as_mut() else {
+    /// A downstream call's answer (`Some`) or timer (`None`); answer the request it decided.
+    fn downstream_event(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        call: CallId,
+        answer: Option<Result<(), Cause>>,
+    ) {
+        let Some(c) = self.calling.as_mut() else {
             return;
         };
-        let Some(worker) = d.ended(ctx, call, result) else {
-            return;
-        };
-        let Some(job) = self.in_service[worker as usize] else {
-            return;
-        };
-        if let Some(outcome) = d.advance(ctx, worker, &job.req) {
-            self.respond(ctx, worker, outcome);
+        match answer {
+            Some(result) => c.downstream.answered(ctx, call, result),
+            None => c.downstream.timer(ctx, call),
         }
+        self.answer_decided(ctx);
     }
 }
 
@@ -554,15 +749,19 @@ impl Node<Builtin> for Server {
         match msg {
             Message::Request(req) => self.on_request(ctx, from, req),
             Message::Response(resp) => {
-                self.downstream_ended(ctx, resp.call, resp.result.map(|_| ()))
+                self.downstream_event(ctx, resp.call, Some(resp.result.map(|_| ())))
             }
-            Message::User(_) | Message::Txn(_) | Message::Replica(_) => {}
+            Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => {}
         }
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, _timer: TimerId, tag: u64) {
-        match Downstream::timed_out_call(tag) {
-            Some(call) => self.downstream_ended(ctx, call, Err(Cause::Timeout)),
+        match Downstream::call_of_timer(tag) {
+            Some(call) => self.downstream_event(ctx, call, None),
             None => self.complete(ctx, tag as u32),
         }
     }
@@ -576,8 +775,12 @@ impl Node<Builtin> for Server {
         if let Some(q) = self.classes.as_deref_mut() {
             q.clear();
         }
-        if let Some(d) = self.downstream.as_mut() {
-            d.clear();
+        if let Some(c) = self.calling.as_mut() {
+            c.downstream.clear(now);
+            c.parked.clear();
+            c.free_parked.clear();
+            c.waiting = 0;
+            c.waiting_series.set(now, 0.0);
         }
     }
 
@@ -587,10 +790,26 @@ impl Node<Builtin> for Server {
         let measured = a.to.since(a.from).0.max(1) as f64;
         // Counters only for the options in use, so plain servers report as before.
         let mut counters = BTreeMap::new();
-        if let Some(d) = &self.downstream {
+        let mut series = Vec::new();
+        if let Some(c) = self.calling.as_mut() {
+            let n = c.downstream.counts;
             counters.insert("failed_downstream".to_string(), self.failed as f64);
-            counters.insert("downstream_calls".to_string(), d.sent as f64);
-            counters.insert("downstream_call_errors".to_string(), d.errors as f64);
+            counters.insert("downstream_calls".to_string(), n.sent as f64);
+            counters.insert("downstream_call_errors".to_string(), n.errors as f64);
+            if self.cfg.calls.iter().any(|s| s.retry.is_some()) {
+                counters.insert("downstream_retries".to_string(), n.retries as f64);
+                counters.insert(
+                    "downstream_retries_denied_by_budget".to_string(),
+                    n.retries_denied as f64,
+                );
+            }
+            series.push(c.waiting_series.finish(
+                "waiting_on_calls",
+                "Requests waiting on their downstream calls",
+                "requests",
+                now,
+            ));
+            series.extend(c.downstream.report(now, &mut counters));
         }
         if self.cfg.shed_after.is_some() {
             counters.insert("shed".to_string(), self.shed as f64);
@@ -615,6 +834,7 @@ impl Node<Builtin> for Server {
                 rejected: self.rejected,
             }),
             counters,
+            series,
             ..NodeStats::default()
         })
     }

@@ -1,17 +1,31 @@
 //! The run-wide transaction checker: ground truth on atomicity, blocking and partial effects.
 //!
 //! Every participant reports what its branch of a transaction did (committed, aborted, saga
-//! step applied or compensated) and when it is blocked (holding locks without knowing the
-//! outcome). A transaction of 2PC or 3PC with some branches committed and others aborted is an
-//! atomicity violation; each one is counted and listed with its id and time (the list is
-//! bounded, the count is not). A transaction's record is dropped as soon as every participant
-//! has settled, so memory grows with the transactions still unsettled, not with the run.
+//! step applied or compensated) and when it is in doubt (voted yes, holding its lock without
+//! knowing the outcome). A transaction of 2PC or 3PC with some branches committed and others
+//! aborted is an atomicity violation; each one is counted and listed with its id and time
+//! (the list is bounded, the count is not). A transaction's record is dropped as soon as
+//! every participant has settled, so memory grows with the transactions still unsettled, not
+//! with the run.
+//!
+//! Being in doubt is part of every commit: a participant waits for the other votes and the
+//! decision (3PC adds a round). It is *blocked* only when that wait outlasts what a working
+//! coordinator takes: the coordinator's `vote_timeout` after the participant's vote (plus
+//! `ack_timeout` in 3PC), by when the coordinator has decided unless it has failed or cannot
+//! reach the participant. Time in doubt and time blocked are reported apart, so 3PC's extra
+//! round does not read as blocking, and 2PC's wait for a crashed coordinator does.
+//! ```text
+//!   vote yes ──── in doubt ─────────────────────────────────────────▶ outcome known
+//!            ├─ vote_timeout (+ ack_timeout, 3PC) ─┤──── blocked ─────┤
+//! ```
 
-use super::{members, ms_between};
+use super::{Protocol, members, ms_between};
 use crate::contract::build::Observer;
 use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
+use crate::results::Verdict;
 use crate::sim::time::{SimDuration, SimTime};
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 /// Most violations and blocked episodes listed; more are counted.
 const LIST_CAP: usize = 1000;
@@ -59,6 +73,15 @@ impl Record {
     }
 }
 
+/// A participant's branch in doubt: voted yes, outcome unknown.
+#[derive(Clone, Copy, Debug)]
+struct Doubt {
+    since: SimTime,
+    /// From here on it is blocked.
+    deadline: SimTime,
+    blocked: bool,
+}
+
 /// The checker; one per run, shared by every transaction component (see
 /// [`crate::contract::build::BuildCtx::observer`]).
 pub struct TxnChecker {
@@ -73,9 +96,22 @@ pub struct TxnChecker {
     begun: u64,
     messages: u64,
     records_dropped: u64,
+    /// The longest `vote_timeout` and `ack_timeout` of the run's coordinators.
+    vote_timeout: SimDuration,
+    ack_timeout: SimDuration,
+    /// Branches in doubt, by (transaction, participant), and their deadlines in time order
+    /// (an entry whose branch has gone, or is already blocked, is skipped).
+    doubts: BTreeMap<(u64, usize), Doubt>,
+    deadlines: BinaryHeap<Reverse<(SimTime, u64, usize)>>,
+    doubting_now: f64,
+    /// 2PC/3PC transactions whose every branch settled without a violation.
+    settled_atomic: u64,
+    /// Unsettled 2PC/3PC records dropped past the bound without a violation: never decided.
+    dropped_undecided: u64,
     blocked_now: f64,
     in_doubt_now: f64,
     partial_now: f64,
+    doubting_series: Series,
     blocked_series: Series,
     in_doubt_series: Series,
     partial_series: Series,
@@ -83,6 +119,8 @@ pub struct TxnChecker {
     lock_hold_sum_ms: f64,
     lock_hold_max_ms: f64,
     lock_holds: u64,
+    doubt_sum_s: f64,
+    doubt_max_ms: f64,
     blocked_sum_s: f64,
     blocked_max_ms: f64,
     partial_window_ms: Series,
@@ -106,9 +144,17 @@ impl TxnChecker {
             begun: 0,
             messages: 0,
             records_dropped: 0,
+            vote_timeout: SimDuration::ZERO,
+            ack_timeout: SimDuration::ZERO,
+            doubts: BTreeMap::new(),
+            deadlines: BinaryHeap::new(),
+            doubting_now: 0.0,
+            settled_atomic: 0,
+            dropped_undecided: 0,
             blocked_now: 0.0,
             in_doubt_now: 0.0,
             partial_now: 0.0,
+            doubting_series: Series::new(SeriesKind::Level, window),
             blocked_series: Series::new(SeriesKind::Level, window),
             in_doubt_series: Series::new(SeriesKind::Level, window),
             partial_series: Series::new(SeriesKind::Level, window),
@@ -116,6 +162,8 @@ impl TxnChecker {
             lock_hold_sum_ms: 0.0,
             lock_hold_max_ms: 0.0,
             lock_holds: 0,
+            doubt_sum_s: 0.0,
+            doubt_max_ms: 0.0,
             blocked_sum_s: 0.0,
             blocked_max_ms: 0.0,
             partial_window_ms: Series::new(SeriesKind::Mean, window),
@@ -123,6 +171,13 @@ impl TxnChecker {
             partial_max_ms: 0.0,
             partial_windows: 0,
         }
+    }
+
+    /// A coordinator with these timeouts takes part: a participant in doubt longer than
+    /// `vote_timeout` after its vote (plus `ack_timeout` in 3PC) is blocked.
+    pub fn coordinator(&mut self, vote_timeout: SimDuration, ack_timeout: SimDuration) {
+        self.vote_timeout = self.vote_timeout.max(vote_timeout);
+        self.ack_timeout = self.ack_timeout.max(ack_timeout);
     }
 
     /// List every blocked episode at least this long (as state changes), up to the list cap.
@@ -152,6 +207,7 @@ impl TxnChecker {
             // The oldest unsettled transaction goes; ids grow with time per client.
             if let Some((_, old)) = self.records.pop_first() {
                 self.records_dropped += 1;
+                self.dropped_undecided += u64::from(!old.saga && !old.violated);
                 self.in_doubt_now -= f64::from(u8::from(old.blocked > 0));
                 self.partial_now -= f64::from(u8::from(old.partial()));
             }
@@ -180,6 +236,7 @@ impl TxnChecker {
             self.partial_series.set(now, self.partial_now);
         }
         if settled {
+            self.settled_atomic += u64::from(!r.saga && !r.violated);
             if let Some(start) = window_start {
                 let ms = ms_between(start, now);
                 self.partial_window_ms.add(now, ms);
@@ -279,31 +336,85 @@ impl TxnChecker {
         self.after_change(now, txn, d, p);
     }
 
-    /// Participant branch of `txn` started (`true`) or stopped (`false`) being blocked.
-    pub fn blocked(&mut self, now: SimTime, txn: u64, parts: u64, on: bool) {
-        let (d, p) = self.state(txn);
-        let r = self.record(txn, parts, false);
-        if on {
-            r.blocked += 1;
-        } else {
-            r.blocked = r.blocked.saturating_sub(1);
+    /// Participant `idx` voted yes on `txn` (over `parts`) under `protocol`: in doubt.
+    pub fn voted_yes(&mut self, now: SimTime, txn: u64, parts: u64, idx: usize, p: Protocol) {
+        self.catch_up(now);
+        let (d, partial) = self.state(txn);
+        self.record(txn, parts, false).blocked += 1;
+        let normal = match p {
+            Protocol::ThreePhase => self.vote_timeout.0.saturating_add(self.ack_timeout.0),
+            Protocol::TwoPhase | Protocol::Saga => self.vote_timeout.0,
+        };
+        let deadline = now.after(SimDuration(normal));
+        let doubt = Doubt {
+            since: now,
+            deadline,
+            blocked: false,
+        };
+        if self.doubts.insert((txn, idx), doubt).is_none() {
+            self.doubting_now += 1.0;
+            self.doubting_series.set(now, self.doubting_now);
         }
-        self.blocked_now += if on { 1.0 } else { -1.0 };
-        self.blocked_series.set(now, self.blocked_now);
-        self.after_change(now, txn, d, p);
+        self.deadlines.push(Reverse((deadline, txn, idx)));
+        self.after_change(now, txn, d, partial);
     }
 
-    /// Participant `idx` was blocked on `txn` from `since` until `now`.
-    pub fn blocked_for(&mut self, now: SimTime, txn: u64, idx: usize, since: SimTime) {
-        let ms = ms_between(since, now);
-        self.blocked_sum_s += ms / 1e3;
-        self.blocked_max_ms = self.blocked_max_ms.max(ms);
-        if self.log_blocked_over.is_some_and(|t| now.since(since) >= t) {
+    /// Participant `idx` of `txn` (over `parts`) learned the outcome, or gave up waiting.
+    pub fn doubt_ended(&mut self, now: SimTime, txn: u64, parts: u64, idx: usize) {
+        self.catch_up(now);
+        let (d, partial) = self.state(txn);
+        let r = self.record(txn, parts, false);
+        r.blocked = r.blocked.saturating_sub(1);
+        if let Some(doubt) = self.doubts.remove(&(txn, idx)) {
+            self.doubting_now -= 1.0;
+            self.doubting_series.set(now, self.doubting_now);
+            if doubt.blocked {
+                self.blocked_now -= 1.0;
+                self.blocked_series.set(now, self.blocked_now);
+            }
+            self.count_doubt(now, txn, idx, doubt);
+        }
+        self.after_change(now, txn, d, partial);
+    }
+
+    /// Branches whose deadline passed by `now` are blocked from their deadline on. (Every
+    /// report moves the clock; deadlines in between are applied in time order first, so the
+    /// series stay in time order.)
+    fn catch_up(&mut self, now: SimTime) {
+        while let Some(&Reverse((deadline, txn, idx))) = self.deadlines.peek() {
+            if deadline > now {
+                return;
+            }
+            self.deadlines.pop();
+            if let Some(d) = self.doubts.get_mut(&(txn, idx))
+                && d.deadline == deadline
+                && !d.blocked
+            {
+                d.blocked = true;
+                self.blocked_now += 1.0;
+                self.blocked_series.set(deadline, self.blocked_now);
+            }
+        }
+    }
+
+    /// Add one branch's time in doubt, and blocked, up to `now`.
+    fn count_doubt(&mut self, now: SimTime, txn: u64, idx: usize, d: Doubt) {
+        let doubt_ms = ms_between(d.since, now);
+        let blocked_ms = ms_between(d.deadline.min(now), now);
+        self.doubt_sum_s += doubt_ms / 1e3;
+        self.doubt_max_ms = self.doubt_max_ms.max(doubt_ms);
+        self.blocked_sum_s += blocked_ms / 1e3;
+        self.blocked_max_ms = self.blocked_max_ms.max(blocked_ms);
+        if self
+            .log_blocked_over
+            .is_some_and(|t| now.since(d.since) >= t)
+        {
             let who = self.names.get(idx).map_or("?", String::as_str);
             let what = format!(
-                "txn {txn} {who} blocked {:.6}s from {:.6}s",
-                ms / 1e3,
-                since.as_secs_f64()
+                "txn {txn} {who} in doubt {:.6}s from {:.6}s, blocked {:.6}s",
+                doubt_ms / 1e3,
+                d.since.as_secs_f64(),
+                blocked_ms / 1e3,
             );
             self.blocked_log.record(now, what);
         }
@@ -325,6 +436,12 @@ fn mean(sum: f64, n: u64) -> f64 {
 
 impl Observer for TxnChecker {
     fn finish(&mut self, now: SimTime) -> NodeStats {
+        self.catch_up(now);
+        // Branches still in doubt at the end: count their time so far.
+        let open: Vec<((u64, usize), Doubt)> = self.doubts.iter().map(|(&k, &d)| (k, d)).collect();
+        for ((txn, idx), d) in open {
+            self.count_doubt(now, txn, idx, d);
+        }
         let unsettled = self.records.len() as f64;
         let counters = [
             ("atomicity_violations", self.violations as f64),
@@ -343,6 +460,8 @@ impl Observer for TxnChecker {
                 mean(self.lock_hold_sum_ms, self.lock_holds),
             ),
             ("lock_hold_max_ms", self.lock_hold_max_ms),
+            ("in_doubt_participant_s", self.doubt_sum_s),
+            ("in_doubt_max_ms", self.doubt_max_ms),
             ("blocked_participant_s", self.blocked_sum_s),
             ("blocked_max_ms", self.blocked_max_ms),
             (
@@ -359,9 +478,15 @@ impl Observer for TxnChecker {
         events.extend(self.blocked_log.take());
         events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
         let series = vec![
+            self.doubting_series.finish(
+                "in_doubt_participants",
+                "Participants in doubt (voted yes, outcome unknown)",
+                "participants",
+                now,
+            ),
             self.blocked_series.finish(
                 "blocked_participants",
-                "Blocked participants (locks held, outcome unknown)",
+                "Blocked participants (in doubt past the coordinator's timeouts)",
                 "participants",
                 now,
             ),
@@ -389,7 +514,28 @@ impl Observer for TxnChecker {
         let mut stats = NodeStats::counters(counters);
         stats.series = series;
         stats.events = events;
+        stats.verdicts = vec![self.atomicity()];
         stats
+    }
+}
+
+impl TxnChecker {
+    /// Atomic commit over 2PC/3PC transactions (sagas promise less): a transaction is decided
+    /// once every branch settled, or as soon as one branch committed and another aborted; one
+    /// still unsettled at the end (or dropped past the record bound) is not.
+    fn atomicity(&self) -> Verdict {
+        let unsettled = self
+            .records
+            .values()
+            .filter(|r| !r.saga && !r.violated)
+            .count() as u64;
+        Verdict::new(
+            "atomic commit",
+            "transactions",
+            self.settled_atomic + self.violations,
+            self.violations,
+            unsettled + self.dropped_undecided,
+        )
     }
 }
 
@@ -422,20 +568,65 @@ mod tests {
             what.contains("txn 8 committed at p-0 but aborted at p-1"),
             "{what}"
         );
+        // Txn 9 has heard from one of its two participants when the run ends: undecided.
+        c.decided(t(6), 9, 0b11, 0, true);
+        let v = c.atomicity();
+        assert_eq!((v.checked, v.violated, v.unchecked), (2, 1, 1));
+        assert_eq!(v.outcome(), "violated");
     }
 
     #[test]
-    fn a_blocked_branch_keeps_its_txn_in_doubt() {
+    fn atomicity_holds_only_once_every_transaction_settled() {
         let mut c = checker();
-        c.blocked(t(0), 9, 0b11, true);
+        c.decided(t(1), 7, 0b11, 0, true);
+        assert_eq!(c.atomicity().holds(), None, "txn 7 is not settled");
+        c.decided(t(2), 7, 0b11, 1, true);
+        let v = c.atomicity();
+        assert_eq!((v.checked, v.violated, v.unchecked), (1, 0, 0));
+        assert_eq!(v.holds(), Some(true));
+    }
+
+    #[test]
+    fn a_branch_in_doubt_keeps_its_txn_in_doubt() {
+        let mut c = checker();
+        c.coordinator(SimDuration::from_millis(100), SimDuration::from_millis(100));
+        c.voted_yes(t(0), 9, 0b11, 1, Protocol::TwoPhase);
         c.decided(t(1), 9, 0b11, 0, false);
         assert_eq!(c.in_doubt_now, 1.0);
-        c.blocked(t(5), 9, 0b11, false);
-        c.blocked_for(t(5), 9, 1, t(0));
+        c.doubt_ended(t(5), 9, 0b11, 1);
         c.decided(t(5), 9, 0b11, 1, false);
-        assert_eq!((c.in_doubt_now, c.blocked_now), (0.0, 0.0));
+        assert_eq!((c.in_doubt_now, c.doubting_now), (0.0, 0.0));
         assert!(c.records.is_empty());
-        assert_eq!(c.blocked_max_ms, 5.0);
+        assert_eq!(c.doubt_max_ms, 5.0);
+        assert_eq!(c.blocked_max_ms, 0.0, "no coordinator timeout passed");
+    }
+
+    #[test]
+    fn blocking_is_the_time_in_doubt_past_the_coordinators_timeouts() {
+        let mut c = checker();
+        c.coordinator(SimDuration::from_millis(100), SimDuration::from_millis(50));
+        // 2PC, decided 40 ms after the vote: in doubt, never blocked.
+        c.voted_yes(t(0), 1, 0b1, 0, Protocol::TwoPhase);
+        c.doubt_ended(t(40), 1, 0b1, 0);
+        // 3PC, 140 ms: within vote + ack timeouts (150 ms).
+        c.voted_yes(t(100), 2, 0b1, 0, Protocol::ThreePhase);
+        c.doubt_ended(t(240), 2, 0b1, 0);
+        assert_eq!(c.blocked_sum_s, 0.0);
+        assert!((c.doubt_sum_s - 0.18).abs() < 1e-12);
+        // 2PC with the coordinator gone: blocked from 100 ms after its vote at 300 ms.
+        c.voted_yes(t(300), 3, 0b1, 0, Protocol::TwoPhase);
+        c.voted_yes(t(310), 4, 0b1, 0, Protocol::ThreePhase);
+        c.voted_yes(t(420), 9, 0b10, 1, Protocol::TwoPhase);
+        assert_eq!(
+            c.blocked_now, 1.0,
+            "txn 3 blocked since 400 ms, txn 4 not yet"
+        );
+        c.doubt_ended(t(1300), 3, 0b1, 0);
+        assert_eq!(c.blocked_max_ms, 900.0);
+        // Still in doubt at the end: counted up to it.
+        let s = c.finish(t(2000));
+        assert_eq!(s.counters["blocked_max_ms"], 2000.0 - 460.0);
+        assert_eq!(s.counters["in_doubt_max_ms"], 1690.0);
     }
 
     #[test]

@@ -157,9 +157,11 @@ impl TxnCoordinator {
             }
             index_of[p.idx()] = i;
         }
+        let checker = checker(b, &participants);
+        lock(&checker).coordinator(cfg.vote_timeout, cfg.ack_timeout);
         TxnCoordinator {
             cfg: cfg.clone(),
-            checker: checker(b, &participants),
+            checker,
             participants,
             index_of,
             log: BTreeMap::new(),

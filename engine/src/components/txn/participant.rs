@@ -320,7 +320,7 @@ impl TxnParticipant {
         b.blocked_since = Some(now);
         b.timer = Some(ctx.set_timer(self.cfg.timeout, TAG_UNCERTAIN | txn));
         self.branches.insert(txn, b);
-        lock(&self.checker).blocked(now, txn, b.parts, true);
+        lock(&self.checker).voted_yes(now, txn, b.parts, self.idx, b.protocol);
         self.tell_coordinator(ctx, TxnMsg::Vote { txn, yes: true });
     }
 
@@ -352,9 +352,8 @@ impl TxnParticipant {
         }
         self.release(now, &b);
         let mut c = lock(&self.checker);
-        if let Some(since) = b.blocked_since {
-            c.blocked(now, txn, b.parts, false);
-            c.blocked_for(now, txn, self.idx, since);
+        if b.blocked_since.is_some() {
+            c.doubt_ended(now, txn, b.parts, self.idx);
         }
         if b.phase == Phase::Executing {
             // A compensation overtook the saga step: the step never takes effect.
@@ -526,16 +525,9 @@ impl Node<Builtin> for TxnParticipant {
         }
     }
 
-    fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
-        let mut c = lock(&self.checker);
-        c.sent(self.sent);
-        // Branches still blocked at the end: count their blocked time so far.
-        for (&txn, b) in &self.branches {
-            if let Some(since) = b.blocked_since {
-                c.blocked_for(now, txn, self.idx, since);
-            }
-        }
-        drop(c);
+    fn finish(&mut self, _now: SimTime) -> Option<NodeStats> {
+        // Branches still in doubt at the end are counted by the checker itself.
+        lock(&self.checker).sent(self.sent);
         let n = self.counts;
         Some(NodeStats::counters([
             ("prepared", n.prepared as f64),
