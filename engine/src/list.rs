@@ -517,6 +517,14 @@ mod tests {
             "Cooperative",
             "session_timeout",
             "idempotent",
+            "PeakEwma",
+            "LeastResponseTime",
+            "default_rtt",
+            "slow_start",
+            "aggression",
+            "min_weight_percent",
+            "class_limits",
+            "class_reserve",
         ] {
             assert!(
                 text.contains(needle),

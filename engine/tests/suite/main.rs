@@ -1,6 +1,7 @@
 //! The one integration-test binary: theory, determinism, error messages, report, plug-ins.
 
 mod analysis;
+mod balancing;
 mod browser;
 mod cache;
 mod cli;

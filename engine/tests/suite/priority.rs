@@ -119,3 +119,67 @@ fn under_overload_fifo_loses_as_mm1k_and_priority_sheds_the_lowest_class_first()
         (1000.0 - 300.0) / 1200.0,
     );
 }
+
+/// Per-class (ok, requests) of one run of a rate limiter in front of an ample server, fed
+/// 1500 requests/s, 20% premium, for 20 s from time 0, with the limiter's options `gate`.
+fn limited_classes(gate: &str) -> [(u64, u64); 2] {
+    let src = format!(
+        r#"Scenario(name: "class limits", seed: 3, duration: "20s", warmup: "0s",
+        classes: ["premium", "standard"],
+        nodes: {{
+            "users": Client(target: "gate", arrival: Poisson(rate: 1500.0), timeout: "10s",
+                            classes: {{"premium": 0.2, "standard": 0.8}}),
+            "gate": RateLimiter(target: "app", {gate}),
+            "app": Server(workers: 64, service_time: Exponential(mean: "1ms")),
+        }})"#
+    );
+    let r = super::run_text(&src);
+    let v = &r.variants[0];
+    assert_eq!(v.classes.len(), 2);
+    [0, 1].map(|c| (v.classes[c].ok, v.classes[c].requests))
+}
+
+#[test]
+fn a_class_reserve_sheds_the_lowest_class_first_at_a_rate_limiter() {
+    // A token bucket of 1000/s and 100 tokens admits burst + rate × T - (tokens left) over T.
+    // Without a reserve every arrival meets the same bucket (Poisson arrivals see time
+    // averages): both classes keep the same fraction, and the bucket ends near empty.
+    let bucket = "algorithm: TokenBucket(rate: 1000.0, burst: 100)";
+    let [(p_ok, p_n), (s_ok, s_n)] = limited_classes(bucket);
+    let admitted = (p_ok + s_ok) as f64;
+    assert!(
+        (admitted - 20_100.0).abs() <= 1.0,
+        "admitted {admitted} of 20100"
+    );
+    let (pa, sa) = (p_ok as f64 / p_n as f64, s_ok as f64 / s_n as f64);
+    let se = (pa * (1.0 - pa) / p_n as f64 + sa * (1.0 - sa) / s_n as f64).sqrt();
+    assert!(
+        (pa - sa).abs() < 4.0 * se,
+        "premium {pa} vs standard {sa} ± {se}"
+    );
+    // Keeping 50 tokens from standard: premium (300/s, below the refill rate) never finds the
+    // bucket under one token, and standard gets the rest; the bucket ends near the reserve.
+    let [(p_ok, p_n), (s_ok, _)] =
+        limited_classes(&format!("{bucket}, class_reserve: {{\"standard\": 50}}"));
+    assert_eq!(p_ok, p_n, "every premium request is admitted");
+    let admitted = (p_ok + s_ok) as f64;
+    assert!(
+        (admitted - 20_050.0).abs() <= 10.0,
+        "admitted {admitted}, about 20100 less the 50 kept"
+    );
+}
+
+#[test]
+fn a_class_limit_caps_its_class_alone() {
+    // A class's own token bucket of 400/s and 10 tokens admits at most 10 + 400 × 20 of
+    // standard's ~24000 requests, and almost exactly that under overload; premium, under no
+    // limit of its own and a generous shared one, loses nothing.
+    let gate = "algorithm: TokenBucket(rate: 100000.0, burst: 1000), \
+                class_limits: {\"standard\": TokenBucket(rate: 400.0, burst: 10)}";
+    let [(p_ok, p_n), (s_ok, _)] = limited_classes(gate);
+    assert_eq!(p_ok, p_n);
+    assert!(
+        s_ok <= 8_010 && s_ok >= 8_008,
+        "standard admitted {s_ok} of 8010"
+    );
+}

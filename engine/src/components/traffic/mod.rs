@@ -2,6 +2,7 @@
 //! that queue and serve them and call other services, and what they share (key distributions,
 //! the table of calls in flight), and workload shapes and trace replay for the clients.
 
+pub mod balancing;
 pub mod calls;
 pub mod client;
 pub mod downstream;
