@@ -87,7 +87,8 @@ pub fn build_with_observers(model: &Model, registry: &Registry, seed: u64) -> Bu
         network,
         faults,
         model.limits,
-        RequestMetrics::new(model.measure_from, model.window),
+        RequestMetrics::new(model.measure_from, model.window)
+            .with_classes(model.names.classes.len()),
     );
     world.end_drain_when_idle(model.arrivals_end.after(LONG_DRAIN));
     Built {

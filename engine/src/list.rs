@@ -45,8 +45,10 @@ pub fn render(registry: &Registry) -> String {
          Fields with a default may be left out; defaults are shown as they are written in RON\n\
          (enum values bare, strings quoted). `archsim list KIND` shows one kind or section.\n\
          Node names use ASCII letters, digits, '-' and '_'; a scenario declares at most {}\n\
-         nodes, replicas counted.\n\n",
-        crate::scenario::validate::MAX_NODES
+         nodes, replicas counted. Request classes are declared at the top level, highest priority\n\
+         first: `classes: [\"premium\", \"standard\"]` (at most {}); clients give shares of them.\n\n",
+        crate::scenario::validate::MAX_NODES,
+        crate::scenario::validate::MAX_CLASSES
     ));
     section(
         &mut out,
@@ -76,7 +78,7 @@ pub fn render(registry: &Registry) -> String {
     for (kind, schema) in &components {
         structure(&mut out, kind, schema.as_value());
     }
-    let enums: [(&str, Schema); 10] = [
+    let enums: [(&str, Schema); 11] = [
         ("FAULTS (under `faults: [...]`)", schema_for!(FaultConfig)),
         (
             "RANDOM FAULT KINDS (Random fault `kind`)",
@@ -89,6 +91,10 @@ pub fn render(registry: &Registry) -> String {
         ("CACHE EVICTION (Cache `eviction`)", schema_for!(Eviction)),
         ("DISTRIBUTIONS (fields of type Dist)", schema_for!(Dist)),
         ("ARRIVALS (Client `arrival`)", schema_for!(Arrival)),
+        (
+            "WORKLOAD SHAPES (Shaped arrival `shape`)",
+            schema_for!(crate::components::traffic::workload::Shape),
+        ),
         ("KEYS (Client `keys`)", schema_for!(Keys)),
         (
             "LOAD-BALANCER STRATEGIES (LoadBalancer `strategy`)",
@@ -501,6 +507,13 @@ mod tests {
             "ConsistentHash",
             "vnodes",
             "rebalance_sample",
+            "Shaped",
+            "FlashCrowd",
+            "Diurnal",
+            "Trace",
+            "time_scale",
+            "repeat_every",
+            "classes",
             "Topic:",
             "replication_factor",
             "RoundRobin",
@@ -509,6 +522,14 @@ mod tests {
             "Cooperative",
             "session_timeout",
             "idempotent",
+            "PeakEwma",
+            "LeastResponseTime",
+            "default_rtt",
+            "slow_start",
+            "aggression",
+            "min_weight_percent",
+            "class_limits",
+            "class_reserve",
         ] {
             assert!(
                 text.contains(needle),

@@ -140,6 +140,10 @@ pub struct VariantResult {
     /// leaves that time out, and tables mark it. Left out when zero.
     #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub clients_down_s: f64,
+    /// The same request metrics per request class, in the scenario's priority order; left out
+    /// when the scenario declares no classes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<ClassResult>,
     /// Requests still in flight when the run ended: the drain after `duration` lasts the
     /// longest client timeout but at most an hour, so a request waiting on a longer one has
     /// no outcome, and it is left out of every number (a warning says so). Left out when zero.
@@ -149,6 +153,28 @@ pub struct VariantResult {
     /// (see `crate::analysis`), to read beside the simulated numbers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub theory: Option<Theory>,
+}
+
+/// The request metrics of one request class (see `VariantResult` for each field's meaning).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClassResult {
+    /// The class's name, from the scenario's `classes`.
+    pub name: String,
+    /// Requests of this class issued after warm-up.
+    pub requests: u64,
+    /// Those that succeeded.
+    pub ok: u64,
+    /// Those that failed, by cause.
+    pub errors: BTreeMap<String, u64>,
+    /// ok / requests (1.0 when there were none).
+    pub availability: f64,
+    /// Successful requests of this class per second of measured time.
+    pub throughput_rps: f64,
+    /// Latency of its successful requests.
+    pub latency_ms: LatencySummary,
+    /// Per time window, from time 0, by completion time.
+    pub windows: Vec<WindowResult>,
 }
 
 fn is_zero_u64(x: &u64) -> bool {

@@ -7,7 +7,9 @@ use crate::build::{Built, build_with_observers};
 use crate::contract::build::finish_observers;
 use crate::contract::metrics::NodeStats;
 use crate::registry::Registry;
-use crate::results::{FaultWindow, Results, ScenarioEcho, ServerResult, Timing, VariantResult};
+use crate::results::{
+    ClassResult, FaultWindow, Results, ScenarioEcho, ServerResult, Timing, VariantResult,
+};
 use crate::scenario::{Scenario, Variant};
 use crate::sim::RunError;
 use crate::sim::rng::mix64;
@@ -234,7 +236,35 @@ pub fn run_variant(
             .iter()
             .map(|(_, d)| d.as_secs_f64())
             .sum(),
+        classes: class_results(r, &m.names.classes, m.arrivals_end, measured_s),
         unfinished,
         theory: Some(crate::analysis::analyze(m)),
     })
+}
+
+/// The request metrics of each class, when the scenario declares classes.
+fn class_results(
+    r: &crate::contract::metrics::RequestMetrics,
+    names: &[String],
+    end: crate::sim::time::SimTime,
+    measured_s: f64,
+) -> Vec<ClassResult> {
+    r.classes()
+        .iter()
+        .zip(names)
+        .map(|(c, name)| ClassResult {
+            name: name.clone(),
+            requests: c.requests(),
+            ok: c.ok(),
+            errors: c.errors(),
+            availability: if c.requests() == 0 {
+                1.0
+            } else {
+                c.ok() as f64 / c.requests() as f64
+            },
+            throughput_rps: c.ok() as f64 / measured_s,
+            latency_ms: c.latency_summary(),
+            windows: c.windows(end),
+        })
+        .collect()
 }

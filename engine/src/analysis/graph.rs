@@ -267,7 +267,15 @@ impl Graph {
 
 fn node_model(cfg: &NodeConfig, group: &str, ids: &dyn Fn(&str) -> Vec<usize>) -> NodeModel {
     match cfg {
-        NodeConfig::Client(c) => NodeModel::Source(client(c, ids)),
+        NodeConfig::Client(c) => match &c.arrival {
+            Arrival::Shaped { .. } => NodeModel::Opaque(
+                "its rate changes over time (a workload shape): no steady state to compute".into(),
+            ),
+            Arrival::Trace { .. } => {
+                NodeModel::Opaque("it replays a trace: no steady-state rate to compute".into())
+            }
+            _ => NodeModel::Source(client(c, ids)),
+        },
         NodeConfig::KvClient(c) => {
             let (rate, poisson, note) = arrival_rate(&c.arrival);
             let keys = KeyDist {
@@ -357,6 +365,8 @@ fn arrival_rate(a: &Arrival) -> (Option<f64>, bool, Option<String>) {
             (Some(mean), false, Some(note.into()))
         }
         Arrival::Closed { .. } => (None, false, None),
+        // Shaped and trace arrivals make the client opaque (see `node`).
+        Arrival::Shaped { .. } | Arrival::Trace { .. } => (None, false, None),
     }
 }
 
@@ -437,6 +447,13 @@ fn load_balancer(c: &LoadBalancerConfig, ids: &dyn Fn(&str) -> Vec<usize>) -> Re
             one_group,
             Some(
                 "power of two choices routes by queue length, which independent queues ignore (the formulas overestimate waiting)",
+            ),
+        ),
+        Strategy::PeakEwma { .. } | Strategy::LeastResponseTime { .. } => (
+            false,
+            one_group,
+            Some(
+                "latency-aware balancing routes by queue length and measured latency, which independent queues ignore (the formulas overestimate waiting)",
             ),
         ),
         Strategy::ConsistentHash { .. } => (

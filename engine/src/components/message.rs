@@ -95,6 +95,18 @@ impl Ctx<'_> {
         let now = self.now();
         self.sink().ended(issued_at, now, result);
     }
+
+    /// A client's request of class `class` ended: success, or failure with its cause.
+    #[inline]
+    pub fn request_ended_in(
+        &mut self,
+        class: u8,
+        issued_at: SimTime,
+        result: Result<(), crate::contract::call::Cause>,
+    ) {
+        let now = self.now();
+        self.sink().ended_in(class, issued_at, now, result);
+    }
 }
 
 /// A plug-in protocol's payload: anything `'static + Send`, downcast by the receiver.

@@ -123,6 +123,11 @@ impl<'a> BuildCtx<'a> {
         &self.env.names.nodes[id.idx()].0
     }
 
+    /// The scenario's request classes, in priority order (empty: one class).
+    pub fn classes(&self) -> &'a [String] {
+        &self.env.names.classes
+    }
+
     /// A random stream for one purpose of this node, derived from (seed, node name, purpose).
     pub fn rng(&self, purpose: &str) -> SimRng {
         SimRng::derive(self.env.seed, &format!("{}/{purpose}", self.name()))

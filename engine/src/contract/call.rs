@@ -52,6 +52,10 @@ pub struct Request {
     pub attempt: u32,
     /// When the client issued the request (first attempt).
     pub issued_at: SimTime,
+    /// Its class: an index into the scenario's `classes`, 0 the highest priority (0 when the
+    /// scenario declares none). Servers with priority queues and rate limiters with per-class
+    /// limits read it; it travels unchanged through every hop.
+    pub class: u8,
     /// Bytes the request puts on the wire (0 unless the client gives requests a size).
     pub size: u32,
     /// The handshake of the connection this call opened, if it opened one: the callee pays

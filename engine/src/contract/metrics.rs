@@ -240,6 +240,8 @@ pub struct RequestMetrics {
     /// The window the last request ended in, and its [start, end) in nanoseconds.
     last_window: usize,
     last_window_span: (u64, u64),
+    /// The same metrics per request class, when the scenario declares classes.
+    classes: Vec<RequestMetrics>,
 }
 
 impl RequestMetrics {
@@ -259,7 +261,21 @@ impl RequestMetrics {
             last_window: 0,
             // Empty: the first request computes its window.
             last_window_span: (0, 0),
+            classes: Vec::new(),
         }
+    }
+
+    /// The same metrics kept per request class too, for `n` classes (none when `n` is 0).
+    pub fn with_classes(mut self, n: usize) -> Self {
+        self.classes = (0..n)
+            .map(|_| RequestMetrics::new(self.measure_from, self.window))
+            .collect();
+        self
+    }
+
+    /// The per-class metrics, by class index (empty without classes).
+    pub fn classes(&self) -> &[RequestMetrics] {
+        &self.classes
     }
 
     /// A client issued a request.
@@ -267,8 +283,29 @@ impl RequestMetrics {
         self.started += 1;
     }
 
-    /// A request ended, at `now`, having been issued at `issued_at`.
+    /// A request ended, at `now`, having been issued at `issued_at` (of the first class, when
+    /// there are classes).
     pub fn ended(&mut self, issued_at: SimTime, now: SimTime, result: Result<(), Cause>) {
+        self.ended_in(0, issued_at, now, result);
+    }
+
+    /// A request of class `class` ended, at `now`, having been issued at `issued_at`.
+    #[inline]
+    pub fn ended_in(
+        &mut self,
+        class: u8,
+        issued_at: SimTime,
+        now: SimTime,
+        result: Result<(), Cause>,
+    ) {
+        self.record(issued_at, now, result);
+        if let Some(c) = self.classes.get_mut(class as usize) {
+            c.record(issued_at, now, result);
+        }
+    }
+
+    #[inline]
+    fn record(&mut self, issued_at: SimTime, now: SimTime, result: Result<(), Cause>) {
         self.ended += 1;
         let latency_ns = now.since(issued_at).0.clamp(1, HIGHEST_NS);
         // Past the last window (a drain far past `duration`) it is counted, not windowed.

@@ -72,6 +72,8 @@ pub struct NameTable {
     pub nodes: Vec<(String, String)>,
     /// Every name a scenario may use, to the nodes it stands for.
     pub by_name: BTreeMap<String, Vec<NodeId>>,
+    /// Request classes, in priority order (the scenario's `classes`; empty: one class).
+    pub classes: Vec<String>,
 }
 
 impl NameTable {
@@ -132,6 +134,29 @@ impl<'a> Validator<'a> {
         } else {
             Some(ids)
         }
+    }
+
+    /// The index of request class `name`, or a problem at `at` if it is not declared.
+    pub fn resolve_class(&mut self, at: &Path, name: &str) -> Option<u8> {
+        if let Some(i) = self.names.classes.iter().position(|c| c == name) {
+            return Some(i as u8);
+        }
+        let expected = if self.names.classes.is_empty() {
+            "expected a class declared in the scenario's `classes: [...]` (it declares none)"
+                .to_string()
+        } else {
+            format!(
+                "expected one of the scenario's classes: {}",
+                self.names.classes.join(", ")
+            )
+        };
+        self.error(at, format!("unknown class \"{name}\""), expected);
+        None
+    }
+
+    /// The scenario's request classes, in priority order.
+    pub fn classes(&self) -> &'a [String] {
+        &self.names.classes
     }
 
     /// A problem unless `value` is finite and positive.

@@ -70,6 +70,11 @@ pub fn page(
         "<p class=\"note\">{}</p>\n",
         html_escape(MEASUREMENT_NOTE.trim()).replace('\n', "<br>\n")
     ));
+    let classes = table::classes(results);
+    if !classes.rows.is_empty() {
+        out.push_str("<h3 id=\"classes\">By request class</h3>\n");
+        out.push_str(&wide(&classes));
+    }
     let clients = table::clients(results);
     if !clients.rows.is_empty() {
         out.push_str("<h3>By client</h3>\n");

@@ -18,6 +18,11 @@ pub fn markdown(results: &Results) -> String {
     if results.variants.iter().any(|v| v.clients_down_s > 0.0) {
         out.push_str(CLIENTS_DOWN_NOTE);
     }
+    let classes = table::classes(results);
+    if !classes.rows.is_empty() {
+        out.push_str("\n### By request class\n\n");
+        out.push_str(&classes.to_markdown());
+    }
     let clients = table::clients(results);
     if !clients.rows.is_empty() {
         out.push_str("\n### By client\n\n");

@@ -206,6 +206,44 @@ fn variant_row(variant: &VariantResult, causes: &[String]) -> Vec<String> {
     row
 }
 
+/// One row per (variant, request class): the variant table's numbers for that class alone;
+/// empty when the scenario declares no classes.
+pub fn classes(results: &Results) -> Table {
+    let causes: Vec<String> = results
+        .variants
+        .iter()
+        .flat_map(|v| v.classes.iter().flat_map(|c| c.errors.keys()))
+        .collect::<BTreeSet<&String>>()
+        .into_iter()
+        .cloned()
+        .collect();
+    let mut columns = vec![("variant", Align::Left), ("class", Align::Left)];
+    columns.extend(VARIANT_HEADINGS[1..].iter().map(|h| (*h, Align::Right)));
+    columns.extend(causes.iter().map(|c| (c.as_str(), Align::Right)));
+    let mut table = Table::new(&columns);
+    for v in &results.variants {
+        for c in &v.classes {
+            let mut row = vec![
+                v.name.clone(),
+                c.name.clone(),
+                format::count(c.requests),
+                format::percent(c.availability, 3),
+                format::grouped(c.throughput_rps, 1),
+                format::ms(c.latency_ms.p50),
+                format::ms(c.latency_ms.p99),
+                format::ms(c.latency_ms.p999),
+            ];
+            row.extend(
+                causes
+                    .iter()
+                    .map(|k| format::count(c.errors.get(k).copied().unwrap_or(0))),
+            );
+            table.rows.push(row);
+        }
+    }
+    table
+}
+
 /// One row per server replica of a variant.
 pub fn servers(servers: &[ServerResult]) -> Table {
     let mut table = Table::new(&[

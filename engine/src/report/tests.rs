@@ -100,6 +100,7 @@ fn variant(name: &str, index: u64, sensitivity: f64) -> VariantResult {
         windows,
         servers: (0..4).map(|r| server(r, index)).collect(),
         clients_down_s: 0.0,
+        classes: Vec::new(),
         unfinished: 0,
         components,
         series: BTreeMap::new(),

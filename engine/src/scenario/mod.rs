@@ -14,6 +14,7 @@ pub mod locate;
 pub mod network_faults;
 pub mod sweep;
 pub mod topology;
+pub mod traces;
 pub mod validate;
 pub mod wiring;
 
@@ -56,6 +57,12 @@ pub struct Spec {
     pub faults: Vec<FaultConfig>,
     /// Run bounds.
     pub limits: LimitsConfig,
+    /// Request classes in priority order, the first the highest (empty: one class).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// The folder of the scenario file: trace files are found relative to it.
+    #[serde(skip)]
+    pub base_dir: std::path::PathBuf,
     /// The zones nodes declare with `zone:` (a pool's replicas spread over `zones:` in turn),
     /// by node name, in file order.
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
@@ -612,6 +619,8 @@ struct FileRepr<'a> {
     limits: LimitsConfig,
     #[serde(default, borrow)]
     sweep: Option<sweep::SweepRepr<'a>>,
+    #[serde(default)]
+    classes: Vec<String>,
 }
 
 /// One concrete run of a scenario: the base with a variant's overrides applied.
@@ -708,6 +717,11 @@ pub fn parse(file: &str, src: &str, registry: &Registry) -> Result<Scenario, Sce
         nodes,
         faults: repr.faults,
         limits: repr.limits,
+        classes: repr.classes,
+        base_dir: std::path::Path::new(file)
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
         placement: std::mem::take(&mut errs.placement),
     };
     if !errs.diags.is_empty() {

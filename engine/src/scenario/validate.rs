@@ -86,6 +86,10 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
     for p in names_problems {
         v.add(p);
     }
+    // Trace files are read here, so a bad row stops the run before it starts.
+    let mut spec_owned = spec.clone();
+    super::traces::load(&mut spec_owned, &mut v);
+    let spec = &spec_owned;
     check_top(spec, &mut v);
     let nodes = Path::root().field("nodes");
     for (name, cfg) in &spec.nodes {
@@ -131,8 +135,9 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
         .max()
         .unwrap_or_default();
     let window = widen_window(spec.window, spec.duration);
+    let (limits, measure_from) = (spec.limits.to_limits(), SimTime(spec.warmup.0));
     Ok(Model {
-        spec: spec.clone(),
+        spec: spec_owned,
         names,
         decl_of,
         default_link,
@@ -141,9 +146,9 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
         faults,
         fault_windows,
         random_faults,
-        limits: spec.limits.to_limits(),
+        limits,
         arrivals_end,
-        measure_from: SimTime(spec.warmup.0),
+        measure_from,
         window,
         end: arrivals_end.after(drain.min(MAX_DRAIN)),
         longest_timeout: drain,
@@ -187,7 +192,10 @@ fn valid_name(name: &str) -> bool {
 }
 
 fn name_table(spec: &Spec, problems: &mut Vec<Problem>) -> (NameTable, Vec<usize>) {
-    let mut t = NameTable::default();
+    let mut t = NameTable {
+        classes: spec.classes.clone(),
+        ..NameTable::default()
+    };
     let mut decl_of = Vec::new();
     let nodes = Path::root().field("nodes");
     for (decl, (group, cfg)) in spec.nodes.iter().enumerate() {
@@ -279,6 +287,7 @@ fn check_top(spec: &Spec, v: &mut Validator<'_>) {
             "expected at least a client and a server",
         );
     }
+    check_classes(spec, v);
     let l = &spec.limits;
     if l.max_events == 0
         || l.max_pending_events == 0
@@ -290,6 +299,37 @@ fn check_top(spec: &Spec, v: &mut Validator<'_>) {
             "a zero limit stops every run",
             "expected positive limits",
         );
+    }
+}
+
+/// Most request classes a scenario may declare (each keeps its own metrics and queue).
+pub const MAX_CLASSES: usize = 16;
+
+/// The request classes: valid, distinct names, not too many.
+fn check_classes(spec: &Spec, v: &mut Validator<'_>) {
+    let at = Path::root().field("classes");
+    if spec.classes.len() > MAX_CLASSES {
+        v.error(
+            &at,
+            format!("{} classes", spec.classes.len()),
+            format!("expected at most {MAX_CLASSES} request classes"),
+        );
+    }
+    for (i, name) in spec.classes.iter().enumerate() {
+        if !valid_name(name) {
+            v.error(
+                &at.index(i),
+                format!("\"{name}\" is not a valid class name"),
+                "expected ASCII letters, digits, '-' and '_' only",
+            );
+        }
+        if spec.classes[..i].contains(name) {
+            v.error(
+                &at.index(i),
+                format!("class \"{name}\" is declared twice"),
+                "expected each class once, in priority order",
+            );
+        }
     }
 }
 

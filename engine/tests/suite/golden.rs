@@ -32,6 +32,10 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     // unchecked), and replication-modes decides every key now that timed-out writes are
     // resolved before the search (48 keys linearizable of 50 before, 50 now); the event
     // digests did not.
+    // Issue 21 (ops): diurnal's results.json gained main's theory section (its client is
+    // opaque to the analysis: a workload shape has no steady state), event digest unchanged;
+    // priority-overload gained a rate limiter and two variants (its first three variants'
+    // numbers are unchanged); latency-aware-balancing is new.
     ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0xc9e98d46fd07234f),
     (
         "autoscaling-spike.ron",
@@ -57,13 +61,24 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "395d5b19dd6fcc5e",
         0x7d5912efd62cc5b3,
     ),
+    ("diurnal.ron", "cfa262bd30442275", 0x5a01822bb5047f3f),
     ("event-stream.ron", "3f5c534f3bf555e5", 0x4115b80dd268801d),
     (
         "health-check-failover.ron",
         "d56201d926357293",
         0x576e479b1c65ad74,
     ),
+    (
+        "latency-aware-balancing.ron",
+        "99f41146f7bebcd2",
+        0x9363352189ad29d0,
+    ),
     ("lb-strategies.ron", "9f026c7f4f2db736", 0xbf677330a8f01f68),
+    (
+        "priority-overload.ron",
+        "960f421cd73fd4b4",
+        0x0957eecf48b16dae,
+    ),
     (
         "queue-consumers.ron",
         "7b396c97f3fba5a9",

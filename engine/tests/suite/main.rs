@@ -1,6 +1,7 @@
 //! The one integration-test binary: theory, determinism, error messages, report, plug-ins.
 
 mod analysis;
+mod balancing;
 mod browser;
 mod cache;
 mod cli;
@@ -21,6 +22,7 @@ mod memory;
 mod network;
 mod ops;
 mod plugin;
+mod priority;
 mod queue;
 mod read_replicas;
 mod replication;
@@ -32,6 +34,7 @@ mod stream;
 mod sweep;
 mod theory;
 mod txn;
+mod workload;
 
 use archsim::Registry;
 use archsim::results::{Results, VariantResult, Verdict};

@@ -98,13 +98,16 @@ impl KvClientConfig {
     pub fn validate(&self, v: &mut Validator, at: &Path) {
         v.resolve(&at.field("target"), &self.target);
         match &self.arrival {
-            Arrival::Poisson { .. } | Arrival::Constant { .. } | Arrival::Bursts { .. } => {
+            Arrival::Poisson { .. }
+            | Arrival::Constant { .. }
+            | Arrival::Bursts { .. }
+            | Arrival::Shaped { .. } => {
                 self.arrival.validate(v, &at.field("arrival"), "requests/s");
             }
-            Arrival::Closed { .. } => v.error(
+            Arrival::Closed { .. } | Arrival::Trace { .. } => v.error(
                 &at.field("arrival"),
-                "a KvClient issues open-loop",
-                "expected `Poisson(rate: ..)`, `Constant(rate: ..)` or `Bursts(..)`",
+                "a KvClient issues open-loop at a rate",
+                "expected `Poisson(rate: ..)`, `Constant(rate: ..)`, `Bursts(..)` or `Shaped(..)`",
             ),
         }
         if self.timeout == SimDuration::ZERO {

@@ -506,6 +506,24 @@ pub enum RateLimit {
 }
 
 impl RateLimit {
+    /// The units a request could ever find free: the bucket's tokens, the queue's places, or
+    /// the window's slots (a class reserve must leave at least one).
+    pub fn units(&self) -> u32 {
+        match *self {
+            RateLimit::TokenBucket { burst, .. } => burst,
+            RateLimit::LeakyBucket { capacity, .. } => capacity,
+            RateLimit::FixedWindow { limit, .. }
+            | RateLimit::SlidingLog { limit, .. }
+            | RateLimit::SlidingWindowCounter { limit, .. } => limit,
+        }
+    }
+
+    /// Whether a request it admits may be held back (a leaky bucket delays; the rest admit
+    /// at once or refuse).
+    pub fn delays(&self) -> bool {
+        matches!(self, RateLimit::LeakyBucket { .. })
+    }
+
     /// Check values the types cannot express.
     pub fn validate(&self, v: &mut Validator, at: &Path) {
         match *self {
@@ -618,7 +636,15 @@ impl Limiter {
 
     /// Decide on a request arriving at `now` (`algo` is the one this limiter was made for).
     pub fn admit(&mut self, algo: &RateLimit, now: SimTime) -> Admission {
+        self.admit_keeping(algo, now, 0)
+    }
+
+    /// Decide on a request arriving at `now` that may not use the last `reserve` units of the
+    /// limit (tokens, window slots, queue places): they are kept for higher request classes,
+    /// so under overload the lower class is refused first. `reserve` 0 is plain `admit`.
+    pub fn admit_keeping(&mut self, algo: &RateLimit, now: SimTime, reserve: u32) -> Admission {
         let yes = Admission::Admit(SimDuration::ZERO);
+        let keep = u128::from(reserve);
         match (self, algo) {
             (
                 Limiter::TokenBucket { nano_tokens, last },
@@ -629,7 +655,7 @@ impl Limiter {
                 let refill = (*rate * elapsed as f64) as u128;
                 *nano_tokens = (*nano_tokens + refill).min(*burst as u128 * NANOS);
                 *last = now;
-                if *nano_tokens >= NANOS {
+                if *nano_tokens >= (1 + keep) * NANOS {
                     *nano_tokens -= NANOS;
                     yes
                 } else {
@@ -643,7 +669,7 @@ impl Limiter {
                 // Requests still waiting: the admitted ones released after `now`, one per gap
                 // up to `next_free - gap`.
                 let waiting = wait.0.div_ceil(gap.0.max(1)).saturating_sub(1);
-                if wait > SimDuration::ZERO && waiting >= *capacity as u64 {
+                if wait > SimDuration::ZERO && waiting + u64::from(reserve) >= *capacity as u64 {
                     return Admission::Reject;
                 }
                 *next_free = start.after(gap);
@@ -655,7 +681,7 @@ impl Limiter {
                     *index = i;
                     *count = 0;
                 }
-                if *count < *limit {
+                if u64::from(*count) + u64::from(reserve) < u64::from(*limit) {
                     *count += 1;
                     yes
                 } else {
@@ -667,7 +693,7 @@ impl Limiter {
                 while log.front().is_some_and(|&t| now.since(t) >= *window) {
                     log.pop_front();
                 }
-                if log.len() < *limit as usize {
+                if log.len() + (reserve as usize) < *limit as usize {
                     log.push_back(now);
                     yes
                 } else {
@@ -690,7 +716,7 @@ impl Limiter {
                 }
                 let into = (now.0 % window.0) as f64 / window.0 as f64;
                 let estimate = *previous as f64 * (1.0 - into) + *current as f64;
-                if estimate + 1.0 <= *limit as f64 {
+                if estimate + 1.0 + f64::from(reserve) <= *limit as f64 {
                     *current += 1;
                     yes
                 } else {
@@ -954,6 +980,48 @@ mod tests {
         arrivals
             .map(|t| matches!(l.admit(algo, t), Admission::Admit(_)) as u32)
             .sum()
+    }
+
+    #[test]
+    fn a_reserve_keeps_the_last_units_of_every_algorithm_for_higher_classes() {
+        let w = ms(100);
+        let algos = [
+            RateLimit::TokenBucket {
+                rate: 1e-3,
+                burst: 10,
+            },
+            RateLimit::LeakyBucket {
+                rate: 1e-3,
+                capacity: 10,
+            },
+            RateLimit::FixedWindow {
+                limit: 10,
+                window: w,
+            },
+            RateLimit::SlidingLog {
+                limit: 10,
+                window: w,
+            },
+            RateLimit::SlidingWindowCounter {
+                limit: 10,
+                window: w,
+            },
+        ];
+        for algo in &algos {
+            // At one instant, a class keeping 4 units free gets 6 (a leaky bucket admits one
+            // at once and queues 5 behind it: places 0..5 of 10, 4 kept), the class above the
+            // remaining 4, and then nobody.
+            let mut l = Limiter::new(algo);
+            let mut run = |reserve, n| {
+                (0..n)
+                    .filter(|_| l.admit_keeping(algo, SimTime(1), reserve) != Admission::Reject)
+                    .count()
+            };
+            let low = run(4, 20);
+            let high = run(0, 20);
+            let lead = usize::from(algo.delays());
+            assert_eq!((low, high), (6 + lead, 4), "{algo:?}");
+        }
     }
 
     #[test]

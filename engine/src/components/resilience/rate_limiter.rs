@@ -1,5 +1,17 @@
 //! `RateLimiter`: a proxy that refuses requests over a rate, by one of five algorithms
-//! (`policy::RateLimit`), globally, per request key or per calling node.
+//! (`policy::RateLimit`), globally, per request key or per calling node; with request classes,
+//! each class may also have a limit of its own (`class_limits`) and a lower class may be kept
+//! off the last units of the shared limit (`class_reserve`), so it is refused first.
+//!
+//! ```text
+//!  request of class c ─▶ c's own limit (if any) ─refuse─▶ rate_limited
+//!        │ admit
+//!        ▼
+//!  shared limit, keeping class_reserve[c] units free ─refuse─▶ rate_limited
+//!        │ admit
+//!        ▼
+//!  forward to target
+//! ```
 
 use crate::components::message::Ctx;
 use crate::components::resilience::policy::{Admission, Limiter, RateLimit};
@@ -54,6 +66,19 @@ pub struct RateLimiterConfig {
     /// Default "1s".
     #[serde(default = "one_s")]
     pub timeout: SimDuration,
+    /// Per-class quotas: a limit of its own for each named request class, one for all of the
+    /// class's requests whatever the `scope`, checked before the shared `algorithm`:
+    /// `{"batch": TokenBucket(rate: 200.0, burst: 20)}`. A leaky bucket is not allowed here
+    /// (its delay would stack on the shared one). Default `{}`: no class limits.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub class_limits: BTreeMap<String, RateLimit>,
+    /// Shedding the lowest class first: the units of the shared limit (tokens of a token
+    /// bucket, places of a leaky bucket's queue, slots of a window) a class may not use, kept
+    /// for the classes above it: `{"standard": 50}` (count). Under overload the bucket or
+    /// window runs down to the reserve, and only higher classes get past it. Default `{}`:
+    /// every class takes the limit first come, first served.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub class_reserve: BTreeMap<String, u32>,
 }
 
 crate::settable!(RateLimiterConfig {
@@ -61,7 +86,9 @@ crate::settable!(RateLimiterConfig {
     algorithm,
     scope,
     max_keys,
-    timeout
+    timeout,
+    class_limits,
+    class_reserve
 });
 
 impl RateLimiterConfig {
@@ -75,6 +102,35 @@ impl RateLimiterConfig {
                 "no room for any limit",
                 "expected a count >= 1",
             );
+        }
+        self.validate_classes(v, at);
+    }
+
+    fn validate_classes(&self, v: &mut Validator, at: &Path) {
+        for (name, limit) in &self.class_limits {
+            let at = at.field("class_limits").key(name);
+            v.resolve_class(&at, name);
+            limit.validate(v, &at);
+            if limit.delays() {
+                v.error(
+                    &at,
+                    "a leaky bucket as a class limit",
+                    "expected TokenBucket, FixedWindow, SlidingLog or SlidingWindowCounter \
+                     (a class limit admits or refuses at once)",
+                );
+            }
+        }
+        let units = self.algorithm.units();
+        for (name, reserve) in &self.class_reserve {
+            let at = at.field("class_reserve").key(name);
+            v.resolve_class(&at, name);
+            if *reserve >= units {
+                v.error(
+                    &at,
+                    format!("a reserve of {reserve} leaves this class none of the {units} units of the limit"),
+                    format!("expected a count below {units} (the `algorithm`'s burst, capacity or limit)"),
+                );
+            }
         }
     }
 }
@@ -91,6 +147,32 @@ pub struct RateLimiterNode {
     limited: Series,
     n_admitted: u64,
     n_limited: u64,
+    /// Per request class (when the scenario declares classes).
+    by_class: Vec<ClassGate>,
+}
+
+/// One request class at a rate limiter: its own limit, its reserve, and its counts.
+struct ClassGate {
+    name: String,
+    own: Option<(RateLimit, Limiter)>,
+    reserve: u32,
+    admitted: u64,
+    limited: u64,
+}
+
+impl ClassGate {
+    fn new(name: &str, cfg: &RateLimiterConfig) -> ClassGate {
+        ClassGate {
+            name: name.to_string(),
+            own: cfg
+                .class_limits
+                .get(name)
+                .map(|l| (l.clone(), Limiter::new(l))),
+            reserve: cfg.class_reserve.get(name).copied().unwrap_or(0),
+            admitted: 0,
+            limited: 0,
+        }
+    }
 }
 
 impl RateLimiterNode {
@@ -107,7 +189,27 @@ impl RateLimiterNode {
             limited: Series::new(SeriesKind::Rate, b.window()),
             n_admitted: 0,
             n_limited: 0,
+            by_class: b.classes().iter().map(|c| ClassGate::new(c, cfg)).collect(),
         }
+    }
+
+    /// The class's own limit, then the shared one with the class's reserve kept free.
+    fn verdict(&mut self, key: Option<u64>, class: u8, now: SimTime) -> Admission {
+        let gate = self.by_class.get_mut(class as usize);
+        let reserve = gate.as_ref().map_or(0, |g| g.reserve);
+        if let Some((algo, own)) = gate.and_then(|g| g.own.as_mut())
+            && own.admit(algo, now) == Admission::Reject
+        {
+            return Admission::Reject;
+        }
+        let limiter = match key {
+            None => &mut self.global,
+            Some(k) => self
+                .per_key
+                .entry(k)
+                .or_insert_with(|| Limiter::new(&self.algorithm)),
+        };
+        limiter.admit_keeping(&self.algorithm, now, reserve)
     }
 }
 
@@ -119,23 +221,19 @@ impl Admit for RateLimiterNode {
             LimitScope::PerKey => Some(req.key),
             LimitScope::PerClient => Some(from.0 as u64),
         };
-        let limiter = match key {
-            None => &mut self.global,
-            Some(k) => self
-                .per_key
-                .entry(k)
-                .or_insert_with(|| Limiter::new(&self.algorithm)),
-        };
-        let verdict = limiter.admit(&self.algorithm, now);
+        let verdict = self.verdict(key, req.class, now);
+        let gate = self.by_class.get_mut(req.class as usize);
         match verdict {
             Admission::Admit(delay) => {
                 self.n_admitted += 1;
                 self.admitted.add(now, 1.0);
+                gate.into_iter().for_each(|g| g.admitted += 1);
                 Ok(delay)
             }
             Admission::Reject => {
                 self.n_limited += 1;
                 self.limited.add(now, 1.0);
+                gate.into_iter().for_each(|g| g.limited += 1);
                 Err(Cause::RateLimited)
             }
         }
@@ -162,11 +260,18 @@ impl Admit for RateLimiterNode {
     fn crash(&mut self, _now: SimTime) {
         self.global = Limiter::new(&self.algorithm);
         self.per_key.clear();
+        for (algo, own) in self.by_class.iter_mut().filter_map(|g| g.own.as_mut()) {
+            *own = Limiter::new(algo);
+        }
     }
 
     fn report(&mut self, now: SimTime, mut counters: BTreeMap<String, f64>) -> NodeStats {
         counters.insert("admitted".to_string(), self.n_admitted as f64);
         counters.insert("rate_limited".to_string(), self.n_limited as f64);
+        for g in &self.by_class {
+            counters.insert(format!("admitted.{}", g.name), g.admitted as f64);
+            counters.insert(format!("rate_limited.{}", g.name), g.limited as f64);
+        }
         NodeStats {
             counters,
             series: vec![

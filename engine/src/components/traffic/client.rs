@@ -24,6 +24,7 @@ use crate::components::message::{Builtin, Ctx, Message};
 use crate::components::resilience::policy::{HedgeConfig, RetryBudget, RetryConfig};
 use crate::components::traffic::calls::CallTable;
 use crate::components::traffic::keys::{KeySampler, Keys};
+use crate::components::traffic::workload::{Shape, Trace, TraceCursor};
 use crate::contract::build::{BuildCtx, Observer};
 use crate::contract::call::{CallId, Cause, Op, Request, RequestId};
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
@@ -73,6 +74,43 @@ pub enum Arrival {
         /// Pause between an answer and the user's next request (distribution of durations).
         think_time: Dist,
     },
+    /// Open loop, Poisson at a rate that changes over time, `rate × shape(t)`:
+    /// `Shaped(rate: 1000.0, shape: Step(at: "60s", factor: 10.0))`. Shapes: `Step`, `Ramp`,
+    /// `Diurnal`, `FlashCrowd`, and `Product`/`Sum` of shapes (see WORKLOAD SHAPES).
+    Shaped {
+        /// Base arrival rate (requests/s).
+        rate: f64,
+        /// How the rate changes over time.
+        shape: Shape,
+    },
+    /// Replay a CSV trace: one request per row, at its time, with its key, operation and
+    /// class: `Trace(file: "traces/example.csv")`. The file has a header naming the columns
+    /// `time` (seconds, or a duration such as "12ms"), `key` (a number, or text that is
+    /// hashed), `op` (read or write) and optionally `class`; it is read when the scenario is
+    /// validated, and a bad row stops the run before it starts.
+    Trace {
+        /// The CSV file, relative to the scenario file.
+        file: String,
+        /// Multiply every time by this (0.5 replays twice as fast). Default 1.
+        #[serde(default = "one_f64")]
+        time_scale: f64,
+        /// Shift times so the first row comes at time 0 (for absolute timestamps). Default
+        /// false: times are offsets from the start of the run.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        rebase: bool,
+        /// Play the trace again every this long (duration, after `time_scale`; longer than
+        /// the last row's time). Default `None`: play it once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repeat_every: Option<SimDuration>,
+        /// The rows, read when the scenario is validated.
+        #[serde(skip)]
+        #[schemars(skip)]
+        loaded: Option<Arc<Trace>>,
+    },
+}
+
+fn one_f64() -> f64 {
+    1.0
 }
 
 /// Users that send requests to a node or group and measure what comes back.
@@ -110,6 +148,11 @@ pub struct ClientConfig {
     /// `bandwidth`. Default `Constant("0B")`.
     #[serde(default, skip_serializing_if = "SizeDist::is_zero")]
     pub request_size: SizeDist,
+    /// Shares of the traffic by request class (names from the scenario's `classes`), as
+    /// relative weights: `{"premium": 0.2, "standard": 0.8}`. Default `{}`: every request in
+    /// the first class (a trace's `class` column, where filled, takes precedence).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub classes: BTreeMap<String, f64>,
 }
 
 fn default_timeout() -> SimDuration {
@@ -125,8 +168,22 @@ crate::settable!(ClientConfig {
     max_requests,
     retry,
     hedge,
-    request_size
+    request_size,
+    classes
 });
+
+/// A problem unless `rate` is positive and at most one per nanosecond.
+fn check_rate(v: &mut Validator, at: &Path, rate: f64, unit: &str) {
+    v.check_positive(at, rate, unit);
+    if rate > MAX_RATE_PER_S {
+        // Time has nanosecond resolution: faster arrivals would all land at once.
+        v.error(
+            at,
+            format!("{rate} requests/s is faster than one per nanosecond"),
+            "expected a rate of at most 1e9 requests/s",
+        );
+    }
+}
 
 impl Arrival {
     /// Check the rates, burst shape and think time; `at` is the `arrival` field's path and
@@ -134,16 +191,7 @@ impl Arrival {
     pub fn validate(&self, v: &mut Validator, at: &Path, unit: &str) {
         match self {
             Arrival::Poisson { rate } | Arrival::Constant { rate } => {
-                let at = at.field("rate");
-                v.check_positive(&at, *rate, unit);
-                if *rate > MAX_RATE_PER_S {
-                    // Time has nanosecond resolution: faster arrivals would all land at once.
-                    v.error(
-                        &at,
-                        format!("{rate} requests/s is faster than one per nanosecond"),
-                        "expected a rate of at most 1e9 requests/s",
-                    );
-                }
+                check_rate(v, &at.field("rate"), *rate, unit);
             }
             Arrival::Bursts {
                 rate,
@@ -173,6 +221,46 @@ impl Arrival {
                     );
                 }
             }
+            Arrival::Shaped { rate, shape } => {
+                check_rate(v, &at.field("rate"), *rate, unit);
+                for (below, message, expected) in shape.problems() {
+                    let mut p = at.field("shape");
+                    for seg in below {
+                        p = match seg.strip_prefix('[').and_then(|i| i.strip_suffix(']')) {
+                            Some(i) => p.index(0).index(i.parse().unwrap_or(0)),
+                            None => p.field(&seg),
+                        };
+                    }
+                    v.error(&p, message, expected);
+                }
+            }
+            Arrival::Trace {
+                time_scale,
+                repeat_every,
+                loaded,
+                ..
+            } => {
+                if !(time_scale.is_finite() && *time_scale > 0.0) {
+                    v.error(
+                        &at.field("time_scale"),
+                        format!("time scale {time_scale}"),
+                        "expected a positive number (0.5 replays twice as fast)",
+                    );
+                }
+                let last = loaded.as_ref().and_then(|t| t.rows.last()).map(|r| r.at.0);
+                if let (Some(p), Some(last)) = (repeat_every, last)
+                    && p.0 <= last
+                {
+                    v.error(
+                        &at.field("repeat_every"),
+                        format!("the trace repeats every {p}, before its last row"),
+                        format!(
+                            "expected a period longer than the last row's time ({})",
+                            SimDuration(last)
+                        ),
+                    );
+                }
+            }
             Arrival::Closed { users, think_time } => {
                 if *users == 0 {
                     v.error(&at.field("users"), "no users", "expected a count >= 1");
@@ -199,6 +287,9 @@ impl Arrival {
             }
             Arrival::Constant { rate } => SimDuration::from_secs_f64(1.0 / rate),
             Arrival::Closed { ref think_time, .. } => think_time.sample(rng),
+            Arrival::Shaped { rate, ref shape } => shape.gap(rate, rng, now, stop_at),
+            // A trace's times come from its rows (the client keeps a cursor), never from here.
+            Arrival::Trace { .. } => stop_at.since(now),
             Arrival::Bursts {
                 rate,
                 burst_rate,
@@ -282,6 +373,74 @@ impl ClientConfig {
             );
         }
         self.request_size.validate(v, &at.field("request_size"));
+        if matches!(self.arrival, Arrival::Trace { .. }) && self.write_fraction > 0.0 {
+            v.error(
+                &at.field("write_fraction"),
+                "a trace gives each request's operation",
+                "expected no `write_fraction` with a `Trace` arrival (its `op` column decides)",
+            );
+        }
+        for (name, share) in &self.classes {
+            let at = at.field("classes").key(name);
+            v.resolve_class(&at, name);
+            if !(share.is_finite() && *share >= 0.0) {
+                v.error(&at, format!("share {share}"), "expected a weight >= 0");
+            }
+        }
+        if !self.classes.is_empty() && self.classes.values().all(|w| *w <= 0.0) {
+            v.error(
+                &at.field("classes"),
+                "every class has a zero share",
+                "expected at least one positive weight",
+            );
+        }
+    }
+}
+
+/// How a client gives each request its class: one class, or a draw by shares.
+#[derive(Clone, Debug)]
+enum ClassPick {
+    One(u8),
+    /// Cumulative shares by class index, ending at 1, and the stream they draw from.
+    Shares(Box<(Vec<f64>, SimRng)>),
+}
+
+impl ClassPick {
+    fn new(cfg: &ClientConfig, b: &BuildCtx<'_>) -> ClassPick {
+        let classes = b.classes();
+        let weights: Vec<f64> = classes
+            .iter()
+            .map(|c| cfg.classes.get(c).copied().unwrap_or(0.0))
+            .collect();
+        let total: f64 = weights.iter().sum();
+        let positive: Vec<usize> = (0..weights.len()).filter(|&i| weights[i] > 0.0).collect();
+        match positive[..] {
+            [] => ClassPick::One(0),
+            [only] => ClassPick::One(only as u8),
+            _ => {
+                let mut acc = 0.0;
+                let cumulative = weights
+                    .iter()
+                    .map(|w| {
+                        acc += w / total;
+                        acc
+                    })
+                    .collect();
+                ClassPick::Shares(Box::new((cumulative, b.rng("classes"))))
+            }
+        }
+    }
+
+    fn draw(&mut self) -> u8 {
+        match self {
+            ClassPick::One(c) => *c,
+            ClassPick::Shares(shares) => {
+                let (cumulative, rng) = &mut **shares;
+                let u = rng.uniform();
+                let last = cumulative.len() - 1;
+                cumulative.iter().position(|&c| u < c).unwrap_or(last) as u8
+            }
+        }
     }
 }
 
@@ -360,6 +519,9 @@ pub struct Client {
     own: Option<Box<OwnOutcomes>>,
     measure_from: SimTime,
     window: SimDuration,
+    class_pick: ClassPick,
+    /// With a `Trace` arrival: the next row to replay.
+    trace: Option<Box<TraceCursor>>,
 }
 
 /// The run's clients, counted while they are built: with two or more, each reports its own
@@ -423,6 +585,15 @@ impl Client {
             own: None,
             measure_from: b.measure_from(),
             window: b.window(),
+            class_pick: ClassPick::new(cfg, b),
+            trace: match &cfg.arrival {
+                Arrival::Trace {
+                    loaded: Some(trace),
+                    repeat_every,
+                    ..
+                } => Some(Box::new(TraceCursor::new(Arc::clone(trace), *repeat_every))),
+                _ => None,
+            },
         }
     }
 
@@ -431,6 +602,18 @@ impl Client {
     }
 
     fn schedule_arrival(&mut self, ctx: &mut Ctx<'_>, tag: u64) {
+        if let Some(cursor) = self.trace.as_mut() {
+            // Rows due while the client was down (crashed) are never issued.
+            while cursor.next_at().is_some_and(|at| at < ctx.now()) {
+                cursor.take();
+            }
+            let stop_at = self.stop_at;
+            let left = self.cfg.max_requests.is_none_or(|m| self.issued < m);
+            if let Some(at) = cursor.next_at().filter(|&at| at < stop_at && left) {
+                ctx.set_timer(at.since(ctx.now()), tag);
+            }
+            return;
+        }
         let gap = self
             .cfg
             .arrival
@@ -463,9 +646,18 @@ impl Client {
         self.issued += 1;
         ctx.request_started();
         let now = ctx.now();
-        let key = self.keys.sample_at(&mut self.key_rng, now);
-        let write =
-            self.cfg.write_fraction > 0.0 && self.op_rng.uniform() < self.cfg.write_fraction;
+        let (key, write, class) = match self.trace.as_mut().and_then(|t| t.take()) {
+            Some(row) => {
+                let class = row.class.unwrap_or_else(|| self.class_pick.draw());
+                (row.key, row.write, class)
+            }
+            None => {
+                let key = self.keys.sample_at(&mut self.key_rng, now);
+                let write = self.cfg.write_fraction > 0.0
+                    && self.op_rng.uniform() < self.cfg.write_fraction;
+                (key, write, self.class_pick.draw())
+            }
+        };
         let work = self.work_rng.next_u64();
         if let Some(b) = self.budget.as_mut() {
             b.deposit();
@@ -480,6 +672,7 @@ impl Client {
             attempt: 0,
             issued_at: now,
             size: self.request_size.sample(&mut self.size_rng),
+            class,
             ..Request::default()
         };
         let request = self.open.open(ctx, |_, _| Open {
@@ -589,7 +782,7 @@ impl Client {
         if let Some(t) = o.hedge_timer {
             ctx.cancel_timer(t);
         }
-        ctx.request_ended(o.issued_at, result);
+        ctx.request_ended_in(o.req.class, o.issued_at, result);
         if let Some(own) = self.own.as_mut() {
             if o.issued_at >= self.measure_from {
                 match result {
@@ -666,9 +859,11 @@ impl Node<Builtin> for Client {
                     self.schedule_arrival(ctx, TAG_THINK | user as u64);
                 }
             }
-            Arrival::Poisson { .. } | Arrival::Constant { .. } | Arrival::Bursts { .. } => {
-                self.schedule_arrival(ctx, TAG_ARRIVAL)
-            }
+            Arrival::Poisson { .. }
+            | Arrival::Constant { .. }
+            | Arrival::Bursts { .. }
+            | Arrival::Shaped { .. }
+            | Arrival::Trace { .. } => self.schedule_arrival(ctx, TAG_ARRIVAL),
         }
     }
 

@@ -19,6 +19,10 @@
 //! - `breaker`: a circuit breaker per backend, fed by the outcomes of the requests forwarded
 //!   to it; an open breaker takes the backend out until its cool-down ends, then probes.
 //!
+//! Latency-aware strategies (`PeakEwma`, `LeastResponseTime`) and `slow_start` are in
+//! `balancing.rs`: the balancer feeds them each answer's round-trip time and each backend that
+//! becomes available again.
+//!
 //! When every backend is out, the request fails at once: `circuit_open` if a breaker is open,
 //! `unreachable` otherwise. Every change of health or breaker state is recorded with its time.
 
@@ -26,6 +30,9 @@ use crate::components::message::{Builtin, Ctx, Message};
 use crate::components::ops::pool::{Pool, pool_name};
 use crate::components::resilience::policy::{
     Breaker, BreakerConfig, BreakerState, Health, HealthCheckConfig, RetryBudget, RetryConfig,
+};
+use crate::components::traffic::balancing::{
+    Averaging, RttEstimates, SlowStart, SlowStartConfig, ten_s, thirty_ms,
 };
 use crate::components::traffic::calls::CallTable;
 use crate::components::traffic::locality::{Locality, LocalityConfig};
@@ -63,6 +70,31 @@ pub enum Strategy {
     LeastConnections,
     /// Two distinct backends at random; the one with fewer outstanding calls wins.
     PowerOfTwoChoices,
+    /// Peak EWMA, as Finagle and Linkerd balance: each backend's round-trip time is averaged
+    /// with a decay time (a slower answer than the average replaces it at once), and of two
+    /// backends chosen at random the one with the lower average × (outstanding calls + 1)
+    /// wins: `PeakEwma(decay: "10s", default_rtt: "30ms")`. With equal latencies it is
+    /// power of two choices; a slow backend gets fewer requests.
+    PeakEwma {
+        /// Time constant of the average (duration). Default "10s", as Finagle and Linkerd.
+        #[serde(default = "ten_s")]
+        decay: SimDuration,
+        /// Round-trip time assumed before a backend's first answer (duration). Default
+        /// "30ms", as Linkerd (tower: 1 s).
+        #[serde(default = "thirty_ms")]
+        default_rtt: SimDuration,
+    },
+    /// Least response time, as NGINX's `least_time`: the backend with the lowest average
+    /// round-trip time × (outstanding calls + 1) among all of them (ties in turn), with a
+    /// plain moving average: `LeastResponseTime(decay: "10s")`.
+    LeastResponseTime {
+        /// Time constant of the average (duration). Default "10s".
+        #[serde(default = "ten_s")]
+        decay: SimDuration,
+        /// Round-trip time assumed before a backend's first answer (duration). Default "30ms".
+        #[serde(default = "thirty_ms")]
+        default_rtt: SimDuration,
+    },
     /// A hash ring over the request key with `vnodes` points per backend:
     /// `ConsistentHash(vnodes: 100)`. A key keeps its backend while that backend is reachable.
     ConsistentHash {
@@ -111,6 +143,12 @@ pub struct LoadBalancerConfig {
     /// must be in a zone). Default `None`: every backend alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locality: Option<LocalityConfig>,
+    /// Slow start, as Envoy's: a backend that becomes available again (restarted, healthy
+    /// again, breaker closed) gets a growing fraction of the requests the strategy would
+    /// send it for `window`: `Some((window: "30s", aggression: 1.0, min_weight_percent:
+    /// 10))`. Backends present at the start are not slowed. Default `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_start: Option<SlowStartConfig>,
 }
 
 fn yes() -> bool {
@@ -133,7 +171,8 @@ crate::settable!(LoadBalancerConfig {
     health_check,
     breaker,
     retry,
-    locality
+    locality,
+    slow_start
 });
 
 impl LoadBalancerConfig {
@@ -169,6 +208,15 @@ impl LoadBalancerConfig {
                     v.error(&at, "a zero weight", "expected positive weights");
                 }
             }
+            Strategy::PeakEwma { decay, .. } | Strategy::LeastResponseTime { decay, .. }
+                if *decay == SimDuration::ZERO =>
+            {
+                v.error(
+                    &at.field("strategy").field("decay"),
+                    "a zero decay time keeps only the last answer",
+                    "expected a positive duration (Finagle and Linkerd use 10s)",
+                )
+            }
             Strategy::ConsistentHash { vnodes: 0 } => v.error(
                 &at.field("strategy").field("vnodes"),
                 "no points on the ring",
@@ -200,6 +248,9 @@ impl LoadBalancerConfig {
         }
         if let Some(l) = &self.locality {
             l.validate(v, &at.field("locality"));
+        }
+        if let Some(s) = &self.slow_start {
+            s.validate(v, &at.field("slow_start"));
         }
     }
 }
@@ -242,6 +293,8 @@ struct Pending {
     tries: u32,
     /// The backoff before this try (decorrelated jitter grows from it).
     pause: SimDuration,
+    /// When this try was sent (its round-trip time feeds latency-aware strategies).
+    sent_at: SimTime,
 }
 
 /// What only a load balancer with `retry` keeps: the requests waiting out a backoff.
@@ -277,6 +330,11 @@ pub struct LoadBalancer {
     retries: Option<Box<Retries>>,
     /// The locality layer, which narrows the backends the strategy picks from.
     locality: Option<Box<Locality>>,
+    /// Round-trip estimates, for the latency-aware strategies.
+    rtt: Option<Box<RttEstimates>>,
+    /// Slow start of backends that became available, and the topology epoch last looked at.
+    slow_start: Option<Box<SlowStart>>,
+    seen_epoch: Option<u64>,
     /// Backends in pools a controller resizes: only replicas in rotation get requests.
     pools: Option<Box<PoolRoutes>>,
 }
@@ -327,8 +385,9 @@ impl PoolRoutes {
         (!routes.pools.is_empty()).then(|| Box::new(routes))
     }
 
-    /// Bring `in_rotation` up to date with the pools' phases.
-    fn refresh(&mut self) {
+    /// Bring `in_rotation` up to date with the pools' phases; `joined` hears of every backend
+    /// that entered the rotation (for slow start).
+    fn refresh(&mut self, mut joined: impl FnMut(usize)) {
         for (k, pool) in self.pools.iter().enumerate() {
             let p = lock(pool);
             if self.seen[k] == Some(p.epoch()) {
@@ -339,7 +398,11 @@ impl PoolRoutes {
                 if let Some((pk, r)) = *seat
                     && pk == k
                 {
-                    self.in_rotation[i] = p.phase(r).in_rotation();
+                    let now_in = p.phase(r).in_rotation();
+                    if now_in && !self.in_rotation[i] {
+                        joined(i);
+                    }
+                    self.in_rotation[i] = now_in;
                 }
             }
         }
@@ -398,16 +461,84 @@ impl LoadBalancer {
                 })
             }),
             locality: None,
+            rtt: None,
+            slow_start: None,
+            seen_epoch: None,
             pools: None,
         }
         .with_guards(cfg, b)
         .with_locality(cfg, b)
+        .with_latency(cfg, b)
         .with_pools(b)
     }
 
     fn with_pools(mut self, b: &BuildCtx<'_>) -> LoadBalancer {
         self.pools = PoolRoutes::find(&self.backends, b);
         self
+    }
+
+    /// Round-trip estimates for the latency-aware strategies, and slow start.
+    fn with_latency(mut self, cfg: &LoadBalancerConfig, b: &BuildCtx<'_>) -> LoadBalancer {
+        let n = self.backends.len();
+        self.rtt = match cfg.strategy {
+            Strategy::PeakEwma { decay, default_rtt } => {
+                Some((Averaging::Peak, decay, default_rtt))
+            }
+            Strategy::LeastResponseTime { decay, default_rtt } => {
+                Some((Averaging::Plain, decay, default_rtt))
+            }
+            _ => None,
+        }
+        .map(|(avg, decay, default)| Box::new(RttEstimates::new(n, avg, decay, default)));
+        self.slow_start = cfg
+            .slow_start
+            .as_ref()
+            .map(|s| Box::new(SlowStart::new(s, n, b.rng("slow_start"))));
+        self
+    }
+
+    /// The hook for "backend `i` became available at `now`" (a replica added to the pool
+    /// or brought back by a controller): it enters slow start, if the balancer has one.
+    pub fn backend_available(&mut self, i: usize, now: SimTime) {
+        if let Some(s) = self.slow_start.as_mut() {
+            s.joined(i, now);
+        }
+    }
+
+    /// Look for backends that became available since the last look (the topology changed,
+    /// or health and breakers, which can change with any request), for slow start.
+    fn watch_availability(&mut self, ctx: &Ctx<'_>) {
+        let Some(s) = self.slow_start.as_mut() else {
+            return;
+        };
+        let epoch = ctx.topology_epoch();
+        if self.guards.is_none() && self.seen_epoch == Some(epoch) {
+            return;
+        }
+        self.seen_epoch = Some(epoch);
+        for i in 0..self.backends.len() {
+            let up = match self.guards.as_ref() {
+                Some(g) => g.usable[i],
+                None => ctx.reachable(self.backends[i]),
+            };
+            if s.seen(i, up, ctx.now())
+                && let Some(g) = self.guards.as_mut()
+            {
+                g.events
+                    .record(ctx.now(), format!("{}: slow start", self.names[i]));
+            }
+        }
+    }
+
+    /// Of two candidates, the one a latency-aware cost prefers (the first on a tie).
+    fn cheaper(&self, a: u32, b: u32) -> u32 {
+        let cost = |i: u32| {
+            let o = self.outstanding[i as usize];
+            self.rtt
+                .as_ref()
+                .map_or(f64::from(o), |r| r.cost(i as usize, o))
+        };
+        if cost(b) < cost(a) { b } else { a }
     }
 
     fn with_guards(mut self, cfg: &LoadBalancerConfig, b: &BuildCtx<'_>) -> LoadBalancer {
@@ -587,6 +718,20 @@ impl LoadBalancer {
     /// backend that just failed (`avoid`) unless it is the only one left.
     #[inline]
     fn pick(&mut self, ctx: &Ctx<'_>, key: u64, avoid: Option<u32>) -> Option<u32> {
+        let b = self.pick_avoiding(ctx, key, avoid)?;
+        if self.slow_start.is_none() {
+            return Some(b);
+        }
+        self.watch_availability(ctx);
+        let s = self.slow_start.as_mut().expect("checked above");
+        if s.keep(b as usize, ctx.now()) {
+            return Some(b);
+        }
+        // Turned away by slow start: the strategy's choice among the others, if any.
+        Some(self.pick_among(ctx, key, Some(b)).unwrap_or(b))
+    }
+
+    fn pick_avoiding(&mut self, ctx: &Ctx<'_>, key: u64, avoid: Option<u32>) -> Option<u32> {
         if avoid.is_some()
             && let Some(b) = self.pick_among(ctx, key, avoid)
         {
@@ -600,7 +745,12 @@ impl LoadBalancer {
         let n = self.backends.len();
         self.fill_usable(ctx);
         if let Some(p) = self.pools.as_mut() {
-            p.refresh();
+            let (slow_start, now) = (&mut self.slow_start, ctx.now());
+            p.refresh(|i| {
+                if let Some(s) = slow_start.as_mut() {
+                    s.joined(i, now);
+                }
+            });
         }
         if !self.choose_tier(ctx) {
             return None;
@@ -673,6 +823,29 @@ impl LoadBalancer {
                         )
                     }
                 }
+            }
+            Strategy::PeakEwma { .. } => {
+                self.collect_reachable(ctx, avoid);
+                let c = self.candidates.len() as u64;
+                match c {
+                    0 => None,
+                    1 => Some(self.candidates[0]),
+                    _ => {
+                        let a = self.rng.below(c);
+                        let b = (a + 1 + self.rng.below(c - 1)) % c;
+                        let (a, b) = (self.candidates[a as usize], self.candidates[b as usize]);
+                        Some(self.cheaper(a, b))
+                    }
+                }
+            }
+            Strategy::LeastResponseTime { .. } => {
+                let start = self.next;
+                let i = (0..n)
+                    .map(|k| ((start + k) % n) as u32)
+                    .filter(|&i| reachable(i as usize))
+                    .reduce(|a, b| self.cheaper(a, b))?;
+                self.next = (i as usize + 1) % n;
+                Some(i)
             }
             Strategy::ConsistentHash { .. } => {
                 let h = mix64(key ^ 0x5bd1_e995);
@@ -764,6 +937,7 @@ impl LoadBalancer {
             timer: ctx.set_timer(timeout, call.0),
             tries: tries + 1,
             pause,
+            sent_at: ctx.now(),
         });
         self.outstanding[b as usize] += 1;
         self.forwarded[b as usize] += 1;
@@ -800,6 +974,9 @@ impl LoadBalancer {
         self.outstanding[p.backend as usize] -= 1;
         if let Some(routes) = &self.pools {
             routes.count(p.backend as usize, 1, true, ctx.now());
+        }
+        if let Some(r) = self.rtt.as_mut() {
+            r.observe(p.backend as usize, ctx.now(), ctx.now().since(p.sent_at));
         }
         self.record_outcome(ctx.now(), p.backend, failed);
         Some(p)
@@ -937,6 +1114,9 @@ impl Node<Builtin> for LoadBalancer {
         }
         self.outstanding.iter_mut().for_each(|o| *o = 0);
         self.wrr_current.iter_mut().for_each(|w| *w = 0);
+        if let Some(r) = self.rtt.as_mut() {
+            r.clear();
+        }
     }
 
     fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
@@ -951,6 +1131,15 @@ impl Node<Builtin> for LoadBalancer {
         if let Some(r) = &self.retries {
             counters.insert("retries".to_string(), r.retries as f64);
             counters.insert("retries_denied_by_budget".to_string(), r.denied as f64);
+        }
+        if let Some(r) = &self.rtt {
+            for (i, name) in self.names.iter().enumerate() {
+                counters.insert(format!("rtt_estimate_ms.{name}"), r.estimate(i) * 1e3);
+            }
+        }
+        if let Some(s) = &self.slow_start {
+            counters.insert("slow_starts".to_string(), s.started as f64);
+            counters.insert("slow_start_deferred".to_string(), s.deferred as f64);
         }
         let mut stats = NodeStats::default();
         if let Some(l) = self.locality.as_mut() {

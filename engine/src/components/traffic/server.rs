@@ -27,6 +27,7 @@
 use crate::components::message::{Builtin, Ctx, Message};
 use crate::components::ops::pool::{Pool, pool_name};
 use crate::components::traffic::downstream::{CallStage, Downstream, validate_pools};
+use crate::components::traffic::priority::{ClassQueues, Scheduling};
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
@@ -102,6 +103,16 @@ pub struct ServerConfig {
     /// with a `bandwidth`. Default `Constant("0B")`.
     #[serde(default, skip_serializing_if = "SizeDist::is_zero")]
     pub response_size: SizeDist,
+    /// How the next waiting request is picked: `Fifo`, `Priority` (by request class,
+    /// non-preemptive; when full, a request pushes out the newest of a lower class) or
+    /// `PreemptiveResume`. Default `Fifo`.
+    #[serde(default, skip_serializing_if = "Scheduling::is_fifo")]
+    pub scheduling: Scheduling,
+    /// Quotas: the most workers of each replica a request class may hold at once, by class
+    /// name: `{"batch": 2}` (count). A class at its quota waits even when workers are free.
+    /// Default `{}`: no quotas.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub class_workers: BTreeMap<String, u32>,
 }
 
 fn one() -> u32 {
@@ -151,7 +162,9 @@ crate::settable!(ServerConfig {
     max_in_flight,
     shed_after,
     idempotency_keys,
-    response_size
+    response_size,
+    scheduling,
+    class_workers
 });
 
 /// Keeps reply-size draws apart from service-time draws of the same request.
@@ -212,6 +225,20 @@ impl ServerConfig {
                 "expected a count >= 1",
             );
         }
+        if !self.scheduling.is_fifo() && v.classes().len() < 2 {
+            v.error(
+                &at.field("scheduling"),
+                "priority scheduling with fewer than two request classes",
+                "expected the scenario to declare `classes: [...]` (highest priority first)",
+            );
+        }
+        for (name, quota) in &self.class_workers {
+            let at = at.field("class_workers").key(name);
+            v.resolve_class(&at, name);
+            if *quota == 0 {
+                v.error(&at, "a class with no workers", "expected a count >= 1");
+            }
+        }
     }
 }
 
@@ -243,6 +270,11 @@ pub struct Server {
     writes_applied: u64,
     /// Reply sizes (draws nothing for the default, zero).
     response_size: SizeSampler,
+    /// Per-class queues, with priority scheduling or quotas (`None`: the FIFO `queue`).
+    classes: Option<Box<ClassQueues<Job, TimerId>>>,
+    /// Per request class (when the scenario declares classes): served, rejected, shed.
+    by_class: Vec<[u64; 3]>,
+    class_names: Vec<String>,
     /// Its place in a pool a controller resizes (an autoscaler): where it reports its load
     /// and learns its warm-up capacity.
     seat: Option<Box<Seat>>,
@@ -268,6 +300,10 @@ impl Seat {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 }
+
+const SERVED: usize = 0;
+const REJECTED: usize = 1;
+const SHED: usize = 2;
 
 /// What only a server with `calls` keeps: the calls, and the requests waiting on them.
 ///
@@ -371,6 +407,21 @@ impl Server {
             writes_applied: 0,
             response_size: SizeSampler::new(&cfg.response_size),
             seat: Seat::find(b),
+            classes: (!cfg.scheduling.is_fifo() || !cfg.class_workers.is_empty()).then(|| {
+                let quota = b
+                    .classes()
+                    .iter()
+                    .map(|c| cfg.class_workers.get(c).copied().unwrap_or(u32::MAX))
+                    .collect();
+                Box::new(ClassQueues::new(
+                    cfg.scheduling,
+                    b.classes().len(),
+                    cfg.workers,
+                    quota,
+                ))
+            }),
+            by_class: vec![[0; 3]; b.classes().len()],
+            class_names: b.classes().to_vec(),
             accounting: Accounting {
                 from: b.measure_from(),
                 to: b.arrivals_end(),
@@ -382,7 +433,16 @@ impl Server {
     }
 
     fn account(&mut self, now: SimTime) {
-        self.accounting.advance(now, self.busy, self.queue.len());
+        let waiting = self.queue.len() + self.classes.as_ref().map_or(0, |q| q.len());
+        self.accounting.advance(now, self.busy, waiting);
+    }
+
+    /// Count one request of `class` as served, rejected or shed (with classes only).
+    #[inline]
+    fn count(&mut self, class: u8, what: usize) {
+        if let Some(c) = self.by_class.get_mut(class as usize) {
+            c[what] += 1;
+        }
     }
 
     /// Tell a controlled pool the load from `now` on (after a change of it).
@@ -406,6 +466,10 @@ impl Server {
             queued_at: ctx.now(),
             req,
         };
+        if self.classes.is_some() {
+            self.on_request_by_class(ctx, job);
+            return;
+        }
         if !self.free_workers.is_empty() {
             self.start(ctx, job);
             return;
@@ -415,24 +479,35 @@ impl Server {
             .queue_limit
             .is_some_and(|limit| self.queue.len() >= limit as usize);
         if full {
-            self.rejected += 1;
-            let resp = Response {
-                call: job.req.call,
-                id: job.req.id,
-                result: Err(Cause::Rejected),
-            };
-            ctx.send(from, Message::Response(resp));
+            self.reject(ctx, job);
             return;
         }
         let before = self.queue.capacity();
         self.queue.push_back(job);
-        if self.queue.capacity() > before {
-            let bytes = (self.queue.capacity() - before) * std::mem::size_of::<Job>();
+        let grown = (self.queue.capacity() - before) * std::mem::size_of::<Job>();
+        self.check_queue_bound(ctx, self.queue.len(), grown);
+    }
+
+    fn reject(&mut self, ctx: &mut Ctx<'_>, job: Job) {
+        self.rejected += 1;
+        self.count(job.req.class, REJECTED);
+        let resp = Response {
+            call: job.req.call,
+            id: job.req.id,
+            result: Err(Cause::Rejected),
+        };
+        ctx.send(job.from, Message::Response(resp));
+    }
+
+    /// Charge the memory budget for `grown` bytes of new queue room, and stop the run when
+    /// an unbounded queue of `waiting` requests outgrew the event bound.
+    fn check_queue_bound(&mut self, ctx: &mut Ctx<'_>, waiting: usize, grown: usize) {
+        if grown > 0 {
             let fix = "set `queue_limit` on it, or lower the load";
-            ctx.charge_memory(bytes, "queued requests", self.queue.len(), fix);
+            ctx.charge_memory(grown, "queued requests", waiting, fix);
         }
         let bound = ctx.limits().max_pending_events;
-        if self.queue.len() > bound {
+        if waiting > bound {
             ctx.exceed_limit(
                 "limits.max_pending_events",
                 bound as u64,
@@ -446,13 +521,65 @@ impl Server {
         }
     }
 
-    fn start(&mut self, ctx: &mut Ctx<'_>, job: Job) {
+    /// A request arrives at a server with per-class queues (see `priority.rs`).
+    fn on_request_by_class(&mut self, ctx: &mut Ctx<'_>, job: Job) {
+        let class = job.req.class;
+        let q = self.classes.as_deref_mut().expect("called with classes");
+        if !self.free_workers.is_empty() && q.may_start(class) {
+            self.start(ctx, job);
+            return;
+        }
+        if let Some(p) = q.preempt_for(class, ctx.now()) {
+            ctx.cancel_timer(p.timer);
+            q.freed(p.worker);
+            if let Some(victim) = self.in_service[p.worker as usize].take() {
+                q.requeue_front(victim.req.class, victim, p.remaining);
+            }
+            self.busy -= 1;
+            self.free_workers.push(p.worker);
+            self.start(ctx, job);
+            return;
+        }
+        let full = self.cfg.queue_limit.is_some_and(|l| q.len() >= l as usize);
+        if full {
+            match q.push_out_for(class) {
+                Some(out) => self.answer_shed(ctx, out),
+                None => {
+                    self.reject(ctx, job);
+                    return;
+                }
+            }
+        }
+        let q = self.classes.as_deref_mut().expect("called with classes");
+        let before = q.bytes();
+        q.push(class, job);
+        let (waiting, grown) = (q.len(), q.bytes() - before);
+        self.check_queue_bound(ctx, waiting, grown);
+    }
+
+    fn answer_shed(&mut self, ctx: &mut Ctx<'_>, job: Job) {
+        self.shed += 1;
+        self.count(job.req.class, SHED);
+        let resp = Response {
+            call: job.req.call,
+            id: job.req.id,
+            result: Err(Cause::Shed),
+        };
+        ctx.send(job.from, Message::Response(resp));
+    }
+
+    fn take_worker(&mut self, job: Job) -> u32 {
         let worker = self
             .free_workers
             .pop()
             .expect("start is called only with a free worker");
         self.in_service[worker as usize] = Some(job);
         self.busy += 1;
+        worker
+    }
+
+    fn start(&mut self, ctx: &mut Ctx<'_>, job: Job) {
+        let worker = self.take_worker(job);
         let req = &job.req;
         let mut bits = match self.cfg.per {
             Per::Execution => WorkRng::execution(req.work, req.attempt, self.salt),
@@ -464,11 +591,27 @@ impl Server {
             Some(s) => ctx.slowdown() / s.lock().capacity(s.replica, ctx.now()),
             None => ctx.slowdown(),
         };
-        ctx.set_timer(base.scaled(slowdown), worker as u64);
+        let service = base.scaled(slowdown);
+        let timer = ctx.set_timer(service, worker as u64);
+        if let Some(q) = self.classes.as_deref_mut() {
+            q.started(worker, job.req.class, timer, ctx.now().after(service));
+        }
+    }
+
+    /// Start a preempted request again with the work it has left (no new draw).
+    fn resume(&mut self, ctx: &mut Ctx<'_>, job: Job, left: SimDuration) {
+        let worker = self.take_worker(job);
+        let timer = ctx.set_timer(left, worker as u64);
+        if let Some(q) = self.classes.as_deref_mut() {
+            q.started(worker, job.req.class, timer, ctx.now().after(left));
+        }
     }
 
     /// The local work of `worker`'s request is done: call downstream or respond.
     fn complete(&mut self, ctx: &mut Ctx<'_>, worker: u32) {
+        if let Some(q) = self.classes.as_deref_mut() {
+            q.local_work_done(worker);
+        }
         let Some(job) = self.in_service[worker as usize] else {
             return;
         };
@@ -557,6 +700,9 @@ impl Server {
         self.in_service[worker as usize] = None;
         self.busy -= 1;
         self.free_workers.push(worker);
+        if let Some(q) = self.classes.as_deref_mut() {
+            q.freed(worker);
+        }
         self.start_next(ctx);
         self.report_load(ctx.now());
     }
@@ -566,6 +712,7 @@ impl Server {
         if let Some(s) = &self.seat {
             s.lock().latency(ctx.now().since(job.queued_at));
         }
+        self.count(job.req.class, SERVED);
         if ctx.now() >= self.accounting.from {
             match result {
                 Ok(()) => self.served += 1,
@@ -592,20 +739,37 @@ impl Server {
 
     /// Start the next queued request, shedding those that waited too long.
     fn start_next(&mut self, ctx: &mut Ctx<'_>) {
+        if self.classes.is_some() {
+            self.start_next_by_class(ctx);
+            return;
+        }
         while let Some(next) = self.queue.pop_front() {
-            if let Some(limit) = self.cfg.shed_after
-                && ctx.now().since(next.queued_at) > limit
-            {
-                self.shed += 1;
-                let resp = Response {
-                    call: next.req.call,
-                    id: next.req.id,
-                    result: Err(Cause::Shed),
-                };
-                ctx.send(next.from, Message::Response(resp));
+            if self.waited_too_long(ctx, &next) {
+                self.answer_shed(ctx, next);
                 continue;
             }
             self.start(ctx, next);
+            return;
+        }
+    }
+
+    fn waited_too_long(&self, ctx: &Ctx<'_>, job: &Job) -> bool {
+        self.cfg
+            .shed_after
+            .is_some_and(|limit| ctx.now().since(job.queued_at) > limit)
+    }
+
+    /// The per-class version of `start_next`: a preempted request resumes where it stopped.
+    fn start_next_by_class(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some((next, left)) = self.classes.as_deref_mut().and_then(|q| q.pop()) {
+            match left {
+                Some(left) => self.resume(ctx, next, left),
+                None if self.waited_too_long(ctx, &next) => {
+                    self.answer_shed(ctx, next);
+                    continue;
+                }
+                None => self.start(ctx, next),
+            }
             return;
         }
     }
@@ -659,6 +823,9 @@ impl Node<Builtin> for Server {
         self.free_workers = (0..self.cfg.workers).rev().collect();
         self.busy = 0;
         self.report_load(now);
+        if let Some(q) = self.classes.as_deref_mut() {
+            q.clear();
+        }
         if let Some(c) = self.calling.as_mut() {
             c.downstream.clear(now);
             c.parked.clear();
@@ -703,6 +870,11 @@ impl Node<Builtin> for Server {
         }
         if self.idempotency.is_some() {
             counters.insert("writes_applied".to_string(), self.writes_applied as f64);
+        }
+        for (class, [served, rejected, shed]) in self.class_names.iter().zip(&self.by_class) {
+            counters.insert(format!("served.{class}"), *served as f64);
+            counters.insert(format!("rejected.{class}"), *rejected as f64);
+            counters.insert(format!("shed.{class}"), *shed as f64);
         }
         Some(NodeStats {
             server: Some(ServerResult {

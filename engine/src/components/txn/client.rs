@@ -106,6 +106,13 @@ impl TxnClientConfig {
         }
         self.arrival
             .validate(v, &at.field("arrival"), "transactions/s");
+        if matches!(self.arrival, Arrival::Trace { .. }) {
+            v.error(
+                &at.field("arrival"),
+                "a TxnClient does not replay traces",
+                "expected `Poisson`, `Constant`, `Bursts`, `Shaped` or `Closed` (a `Client` replays traces)",
+            );
+        }
         if self.timeout == SimDuration::ZERO {
             v.error(
                 &at.field("timeout"),
@@ -273,9 +280,12 @@ impl Node<Builtin> for TxnClient {
                     self.schedule_arrival(ctx, TAG_THINK | user as u64);
                 }
             }
-            Arrival::Poisson { .. } | Arrival::Constant { .. } | Arrival::Bursts { .. } => {
-                self.schedule_arrival(ctx, TAG_ARRIVAL)
-            }
+            Arrival::Poisson { .. }
+            | Arrival::Constant { .. }
+            | Arrival::Bursts { .. }
+            | Arrival::Shaped { .. } => self.schedule_arrival(ctx, TAG_ARRIVAL),
+            // Refused by validation.
+            Arrival::Trace { .. } => {}
         }
     }
 
