@@ -1,7 +1,7 @@
 //! Layers run one way (tidy as a test): every `crate::` path in `engine/src` points down.
 //!
 //! ```text
-//!   cli ─▶ list, sweep command (merge, cli) ─▶ report ─▶ sweep (plan, runs, aggregates)
+//!   cli ─▶ list, sweep command (merge, cli), explore ─▶ report ─▶ sweep (plan, runs, aggregates)
 //!     ─▶ runner ─▶ build, recovery, warnings ─▶ analysis ─▶ scenario ─▶ registry ─▶ components ─▶ check
 //!     ─▶ contract ─▶ sim (the kernel) ─▶ results, output (plain data, files)
 //! ```
@@ -31,6 +31,7 @@ const UNITS: &[&str] = &[
     "sweep",
     "report",
     "sweep command",
+    "explore",
     "list",
     "cli",
 ];
@@ -39,7 +40,7 @@ const UNITS: &[&str] = &[
 const SAME_RANK: &[&[&str]] = &[
     &["results", "output"],
     &["build", "recovery", "warnings"],
-    &["sweep command", "list"],
+    &["sweep command", "explore", "list"],
 ];
 
 fn rank(unit: &str) -> usize {
