@@ -86,6 +86,41 @@ impl Kind {
     }
 }
 
+impl Kind {
+    /// What the kind does, as `archsim list` and the docs say it.
+    pub fn doc(self) -> String {
+        match self {
+            Kind::Crash => "Crash(node, at, until): the node loses its volatile state and restarts".into(),
+            Kind::Pause => "Pause(node, at, until): a stop-the-world pause; messages and timers wait".into(),
+            Kind::Isolate => "Isolate(node, at, until): the node is cut off from every other node".into(),
+            Kind::Partition => "Partition(groups: [[...]], at, until): up to half the targets cut off from the rest".into(),
+            Kind::Slowdown => format!("Slowdown(node, factor: {SLOWDOWN_FACTOR:?}, at, until): service takes {SLOWDOWN_FACTOR}x longer"),
+            Kind::Loss => format!("PacketLoss(node, loss: {LOSS_FRACTION:?}, at, until): the node's links drop {}% of messages", LOSS_FRACTION * 100.0),
+        }
+    }
+}
+
+/// The `archsim list` section on explore: objectives, fault kinds and limits.
+pub fn listing() -> String {
+    let kinds: String = Kind::ALL
+        .iter()
+        .map(|k| format!("  {:<10} {}\n", k.name(), k.doc()))
+        .collect();
+    format!(
+        "--objective, what must hold on every run:\n\
+         \x20 availability >= 0.99                 requests that succeed over the measured period\n\
+         \x20 availability >= 0.99 during 3s..6s   pooled over the time windows starting in [3s, 6s)\n\
+         \x20 p99 <= 250ms                         also p50, p90, p999, mean, max (successful requests)\n\
+         \x20 p99 <= 250ms during 3s..6s           in every window starting in [3s, 6s) (p50, p99)\n\
+         \x20 linearizable                         a checker's property, violated by no unit; aliases:\n\
+         \x20                                      atomic (atomic commit), no-lost-writes (no lost\n\
+         \x20                                      acknowledged writes); any property in the Checks table\n\n\
+         --kinds, the faults drawn (default crash,pause,isolate,partition):\n{kinds}\n\
+         Limits: --budget 1..={MAX_BUDGET} schedules (default 100), --shrink-budget 1..={MAX_SHRINK_BUDGET} runs\n\
+         (default 200), --max-faults 1..={MAX_FAULTS} per schedule (default 3); each run under the scenario's `limits`.\n\n"
+    )
+}
+
 /// One fault of a schedule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pick {

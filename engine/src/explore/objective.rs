@@ -323,7 +323,12 @@ impl Objective {
                 super::Measured {
                     broken: value.is_some_and(|v| v > max.as_millis_f64()),
                     text: value.map_or(format!("no {stat} (no successful request)"), |v| {
-                        format!("{stat} {v:.3} ms")
+                        let worst = if during.is_some() {
+                            " (worst window)"
+                        } else {
+                            ""
+                        };
+                        format!("{stat} {v:.3} ms{worst}")
                     }),
                 }
             }
