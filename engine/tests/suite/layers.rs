@@ -1,7 +1,7 @@
 //! Layers run one way (tidy as a test): every `crate::` path in `engine/src` points down.
 //!
 //! ```text
-//!   cli ─▶ list, sweep command (merge, cli), explore ─▶ report ─▶ sweep (plan, runs, aggregates)
+//!   cli ─▶ list, sweep command (merge, cli) ─▶ explore ─▶ report ─▶ sweep (plan, runs, aggregates)
 //!     ─▶ runner ─▶ build, recovery, warnings ─▶ analysis ─▶ scenario ─▶ registry ─▶ components ─▶ check
 //!     ─▶ contract ─▶ sim (the kernel) ─▶ results, output (plain data, files)
 //! ```
@@ -30,8 +30,8 @@ const UNITS: &[&str] = &[
     "runner",
     "sweep",
     "report",
-    "sweep command",
     "explore",
+    "sweep command",
     "list",
     "cli",
 ];
@@ -40,7 +40,7 @@ const UNITS: &[&str] = &[
 const SAME_RANK: &[&[&str]] = &[
     &["results", "output"],
     &["build", "recovery", "warnings"],
-    &["sweep command", "explore", "list"],
+    &["sweep command", "list"],
 ];
 
 fn rank(unit: &str) -> usize {
