@@ -104,6 +104,55 @@ enum Command {
         #[arg(long, value_name = "N")]
         shards: Option<usize>,
     },
+    /// Search fault schedules for one that breaks an objective, shrink it to a minimal one,
+    /// and write it as a runnable scenario with its report and explore.md.
+    Explore {
+        /// Scenario file (RON); its `faults:` are replaced by the searched schedules.
+        file: PathBuf,
+        /// What must hold: `availability >= 0.99`, `p99 <= 250ms` (p50, p90, p99, p999, mean,
+        /// max), either with `during 3s..6s`, or a checker's property (`linearizable`,
+        /// `atomic`, `no-lost-writes`, or any property the report's Checks table names).
+        #[arg(long, value_name = "OBJECTIVE")]
+        objective: String,
+        /// The variant to explore (required when the file has several).
+        #[arg(long, value_name = "NAME")]
+        variant: Option<String>,
+        /// Fault schedules to try, at most 10000.
+        #[arg(long, value_name = "N", default_value_t = 100,
+              value_parser = clap::value_parser!(u64).range(1..=crate::explore::MAX_BUDGET ))]
+        budget: u64,
+        /// Simulations the shrink may run, at most 10000; past it the schedule written still
+        /// fails but may not be minimal (exit 1).
+        #[arg(long, value_name = "N", default_value_t = 200,
+              value_parser = clap::value_parser!(u64).range(1..=crate::explore::MAX_SHRINK_BUDGET ))]
+        shrink_budget: u64,
+        /// Search seed. Default: the scenario's `seed` (each run uses the scenario's seed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Fault kinds to draw: crash, pause, isolate, partition, slowdown (10x), loss (50%).
+        /// Default: crash,pause,isolate,partition.
+        #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
+        kinds: Vec<String>,
+        /// Nodes or groups faults may hit. Default: every node but the clients.
+        #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+        targets: Vec<String>,
+        /// When faults may start, FROM..TO. Default: warmup..duration.
+        #[arg(long, value_name = "FROM..TO")]
+        window: Option<String>,
+        /// How long faults last, MIN..MAX (drawn log-uniformly). Default: duration/1000..duration/4.
+        #[arg(long, value_name = "MIN..MAX")]
+        durations: Option<String>,
+        /// Most faults in one schedule (1 to 20).
+        #[arg(long, value_name = "K", default_value_t = 3,
+              value_parser = clap::value_parser!(u64).range(1..=crate::explore::MAX_FAULTS as u64))]
+        max_faults: u64,
+        /// Output directory. Default: explore/<scenario file name without .ron>/
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Worker threads for the search. Default: one per core. The output does not depend on it.
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+    },
     /// Merge the run files of sweep shards into the report a single-machine sweep writes.
     Merge {
         /// Shard output directories (each holds sweep.json and runs/).
@@ -172,6 +221,38 @@ pub fn main_with(registry: Registry) -> ExitCode {
             crate::sweep::cli::cmd_sweep(&registry, &args)
         }
         Command::Merge { dirs, out } => crate::sweep::cli::cmd_merge(&dirs, &out),
+        Command::Explore {
+            file,
+            objective,
+            variant,
+            budget,
+            shrink_budget,
+            seed,
+            kinds,
+            targets,
+            window,
+            durations,
+            max_faults,
+            out,
+            jobs,
+        } => {
+            let args = crate::explore::cli::ExploreArgs {
+                file,
+                objective,
+                variant,
+                budget,
+                shrink_budget,
+                seed,
+                kinds,
+                targets,
+                window,
+                durations,
+                max_faults: max_faults as usize,
+                out,
+                jobs,
+            };
+            crate::explore::cli::cmd_explore(&registry, &args)
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli;
 pub mod components;
 pub mod contract;
+pub mod explore;
 pub mod list;
 pub mod output;
 pub mod recovery;

@@ -176,6 +176,11 @@ pub fn render(registry: &Registry) -> String {
     ] {
         structure(&mut out, kind, schema.as_value());
     }
+    section(
+        &mut out,
+        "EXPLORE (`archsim explore FILE --objective ...`: fault schedules searched and shrunk)",
+    );
+    out.push_str(&crate::explore::listing());
     out
 }
 

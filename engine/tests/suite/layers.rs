@@ -1,7 +1,7 @@
 //! Layers run one way (tidy as a test): every `crate::` path in `engine/src` points down.
 //!
 //! ```text
-//!   cli ─▶ list, sweep command (merge, cli) ─▶ report ─▶ sweep (plan, runs, aggregates)
+//!   cli ─▶ list, sweep command (merge, cli) ─▶ explore ─▶ report ─▶ sweep (plan, runs, aggregates)
 //!     ─▶ runner ─▶ build, recovery, warnings ─▶ analysis ─▶ scenario ─▶ registry ─▶ components ─▶ check
 //!     ─▶ contract ─▶ sim (the kernel) ─▶ results, output (plain data, files)
 //! ```
@@ -30,6 +30,7 @@ const UNITS: &[&str] = &[
     "runner",
     "sweep",
     "report",
+    "explore",
     "sweep command",
     "list",
     "cli",

@@ -10,6 +10,7 @@ mod convergence;
 mod determinism;
 mod election;
 mod errors;
+mod explore;
 mod fault_kinds;
 mod faults;
 mod fuzz;
