@@ -5,6 +5,7 @@ mod browser;
 mod cache;
 mod cli;
 mod components;
+mod connections;
 mod convergence;
 mod determinism;
 mod election;

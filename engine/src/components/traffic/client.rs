@@ -23,6 +23,7 @@
 use crate::components::message::{Builtin, Ctx, Message};
 use crate::components::resilience::policy::{HedgeConfig, RetryBudget, RetryConfig};
 use crate::components::traffic::calls::CallTable;
+use crate::components::traffic::connections::{self, ConnectionConfig, NoConnection, Pools};
 use crate::components::traffic::keys::{KeySampler, Keys};
 use crate::contract::build::{BuildCtx, Observer};
 use crate::contract::call::{CallId, Cause, Op, Request, RequestId};
@@ -110,6 +111,12 @@ pub struct ClientConfig {
     /// `bandwidth`. Default `Constant("0B")`.
     #[serde(default, skip_serializing_if = "SizeDist::is_zero")]
     pub request_size: SizeDist,
+    /// Talk over connections that cost handshakes to open and are kept alive between
+    /// requests: `Some((protocol: Tls13, resumption: Ticket, max_connections: 100))` (see
+    /// `ConnectionConfig`). Default `None`: no connection model (every request costs only
+    /// its own trip).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionConfig>,
 }
 
 fn default_timeout() -> SimDuration {
@@ -125,7 +132,8 @@ crate::settable!(ClientConfig {
     max_requests,
     retry,
     hedge,
-    request_size
+    request_size,
+    connections
 });
 
 impl Arrival {
@@ -282,6 +290,7 @@ impl ClientConfig {
             );
         }
         self.request_size.validate(v, &at.field("request_size"));
+        connections::validate_option(&self.connections, v, &at.field("connections"));
     }
 }
 
@@ -302,6 +311,8 @@ const TAG_MASK: u64 = (1 << TAG_KIND_SHIFT) - 1;
 struct Pending {
     request: CallId,
     timer: TimerId,
+    /// The connection the call went out on, with its user (with a connection model).
+    conn: Option<(NodeId, u32, u32)>,
 }
 
 /// One request not yet ended: its attempts in flight, or the backoff before the next.
@@ -360,6 +371,8 @@ pub struct Client {
     own: Option<Box<OwnOutcomes>>,
     measure_from: SimTime,
     window: SimDuration,
+    /// Connection pools per target (with `connections`).
+    pools: Option<Box<Pools>>,
 }
 
 /// The run's clients, counted while they are built: with two or more, each reports its own
@@ -423,6 +436,10 @@ impl Client {
             own: None,
             measure_from: b.measure_from(),
             window: b.window(),
+            pools: cfg
+                .connections
+                .as_ref()
+                .map(|c| Box::new(Pools::new(c, b.window()))),
         }
     }
 
@@ -501,9 +518,14 @@ impl Client {
     /// Send one copy of the open request `request` (a first attempt, a retry or a hedge).
     fn send_attempt(&mut self, ctx: &mut Ctx<'_>, request: CallId) {
         // Only what is needed before the target is picked, not a copy of the whole entry.
-        let Some((hedge, avoid, attempt)) = self.open.get_mut(request).map(|o| {
+        let Some((hedge, avoid, attempt, user)) = self.open.get_mut(request).map(|o| {
             let hedge = o.in_flight() > 0;
-            (hedge, if hedge { o.last_target } else { None }, o.attempt)
+            (
+                hedge,
+                if hedge { o.last_target } else { None },
+                o.attempt,
+                o.user,
+            )
         }) else {
             return;
         };
@@ -511,10 +533,23 @@ impl Client {
             self.attempt_failed(ctx, request, Cause::Unreachable);
             return;
         };
+        let lease = match self.pools.as_mut().map(|p| p.acquire(ctx, target, user)) {
+            None => None,
+            Some(Ok(lease)) => Some(lease),
+            Some(Err(e)) => {
+                let cause = match e {
+                    NoConnection::Overflow => Cause::Rejected,
+                    NoConnection::HandshakeFailed => Cause::Unreachable,
+                };
+                self.attempt_failed(ctx, request, cause);
+                return;
+            }
+        };
         let timeout = self.cfg.timeout;
         let call = self.pending.open(ctx, |ctx, call| Pending {
             request,
             timer: ctx.set_timer(timeout, call.0),
+            conn: lease.map(|l| (target, user, l.conn)),
         });
         let first_try = attempt == 1 && !hedge;
         let hedge_after = self.cfg.hedge.as_ref().map(|h| h.after);
@@ -536,14 +571,31 @@ impl Client {
         // Each copy is an execution of its own: a retry or hedge draws a fresh service time.
         let attempt = o.req.copy(u64::from(o.copies));
         o.copies += 1;
-        ctx.send(
-            target,
-            Message::Request(Request {
-                call,
-                attempt,
-                ..o.req
-            }),
-        );
+        let mut req = Request {
+            call,
+            attempt,
+            ..o.req
+        };
+        match lease {
+            Some(l) if l.delay > SimDuration::ZERO => {
+                req.handshake = l.handshake;
+                ctx.send_after(l.delay, target, Message::Request(req));
+            }
+            Some(l) => {
+                req.handshake = l.handshake;
+                ctx.send(target, Message::Request(req));
+            }
+            None => ctx.send(target, Message::Request(req)),
+        }
+    }
+
+    /// Close pending call `call`, giving its connection back.
+    fn close_call(&mut self, ctx: &mut Ctx<'_>, call: CallId) -> Option<Pending> {
+        let p = self.pending.close(call)?;
+        if let (Some((to, user, conn)), Some(pools)) = (p.conn, self.pools.as_mut()) {
+            pools.release(ctx.now(), to, user, conn);
+        }
+        Some(p)
     }
 
     /// An attempt failed with `cause`: wait for its hedge twin, retry, or end the request.
@@ -582,7 +634,7 @@ impl Client {
             return;
         };
         for call in o.calls.into_iter().flatten() {
-            if let Some(p) = self.pending.close(call) {
+            if let Some(p) = self.close_call(ctx, call) {
                 ctx.cancel_timer(p.timer);
             }
         }
@@ -605,7 +657,7 @@ impl Client {
 
     /// The attempt `call` ended with `result` (an answer, or its timeout).
     fn attempt_ended(&mut self, ctx: &mut Ctx<'_>, call: CallId, result: Result<(), Cause>) {
-        let Some(p) = self.pending.close(call) else {
+        let Some(p) = self.close_call(ctx, call) else {
             self.late += 1;
             return;
         };
@@ -710,10 +762,13 @@ impl Node<Builtin> for Client {
         }
     }
 
-    fn on_crash(&mut self, _now: SimTime) {
+    fn on_crash(&mut self, now: SimTime) {
         // The users behind a crashed client are gone with it: their pending requests are
         // abandoned (reported as `lost_in_crash`), and arrivals stop until the restart.
         self.pending.clear();
+        if let Some(p) = self.pools.as_mut() {
+            p.crashed(now);
+        }
         self.lost_in_crash += self.open.clear() as u64;
     }
 
@@ -759,6 +814,9 @@ impl Node<Builtin> for Client {
                 "attempts/s",
                 now,
             ));
+        }
+        if let Some(p) = self.pools.as_mut() {
+            series.extend(p.report(now, &mut counters));
         }
         Some(NodeStats {
             counters,

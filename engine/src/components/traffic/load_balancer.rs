@@ -27,9 +27,12 @@ use crate::components::resilience::policy::{
     Breaker, BreakerConfig, BreakerState, Health, HealthCheckConfig, RetryBudget, RetryConfig,
 };
 use crate::components::traffic::calls::CallTable;
+use crate::components::traffic::connections::{
+    self, ConnectionConfig, HandshakeCpu, NoConnection, Pools, Terminator,
+};
 use crate::components::traffic::locality::{Locality, LocalityConfig};
 use crate::contract::build::BuildCtx;
-use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
+use crate::contract::call::{CallId, Cause, Handshake, Op, Reply, Request, RequestId, Response};
 use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
 use crate::contract::state_series::StateSeries;
 use crate::contract::validate::{Path, Validator};
@@ -109,6 +112,34 @@ pub struct LoadBalancerConfig {
     /// must be in a zone). Default `None`: every backend alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locality: Option<LocalityConfig>,
+    /// The balancer's connections to its backends (see `ConnectionConfig`): `Tcp` behind a
+    /// balancer that terminates TLS, `Tls13` to re-encrypt, `mutual: true` for mTLS.
+    /// Default `None`: no connection model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionConfig>,
+    /// CPU the balancer spends on its side of a TLS handshake from a caller with
+    /// `connections` (it terminates TLS): `(full: "1ms", resumed: "100us", mutual: "200us")`,
+    /// `mutual` added to `full` under mTLS. Default those values.
+    #[serde(
+        default = "HandshakeCpu::server",
+        skip_serializing_if = "HandshakeCpu::is_server_default"
+    )]
+    pub handshake_cpu: HandshakeCpu,
+    /// Cores doing those handshakes (count): a request that opened a connection waits, in
+    /// order, for a core to finish its handshake. Default 4.
+    #[serde(
+        default = "default_tls_cores",
+        skip_serializing_if = "is_default_tls_cores"
+    )]
+    pub tls_cores: u32,
+}
+
+fn default_tls_cores() -> u32 {
+    4
+}
+
+fn is_default_tls_cores(n: &u32) -> bool {
+    *n == default_tls_cores()
 }
 
 fn yes() -> bool {
@@ -131,7 +162,10 @@ crate::settable!(LoadBalancerConfig {
     health_check,
     breaker,
     retry,
-    locality
+    locality,
+    connections,
+    handshake_cpu,
+    tls_cores
 });
 
 impl LoadBalancerConfig {
@@ -199,6 +233,14 @@ impl LoadBalancerConfig {
         if let Some(l) = &self.locality {
             l.validate(v, &at.field("locality"));
         }
+        connections::validate_option(&self.connections, v, &at.field("connections"));
+        if self.tls_cores == 0 || self.tls_cores > 10_000 {
+            v.error(
+                &at.field("tls_cores"),
+                format!("{} cores", self.tls_cores),
+                "expected a count from 1 to 10000",
+            );
+        }
     }
 }
 
@@ -211,6 +253,9 @@ const TAG_CHECK_ROUND: u64 = u64::MAX;
 /// `Retries::waiting`); a probe's timer has only the top bit (a probe's `CallId` would need
 /// 2^30 reuses of one slot to reach bit 62).
 const RETRY_TAG: u64 = 3 << 62;
+/// Timers of requests waiting for their TLS handshake: bit 62 alone (the rest is the slot in
+/// the terminator's table; a forwarded call would need 2^30 reuses of a slot to reach it).
+const HANDSHAKE_TAG: u64 = 1 << 62;
 /// State changes kept per load balancer.
 const EVENT_CAP: usize = 10_000;
 
@@ -238,6 +283,8 @@ struct Pending {
     timer: TimerId,
     /// Tries made so far, this one included.
     tries: u32,
+    /// The connection the try went out on (with `connections`).
+    conn: Option<u32>,
     /// The backoff before this try (decorrelated jitter grows from it).
     pause: SimDuration,
 }
@@ -275,6 +322,10 @@ pub struct LoadBalancer {
     retries: Option<Box<Retries>>,
     /// The locality layer, which narrows the backends the strategy picks from.
     locality: Option<Box<Locality>>,
+    /// Connection pools to the backends (with `connections`).
+    pools: Option<Box<Pools>>,
+    /// The TLS handshakes of callers' new connections, on the balancer's cores.
+    terminator: Terminator,
 }
 
 impl LoadBalancer {
@@ -317,6 +368,11 @@ impl LoadBalancer {
                 })
             }),
             locality: None,
+            pools: cfg
+                .connections
+                .as_ref()
+                .map(|c| Box::new(Pools::new(c, b.window()))),
+            terminator: Terminator::new(cfg.handshake_cpu, cfg.tls_cores, b.window()),
         }
         .with_guards(cfg, b)
         .with_locality(cfg, b)
@@ -623,6 +679,9 @@ impl LoadBalancer {
     }
 
     fn on_request(&mut self, ctx: &mut Ctx<'_>, from: NodeId, req: Request) {
+        let Some((from, req)) = self.terminator.admit(ctx, from, req, HANDSHAKE_TAG) else {
+            return; // back when its handshake is done
+        };
         if let Some(b) = self.retries.as_mut().and_then(|r| r.budget.as_mut()) {
             b.deposit();
         }
@@ -655,6 +714,19 @@ impl LoadBalancer {
             answer(ctx, client, &req, Err(cause));
             return;
         };
+        let to = self.backends[b as usize];
+        let lease = match self.pools.as_mut().map(|p| p.acquire(ctx, to, 0)) {
+            None => None,
+            Some(Ok(lease)) => Some(lease),
+            Some(Err(e)) => {
+                let cause = match e {
+                    NoConnection::Overflow => Cause::Rejected,
+                    NoConnection::HandshakeFailed => Cause::Unreachable,
+                };
+                answer(ctx, client, &req, Err(cause));
+                return;
+            }
+        };
         let timeout = self.timeout;
         let call = self.pending.open(ctx, |ctx, call| Pending {
             client,
@@ -663,6 +735,7 @@ impl LoadBalancer {
             timer: ctx.set_timer(timeout, call.0),
             tries: tries + 1,
             pause,
+            conn: lease.map(|l| l.conn),
         });
         self.outstanding[b as usize] += 1;
         self.forwarded[b as usize] += 1;
@@ -678,14 +751,20 @@ impl LoadBalancer {
         }
         // Each try is an execution of its own; the first keeps the client's tag.
         let attempt = req.copy(u64::from(tries));
-        ctx.send(
-            self.backends[b as usize],
-            Message::Request(Request {
-                call,
-                attempt,
-                ..req
-            }),
-        );
+        let (delay, handshake) = lease.map_or((SimDuration::ZERO, Handshake::NONE), |l| {
+            (l.delay, l.handshake)
+        });
+        let req = Request {
+            call,
+            attempt,
+            handshake,
+            ..req
+        };
+        if delay > SimDuration::ZERO {
+            ctx.send_after(delay, to, Message::Request(req));
+        } else {
+            ctx.send(to, Message::Request(req));
+        }
     }
 
     /// Close the pending call, whose backend failed or not.
@@ -693,6 +772,9 @@ impl LoadBalancer {
         let p = self.pending.close(call)?;
         // After a timeout this timer has already fired, and cancelling it does nothing.
         ctx.cancel_timer(p.timer);
+        if let (Some(conn), Some(pools)) = (p.conn, self.pools.as_mut()) {
+            pools.release(ctx.now(), self.backends[p.backend as usize], 0, conn);
+        }
         self.outstanding[p.backend as usize] -= 1;
         self.record_outcome(ctx.now(), p.backend, failed);
         Some(p)
@@ -801,6 +883,15 @@ impl Node<Builtin> for LoadBalancer {
             self.probe_closed(ctx, CallId(tag & !PROBE_BIT), false);
             return;
         }
+        if tag & HANDSHAKE_TAG != 0 {
+            if let Some((from, req)) = self.terminator.resume(ctx.now(), tag & !HANDSHAKE_TAG) {
+                if let Some(b) = self.retries.as_mut().and_then(|r| r.budget.as_mut()) {
+                    b.deposit();
+                }
+                self.forward(ctx, from, req, 0, None, SimDuration::ZERO);
+            }
+            return;
+        }
         if let Some(p) = self.close(ctx, CallId(tag), true) {
             self.timeouts += 1;
             self.try_ended(ctx, p, Err(Cause::Timeout));
@@ -824,6 +915,10 @@ impl Node<Builtin> for LoadBalancer {
         }
         self.outstanding.iter_mut().for_each(|o| *o = 0);
         self.wrr_current.iter_mut().for_each(|w| *w = 0);
+        self.terminator.crashed(now);
+        if let Some(p) = self.pools.as_mut() {
+            p.crashed(now);
+        }
     }
 
     fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
@@ -842,6 +937,14 @@ impl Node<Builtin> for LoadBalancer {
         let mut stats = NodeStats::default();
         if let Some(l) = self.locality.as_mut() {
             stats.series.push(l.report(now, &mut counters));
+        }
+        if let Some(p) = self.pools.as_mut() {
+            stats.series.extend(p.report(now, &mut counters));
+        }
+        if self.terminator.handshakes() > 0 {
+            stats
+                .series
+                .push(self.terminator.report(now, &mut counters));
         }
         if let Some(g) = self.guards.as_mut() {
             counters.insert("circuit_open".to_string(), g.circuit_open as f64);

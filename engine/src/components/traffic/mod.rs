@@ -4,6 +4,7 @@
 
 pub mod calls;
 pub mod client;
+pub mod connections;
 pub mod downstream;
 pub mod keys;
 pub mod load_balancer;

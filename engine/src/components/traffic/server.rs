@@ -25,6 +25,7 @@
 //! late answers are ignored).
 
 use crate::components::message::{Builtin, Ctx, Message};
+use crate::components::traffic::connections::HandshakeCpu;
 use crate::components::traffic::downstream::{CallStage, Downstream, validate_pools};
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
@@ -100,6 +101,15 @@ pub struct ServerConfig {
     /// with a `bandwidth`. Default `Constant("0B")`.
     #[serde(default, skip_serializing_if = "SizeDist::is_zero")]
     pub response_size: SizeDist,
+    /// CPU a worker spends on its side of a TLS handshake, before serving the request that
+    /// opened the connection (callers with `connections` open them):
+    /// `(full: "1ms", resumed: "100us", mutual: "200us")`, `mutual` added to `full` when the
+    /// caller presents a certificate. Default those values (an RSA-2048 certificate).
+    #[serde(
+        default = "HandshakeCpu::server",
+        skip_serializing_if = "HandshakeCpu::is_server_default"
+    )]
+    pub handshake_cpu: HandshakeCpu,
 }
 
 fn one() -> u32 {
@@ -149,7 +159,8 @@ crate::settable!(ServerConfig {
     max_in_flight,
     shed_after,
     idempotency_keys,
-    response_size
+    response_size,
+    handshake_cpu
 });
 
 /// Keeps reply-size draws apart from service-time draws of the same request.
@@ -241,6 +252,9 @@ pub struct Server {
     writes_applied: u64,
     /// Reply sizes (draws nothing for the default, zero).
     response_size: SizeSampler,
+    /// TLS handshakes served (full and resumed) and the CPU they took.
+    handshakes: u64,
+    handshake_cpu: SimDuration,
 }
 
 /// What only a server with `calls` keeps: the calls, and the requests waiting on them.
@@ -344,6 +358,8 @@ impl Server {
             }),
             writes_applied: 0,
             response_size: SizeSampler::new(&cfg.response_size),
+            handshakes: 0,
+            handshake_cpu: SimDuration::ZERO,
             accounting: Accounting {
                 from: b.measure_from(),
                 to: b.arrivals_end(),
@@ -417,7 +433,14 @@ impl Server {
             Per::Execution => WorkRng::execution(req.work, req.attempt, self.salt),
             Per::Request => WorkRng::new(req.work, self.salt),
         };
-        let base = self.cfg.service_time.sample(&mut bits);
+        let mut base = self.cfg.service_time.sample(&mut bits);
+        if req.handshake.tls() {
+            // The worker does its side of the connection's handshake first.
+            let tls = self.cfg.handshake_cpu.cost(req.handshake);
+            self.handshakes += 1;
+            self.handshake_cpu = SimDuration(self.handshake_cpu.0 + tls.0);
+            base = SimDuration(base.0 + tls.0);
+        }
         ctx.set_timer(base.scaled(ctx.slowdown()), worker as u64);
     }
 
@@ -652,6 +675,13 @@ impl Node<Builtin> for Server {
         }
         if self.idempotency.is_some() {
             counters.insert("writes_applied".to_string(), self.writes_applied as f64);
+        }
+        if self.handshakes > 0 {
+            counters.insert("tls_handshakes".to_string(), self.handshakes as f64);
+            counters.insert(
+                "tls_handshake_cpu_s".to_string(),
+                self.handshake_cpu.as_secs_f64(),
+            );
         }
         Some(NodeStats {
             server: Some(ServerResult {
