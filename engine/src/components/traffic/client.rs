@@ -23,7 +23,7 @@
 use crate::components::message::{Builtin, Ctx, Message};
 use crate::components::resilience::policy::{HedgeConfig, RetryBudget, RetryConfig};
 use crate::components::traffic::calls::CallTable;
-use crate::components::traffic::connections::{self, ConnectionConfig, NoConnection, Pools};
+use crate::components::traffic::connections::{self, ConnectionConfig, Pools};
 use crate::components::traffic::keys::{KeySampler, Keys};
 use crate::contract::build::{BuildCtx, Observer};
 use crate::contract::call::{CallId, Cause, Op, Request, RequestId};
@@ -537,11 +537,7 @@ impl Client {
             None => None,
             Some(Ok(lease)) => Some(lease),
             Some(Err(e)) => {
-                let cause = match e {
-                    NoConnection::Overflow => Cause::Rejected,
-                    NoConnection::HandshakeFailed => Cause::Unreachable,
-                };
-                self.attempt_failed(ctx, request, cause);
+                self.attempt_failed(ctx, request, e.cause());
                 return;
             }
         };

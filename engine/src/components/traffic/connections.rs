@@ -20,7 +20,7 @@
 
 use crate::components::message::Ctx;
 use crate::components::traffic::calls::CallTable;
-use crate::contract::call::{CallId, Handshake, Request};
+use crate::contract::call::{CallId, Cause, Handshake, Request};
 use crate::contract::metrics::{Series, SeriesKind};
 use crate::contract::validate::{Path, Validator};
 use crate::results::SeriesResult;
@@ -259,6 +259,17 @@ pub enum NoConnection {
     Overflow,
     /// The handshake's packets were lost on every try.
     HandshakeFailed,
+}
+
+impl NoConnection {
+    /// How the call fails: an overflowing pool rejects it, a failed handshake finds the
+    /// destination unreachable.
+    pub fn cause(self) -> Cause {
+        match self {
+            NoConnection::Overflow => Cause::Rejected,
+            NoConnection::HandshakeFailed => Cause::Unreachable,
+        }
+    }
 }
 
 /// A caller's connection pools, one per destination.

@@ -28,7 +28,7 @@ use crate::components::resilience::policy::{
 };
 use crate::components::traffic::calls::CallTable;
 use crate::components::traffic::connections::{
-    self, ConnectionConfig, HandshakeCpu, NoConnection, Pools, Terminator,
+    self, ConnectionConfig, HandshakeCpu, Pools, Terminator,
 };
 use crate::components::traffic::locality::{Locality, LocalityConfig};
 use crate::contract::build::BuildCtx;
@@ -719,11 +719,7 @@ impl LoadBalancer {
             None => None,
             Some(Ok(lease)) => Some(lease),
             Some(Err(e)) => {
-                let cause = match e {
-                    NoConnection::Overflow => Cause::Rejected,
-                    NoConnection::HandshakeFailed => Cause::Unreachable,
-                };
-                answer(ctx, client, &req, Err(cause));
+                answer(ctx, client, &req, Err(e.cause()));
                 return;
             }
         };
