@@ -164,6 +164,7 @@ pub fn render(registry: &Registry) -> String {
         structure(&mut out, kind, schema.as_value());
     }
     out.push_str(ZONES_NOTE);
+    connections(&mut out);
     section(&mut out, "SWEEP (`sweep: (...)`, run with `archsim sweep`)");
     for (kind, schema) in [
         ("sweep", schema_for!(SweepRepr<'_>)),
@@ -192,6 +193,34 @@ the number of zones). Sizes are written \"512B\", \"4KB\", \"1.5MiB\" (B, KB, MB
 MiB, GiB); bandwidths \"100Mbps\", \"1Gbps\" or \"125MB/s\".
 
 ";
+
+/// Connections and TLS: the pool block, the handshake CPU block and their enums.
+fn connections(out: &mut String) {
+    use crate::components::traffic::connections as c;
+    section(
+        out,
+        "CONNECTIONS AND TLS (Client/LoadBalancer `connections`, Server/LoadBalancer `handshake_cpu`)",
+    );
+    for (kind, schema) in [
+        ("connections", schema_for!(c::ConnectionConfig)),
+        ("handshake_cpu", schema_for!(c::HandshakeCpu)),
+    ] {
+        structure(out, kind, schema.as_value());
+    }
+    for (title, schema) in [
+        (
+            "TRANSPORTS (connections `protocol`)",
+            schema_for!(c::Protocol),
+        ),
+        (
+            "SESSION RESUMPTION (connections `resumption`)",
+            schema_for!(c::Resumption),
+        ),
+    ] {
+        section(out, title);
+        variants(out, schema.as_value());
+    }
+}
 
 /// The resilience options: policy structs and the enums of their kinds.
 fn resilience(out: &mut String) {

@@ -99,6 +99,11 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "6cf51d189a223d2d",
         0xe1150df1cb18fb8b,
     ),
+    (
+        "tls-termination.ron",
+        "b11ec9b3af49a394",
+        0x4d3b189d71ba0b4c,
+    ),
 ];
 
 /// (synthetic run, digest of the event traces, hash of results.json).

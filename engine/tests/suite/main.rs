@@ -6,6 +6,7 @@ mod browser;
 mod cache;
 mod cli;
 mod components;
+mod connections;
 mod convergence;
 mod determinism;
 mod election;

@@ -119,6 +119,47 @@ fn after_a_local_outage_cross_zone_traffic_is_the_spilled_fraction() {
     assert_eq!(v.errors.values().sum::<u64>(), 0, "{:?}", v.errors);
 }
 
+/// A balancer in e1 preferring its region over six replicas spread over e1, e2 and w1 (two
+/// each): e1 and e2 are one tier, w1 the next.
+fn same_region(faults: &str) -> VariantResult {
+    let nodes = r#"
+        "users": Client(target: "lb", arrival: Poisson(rate: 2000.0), zone: "e1"),
+        "lb": LoadBalancer(strategy: RoundRobin, backends: ["app"], zone: "e1",
+                           locality: Some((prefer: SameRegion))),
+        "app": Server(replicas: 6, workers: 8, service_time: Exponential(mean: "1ms"),
+                      zones: ["e1", "e2", "w1"]),"#;
+    run_text(&scenario("", nodes, faults, "10s"))
+        .variants
+        .remove(0)
+}
+
+#[test]
+fn same_region_routing_treats_the_other_zones_of_the_region_as_local() {
+    // No faults: round robin over the four replicas of the east region, none to the west.
+    let v = same_region("");
+    let same = counter(&v, "lb", "forwarded_same_zone");
+    let cross_zone = counter(&v, "lb", "forwarded_cross_zone");
+    assert_eq!(counter(&v, "lb", "forwarded_cross_region"), 0.0);
+    assert!((same - cross_zone).abs() <= 2.0, "{same} vs {cross_zone}");
+    assert!(same > 7_000.0, "{same}");
+
+    // Three of the four east replicas down (app-0 in e1, app-1 and app-4 in e2): the region
+    // keeps 1.4 × 1/4 of the traffic and 1 − 0.35 spills to the west.
+    let faults = r#"Crash(node: "app-0", at: "0s"), Crash(node: "app-1", at: "0s"),
+                    Crash(node: "app-4", at: "0s")"#;
+    let v = same_region(faults);
+    let local =
+        counter(&v, "lb", "forwarded_same_zone") + counter(&v, "lb", "forwarded_cross_zone");
+    let west = counter(&v, "lb", "forwarded_cross_region");
+    let n = local + west;
+    let spilled = 1.0 - 1.4 / 4.0;
+    let sigma = (spilled * (1.0 - spilled) / n).sqrt();
+    let got = west / n;
+    eprintln!("spilled: simulated {got:.4}, theory {spilled:.4} (sigma {sigma:.4}, n {n})");
+    assert!((got - spilled).abs() < 4.0 * sigma, "{got} vs {spilled}");
+    assert_eq!(v.errors.values().sum::<u64>(), 0, "{:?}", v.errors);
+}
+
 #[test]
 fn spill_on_load_sends_the_overflow_to_the_next_zone() {
     // One slow local replica with a load threshold: once it holds 2 calls on average, requests
@@ -165,7 +206,7 @@ fn region_faults_cut_and_degrade_the_links_between_regions() {
 }
 
 /// Parse `src` as `bad.ron`; every (location, text) pair must appear in the error.
-fn rejected(src: &str, expected: &[(&str, &str)]) {
+pub(crate) fn rejected(src: &str, expected: &[(&str, &str)]) {
     let err = parse("bad.ron", src, &Registry::builtin())
         .expect_err("the scenario should be rejected")
         .to_string();

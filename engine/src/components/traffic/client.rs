@@ -23,6 +23,7 @@
 use crate::components::message::{Builtin, Ctx, Message};
 use crate::components::resilience::policy::{HedgeConfig, RetryBudget, RetryConfig};
 use crate::components::traffic::calls::CallTable;
+use crate::components::traffic::connections::{self, ConnectionConfig, Pools};
 use crate::components::traffic::keys::{KeySampler, Keys};
 use crate::components::traffic::workload::{Shape, Trace, TraceCursor};
 use crate::contract::build::{BuildCtx, Observer};
@@ -153,6 +154,12 @@ pub struct ClientConfig {
     /// the first class (a trace's `class` column, where filled, takes precedence).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub classes: BTreeMap<String, f64>,
+    /// Talk over connections that cost handshakes to open and are kept alive between
+    /// requests: `Some((protocol: Tls13, resumption: Ticket, max_connections: 100))` (see
+    /// `ConnectionConfig`). Default `None`: no connection model (every request costs only
+    /// its own trip).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionConfig>,
 }
 
 fn default_timeout() -> SimDuration {
@@ -169,7 +176,8 @@ crate::settable!(ClientConfig {
     retry,
     hedge,
     request_size,
-    classes
+    classes,
+    connections
 });
 
 /// A problem unless `rate` is positive and at most one per nanosecond.
@@ -373,6 +381,7 @@ impl ClientConfig {
             );
         }
         self.request_size.validate(v, &at.field("request_size"));
+        connections::validate_option(&self.connections, v, &at.field("connections"));
         if matches!(self.arrival, Arrival::Trace { .. }) && self.write_fraction > 0.0 {
             v.error(
                 &at.field("write_fraction"),
@@ -461,6 +470,8 @@ const TAG_MASK: u64 = (1 << TAG_KIND_SHIFT) - 1;
 struct Pending {
     request: CallId,
     timer: TimerId,
+    /// The connection the call went out on, with its user (with a connection model).
+    conn: Option<(NodeId, u32, u32)>,
 }
 
 /// One request not yet ended: its attempts in flight, or the backoff before the next.
@@ -522,6 +533,8 @@ pub struct Client {
     class_pick: ClassPick,
     /// With a `Trace` arrival: the next row to replay.
     trace: Option<Box<TraceCursor>>,
+    /// Connection pools per target (with `connections`).
+    pools: Option<Box<Pools>>,
 }
 
 /// The run's clients, counted while they are built: with two or more, each reports its own
@@ -594,6 +607,10 @@ impl Client {
                 } => Some(Box::new(TraceCursor::new(Arc::clone(trace), *repeat_every))),
                 _ => None,
             },
+            pools: cfg
+                .connections
+                .as_ref()
+                .map(|c| Box::new(Pools::new(c, b.window()))),
         }
     }
 
@@ -694,9 +711,14 @@ impl Client {
     /// Send one copy of the open request `request` (a first attempt, a retry or a hedge).
     fn send_attempt(&mut self, ctx: &mut Ctx<'_>, request: CallId) {
         // Only what is needed before the target is picked, not a copy of the whole entry.
-        let Some((hedge, avoid, attempt)) = self.open.get_mut(request).map(|o| {
+        let Some((hedge, avoid, attempt, user)) = self.open.get_mut(request).map(|o| {
             let hedge = o.in_flight() > 0;
-            (hedge, if hedge { o.last_target } else { None }, o.attempt)
+            (
+                hedge,
+                if hedge { o.last_target } else { None },
+                o.attempt,
+                o.user,
+            )
         }) else {
             return;
         };
@@ -704,10 +726,19 @@ impl Client {
             self.attempt_failed(ctx, request, Cause::Unreachable);
             return;
         };
+        let lease = match self.pools.as_mut().map(|p| p.acquire(ctx, target, user)) {
+            None => None,
+            Some(Ok(lease)) => Some(lease),
+            Some(Err(e)) => {
+                self.attempt_failed(ctx, request, e.cause());
+                return;
+            }
+        };
         let timeout = self.cfg.timeout;
         let call = self.pending.open(ctx, |ctx, call| Pending {
             request,
             timer: ctx.set_timer(timeout, call.0),
+            conn: lease.map(|l| (target, user, l.conn)),
         });
         let first_try = attempt == 1 && !hedge;
         let hedge_after = self.cfg.hedge.as_ref().map(|h| h.after);
@@ -729,14 +760,31 @@ impl Client {
         // Each copy is an execution of its own: a retry or hedge draws a fresh service time.
         let attempt = o.req.copy(u64::from(o.copies));
         o.copies += 1;
-        ctx.send(
-            target,
-            Message::Request(Request {
-                call,
-                attempt,
-                ..o.req
-            }),
-        );
+        let mut req = Request {
+            call,
+            attempt,
+            ..o.req
+        };
+        match lease {
+            Some(l) if l.delay > SimDuration::ZERO => {
+                req.handshake = l.handshake;
+                ctx.send_after(l.delay, target, Message::Request(req));
+            }
+            Some(l) => {
+                req.handshake = l.handshake;
+                ctx.send(target, Message::Request(req));
+            }
+            None => ctx.send(target, Message::Request(req)),
+        }
+    }
+
+    /// Close pending call `call`, giving its connection back.
+    fn close_call(&mut self, ctx: &mut Ctx<'_>, call: CallId) -> Option<Pending> {
+        let p = self.pending.close(call)?;
+        if let (Some((to, user, conn)), Some(pools)) = (p.conn, self.pools.as_mut()) {
+            pools.release(ctx.now(), to, user, conn);
+        }
+        Some(p)
     }
 
     /// An attempt failed with `cause`: wait for its hedge twin, retry, or end the request.
@@ -775,7 +823,7 @@ impl Client {
             return;
         };
         for call in o.calls.into_iter().flatten() {
-            if let Some(p) = self.pending.close(call) {
+            if let Some(p) = self.close_call(ctx, call) {
                 ctx.cancel_timer(p.timer);
             }
         }
@@ -798,7 +846,7 @@ impl Client {
 
     /// The attempt `call` ended with `result` (an answer, or its timeout).
     fn attempt_ended(&mut self, ctx: &mut Ctx<'_>, call: CallId, result: Result<(), Cause>) {
-        let Some(p) = self.pending.close(call) else {
+        let Some(p) = self.close_call(ctx, call) else {
             self.late += 1;
             return;
         };
@@ -905,10 +953,13 @@ impl Node<Builtin> for Client {
         }
     }
 
-    fn on_crash(&mut self, _now: SimTime) {
+    fn on_crash(&mut self, now: SimTime) {
         // The users behind a crashed client are gone with it: their pending requests are
         // abandoned (reported as `lost_in_crash`), and arrivals stop until the restart.
         self.pending.clear();
+        if let Some(p) = self.pools.as_mut() {
+            p.crashed(now);
+        }
         self.lost_in_crash += self.open.clear() as u64;
     }
 
@@ -954,6 +1005,9 @@ impl Node<Builtin> for Client {
                 "attempts/s",
                 now,
             ));
+        }
+        if let Some(p) = self.pools.as_mut() {
+            series.extend(p.report(now, &mut counters));
         }
         Some(NodeStats {
             counters,

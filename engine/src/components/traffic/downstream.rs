@@ -26,7 +26,7 @@ use crate::components::message::{Ctx, Message};
 use crate::components::resilience::policy::{RetryBudget, RetryConfig};
 use crate::components::traffic::calls::CallTable;
 use crate::contract::build::BuildCtx;
-use crate::contract::call::{CallId, Cause, Op, Request};
+use crate::contract::call::{CallId, Cause, Handshake, Op, Request};
 use crate::contract::metrics::{Series, SeriesKind};
 use crate::contract::validate::{Path, Validator};
 use crate::results::SeriesResult;
@@ -583,6 +583,8 @@ impl Downstream {
             Message::Request(Request {
                 call,
                 attempt,
+                // A call of this service's own: the handshake its caller opened is paid here.
+                handshake: Handshake::NONE,
                 ..req
             }),
         );

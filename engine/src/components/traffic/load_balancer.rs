@@ -35,9 +35,12 @@ use crate::components::traffic::balancing::{
     Averaging, RttEstimates, SlowStart, SlowStartConfig, ten_s, thirty_ms,
 };
 use crate::components::traffic::calls::CallTable;
+use crate::components::traffic::connections::{
+    self, ConnectionConfig, HandshakeCpu, Pools, Terminator,
+};
 use crate::components::traffic::locality::{Locality, LocalityConfig};
 use crate::contract::build::BuildCtx;
-use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
+use crate::contract::call::{CallId, Cause, Handshake, Op, Reply, Request, RequestId, Response};
 use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
 use crate::contract::state_series::StateSeries;
 use crate::contract::validate::{Path, Validator};
@@ -149,6 +152,34 @@ pub struct LoadBalancerConfig {
     /// 10))`. Backends present at the start are not slowed. Default `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slow_start: Option<SlowStartConfig>,
+    /// The balancer's connections to its backends (see `ConnectionConfig`): `Tcp` behind a
+    /// balancer that terminates TLS, `Tls13` to re-encrypt, `mutual: true` for mTLS.
+    /// Default `None`: no connection model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionConfig>,
+    /// CPU the balancer spends on its side of a TLS handshake from a caller with
+    /// `connections` (it terminates TLS): `(full: "1ms", resumed: "100us", mutual: "200us")`,
+    /// `mutual` added to `full` under mTLS. Default those values.
+    #[serde(
+        default = "HandshakeCpu::server",
+        skip_serializing_if = "HandshakeCpu::is_server_default"
+    )]
+    pub handshake_cpu: HandshakeCpu,
+    /// Cores doing those handshakes (count): a request that opened a connection waits, in
+    /// order, for a core to finish its handshake. Default 4.
+    #[serde(
+        default = "default_tls_cores",
+        skip_serializing_if = "is_default_tls_cores"
+    )]
+    pub tls_cores: u32,
+}
+
+fn default_tls_cores() -> u32 {
+    4
+}
+
+fn is_default_tls_cores(n: &u32) -> bool {
+    *n == default_tls_cores()
 }
 
 fn yes() -> bool {
@@ -172,7 +203,10 @@ crate::settable!(LoadBalancerConfig {
     breaker,
     retry,
     locality,
-    slow_start
+    slow_start,
+    connections,
+    handshake_cpu,
+    tls_cores
 });
 
 impl LoadBalancerConfig {
@@ -252,6 +286,14 @@ impl LoadBalancerConfig {
         if let Some(s) = &self.slow_start {
             s.validate(v, &at.field("slow_start"));
         }
+        connections::validate_option(&self.connections, v, &at.field("connections"));
+        if self.tls_cores == 0 || self.tls_cores > 10_000 {
+            v.error(
+                &at.field("tls_cores"),
+                format!("{} cores", self.tls_cores),
+                "expected a count from 1 to 10000",
+            );
+        }
     }
 }
 
@@ -264,6 +306,9 @@ const TAG_CHECK_ROUND: u64 = u64::MAX;
 /// `Retries::waiting`); a probe's timer has only the top bit (a probe's `CallId` would need
 /// 2^30 reuses of one slot to reach bit 62).
 const RETRY_TAG: u64 = 3 << 62;
+/// Timers of requests waiting for their TLS handshake: bit 62 alone (the rest is the slot in
+/// the terminator's table; a forwarded call would need 2^30 reuses of a slot to reach it).
+const HANDSHAKE_TAG: u64 = 1 << 62;
 /// State changes kept per load balancer.
 const EVENT_CAP: usize = 10_000;
 
@@ -291,6 +336,8 @@ struct Pending {
     timer: TimerId,
     /// Tries made so far, this one included.
     tries: u32,
+    /// The connection the try went out on (with `connections`).
+    conn: Option<u32>,
     /// The backoff before this try (decorrelated jitter grows from it).
     pause: SimDuration,
     /// When this try was sent (its round-trip time feeds latency-aware strategies).
@@ -337,6 +384,10 @@ pub struct LoadBalancer {
     seen_epoch: Option<u64>,
     /// Backends in pools a controller resizes: only replicas in rotation get requests.
     pools: Option<Box<PoolRoutes>>,
+    /// Connection pools to the backends (with `connections`).
+    conns: Option<Box<Pools>>,
+    /// The TLS handshakes of callers' new connections, on the balancer's cores.
+    terminator: Terminator,
 }
 
 /// Which backends belong to controlled pools, and which of them are in rotation.
@@ -465,6 +516,11 @@ impl LoadBalancer {
             slow_start: None,
             seen_epoch: None,
             pools: None,
+            conns: cfg
+                .connections
+                .as_ref()
+                .map(|c| Box::new(Pools::new(c, b.window()))),
+            terminator: Terminator::new(cfg.handshake_cpu, cfg.tls_cores, b.window()),
         }
         .with_guards(cfg, b)
         .with_locality(cfg, b)
@@ -897,6 +953,9 @@ impl LoadBalancer {
     }
 
     fn on_request(&mut self, ctx: &mut Ctx<'_>, from: NodeId, req: Request) {
+        let Some((from, req)) = self.terminator.admit(ctx, from, req, HANDSHAKE_TAG) else {
+            return; // back when its handshake is done
+        };
         if let Some(b) = self.retries.as_mut().and_then(|r| r.budget.as_mut()) {
             b.deposit();
         }
@@ -929,6 +988,15 @@ impl LoadBalancer {
             answer(ctx, client, &req, Err(cause));
             return;
         };
+        let to = self.backends[b as usize];
+        let lease = match self.conns.as_mut().map(|p| p.acquire(ctx, to, 0)) {
+            None => None,
+            Some(Ok(lease)) => Some(lease),
+            Some(Err(e)) => {
+                answer(ctx, client, &req, Err(e.cause()));
+                return;
+            }
+        };
         let timeout = self.timeout;
         let call = self.pending.open(ctx, |ctx, call| Pending {
             client,
@@ -938,6 +1006,7 @@ impl LoadBalancer {
             tries: tries + 1,
             pause,
             sent_at: ctx.now(),
+            conn: lease.map(|l| l.conn),
         });
         self.outstanding[b as usize] += 1;
         self.forwarded[b as usize] += 1;
@@ -956,14 +1025,20 @@ impl LoadBalancer {
         }
         // Each try is an execution of its own; the first keeps the client's tag.
         let attempt = req.copy(u64::from(tries));
-        ctx.send(
-            self.backends[b as usize],
-            Message::Request(Request {
-                call,
-                attempt,
-                ..req
-            }),
-        );
+        let (delay, handshake) = lease.map_or((SimDuration::ZERO, Handshake::NONE), |l| {
+            (l.delay, l.handshake)
+        });
+        let req = Request {
+            call,
+            attempt,
+            handshake,
+            ..req
+        };
+        if delay > SimDuration::ZERO {
+            ctx.send_after(delay, to, Message::Request(req));
+        } else {
+            ctx.send(to, Message::Request(req));
+        }
     }
 
     /// Close the pending call, whose backend failed or not.
@@ -971,6 +1046,9 @@ impl LoadBalancer {
         let p = self.pending.close(call)?;
         // After a timeout this timer has already fired, and cancelling it does nothing.
         ctx.cancel_timer(p.timer);
+        if let (Some(conn), Some(pools)) = (p.conn, self.conns.as_mut()) {
+            pools.release(ctx.now(), self.backends[p.backend as usize], 0, conn);
+        }
         self.outstanding[p.backend as usize] -= 1;
         if let Some(routes) = &self.pools {
             routes.count(p.backend as usize, 1, true, ctx.now());
@@ -1085,6 +1163,15 @@ impl Node<Builtin> for LoadBalancer {
             self.probe_closed(ctx, CallId(tag & !PROBE_BIT), false);
             return;
         }
+        if tag & HANDSHAKE_TAG != 0 {
+            if let Some((from, req)) = self.terminator.resume(ctx.now(), tag & !HANDSHAKE_TAG) {
+                if let Some(b) = self.retries.as_mut().and_then(|r| r.budget.as_mut()) {
+                    b.deposit();
+                }
+                self.forward(ctx, from, req, 0, None, SimDuration::ZERO);
+            }
+            return;
+        }
         if let Some(p) = self.close(ctx, CallId(tag), true) {
             self.timeouts += 1;
             self.try_ended(ctx, p, Err(Cause::Timeout));
@@ -1117,6 +1204,10 @@ impl Node<Builtin> for LoadBalancer {
         if let Some(r) = self.rtt.as_mut() {
             r.clear();
         }
+        self.terminator.crashed(now);
+        if let Some(p) = self.conns.as_mut() {
+            p.crashed(now);
+        }
     }
 
     fn finish(&mut self, now: SimTime) -> Option<NodeStats> {
@@ -1144,6 +1235,14 @@ impl Node<Builtin> for LoadBalancer {
         let mut stats = NodeStats::default();
         if let Some(l) = self.locality.as_mut() {
             stats.series.push(l.report(now, &mut counters));
+        }
+        if let Some(p) = self.conns.as_mut() {
+            stats.series.extend(p.report(now, &mut counters));
+        }
+        if self.terminator.handshakes() > 0 {
+            stats
+                .series
+                .push(self.terminator.report(now, &mut counters));
         }
         if let Some(g) = self.guards.as_mut() {
             counters.insert("circuit_open".to_string(), g.circuit_open as f64);

@@ -5,6 +5,7 @@
 pub mod balancing;
 pub mod calls;
 pub mod client;
+pub mod connections;
 pub mod downstream;
 pub mod keys;
 pub mod load_balancer;

@@ -26,6 +26,7 @@
 
 use crate::components::message::{Builtin, Ctx, Message};
 use crate::components::ops::pool::{Pool, pool_name};
+use crate::components::traffic::connections::HandshakeCpu;
 use crate::components::traffic::downstream::{CallStage, Downstream, validate_pools};
 use crate::components::traffic::priority::{ClassQueues, Scheduling};
 use crate::contract::build::BuildCtx;
@@ -113,6 +114,15 @@ pub struct ServerConfig {
     /// Default `{}`: no quotas.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub class_workers: BTreeMap<String, u32>,
+    /// CPU a worker spends on its side of a TLS handshake, before serving the request that
+    /// opened the connection (callers with `connections` open them):
+    /// `(full: "1ms", resumed: "100us", mutual: "200us")`, `mutual` added to `full` when the
+    /// caller presents a certificate. Default those values (an RSA-2048 certificate).
+    #[serde(
+        default = "HandshakeCpu::server",
+        skip_serializing_if = "HandshakeCpu::is_server_default"
+    )]
+    pub handshake_cpu: HandshakeCpu,
 }
 
 fn one() -> u32 {
@@ -164,7 +174,8 @@ crate::settable!(ServerConfig {
     idempotency_keys,
     response_size,
     scheduling,
-    class_workers
+    class_workers,
+    handshake_cpu
 });
 
 /// Keeps reply-size draws apart from service-time draws of the same request.
@@ -278,6 +289,9 @@ pub struct Server {
     /// Its place in a pool a controller resizes (an autoscaler): where it reports its load
     /// and learns its warm-up capacity.
     seat: Option<Box<Seat>>,
+    /// TLS handshakes served (full and resumed) and the CPU they took.
+    handshakes: u64,
+    handshake_cpu: SimDuration,
 }
 
 /// A replica's place in a controlled pool.
@@ -422,6 +436,8 @@ impl Server {
             }),
             by_class: vec![[0; 3]; b.classes().len()],
             class_names: b.classes().to_vec(),
+            handshakes: 0,
+            handshake_cpu: SimDuration::ZERO,
             accounting: Accounting {
                 from: b.measure_from(),
                 to: b.arrivals_end(),
@@ -585,7 +601,14 @@ impl Server {
             Per::Execution => WorkRng::execution(req.work, req.attempt, self.salt),
             Per::Request => WorkRng::new(req.work, self.salt),
         };
-        let base = self.cfg.service_time.sample(&mut bits);
+        let mut base = self.cfg.service_time.sample(&mut bits);
+        if req.handshake.tls() {
+            // The worker does its side of the connection's handshake first.
+            let tls = self.cfg.handshake_cpu.cost(req.handshake);
+            self.handshakes += 1;
+            self.handshake_cpu = SimDuration(self.handshake_cpu.0 + tls.0);
+            base = SimDuration(base.0 + tls.0);
+        }
         let slowdown = match &self.seat {
             // A replica warming up has a fraction of its capacity: its work takes longer.
             Some(s) => ctx.slowdown() / s.lock().capacity(s.replica, ctx.now()),
@@ -875,6 +898,13 @@ impl Node<Builtin> for Server {
             counters.insert(format!("served.{class}"), *served as f64);
             counters.insert(format!("rejected.{class}"), *rejected as f64);
             counters.insert(format!("shed.{class}"), *shed as f64);
+        }
+        if self.handshakes > 0 {
+            counters.insert("tls_handshakes".to_string(), self.handshakes as f64);
+            counters.insert(
+                "tls_handshake_cpu_s".to_string(),
+                self.handshake_cpu.as_secs_f64(),
+            );
         }
         Some(NodeStats {
             server: Some(ServerResult {

@@ -1,0 +1,298 @@
+//! Connections and TLS, checked exactly with constant latencies: handshake round trips per
+//! protocol, resumption, handshake CPU on both ends, termination at a balancer, pools bounded
+//! by `max_connections`, and the reconnect storm after a restart.
+
+use crate::run_text;
+use archsim::results::VariantResult;
+
+/// One-way latency 1 ms, so one round trip is 2 ms; service 1 ms.
+const RTT_MS: f64 = 2.0;
+const SERVICE_MS: f64 = 1.0;
+
+/// A client sending one request every 100 ms (`count` of them) straight to one server, over
+/// connections `conn`; `server` adds fields to the server.
+fn direct(conn: &str, server: &str, count: u32) -> VariantResult {
+    let src = format!(
+        r#"Scenario(name: "conn", seed: 3, duration: "20s",
+        network: (latency: Constant("1ms")),
+        nodes: {{
+            "users": Client(target: "app", arrival: Constant(rate: 10.0), max_requests: Some({count}),
+                            connections: Some({conn})),
+            "app": Server(service_time: Constant("1ms"), {server}),
+        }},
+    )"#
+    );
+    run_text(&src).variants.remove(0)
+}
+
+/// No handshake CPU on either end: latencies are round trips and service only.
+const NO_CPU: &str = r#"cpu: (full: "0s", resumed: "0s", mutual: "0s")"#;
+const SERVER_NO_CPU: &str = r#"handshake_cpu: (full: "0s", resumed: "0s", mutual: "0s")"#;
+
+/// Equal up to the latency histogram's resolution (3 significant digits).
+fn exact(got: f64, want: f64) -> bool {
+    (got - want).abs() <= want * 1e-3
+}
+
+/// The first request pays `(handshake round trips + 1) × RTT + service`, every later one on
+/// the kept-alive connection `1 × RTT + service`; TLS 1.2 costs exactly one round trip more
+/// than TLS 1.3, which costs one more than plain TCP.
+#[test]
+fn first_request_pays_the_handshake_round_trips_and_the_rest_one() {
+    let mut firsts = Vec::new();
+    for (protocol, handshake_rtts) in [("Tcp", 1.0), ("Tls13", 2.0), ("Tls12", 3.0)] {
+        let v = direct(
+            &format!("(protocol: {protocol}, {NO_CPU})"),
+            SERVER_NO_CPU,
+            20,
+        );
+        let first = (handshake_rtts + 1.0) * RTT_MS + SERVICE_MS;
+        let rest = RTT_MS + SERVICE_MS;
+        let l = &v.latency_ms;
+        assert_eq!(v.ok, 20, "{protocol}");
+        assert!(exact(l.max, first), "{protocol}: first {} ≠ {first}", l.max);
+        assert!(exact(l.p50, rest), "{protocol}: later {} ≠ {rest}", l.p50);
+        // One first request, nineteen on the same connection.
+        let want_mean = (first + 19.0 * rest) / 20.0;
+        assert!(exact(l.mean, want_mean), "{protocol}: mean {}", l.mean);
+        assert_eq!(v.components["users"]["connections_opened"], 1.0);
+        assert_eq!(v.components["users"]["connections_reused"], 19.0);
+        firsts.push(l.max);
+    }
+    // Each first is exact to the histogram's 0.1%, so their difference to the sum of both.
+    let close = |a: f64, b: f64| (a - b - RTT_MS).abs() <= (a + b) * 1e-3;
+    assert!(close(firsts[2], firsts[1]), "TLS 1.2 vs 1.3: {firsts:?}");
+    assert!(close(firsts[1], firsts[0]), "TLS 1.3 vs TCP: {firsts:?}");
+}
+
+/// With an idle timeout shorter than the gap between requests every request opens a
+/// connection: the first does a full handshake, the others resume. TLS 1.2's abbreviated
+/// handshake saves one round trip, TLS 1.3's ticket none, its 0-RTT one.
+#[test]
+fn resumption_saves_what_the_protocol_says() {
+    for (protocol, resumption, full_rtts, resumed_rtts) in [
+        ("Tls12", "Ticket", 3.0, 2.0),
+        ("Tls13", "Ticket", 2.0, 2.0),
+        ("Tls13", "ZeroRtt", 2.0, 1.0),
+        ("Tls12", "None", 3.0, 3.0),
+    ] {
+        let v = direct(
+            &format!(
+                r#"(protocol: {protocol}, resumption: {resumption}, idle_timeout: "50ms", {NO_CPU})"#
+            ),
+            SERVER_NO_CPU,
+            10,
+        );
+        let first = (full_rtts + 1.0) * RTT_MS + SERVICE_MS;
+        let later = (resumed_rtts + 1.0) * RTT_MS + SERVICE_MS;
+        let l = &v.latency_ms;
+        let what = format!("{protocol} {resumption}");
+        assert!(exact(l.max, first), "{what}: first {} ≠ {first}", l.max);
+        assert!(exact(l.p50, later), "{what}: resumed {} ≠ {later}", l.p50);
+        let c = &v.components["users"];
+        assert_eq!(c["connections_opened"], 10.0, "{what}");
+        assert_eq!(c["connections_closed_idle"], 9.0, "{what}");
+        let resumed = if resumption == "None" { 0.0 } else { 9.0 };
+        assert_eq!(c["connections_resumed"], resumed, "{what}");
+    }
+}
+
+/// Handshake CPU adds exactly: the caller's before its request goes out, the server's before
+/// it serves the request that opened the connection. mTLS adds the certificate work on both
+/// ends; a resumed TLS 1.3 session costs only the key exchange (no round trip saved).
+#[test]
+fn handshake_cpu_is_paid_on_both_ends() {
+    let client_cpu = r#"cpu: (full: "300us", resumed: "50us", mutual: "2ms")"#;
+    let server_cpu = r#"handshake_cpu: (full: "1500us", resumed: "70us", mutual: "400us")"#;
+    let base = 3.0 * RTT_MS + SERVICE_MS;
+    for (mutual, first_cpu_ms) in [("false", 0.3 + 1.5), ("true", 0.3 + 2.0 + 1.5 + 0.4)] {
+        let v = direct(
+            &format!(
+                r#"(mutual: {mutual}, resumption: Ticket, idle_timeout: "50ms", {client_cpu})"#
+            ),
+            server_cpu,
+            10,
+        );
+        let l = &v.latency_ms;
+        let first = base + first_cpu_ms;
+        let resumed = base + 0.05 + 0.07;
+        assert!(exact(l.max, first), "mutual {mutual}: {} ≠ {first}", l.max);
+        assert!(
+            exact(l.p50, resumed),
+            "mutual {mutual}: {} ≠ {resumed}",
+            l.p50
+        );
+        let s = &v.components["app-0"];
+        assert_eq!(s["tls_handshakes"], 10.0);
+        let cpu_s = (first_cpu_ms - if mutual == "true" { 2.3 } else { 0.3 }) / 1e3 + 9.0 * 70e-6;
+        assert!(
+            (s["tls_handshake_cpu_s"] - cpu_s).abs() < 1e-9,
+            "{}",
+            s["tls_handshake_cpu_s"]
+        );
+    }
+    // Defaults: an RSA-2048 server (1 ms) and a client verifying (0.2 ms).
+    let v = direct("(protocol: Tls13)", "", 2);
+    assert!(
+        exact(v.latency_ms.max, base + 0.2 + 1.0),
+        "{}",
+        v.latency_ms.max
+    );
+}
+
+/// Users → balancer → one backend, each hop 1 ms one way. The balancer terminates the users'
+/// TLS on its cores; its own connections to the backend are `backend_conn`.
+fn through_balancer(backend_conn: &str, faults: &str, rate: f64, count: u32) -> VariantResult {
+    let src = format!(
+        r#"Scenario(name: "tls", seed: 3, duration: "20s",
+        network: (latency: Constant("1ms")),
+        nodes: {{
+            "users": Client(target: "lb", arrival: Constant(rate: {rate}), max_requests: Some({count}),
+                            connections: Some((protocol: Tls13, {NO_CPU}))),
+            "lb": LoadBalancer(strategy: RoundRobin, backends: ["app"], tls_cores: 1,
+                               handshake_cpu: (full: "2ms", resumed: "0s", mutual: "0s"),
+                               connections: {backend_conn}),
+            "app": Server(service_time: Constant("1ms"), workers: 100,
+                          handshake_cpu: (full: "3ms", resumed: "0s", mutual: "0s")),
+        }},
+        faults: [{faults}],
+    )"#
+    );
+    run_text(&src).variants.remove(0)
+}
+
+/// Termination at the balancer: the users' first request pays their two handshake round
+/// trips and the balancer's CPU; behind it, plain TCP costs one more round trip on the
+/// backend hop and re-encryption two plus the backend's CPU. Later requests pay two hops.
+#[test]
+fn termination_at_the_balancer_vs_re_encryption() {
+    let hops = 2.0 * RTT_MS + SERVICE_MS;
+    for (conn, first) in [
+        ("None", 2.0 * RTT_MS + 2.0 + hops),
+        (
+            &format!("Some((protocol: Tcp, {NO_CPU}))")[..],
+            2.0 * RTT_MS + 2.0 + RTT_MS + hops,
+        ),
+        (
+            &format!("Some((protocol: Tls13, {NO_CPU}))")[..],
+            2.0 * RTT_MS + 2.0 + 2.0 * RTT_MS + 3.0 + hops,
+        ),
+    ] {
+        let v = through_balancer(conn, "", 10.0, 10);
+        assert_eq!(v.ok, 10);
+        assert!(
+            exact(v.latency_ms.max, first),
+            "{conn}: {} ≠ {first}",
+            v.latency_ms.max
+        );
+        assert!(
+            exact(v.latency_ms.p50, hops),
+            "{conn}: {} ≠ {hops}",
+            v.latency_ms.p50
+        );
+        assert_eq!(v.components["lb"]["tls_handshakes"], 1.0, "{conn}");
+    }
+}
+
+/// A restart of the balancer drops every connection to it: the users' next requests all
+/// handshake again, and the balancer's one core does the handshakes in turn (a reconnect
+/// storm), so the k-th waits k × 2 ms of handshake CPU.
+#[test]
+fn a_restart_drops_connections_and_reconnecting_storms_the_handshake_cores() {
+    // 1000 requests/s, each held ~5 ms: about five connections in use in steady state.
+    let v = through_balancer(
+        "None",
+        r#"Crash(node: "lb", at: "2s", until: "2.5s")"#,
+        1000.0,
+        4000,
+    );
+    let users = &v.components["users"];
+    let dropped = users["connections_dropped_by_restart"];
+    assert!(dropped >= 1.0, "dropped {dropped}");
+    let opened = users["connections_opened"];
+    // Before the crash, a pool of a few connections; after it, a new pool.
+    assert!(opened > 2.0 * dropped.min(3.0), "opened {opened}");
+    assert!(
+        opened <= 200.0,
+        "opened {opened}: connections must be reused"
+    );
+    assert_eq!(v.components["lb"]["tls_handshakes"], opened);
+    // The storm: handshakes queue on one core, so the slowest first request waits more than
+    // its own handshake.
+    let own = 2.0 * RTT_MS + 2.0 + 2.0 * RTT_MS + SERVICE_MS;
+    assert!(v.latency_ms.max > own + 2.0, "max {}", v.latency_ms.max);
+}
+
+/// Connection state is bounded by `max_connections`: past it, calls fail as rejected (pool
+/// overflow) instead of opening more.
+#[test]
+fn pools_never_exceed_max_connections() {
+    // 2000 requests/s with 2 ms of service on one connection each: ~6 wanted, 2 allowed.
+    let src = format!(
+        r#"Scenario(name: "conn", seed: 3, duration: "2s",
+        network: (latency: Constant("1ms")),
+        nodes: {{
+            "users": Client(target: "app", arrival: Poisson(rate: 2000.0),
+                            connections: Some((max_connections: 2, {NO_CPU}))),
+            "app": Server(service_time: Constant("2ms"), workers: 50),
+        }},
+    )"#
+    );
+    let v = run_text(&src).variants.remove(0);
+    let users = &v.components["users"];
+    assert_eq!(users["connections_opened"], 2.0);
+    assert!(users["connection_pool_overflows"] > 1000.0);
+    assert_eq!(
+        v.errors.get("rejected").copied().unwrap_or(0) as f64,
+        users["connection_pool_overflows"]
+    );
+    let open = v.series["users"]
+        .iter()
+        .find(|s| s.name == "connections_open")
+        .expect("a series of open connections");
+    assert!(open.values.iter().flatten().all(|&n| n <= 2.0));
+}
+
+#[test]
+fn connection_options_are_validated_with_their_locations() {
+    let src = r#"Scenario(name: "x", duration: "1s",
+  nodes: {
+    "users": Client(target: "lb", arrival: Poisson(rate: 10.0),
+                    connections: Some((protocol: Tls12, resumption: ZeroRtt, max_connections: 0))),
+    "lb": LoadBalancer(strategy: RoundRobin, backends: ["app"], tls_cores: 0,
+                       connections: Some((max_streams: 0, idle_timeout: "0s"))),
+    "app": Server(service_time: Constant("1ms")),
+  },
+)"#;
+    crate::network::rejected(
+        src,
+        &[
+            ("4:69", "0-RTT with Tls12"),
+            ("4:95", "expected a count from 1 to 100000"),
+            ("5:76", "expected a count from 1 to 10000"),
+            ("6:56", "a connection that carries no call"),
+            ("6:73", "a zero idle timeout"),
+        ],
+    );
+}
+
+/// With `per_user`, each closed-loop user keeps its own connection: five users, five
+/// handshakes, every later request reuses its user's connection.
+#[test]
+fn per_user_connections_open_one_per_user() {
+    let src = format!(
+        r#"Scenario(name: "conn", seed: 3, duration: "5s",
+        network: (latency: Constant("1ms")),
+        nodes: {{
+            "users": Client(target: "app", arrival: Closed(users: 5, think_time: Constant("100ms")),
+                            connections: Some((per_user: true, max_connections: 1, {NO_CPU}))),
+            "app": Server(service_time: Constant("1ms"), workers: 5),
+        }},
+    )"#
+    );
+    let v = run_text(&src).variants.remove(0);
+    let users = &v.components["users"];
+    assert_eq!(users["connections_opened"], 5.0);
+    assert_eq!(users["connection_pool_overflows"], 0.0);
+    assert_eq!(users["connections_reused"] + 5.0, v.requests as f64);
+}
