@@ -5,6 +5,7 @@
 
 use crate::contract::call::Cause;
 use crate::contract::hdr_counts::HdrCounts;
+use crate::contract::trace::Tracer;
 use crate::results::{
     EventRecord, LatencySummary, SeriesResult, ServerResult, Verdict, WindowResult,
 };
@@ -240,6 +241,8 @@ pub struct RequestMetrics {
     /// The window the last request ended in, and its [start, end) in nanoseconds.
     last_window: usize,
     last_window_span: (u64, u64),
+    /// The sampled per-request traces, when asked for (`archsim run --trace N`).
+    pub tracer: Option<Box<Tracer>>,
 }
 
 impl RequestMetrics {
@@ -259,6 +262,7 @@ impl RequestMetrics {
             last_window: 0,
             // Empty: the first request computes its window.
             last_window_span: (0, 0),
+            tracer: None,
         }
     }
 

@@ -30,6 +30,7 @@ mod slurm;
 mod stream;
 mod sweep;
 mod theory;
+mod traces;
 mod txn;
 
 use archsim::Registry;

@@ -30,6 +30,7 @@ use crate::contract::build::BuildCtx;
 use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
 use crate::contract::size::{SizeDist, SizeSampler};
+use crate::contract::trace::SpanKind;
 use crate::contract::validate::{Path, Validator};
 use crate::results::ServerResult;
 use crate::sim::dist::Dist;
@@ -418,7 +419,13 @@ impl Server {
             Per::Request => WorkRng::new(req.work, self.salt),
         };
         let base = self.cfg.service_time.sample(&mut bits);
-        ctx.set_timer(base.scaled(ctx.slowdown()), worker as u64);
+        let took = base.scaled(ctx.slowdown());
+        ctx.set_timer(took, worker as u64);
+        let now = ctx.now();
+        if job.queued_at < now {
+            ctx.trace_span(job.req.id, SpanKind::Queue, job.queued_at, now);
+        }
+        ctx.trace_span(job.req.id, SpanKind::Service, now, now.after(took));
     }
 
     /// The local work of `worker`'s request is done: call downstream or respond.
