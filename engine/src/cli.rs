@@ -47,7 +47,7 @@ enum Command {
         /// Trace N sampled requests per variant (the same ones at any thread count): write
         /// trace-<variant>.json (Chrome trace events: open in ui.perfetto.dev or
         /// chrome://tracing), a latency breakdown by stage and hop, and a sequence diagram
-        /// of the slowest sampled request. At most 10000.
+        /// of the p99 sampled request. At most 10000.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
         trace: Option<u64>,
     },
