@@ -44,6 +44,12 @@ enum Command {
         /// Worker threads for running variants in parallel. Default: one per core.
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
+        /// Trace N sampled requests per variant (the same ones at any thread count): write
+        /// trace-<variant>.json (Chrome trace events: open in ui.perfetto.dev or
+        /// chrome://tracing), a latency breakdown by stage and hop, and a sequence diagram
+        /// of the p99 sampled request. At most 10000.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        trace: Option<u64>,
     },
     /// Rebuild summary.md, the plots and index.html from a saved results.json, without simulating.
     Report {
@@ -190,8 +196,13 @@ pub fn main_with(registry: Registry) -> ExitCode {
             variants,
             check_determinism,
             jobs,
+            trace,
         } => {
-            let opts = RunOptions { seed, variants };
+            let opts = RunOptions {
+                seed,
+                variants,
+                trace: trace.unwrap_or(0) as usize,
+            };
             cmd_run(&registry, &file, out, &opts, check_determinism, jobs)
         }
         Command::Report { results, out } => cmd_report(&results, out),

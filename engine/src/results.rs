@@ -153,6 +153,10 @@ pub struct VariantResult {
     /// (see `crate::analysis`), to read beside the simulated numbers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub theory: Option<Theory>,
+    /// Per-request traces of a deterministic sample of requests (`archsim run --trace N`),
+    /// with the latency breakdown they add up to. Left out when not asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<Traces>,
 }
 
 /// The request metrics of one request class (see `VariantResult` for each field's meaning).
@@ -652,4 +656,121 @@ mod tests {
         assert!((b.baseline_availability.unwrap() - 0.8).abs() < 1e-12);
         assert_eq!((groups[1].count, groups[1].with_baseline), (1, 0));
     }
+}
+
+/// The traced requests of one variant and where their time went (`archsim run --trace N`).
+///
+/// Times are integer nanoseconds of simulated time, so that a request's segments add up to
+/// its latency exactly.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Traces {
+    /// How many requests were asked for (`--trace N`).
+    pub asked: u64,
+    /// The sampled requests, in order of issue.
+    pub requests: Vec<TracedRequest>,
+    /// Shares of the latency of the typical (p50) and slow (p99) sampled requests by stage.
+    pub breakdown: Vec<BreakdownRow>,
+}
+
+/// One sampled request: its messages, the spans nodes recorded for it, and its critical path.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TracedRequest {
+    /// The end-to-end request id.
+    pub id: u64,
+    /// The client that issued it.
+    pub client: String,
+    /// When it was issued, ns.
+    pub issued_ns: u64,
+    /// When it ended, ns (absent if it had not ended when the run stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ns: Option<u64>,
+    /// `ok`, or the cause of its failure (`timeout`, `rejected`, ...).
+    pub outcome: String,
+    /// Every message sent on its behalf, in order of sending.
+    pub messages: Vec<TraceMessage>,
+    /// What nodes did for it: queue waits, service, backoffs before retries.
+    pub spans: Vec<TraceSpan>,
+    /// Instants: timeouts, retries, hedges, cache hits and misses, failures.
+    pub marks: Vec<TraceMark>,
+    /// Its critical path, from issue to end: contiguous segments that add up to its latency.
+    pub path: Vec<PathSegment>,
+    /// More happened than a trace keeps (see `contract::trace::MAX_RECORDS`); the request is
+    /// left out of the breakdown.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
+}
+
+/// A message on a traced request's behalf.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TraceMessage {
+    /// Sender.
+    pub from: String,
+    /// Destination.
+    pub to: String,
+    /// `request` (with its attempt), or the answer: `ok` or its error cause.
+    pub what: String,
+    /// When the sender sent it, ns.
+    pub sent_ns: u64,
+    /// When it left the sender, after local work (a cache lookup, a handshake), ns.
+    pub departs_ns: u64,
+    /// When it arrived, ns; absent if the network lost it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrives_ns: Option<u64>,
+}
+
+/// Something a node did for a traced request over an interval.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TraceSpan {
+    /// The node.
+    pub node: String,
+    /// `queue`, `service` or `backoff`.
+    pub kind: String,
+    /// Start, ns.
+    pub start_ns: u64,
+    /// End, ns.
+    pub end_ns: u64,
+}
+
+/// Something that happened to a traced request at an instant.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TraceMark {
+    /// The node.
+    pub node: String,
+    /// `timeout`, `retry`, `hedge`, `cache hit`, `cache miss`, or `failed: <cause>`.
+    pub what: String,
+    /// When, ns.
+    pub at_ns: u64,
+}
+
+/// One segment of a request's critical path: where it was, doing what.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PathSegment {
+    /// The node it was at, or for `network` the link (`a -> b`).
+    pub hop: String,
+    /// `network`, `queue`, `service`, `retry` (waiting on an attempt that failed, or a
+    /// backoff) or `other` (waiting at a node with nothing recorded, such as a coalesced
+    /// cache load).
+    pub stage: String,
+    /// Start, ns.
+    pub start_ns: u64,
+    /// End, ns.
+    pub end_ns: u64,
+}
+
+/// Where the time of a group of sampled requests went: one stage at one hop.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BreakdownRow {
+    /// `p50` (the sampled successful requests around the median) or `p99` (the slowest 1%,
+    /// at least one).
+    pub group: String,
+    /// How many requests the group holds.
+    pub requests: u64,
+    /// The hop (node, or link for the network), or `all` for the group's total by stage.
+    pub hop: String,
+    /// The stage (see [`PathSegment::stage`]).
+    pub stage: String,
+    /// Mean time per request of the group, ms.
+    pub mean_ms: f64,
+    /// Share of the group's total latency, percent (the `all` rows of a group add up to 100).
+    pub share_pct: f64,
 }

@@ -6,6 +6,7 @@
 use crate::build::{Built, build_with_observers};
 use crate::contract::build::finish_observers;
 use crate::contract::metrics::NodeStats;
+use crate::contract::trace::Tracer;
 use crate::registry::Registry;
 use crate::results::{
     ClassResult, FaultWindow, Results, ScenarioEcho, ServerResult, Timing, VariantResult,
@@ -24,6 +25,8 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Run only these variants (all when empty).
     pub variants: Vec<String>,
+    /// Trace this many sampled requests per variant (`--trace N`; 0: none).
+    pub trace: usize,
 }
 
 /// Why a run failed.
@@ -70,7 +73,7 @@ pub fn run(
         .collect();
     let variants = chosen
         .par_iter()
-        .map(|v| run_variant(v, registry, seed))
+        .map(|v| run_variant_traced(v, registry, seed, opts.trace))
         .collect::<Result<Vec<_>, _>>()?;
     let per_variant: Vec<(String, Vec<String>)> = chosen
         .iter()
@@ -139,8 +142,25 @@ pub fn run_variant(
     registry: &Registry,
     seed: u64,
 ) -> Result<VariantResult, RunFailure> {
+    run_variant_traced(v, registry, seed, 0)
+}
+
+/// [`run_variant`], tracing a sample of `trace` requests (none if 0).
+pub fn run_variant_traced(
+    v: &Variant,
+    registry: &Registry,
+    seed: u64,
+    trace: usize,
+) -> Result<VariantResult, RunFailure> {
     let m = &v.model;
-    let Built { world, observers } = build_with_observers(m, registry, seed);
+    let Built {
+        mut world,
+        observers,
+    } = build_with_observers(m, registry, seed);
+    if trace > 0 {
+        world.sink_mut().tracer = Some(Box::new(Tracer::new(trace, m.measure_from)));
+        world.watch_sends();
+    }
     let mut out = world
         .run(m.end)
         .map_err(|e| RunFailure::Run(v.name.clone(), seed, e))?;
@@ -179,6 +199,10 @@ pub fn run_variant(
             state_changes.insert(name, node_events);
         }
     }
+    let traces = out.sink.tracer.take().map(|t| {
+        let names: Vec<String> = m.names.nodes.iter().map(|(n, _)| n.clone()).collect();
+        crate::contract::trace_path::traces(t.limit(), t.into_kept(), &names)
+    });
     let r = &out.sink;
     // Every request ends exactly once: the run drains for the longest client timeout, so a
     // request still in flight here means a component lost track of one; unless the drain was
@@ -239,6 +263,7 @@ pub fn run_variant(
         classes: class_results(r, &m.names.classes, m.arrivals_end, measured_s),
         unfinished,
         theory: Some(crate::analysis::analyze(m)),
+        traces,
     })
 }
 

@@ -9,10 +9,11 @@ use crate::components::data::cache::PurgeMsg;
 use crate::components::data::stream_msg::StreamMsg;
 use crate::components::replication::msg::ReplicaMsg;
 use crate::components::txn::TxnMsg;
-use crate::contract::call::{Request, Response};
+use crate::contract::call::{Cause, Request, RequestId, Response};
 use crate::contract::metrics::{NodeStats, RequestMetrics};
-use crate::sim::Vocabulary;
+use crate::contract::trace::{Carried, Mark, Record, SpanKind};
 use crate::sim::time::SimTime;
+use crate::sim::{Sent, Vocabulary};
 use std::any::Any;
 use std::fmt;
 
@@ -68,6 +69,23 @@ impl Vocabulary for Builtin {
         }
     }
 
+    /// A message on a traced request's behalf joins its trace.
+    fn sent(sink: &mut RequestMetrics, send: Sent, msg: &Message) {
+        let Some(tracer) = sink.tracer.as_deref_mut() else {
+            return;
+        };
+        let (id, carried) = match msg {
+            Message::Request(r) => (r.id, Carried::Request { attempt: r.attempt }),
+            Message::Response(r) => (r.id, Carried::Response(r.result.map(|_| ()))),
+            Message::User(_)
+            | Message::Txn(_)
+            | Message::Replica(_)
+            | Message::Stream(_)
+            | Message::Purge(_) => return,
+        };
+        tracer.record(id, Record::Send { send, carried });
+    }
+
     /// Every request the clients issued has ended.
     fn drained(sink: &RequestMetrics) -> bool {
         sink.in_flight() == 0
@@ -87,11 +105,7 @@ impl Ctx<'_> {
 
     /// A client's request ended: success, or failure with its cause.
     #[inline]
-    pub fn request_ended(
-        &mut self,
-        issued_at: SimTime,
-        result: Result<(), crate::contract::call::Cause>,
-    ) {
+    pub fn request_ended(&mut self, issued_at: SimTime, result: Result<(), Cause>) {
         let now = self.now();
         self.sink().ended(issued_at, now, result);
     }
@@ -106,6 +120,54 @@ impl Ctx<'_> {
     ) {
         let now = self.now();
         self.sink().ended_in(class, issued_at, now, result);
+    }
+}
+
+/// Per-request traces (`archsim run --trace N`): each call costs one branch when no trace is
+/// kept.
+impl Ctx<'_> {
+    /// A client issued request `id`: it may join the traced sample.
+    #[inline]
+    pub fn trace_start(&mut self, id: RequestId) {
+        let (node, at) = (self.me(), self.now());
+        if let Some(t) = self.sink().tracer.as_deref_mut() {
+            t.start(id, node, at);
+        }
+    }
+
+    /// Request `id` ended at its client with `result`.
+    #[inline]
+    pub fn trace_end(&mut self, id: RequestId, result: Result<(), Cause>) {
+        let at = self.now();
+        if let Some(t) = self.sink().tracer.as_deref_mut() {
+            t.record(id, Record::End { at, result });
+        }
+    }
+
+    /// This node spent `[start, end)` on request `id` doing `kind`.
+    #[inline]
+    pub fn trace_span(&mut self, id: RequestId, kind: SpanKind, start: SimTime, end: SimTime) {
+        let node = self.me();
+        if let Some(t) = self.sink().tracer.as_deref_mut() {
+            t.record(
+                id,
+                Record::Span {
+                    node,
+                    kind,
+                    start,
+                    end,
+                },
+            );
+        }
+    }
+
+    /// `mark` happened to request `id` here, now.
+    #[inline]
+    pub fn trace_mark(&mut self, id: RequestId, mark: Mark) {
+        let (node, at) = (self.me(), self.now());
+        if let Some(t) = self.sink().tracer.as_deref_mut() {
+            t.record(id, Record::Mark { node, at, mark });
+        }
     }
 }
 

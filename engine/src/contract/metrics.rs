@@ -5,6 +5,7 @@
 
 use crate::contract::call::Cause;
 use crate::contract::hdr_counts::HdrCounts;
+use crate::contract::trace::Tracer;
 use crate::results::{
     EventRecord, LatencySummary, SeriesResult, ServerResult, Verdict, WindowResult,
 };
@@ -242,6 +243,8 @@ pub struct RequestMetrics {
     last_window_span: (u64, u64),
     /// The same metrics per request class, when the scenario declares classes.
     classes: Vec<RequestMetrics>,
+    /// The sampled per-request traces, when asked for (`archsim run --trace N`).
+    pub tracer: Option<Box<Tracer>>,
 }
 
 impl RequestMetrics {
@@ -262,6 +265,7 @@ impl RequestMetrics {
             // Empty: the first request computes its window.
             last_window_span: (0, 0),
             classes: Vec::new(),
+            tracer: None,
         }
     }
 

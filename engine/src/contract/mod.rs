@@ -13,4 +13,6 @@ pub mod settable;
 pub mod size;
 pub mod state_series;
 pub mod topology;
+pub mod trace;
+pub mod trace_path;
 pub mod validate;

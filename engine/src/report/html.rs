@@ -84,6 +84,15 @@ pub fn page(
         out.push_str(&inline_figure(figure));
     }
     out.push_str(&super::blocks::html(&super::theory::blocks(results)));
+    out.push_str(&super::blocks::html(&super::traces::blocks(results)));
+    for f in super::traces::figures(results) {
+        out.push_str(&inline_figure(&Figure {
+            id: &f.stem,
+            title: &f.caption,
+            hint: "",
+            svg: &f.svg,
+        }));
+    }
     let verdicts = table::verdicts(results);
     if !verdicts.rows.is_empty() {
         out.push_str("<h2 id=\"checks\">Checks</h2>\n");

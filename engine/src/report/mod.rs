@@ -29,6 +29,7 @@ mod table;
 mod text;
 mod theory;
 mod topology;
+mod traces;
 
 use crate::results::Results;
 use rayon::prelude::*;
@@ -231,6 +232,7 @@ pub fn render(results: &Results) -> Result<Vec<ReportFile>, ReportError> {
         files.push((png_name, png));
         svgs.push((p, svg));
     }
+    files.extend(traces::files(results)?);
     let topology = topology::svg(results);
     if let Some(svg) = &topology {
         files.push((format!("{TOPOLOGY_STEM}.svg"), svg.clone().into_bytes()));

@@ -41,6 +41,14 @@ pub fn markdown(results: &Results) -> String {
     }
     out.push('\n');
     out.push_str(&super::blocks::markdown(&super::theory::blocks(results)));
+    out.push_str(&super::blocks::markdown(&super::traces::blocks(results)));
+    for f in super::traces::figures(results) {
+        out.push_str(&format!(
+            "![{}]({}.svg)\n\n",
+            markdown_cell(&f.caption),
+            f.stem
+        ));
+    }
     if !out.ends_with("\n\n") {
         out.push('\n');
     }

@@ -28,7 +28,7 @@ pub struct Table {
 }
 
 impl Table {
-    fn new(columns: &[(&str, Align)]) -> Self {
+    pub(super) fn new(columns: &[(&str, Align)]) -> Self {
         let columns = columns.iter().map(|(h, a)| (h.to_string(), *a)).collect();
         Table {
             columns,

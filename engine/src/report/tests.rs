@@ -108,6 +108,7 @@ fn variant(name: &str, index: u64, sensitivity: f64) -> VariantResult {
         recovery: Vec::new(),
         verdicts: BTreeMap::new(),
         theory: None,
+        traces: None,
     }
 }
 

@@ -61,6 +61,12 @@ pub trait Vocabulary: 'static {
         0
     }
 
+    /// `from` sent `msg` to `to` at `at`; it leaves at `departs` (after the sender's local
+    /// delay) and arrives at `arrives`, or never (`None`: lost, or no route). Called only
+    /// once [`World::watch_sends`] asked for it (per-request traces), so a run that does not
+    /// trace pays one predictable branch per send.
+    fn sent(_sink: &mut Self::Sink, _send: Sent, _msg: &Self::Msg) {}
+
     /// A second copy of `msg`, for a duplication fault; `None` (the default) if the message
     /// cannot be copied, and is then delivered once.
     fn duplicate(_msg: &Self::Msg) -> Option<Self::Msg> {
@@ -493,6 +499,8 @@ struct Io<V: Vocabulary> {
     /// are none, a message is delivered without asking whether its node is up, paused or cut
     /// off.
     blocking_faults: u32,
+    /// Whether sends are reported to the sink ([`Vocabulary::sent`]).
+    watch_sends: bool,
     sink: V::Sink,
     limits: Limits,
     /// What the structures that grow with load hold, against `limits.max_memory`.
@@ -539,6 +547,21 @@ impl Armed {
 /// Purge cancelled timers from the queue once they are this many and at least half of it.
 const PURGE_MIN: usize = 4096;
 
+/// One message sent, as [`Vocabulary::sent`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// The sender.
+    pub from: NodeId,
+    /// The destination.
+    pub to: NodeId,
+    /// When the sender sent it.
+    pub at: SimTime,
+    /// When it left, after the sender's local delay (`send_after`).
+    pub departs: SimTime,
+    /// When it arrives, or `None` if the network loses it.
+    pub arrives: Option<SimTime>,
+}
+
 /// A node's window on the world while it handles one event.
 pub struct Ctx<'a, V: Vocabulary> {
     io: &'a mut Io<V>,
@@ -580,7 +603,16 @@ impl<V: Vocabulary> Ctx<'_, V> {
             self.send_shaped(delay, to, msg);
             return;
         }
-        if let Some(transit) = self.io.network.transit(self.me, to) {
+        let transit = self.io.network.transit(self.me, to);
+        if self.io.watch_sends {
+            self.report_send(
+                delay,
+                to,
+                &msg,
+                transit.map(|t| self.io.now.after(delay).after(t)),
+            );
+        }
+        if let Some(transit) = transit {
             let at = self.io.now.after(delay).after(transit);
             self.io.push(
                 at,
@@ -604,12 +636,34 @@ impl<V: Vocabulary> Ctx<'_, V> {
                 .network
                 .deliveries(self.me, to, sent, V::size(&msg), copy.is_some());
         let from = self.me;
+        if self.io.watch_sends {
+            self.report_send(delay, to, &msg, first);
+        }
         if let (Some(at), Some(msg)) = (second, copy) {
             self.io.push(at, Event::Deliver { to, from, msg });
         }
         if let Some(at) = first {
             self.io.push(at, Event::Deliver { to, from, msg });
         }
+    }
+
+    /// Tell the sink about a send ([`Vocabulary::sent`]).
+    #[inline(never)]
+    fn report_send(
+        &mut self,
+        delay: SimDuration,
+        to: NodeId,
+        msg: &V::Msg,
+        arrives: Option<SimTime>,
+    ) {
+        let send = Sent {
+            from: self.me,
+            to,
+            at: self.io.now,
+            departs: self.io.now.after(delay),
+            arrives,
+        };
+        V::sent(&mut self.io.sink, send, msg);
     }
 
     /// The time a round trip to `to` and back takes now (two small messages, such as a
@@ -925,6 +979,7 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
             paused: vec![0; n],
             restarts: vec![0; n],
             blocking_faults: 0,
+            watch_sends: false,
             sink,
             limits,
             budget: Budget::new(
@@ -968,6 +1023,16 @@ impl<V: Vocabulary, N: Node<V>> World<V, N> {
             instant: SimTime::ZERO,
             instant_events: 0,
         }
+    }
+
+    /// Report every send to the sink from now on ([`Vocabulary::sent`]).
+    pub fn watch_sends(&mut self) {
+        self.io.watch_sends = true;
+    }
+
+    /// The run-wide accounting, to configure before the run (such as tracing).
+    pub fn sink_mut(&mut self) -> &mut V::Sink {
+        &mut self.io.sink
     }
 
     /// From `from` on, end the run at the first event after the sink is drained

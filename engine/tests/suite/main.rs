@@ -35,6 +35,7 @@ mod slurm;
 mod stream;
 mod sweep;
 mod theory;
+mod traces;
 mod txn;
 mod workload;
 

@@ -53,6 +53,7 @@ use crate::components::traffic::calls::CallTable;
 use crate::contract::build::{BuildCtx, Observer};
 use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
+use crate::contract::trace::Mark;
 use crate::contract::validate::{Path, Validator};
 use crate::sim::dist::Dist;
 use crate::sim::rng::{RandomSource, SimRng};
@@ -701,6 +702,7 @@ impl Cache {
         if let Some(e) = self.store.get(key, now) {
             self.counts.hits += 1;
             self.hit_ratio.add(now, 1.0);
+            ctx.trace_mark(w.id, Mark::CacheHit);
             if self.truth().is_stale(key, e.version) {
                 self.counts.stale_reads += 1;
                 self.stale.add(now, 1.0);
@@ -715,6 +717,7 @@ impl Cache {
             return;
         }
         self.hit_ratio.add(now, 0.0);
+        ctx.trace_mark(w.id, Mark::CacheMiss);
         if self.cfg.coalesce
             && let Some(list) = self.waiting.get_mut(&key)
         {

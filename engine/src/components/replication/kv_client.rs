@@ -242,7 +242,9 @@ impl KvClient {
         };
         let write = self.op_rng.uniform() < self.cfg.write_fraction;
         let id = RequestId(self.id_base | self.issued);
+        ctx.trace_start(id);
         let Some(target) = self.pick_target(ctx) else {
+            ctx.trace_end(id, Err(Cause::Unreachable));
             self.ended(ctx, now, Err(Cause::Unreachable));
             self.history.lock().expect("one thread per run").failed();
             return;
@@ -288,6 +290,8 @@ impl KvClient {
         };
         ctx.cancel_timer(p.timer);
         self.ended(ctx, p.invoke, result.map(|_| ()));
+        // A request's value is its id (see `issue`).
+        ctx.trace_end(RequestId(p.value), result.map(|_| ()));
         let op = |value, complete| Operation {
             key: p.key,
             kind: if p.write { Kind::Write } else { Kind::Read },

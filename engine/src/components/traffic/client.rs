@@ -30,6 +30,7 @@ use crate::contract::build::{BuildCtx, Observer};
 use crate::contract::call::{CallId, Cause, Op, Request, RequestId};
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
 use crate::contract::size::{SizeDist, SizeSampler};
+use crate::contract::trace::{Mark, SpanKind};
 use crate::contract::validate::{Path, Validator};
 use crate::sim::dist::Dist;
 use crate::sim::rng::{RandomSource, SimRng};
@@ -692,6 +693,7 @@ impl Client {
             class,
             ..Request::default()
         };
+        ctx.trace_start(req.id);
         let request = self.open.open(ctx, |_, _| Open {
             issued_at: now,
             user,
@@ -809,6 +811,9 @@ impl Client {
                 o.previous_pause = pause;
                 o.attempt += 1;
                 self.retries += 1;
+                let (id, now) = (o.req.id, ctx.now());
+                ctx.trace_mark(id, Mark::Retry);
+                ctx.trace_span(id, SpanKind::Backoff, now, now.after(pause));
                 ctx.set_timer(pause, TAG_AGAIN | request.0);
                 return;
             }
@@ -831,6 +836,7 @@ impl Client {
             ctx.cancel_timer(t);
         }
         ctx.request_ended_in(o.req.class, o.issued_at, result);
+        ctx.trace_end(o.req.id, result);
         if let Some(own) = self.own.as_mut() {
             if o.issued_at >= self.measure_from {
                 match result {
@@ -880,6 +886,7 @@ impl Client {
         }
         o.hedged = true;
         self.hedges += 1;
+        ctx.trace_mark(o.req.id, Mark::Hedge);
         self.send_attempt(ctx, request);
     }
 
@@ -946,7 +953,11 @@ impl Node<Builtin> for Client {
             _ => {
                 // The timer of a pending call: it timed out. (Its `late` count is not
                 // increased when the timed-out attempt was already abandoned.)
-                if self.pending.get_mut(CallId(tag)).is_some() {
+                if let Some(p) = self.pending.get_mut(CallId(tag)) {
+                    let request = p.request;
+                    if let Some(o) = self.open.get_mut(request) {
+                        ctx.trace_mark(o.req.id, Mark::Timeout);
+                    }
                     self.attempt_ended(ctx, CallId(tag), Err(Cause::Timeout));
                 }
             }

@@ -43,6 +43,7 @@ use crate::contract::build::BuildCtx;
 use crate::contract::call::{CallId, Cause, Handshake, Op, Reply, Request, RequestId, Response};
 use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
 use crate::contract::state_series::StateSeries;
+use crate::contract::trace::{Mark, SpanKind};
 use crate::contract::validate::{Path, Validator};
 use crate::sim::rng::{RandomSource, SimRng, mix64, stable_hash};
 use crate::sim::time::{SimDuration, SimTime};
@@ -1082,6 +1083,11 @@ impl LoadBalancer {
         }
         r.retries += 1;
         let pause = r.cfg.backoff.delay(p.tries, p.pause, &mut r.rng);
+        let now = ctx.now();
+        ctx.trace_mark(p.req.id, Mark::Retry);
+        if pause > SimDuration::ZERO {
+            ctx.trace_span(p.req.id, SpanKind::Backoff, now, now.after(pause));
+        }
         if pause == SimDuration::ZERO {
             self.forward(ctx, p.client, p.req, p.tries, Some(p.backend), pause);
         } else {
@@ -1174,6 +1180,7 @@ impl Node<Builtin> for LoadBalancer {
         }
         if let Some(p) = self.close(ctx, CallId(tag), true) {
             self.timeouts += 1;
+            ctx.trace_mark(p.req.id, Mark::Timeout);
             self.try_ended(ctx, p, Err(Cause::Timeout));
         }
     }

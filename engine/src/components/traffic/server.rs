@@ -33,6 +33,7 @@ use crate::contract::build::BuildCtx;
 use crate::contract::call::{CallId, Cause, Op, Reply, Request, RequestId, Response};
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
 use crate::contract::size::{SizeDist, SizeSampler};
+use crate::contract::trace::SpanKind;
 use crate::contract::validate::{Path, Validator};
 use crate::results::ServerResult;
 use crate::sim::dist::Dist;
@@ -616,8 +617,13 @@ impl Server {
         };
         let service = base.scaled(slowdown);
         let timer = ctx.set_timer(service, worker as u64);
+        let now = ctx.now();
+        if job.queued_at < now {
+            ctx.trace_span(job.req.id, SpanKind::Queue, job.queued_at, now);
+        }
+        ctx.trace_span(job.req.id, SpanKind::Service, now, now.after(service));
         if let Some(q) = self.classes.as_deref_mut() {
-            q.started(worker, job.req.class, timer, ctx.now().after(service));
+            q.started(worker, job.req.class, timer, now.after(service));
         }
     }
 

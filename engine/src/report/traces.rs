@@ -1,0 +1,643 @@
+//! What `run --trace N` adds to a report: each variant's sampled requests as Chrome
+//! trace-event JSON (for Perfetto and chrome://tracing), the latency breakdown table and its
+//! stacked-bar plot, and a sequence diagram of the p99 sampled request.
+//!
+//! The trace-event format is the one in Google's "Trace Event Format" document: a JSON
+//! object whose `traceEvents` holds complete events (`ph: "X"`, `ts` and `dur` in
+//! microseconds), instant events (`ph: "i"`) and metadata naming processes and threads
+//! (`ph: "M"`). Each sampled request is a process; each node it visited a thread; slices on
+//! one thread never overlap, so every viewer draws them the same way.
+
+use super::blocks::Block;
+use super::format::{fixed, html_escape};
+use super::table::{Align, Table};
+use super::{ReportError, ReportFile, raster};
+use crate::contract::trace_path::STAGES;
+use crate::results::{Results, TracedRequest, Traces, VariantResult};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// File stem of the breakdown plot.
+pub const BREAKDOWN_STEM: &str = "latency_breakdown";
+
+/// The variants that carry traces.
+fn traced(results: &Results) -> impl Iterator<Item = (&VariantResult, &Traces)> {
+    results
+        .variants
+        .iter()
+        .filter_map(|v| v.traces.as_ref().map(|t| (v, t)))
+}
+
+/// A file name part for a variant: its name with anything but letters, digits, `-` and `_`
+/// replaced.
+fn file_part(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A figure of a traced run: file stem, caption, SVG.
+pub struct TraceFigure {
+    /// File name without extension (written as `.svg` and `.png`).
+    pub stem: String,
+    /// Caption in `summary.md` and `index.html`.
+    pub caption: String,
+    /// The drawing.
+    pub svg: String,
+}
+
+/// The trace figures: the breakdown plot, then each traced variant's sequence diagram.
+pub fn figures(results: &Results) -> Vec<TraceFigure> {
+    let mut out = Vec::new();
+    if let Some(svg) = breakdown_svg(results) {
+        out.push(TraceFigure {
+            stem: BREAKDOWN_STEM.to_string(),
+            caption: "Where the time of traced requests went".to_string(),
+            svg,
+        });
+    }
+    for (v, t) in traced(results) {
+        if let Some(r) = p99_request(t) {
+            out.push(TraceFigure {
+                stem: format!("sequence-{}", file_part(&v.name)),
+                caption: format!("Sequence diagram of the p99 traced request ({})", v.name),
+                svg: sequence_svg(&v.name, r, results),
+            });
+        }
+    }
+    out
+}
+
+/// Every trace file: per traced variant `trace-<variant>.json`, then each figure as SVG and
+/// PNG.
+pub fn files(results: &Results) -> Result<Vec<ReportFile>, ReportError> {
+    let mut out = Vec::new();
+    for (v, t) in traced(results) {
+        let name = format!("trace-{}.json", file_part(&v.name));
+        out.push((name, chrome_json(t).into_bytes()));
+    }
+    for f in figures(results) {
+        let png_name = format!("{}.png", f.stem);
+        let png = raster::svg_to_png(&f.svg, &png_name)?;
+        out.push((format!("{}.svg", f.stem), f.svg.into_bytes()));
+        out.push((png_name, png));
+    }
+    Ok(out)
+}
+
+/// The sampled successful request at the 99th percentile of the sample's latencies.
+pub fn p99_request(t: &Traces) -> Option<&TracedRequest> {
+    let mut ok: Vec<(u64, &TracedRequest)> = t
+        .requests
+        .iter()
+        .filter(|r| r.outcome == "ok" && !r.path.is_empty())
+        .filter_map(|r| r.ended_ns.map(|e| (e - r.issued_ns, r)))
+        .collect();
+    ok.sort_by_key(|&(l, r)| (l, r.id));
+    let n = ok.len();
+    (n > 0).then(|| ok[(n * 99 / 100).min(n - 1)].1)
+}
+
+/// Microseconds, the trace-event format's unit, from nanoseconds.
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+/// One slice before lanes are assigned: (lane, name, category, start ns, end ns, args).
+type Slice = (String, String, &'static str, u64, u64, Value);
+
+/// The slices of one request: the request itself, what nodes did, messages in flight and the
+/// critical path.
+fn slices(r: &TracedRequest) -> Vec<Slice> {
+    let mut out: Vec<Slice> = Vec::new();
+    if let Some(end) = r.ended_ns {
+        let name = format!("request {} ({})", r.id, r.outcome);
+        out.push((
+            format!("{} (request)", r.client),
+            name,
+            "request",
+            r.issued_ns,
+            end,
+            json!({}),
+        ));
+    }
+    for s in &r.spans {
+        let cat = if s.kind == "backoff" {
+            "retry"
+        } else if s.kind == "queue" {
+            "queue"
+        } else {
+            "service"
+        };
+        out.push((
+            s.node.clone(),
+            s.kind.clone(),
+            cat,
+            s.start_ns,
+            s.end_ns,
+            json!({}),
+        ));
+    }
+    for m in &r.messages {
+        if m.departs_ns > m.sent_ns {
+            let name = format!("before sending to {}", m.to);
+            out.push((
+                m.from.clone(),
+                name,
+                "service",
+                m.sent_ns,
+                m.departs_ns,
+                json!({}),
+            ));
+        }
+        if let Some(a) = m.arrives_ns {
+            let name = format!("{} -> {}: {}", m.from, m.to, m.what);
+            out.push((
+                "network".to_string(),
+                name,
+                "network",
+                m.departs_ns,
+                a,
+                json!({}),
+            ));
+        }
+    }
+    for s in &r.path {
+        let name = format!("{} @ {}", s.stage, s.hop);
+        out.push((
+            "critical path".to_string(),
+            name,
+            "path",
+            s.start_ns,
+            s.end_ns,
+            json!({}),
+        ));
+    }
+    out
+}
+
+/// A slice on its thread.
+type Placed = (u32, Slice);
+
+/// Assign each slice a thread so that slices on one thread never overlap: per lane, the
+/// first of its threads free at the slice's start (threads named `lane`, `lane #2`, ...).
+fn lanes(mut slices: Vec<Slice>) -> (Vec<Placed>, Vec<(u32, String)>) {
+    slices.sort_by_key(|s| (s.3, s.4));
+    let mut order: Vec<String> = Vec::new();
+    let mut free_at: BTreeMap<String, Vec<(u32, u64)>> = BTreeMap::new();
+    let mut names = Vec::new();
+    let mut out = Vec::new();
+    for s in slices {
+        if !order.contains(&s.0) {
+            order.push(s.0.clone());
+        }
+        let threads = free_at.entry(s.0.clone()).or_default();
+        let tid = match threads.iter_mut().find(|(_, free)| *free <= s.3) {
+            Some((tid, free)) => {
+                *free = s.4.max(s.3 + 1);
+                *tid
+            }
+            None => {
+                let tid = names.len() as u32 + 1;
+                let label = match threads.len() {
+                    0 => s.0.clone(),
+                    n => format!("{} #{}", s.0, n + 1),
+                };
+                names.push((tid, label));
+                threads.push((tid, s.4.max(s.3 + 1)));
+                tid
+            }
+        };
+        out.push((tid, s));
+    }
+    (out, names)
+}
+
+/// The trace-event JSON of a variant's sampled requests.
+pub fn chrome_json(t: &Traces) -> String {
+    // Each event is written out at once: a tree of JSON values for 10,000 requests would
+    // hold hundreds of megabytes.
+    let mut events: Vec<String> = Vec::new();
+    for (i, r) in t.requests.iter().enumerate() {
+        let pid = i as u64 + 1;
+        let latency = r.ended_ns.map_or("unfinished".to_string(), |e| {
+            format!("{} ms", fixed((e - r.issued_ns) as f64 / 1e6, 3))
+        });
+        let title = format!(
+            "request {} from {}: {}, {latency}",
+            r.id, r.client, r.outcome
+        );
+        events.push(
+            json!({"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
+            "args": {"name": title}})
+            .to_string(),
+        );
+        events.push(
+            json!({"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0,
+            "args": {"sort_index": pid}})
+            .to_string(),
+        );
+        let (placed, threads) = lanes(slices(r));
+        for (tid, name) in &threads {
+            events.push(
+                json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid,
+                "args": {"name": name}})
+                .to_string(),
+            );
+            events.push(
+                json!({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": tid,
+                "args": {"sort_index": tid}})
+                .to_string(),
+            );
+        }
+        for (tid, (_, name, cat, start, end, args)) in placed {
+            events.push(
+                json!({"name": name, "cat": cat, "ph": "X", "ts": us(start),
+                "dur": us(end - start), "pid": pid, "tid": tid, "args": args})
+                .to_string(),
+            );
+        }
+        let node_tid = |node: &str| threads.iter().find(|(_, n)| n == node).map_or(0, |t| t.0);
+        for m in &r.marks {
+            events.push(
+                json!({"name": m.what, "cat": "mark", "ph": "i", "s": "t",
+                "ts": us(m.at_ns), "pid": pid, "tid": node_tid(&m.node)})
+                .to_string(),
+            );
+        }
+        for m in r.messages.iter().filter(|m| m.arrives_ns.is_none()) {
+            let name = format!("lost: {} -> {}: {}", m.from, m.to, m.what);
+            events.push(
+                json!({"name": name, "cat": "network", "ph": "i", "s": "p",
+                "ts": us(m.departs_ns), "pid": pid, "tid": 0})
+                .to_string(),
+            );
+        }
+    }
+    let other = json!({"sampled": t.requests.len(), "asked": t.asked,
+        "note": "times are simulated; each process is one sampled request"});
+    format!(
+        "{{\"traceEvents\":[{}],\"displayTimeUnit\":\"ms\",\"otherData\":{other}}}",
+        events.join(",")
+    )
+}
+
+/// The breakdown section: per variant, the shares of each stage for the p50 and p99 groups,
+/// then for the p99 group, the hops it spent its time at.
+pub fn blocks(results: &Results) -> Vec<Block> {
+    let traced: Vec<_> = traced(results).collect();
+    if traced.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![
+        Block::Heading(2, "Where the time went (traced requests)".to_string()),
+        Block::Para(BREAKDOWN_NOTE.to_string()),
+    ];
+    let mut columns: Vec<(&str, Align)> = vec![
+        ("variant", Align::Left),
+        ("group", Align::Left),
+        ("requests", Align::Right),
+        ("mean (ms)", Align::Right),
+    ];
+    columns.extend(STAGES.iter().map(|s| (*s, Align::Right)));
+    let mut shares = Table::new(&columns);
+    let mut hops = Table::new(&[
+        ("variant", Align::Left),
+        ("hop", Align::Left),
+        ("stage", Align::Left),
+        ("mean (ms)", Align::Right),
+        ("share", Align::Right),
+    ]);
+    for (v, t) in &traced {
+        out_rows(v, t, &mut shares, &mut hops);
+    }
+    out.push(Block::Table(shares));
+    out.push(Block::Heading(
+        3,
+        "The slowest 1% of traced requests, by hop".to_string(),
+    ));
+    out.push(Block::Table(hops));
+    out
+}
+
+fn out_rows(v: &VariantResult, t: &Traces, shares: &mut Table, hops: &mut Table) {
+    for group in ["p50", "p99"] {
+        let rows: Vec<_> = t.breakdown.iter().filter(|r| r.group == group).collect();
+        let all: Vec<_> = rows.iter().filter(|r| r.hop == "all").collect();
+        let Some(first) = all.first() else { continue };
+        let mean: f64 = all.iter().map(|r| r.mean_ms).sum();
+        let mut row = vec![
+            v.name.clone(),
+            group.to_string(),
+            first.requests.to_string(),
+            fixed(mean, 3),
+        ];
+        row.extend(all.iter().map(|r| format!("{}%", fixed(r.share_pct, 1))));
+        shares.rows.push(row);
+        if group == "p99" {
+            let mut by_hop: Vec<_> = rows.iter().filter(|r| r.hop != "all").collect();
+            by_hop.sort_by(|a, b| b.mean_ms.total_cmp(&a.mean_ms).then(a.hop.cmp(&b.hop)));
+            for r in by_hop {
+                hops.rows.push(vec![
+                    v.name.clone(),
+                    r.hop.clone(),
+                    r.stage.clone(),
+                    fixed(r.mean_ms, 3),
+                    format!("{}%", fixed(r.share_pct, 1)),
+                ]);
+            }
+        }
+    }
+    if t.breakdown.is_empty() {
+        let mut row = vec![
+            v.name.clone(),
+            "-".to_string(),
+            "0".to_string(),
+            "-".to_string(),
+        ];
+        row.extend(STAGES.iter().map(|_| "-".to_string()));
+        shares.rows.push(row);
+    }
+}
+
+/// How the breakdown is measured; shared by `summary.md` and `index.html`.
+pub const BREAKDOWN_NOTE: &str = "A deterministic sample of requests (`--trace N`: those whose \
+hashed id ranks lowest, the same ones at any thread count) is traced hop by hop.\n\
+Each request's critical path is walked back from its answer: the time between a message's \
+arrival at a node and what the node did next is that node's queueing or service, the message's \
+flight is network, time on an attempt that failed or waiting for a timeout or backoff is retry, \
+and waiting with nothing recorded (such as for a coalesced cache load) is other.\n\
+The segments add up to each request's latency exactly; p50 is the successful sampled requests \
+between the 45th and 55th percentile of the sample, p99 the slowest 1% (at least one).\n\
+Each trace-<variant>.json opens in ui.perfetto.dev or chrome://tracing.";
+
+/// Colours of the stages, in [`STAGES`] order.
+const STAGE_COLOURS: [&str; 5] = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#bab0ac"];
+
+/// Horizontal 100% stacked bars: per traced variant, the p50 and p99 groups' shares by stage.
+fn breakdown_svg(results: &Results) -> Option<String> {
+    let mut bars: Vec<(String, f64, Vec<f64>)> = Vec::new();
+    for (v, t) in traced(results) {
+        for group in ["p50", "p99"] {
+            let all: Vec<_> = t
+                .breakdown
+                .iter()
+                .filter(|r| r.group == group && r.hop == "all")
+                .collect();
+            if all.is_empty() {
+                continue;
+            }
+            let mean = all.iter().map(|r| r.mean_ms).sum();
+            bars.push((
+                format!("{} {group}", v.name),
+                mean,
+                all.iter().map(|r| r.share_pct).collect(),
+            ));
+        }
+    }
+    if bars.is_empty() {
+        return None;
+    }
+    let label_w = bars
+        .iter()
+        .map(|b| super::text::width_px(&b.0, 13.0))
+        .fold(60.0, f64::max)
+        + 16.0;
+    let (bar_w, row_h, top) = (560.0, 30.0, 58.0);
+    let width = label_w + bar_w + 110.0;
+    let height = top + row_h * bars.len() as f64 + 50.0;
+    let mut s = svg_open(width, height);
+    s.push_str(&text(
+        width / 2.0,
+        24.0,
+        16.0,
+        "middle",
+        "Where the time of traced requests went (share of latency)",
+    ));
+    for (i, (label, mean, shares)) in bars.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        s.push_str(&text(label_w - 8.0, y + 18.0, 13.0, "end", label));
+        let mut x = label_w;
+        for (k, share) in shares.iter().enumerate() {
+            let w = bar_w * share / 100.0;
+            s.push_str(&format!(
+                "<rect x=\"{x:.2}\" y=\"{y:.2}\" width=\"{w:.2}\" height=\"22\" fill=\"{}\"/>\n",
+                STAGE_COLOURS[k]
+            ));
+            if w > 34.0 {
+                s.push_str(&text(
+                    x + w / 2.0,
+                    y + 16.0,
+                    11.0,
+                    "middle",
+                    &format!("{:.0}%", share),
+                ));
+            }
+            x += w;
+        }
+        s.push_str(&text(
+            label_w + bar_w + 8.0,
+            y + 16.0,
+            12.0,
+            "start",
+            &format!("{} ms", fixed(*mean, 2)),
+        ));
+    }
+    legend(&mut s, label_w, height - 22.0);
+    s.push_str("</svg>\n");
+    Some(s)
+}
+
+fn legend(s: &mut String, x0: f64, y: f64) {
+    let mut x = x0;
+    for (k, stage) in STAGES.iter().enumerate() {
+        s.push_str(&format!(
+            "<rect x=\"{x:.2}\" y=\"{:.2}\" width=\"12\" height=\"12\" fill=\"{}\"/>\n",
+            y - 10.0,
+            STAGE_COLOURS[k]
+        ));
+        s.push_str(&text(x + 16.0, y, 12.0, "start", stage));
+        x += 16.0 + super::text::width_px(stage, 12.0) + 18.0;
+    }
+}
+
+fn svg_open(width: f64, height: f64) -> String {
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
+         viewBox=\"0 0 {width:.0} {height:.0}\" font-family=\"sans-serif\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    )
+}
+
+fn text(x: f64, y: f64, size: f64, anchor: &str, body: &str) -> String {
+    format!(
+        "<text x=\"{x:.2}\" y=\"{y:.2}\" font-size=\"{size}\" text-anchor=\"{anchor}\" fill=\"#222\">{}</text>\n",
+        html_escape(body)
+    )
+}
+
+/// A message sequence diagram of one request: a lifeline per node it visited, its messages
+/// as arrows from sending to arrival, what nodes did as bars on their lifelines, instants as
+/// labels, and fault windows that overlap it shaded.
+fn sequence_svg(variant: &str, r: &TracedRequest, results: &Results) -> String {
+    let mut nodes: Vec<&str> = vec![r.client.as_str()];
+    for m in &r.messages {
+        for n in [m.from.as_str(), m.to.as_str()] {
+            if !nodes.contains(&n) {
+                nodes.push(n);
+            }
+        }
+    }
+    let start = r.issued_ns;
+    let end = r
+        .messages
+        .iter()
+        .filter_map(|m| m.arrives_ns)
+        .chain(r.ended_ns)
+        .max()
+        .unwrap_or(start)
+        .max(start + 1);
+    let (col_w, left, top, plot_h) = (170.0, 90.0, 86.0, 560.0);
+    let latency = r.ended_ns.map_or(0.0, |e| (e - r.issued_ns) as f64 / 1e6);
+    let title = format!(
+        "Request {} of {variant}: the p99 of the traced sample, {} ms",
+        r.id,
+        fixed(latency, 3)
+    );
+    let lanes_w = left + col_w * nodes.len() as f64 + 20.0;
+    let width = lanes_w
+        .max(super::text::width_px(&title, 15.0) + 40.0)
+        .max(KEY_W);
+    // Lifelines are centred when the title is wider than they are.
+    let left = left + (width - lanes_w) / 2.0;
+    let height = top + plot_h + 40.0;
+    let x_of =
+        |n: &str| left + col_w * (nodes.iter().position(|x| *x == n).unwrap_or(0) as f64 + 0.5);
+    let y_of = |t: u64| top + plot_h * (t.saturating_sub(start)) as f64 / (end - start) as f64;
+    let mut s = svg_open(width, height);
+    s.push_str(&text(width / 2.0, 24.0, 15.0, "middle", &title));
+    faults_band(&mut s, results, (start, end), (left, width), &y_of);
+    for n in &nodes {
+        let x = x_of(n);
+        s.push_str(&text(x, top - 14.0, 13.0, "middle", n));
+        s.push_str(&format!("<line x1=\"{x:.2}\" y1=\"{:.2}\" x2=\"{x:.2}\" y2=\"{:.2}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>\n", top - 6.0, top + plot_h));
+    }
+    for k in 0..=4 {
+        let t = start + (end - start) * k / 4;
+        let label = format!("{} ms", fixed((t - start) as f64 / 1e6, 2));
+        s.push_str(&text(left - 8.0, y_of(t) + 4.0, 11.0, "end", &label));
+    }
+    for sp in &r.spans {
+        let colour = match sp.kind.as_str() {
+            "queue" => STAGE_COLOURS[1],
+            "service" => STAGE_COLOURS[2],
+            _ => STAGE_COLOURS[3],
+        };
+        let (y0, y1) = (y_of(sp.start_ns), y_of(sp.end_ns));
+        s.push_str(&format!("<rect x=\"{:.2}\" y=\"{y0:.2}\" width=\"10\" height=\"{:.2}\" fill=\"{colour}\"><title>{}</title></rect>\n", x_of(&sp.node) - 5.0, (y1 - y0).max(1.0), html_escape(&sp.kind)));
+    }
+    for m in &r.messages {
+        arrow(&mut s, m, &x_of, &y_of);
+    }
+    for mk in &r.marks {
+        s.push_str(&text(
+            x_of(&mk.node) - 9.0,
+            y_of(mk.at_ns) + 4.0,
+            11.0,
+            "end",
+            &mk.what,
+        ));
+    }
+    let key = "bars: queue (orange), service (green), backoff (red); dashed arrows are answers";
+    s.push_str(&text(width / 2.0, 46.0, 11.0, "middle", key));
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The width the key line under the title needs.
+const KEY_W: f64 = 520.0;
+
+/// Shade the fault windows of the run that overlap `[start, end]`, labelled.
+fn faults_band(
+    s: &mut String,
+    results: &Results,
+    (start, end): (u64, u64),
+    (left, width): (f64, f64),
+    y_of: &dyn Fn(u64) -> f64,
+) {
+    for f in &results.faults {
+        let (fs, fe) = ((f.start_s * 1e9) as u64, (f.end_s * 1e9) as u64);
+        if fe < start || fs > end {
+            continue;
+        }
+        let (y0, y1) = (y_of(fs.max(start)), y_of(fe.min(end)));
+        s.push_str(&format!("<rect x=\"{left:.2}\" y=\"{y0:.2}\" width=\"{:.2}\" height=\"{:.2}\" fill=\"#e15759\" fill-opacity=\"0.12\"/>\n", width - left, (y1 - y0).max(1.0)));
+        s.push_str(&text(
+            width - 6.0,
+            y0 + 12.0,
+            11.0,
+            "end",
+            &format!("fault: {}", f.label),
+        ));
+    }
+}
+
+fn arrow(
+    s: &mut String,
+    m: &crate::results::TraceMessage,
+    x_of: &dyn Fn(&str) -> f64,
+    y_of: &dyn Fn(u64) -> f64,
+) {
+    let (x0, y0) = (x_of(&m.from), y_of(m.departs_ns));
+    let answer = !m.what.starts_with("request");
+    let dash = if answer {
+        " stroke-dasharray=\"5 3\""
+    } else {
+        ""
+    };
+    let colour = if m.what == "ok" || !answer {
+        "#333"
+    } else {
+        "#c0392b"
+    };
+    let label = if answer {
+        m.what.clone()
+    } else {
+        "request".to_string()
+    };
+    match m.arrives_ns {
+        Some(a) => {
+            let (x1, y1) = (x_of(&m.to), y_of(a));
+            let dir = if x1 >= x0 { 1.0 } else { -1.0 };
+            s.push_str(&format!("<line x1=\"{x0:.2}\" y1=\"{y0:.2}\" x2=\"{x1:.2}\" y2=\"{y1:.2}\" stroke=\"{colour}\" stroke-width=\"1.4\"{dash}/>\n"));
+            s.push_str(&format!(
+                "<path d=\"M{x1:.2},{y1:.2} l{:.2},-4 l0,8 z\" fill=\"{colour}\"/>\n",
+                -8.0 * dir
+            ));
+            s.push_str(&text(
+                (x0 + x1) / 2.0,
+                (y0 + y1) / 2.0 - 4.0,
+                10.0,
+                "middle",
+                &label,
+            ));
+        }
+        None => {
+            let x1 = (x0 + x_of(&m.to)) / 2.0;
+            s.push_str(&format!("<line x1=\"{x0:.2}\" y1=\"{y0:.2}\" x2=\"{x1:.2}\" y2=\"{y0:.2}\" stroke=\"#c0392b\" stroke-width=\"1.4\"/>\n"));
+            s.push_str(&text(
+                x1 + 2.0,
+                y0 + 4.0,
+                13.0,
+                "start",
+                &format!("\u{2715} lost {label}"),
+            ));
+        }
+    }
+}
