@@ -73,6 +73,16 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "99f41146f7bebcd2",
         0x9363352189ad29d0,
     ),
+    (
+        "explore-3pc-partition.ron",
+        "c8d90b9d73a9acbc",
+        0xf022f50586a37e20,
+    ),
+    (
+        "explore-replication-async.ron",
+        "f55a2cba34fce7b6",
+        0x5cfbbd9062c9934d,
+    ),
     ("lb-strategies.ron", "9f026c7f4f2db736", 0xbf677330a8f01f68),
     (
         "priority-overload.ron",
