@@ -64,16 +64,6 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     ("diurnal.ron", "cfa262bd30442275", 0x5a01822bb5047f3f),
     ("event-stream.ron", "3f5c534f3bf555e5", 0x4115b80dd268801d),
     (
-        "health-check-failover.ron",
-        "d56201d926357293",
-        0x576e479b1c65ad74,
-    ),
-    (
-        "latency-aware-balancing.ron",
-        "99f41146f7bebcd2",
-        0x9363352189ad29d0,
-    ),
-    (
         "explore-3pc-partition.ron",
         "c8d90b9d73a9acbc",
         0xf022f50586a37e20,
@@ -82,6 +72,16 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "explore-replication-async.ron",
         "f55a2cba34fce7b6",
         0x5cfbbd9062c9934d,
+    ),
+    (
+        "health-check-failover.ron",
+        "d56201d926357293",
+        0x576e479b1c65ad74,
+    ),
+    (
+        "latency-aware-balancing.ron",
+        "99f41146f7bebcd2",
+        0x9363352189ad29d0,
     ),
     ("lb-strategies.ron", "9f026c7f4f2db736", 0xbf677330a8f01f68),
     (
