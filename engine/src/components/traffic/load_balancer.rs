@@ -587,6 +587,22 @@ impl LoadBalancer {
         }
     }
 
+    /// Of two distinct candidates drawn uniformly, the one `better` prefers (power of two
+    /// choices); the only candidate if there is one.
+    fn better_of_two(&mut self, better: impl Fn(&LoadBalancer, u32, u32) -> u32) -> Option<u32> {
+        let c = self.candidates.len() as u64;
+        match c {
+            0 => None,
+            1 => Some(self.candidates[0]),
+            _ => {
+                let a = self.rng.below(c);
+                let b = (a + 1 + self.rng.below(c - 1)) % c;
+                let (a, b) = (self.candidates[a as usize], self.candidates[b as usize]);
+                Some(better(self, a, b))
+            }
+        }
+    }
+
     /// Of two candidates, the one a latency-aware cost prefers (the first on a tie).
     fn cheaper(&self, a: u32, b: u32) -> u32 {
         let cost = |i: u32| {
@@ -863,37 +879,17 @@ impl LoadBalancer {
             }
             Strategy::PowerOfTwoChoices => {
                 self.collect_reachable(ctx, avoid);
-                let c = self.candidates.len() as u64;
-                match c {
-                    0 => None,
-                    1 => Some(self.candidates[0]),
-                    _ => {
-                        let a = self.rng.below(c);
-                        let b = (a + 1 + self.rng.below(c - 1)) % c;
-                        let (a, b) = (self.candidates[a as usize], self.candidates[b as usize]);
-                        Some(
-                            if self.outstanding[b as usize] < self.outstanding[a as usize] {
-                                b
-                            } else {
-                                a
-                            },
-                        )
+                self.better_of_two(|lb, a, b| {
+                    if lb.outstanding[b as usize] < lb.outstanding[a as usize] {
+                        b
+                    } else {
+                        a
                     }
-                }
+                })
             }
             Strategy::PeakEwma { .. } => {
                 self.collect_reachable(ctx, avoid);
-                let c = self.candidates.len() as u64;
-                match c {
-                    0 => None,
-                    1 => Some(self.candidates[0]),
-                    _ => {
-                        let a = self.rng.below(c);
-                        let b = (a + 1 + self.rng.below(c - 1)) % c;
-                        let (a, b) = (self.candidates[a as usize], self.candidates[b as usize]);
-                        Some(self.cheaper(a, b))
-                    }
-                }
+                self.better_of_two(LoadBalancer::cheaper)
             }
             Strategy::LeastResponseTime { .. } => {
                 let start = self.next;
