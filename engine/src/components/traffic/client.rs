@@ -71,7 +71,7 @@ pub enum Arrival {
     /// Closed loop: `Closed(users: 50, think_time: Exponential(mean: "100ms"))`. Each user
     /// waits for its answer (or timeout), thinks, then sends the next request.
     Closed {
-        /// Number of concurrent users (count).
+        /// Number of concurrent users (count, at most 1000000).
         users: u32,
         /// Pause between an answer and the user's next request (distribution of durations).
         think_time: Dist,
@@ -181,6 +181,9 @@ crate::settable!(ClientConfig {
     connections
 });
 
+/// The most users one closed loop may have: each holds a pending event and its state.
+const MAX_USERS: u32 = 1_000_000;
+
 /// A problem unless `rate` is positive and at most one per nanosecond.
 fn check_rate(v: &mut Validator, at: &Path, rate: f64, unit: &str) {
     v.check_positive(at, rate, unit);
@@ -273,6 +276,14 @@ impl Arrival {
             Arrival::Closed { users, think_time } => {
                 if *users == 0 {
                     v.error(&at.field("users"), "no users", "expected a count >= 1");
+                } else if *users > MAX_USERS {
+                    // Every user holds a pending event from the start, before any budget
+                    // check could stop the run (a billion users asked for 40 GB).
+                    v.error(
+                        &at.field("users"),
+                        format!("{users} users"),
+                        "expected at most 1000000 users in one closed loop",
+                    );
                 }
                 v.check_dist(&at.field("think_time"), think_time);
                 if think_time.mean_secs() <= 0.0 {

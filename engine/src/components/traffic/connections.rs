@@ -321,7 +321,18 @@ impl Pools {
         let key = (to, if self.cfg.per_user { user } else { 0 });
         let now = ctx.now();
         let incarnation = ctx.incarnation(to);
-        let pool = self.pools.entry(key).or_default();
+        let known = self.pools.len();
+        self.pools.entry(key).or_default();
+        if self.pools.len() > known {
+            // One pool per (destination, user): with `per_user`, as many as the users, so
+            // they are charged to the run's memory budget. Twice the entry, for the map's nodes.
+            let bytes = 2 * std::mem::size_of::<((NodeId, u32), Pool)>();
+            let fix = "set fewer `users`, or `per_user: false` to share connections";
+            ctx.charge_memory(bytes, "connection pools", self.pools.len(), fix);
+        }
+        let Some(pool) = self.pools.get_mut(&key) else {
+            return Err(NoConnection::Overflow);
+        };
         let mut closed = 0;
         if pool.incarnation != incarnation {
             // The destination restarted: its connections and session keys died with it.
@@ -384,12 +395,19 @@ impl Pools {
         pool.ticket |= tls;
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
+        let capacity = pool.conns.capacity();
         pool.conns.push(Conn {
             id,
             ready_at: now.after(delay),
             streams: 1,
             idle_since: now,
         });
+        let grown = pool.conns.capacity() - capacity;
+        if grown > 0 {
+            let bytes = grown * std::mem::size_of::<Conn>();
+            let fix = "lower `max_connections`";
+            ctx.charge_memory(bytes, "connections", pool.conns.len(), fix);
+        }
         self.handshakes += 1;
         self.resumed += u64::from(resumed);
         self.open += 1;
