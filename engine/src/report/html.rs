@@ -80,6 +80,15 @@ pub fn page(
         out.push_str("<h3>By client</h3>\n");
         out.push_str(&wide(&clients));
     }
+    let cost = super::scaling::cost_table(results);
+    if !cost.rows.is_empty() {
+        out.push_str("<h3 id=\"cost\">Replicas and cost</h3>\n");
+        out.push_str(&wide(&cost));
+        out.push_str(&format!(
+            "<p class=\"note\">{}</p>\n",
+            html_escape(super::scaling::COST_NOTE.trim())
+        ));
+    }
     if let Some(figure) = figures.get(headline) {
         out.push_str(&inline_figure(figure));
     }

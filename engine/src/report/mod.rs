@@ -22,6 +22,7 @@ mod format;
 mod html;
 mod plot;
 mod raster;
+mod scaling;
 mod states;
 mod summary;
 pub mod sweep;
@@ -119,8 +120,8 @@ struct PlotFile {
     plot: plot::Plot,
 }
 
-/// Every plot of the report, in order: the four request plots, then one per component time
-/// series name (`series-<name>`), sorted by name, then the CAP plot if a history measured
+/// Every plot of the report, in order: the four request plots, replicas against the load
+/// where a pool is autoscaled, then one per component time series name (`series-<name>`), sorted by name, then the CAP plot if a history measured
 /// stale reads.
 fn plots(results: &Results) -> Vec<PlotFile> {
     let mut out: Vec<PlotFile> = PLOTS
@@ -132,6 +133,15 @@ fn plots(results: &Results) -> Vec<PlotFile> {
             plot: (kind.build)(results),
         })
         .collect();
+    if scaling::applies(results) {
+        let plot = scaling::plot(results);
+        out.push(PlotFile {
+            stem: scaling::STEM.to_string(),
+            caption: plot.title.clone(),
+            hint: "Above: the load offered; below: the replicas each variant ran for it, on the same time axis.",
+            plot,
+        });
+    }
     for name in charts::series_names(results) {
         let plot = charts::component_series(results, &name);
         out.push(PlotFile {
@@ -173,6 +183,7 @@ fn headline(results: &Results, stems: &[&str]) -> usize {
     let wanted = [
         (CAP_STEM, true),
         (DURABILITY_STEM, true),
+        (scaling::STEM, true),
         ("availability", lost),
         ("latency_over_time", !results.faults.is_empty()),
     ];
@@ -194,6 +205,10 @@ fn plot_captions(results: &Results) -> Vec<(String, String)> {
     PLOTS
         .iter()
         .map(|k| (k.stem.to_string(), k.caption.to_string()))
+        .chain(
+            scaling::applies(results)
+                .then(|| (scaling::STEM.to_string(), scaling::plot(results).title)),
+        )
         .chain(charts::series_names(results).into_iter().map(|name| {
             let title = charts::series_title(results, &name);
             (format!("series-{name}"), title)

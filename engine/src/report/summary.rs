@@ -28,6 +28,13 @@ pub fn markdown(results: &Results) -> String {
         out.push_str("\n### By client\n\n");
         out.push_str(&clients.to_markdown());
     }
+    let cost = super::scaling::cost_table(results);
+    if !cost.rows.is_empty() {
+        out.push_str("\n### Replicas and cost\n\n");
+        out.push_str(&cost.to_markdown());
+        out.push('\n');
+        out.push_str(super::scaling::COST_NOTE);
+    }
     if !results.warnings.is_empty() {
         out.push_str("\n## Warnings\n\n");
         for w in &results.warnings {

@@ -657,3 +657,40 @@ fn several_clients_get_a_row_each_in_the_summary() {
     assert!(!md.contains("| round-robin | api |"));
     assert!(!summary::markdown(&fixture()).contains("By client"));
 }
+
+#[test]
+fn an_autoscaled_pool_gets_its_replicas_under_the_load_and_its_cost() {
+    let mut r = fixture();
+    // Variant 1 runs 2 replicas, then 6 from 30 s; the last window is cut by the run's end
+    // (59.5 s), so it counts half. Variant 0 has no autoscaler: no row.
+    r.timing.duration_s = 59.5;
+    let values: Vec<Option<f64>> = (0..60)
+        .map(|s| Some(if s < 30 { 2.0 } else { 6.0 }))
+        .collect();
+    let series = crate::results::SeriesResult {
+        name: "replicas_active".to_string(),
+        title: "Replicas".to_string(),
+        unit: "replicas".to_string(),
+        values,
+        label: None,
+        states: None,
+    };
+    r.variants[1]
+        .series
+        .insert("scaler".to_string(), vec![series]);
+    let table = scaling::cost_table(&r);
+    assert_eq!(table.rows.len(), 1, "{table:?}");
+    // 30 × 2 + 29 × 6 + 0.5 × 6 = 237 replica-seconds.
+    assert_eq!(table.rows[0][0], "least-connections");
+    assert_eq!(table.rows[0][5], "237");
+    assert_eq!(table.rows[0][4], "6");
+    let files = render(&r).expect("renders");
+    let md = text(&files, "summary.md");
+    assert!(md.contains("### Replicas and cost"), "{md}");
+    let svg = text(&files, "replicas_and_load.svg");
+    assert!(svg.contains("Offered load"), "the load panel is drawn");
+    assert!(
+        svg.contains("least-connections"),
+        "the pool's variant is in the legend"
+    );
+}
