@@ -177,6 +177,9 @@ pub struct ClassResult {
     pub throughput_rps: f64,
     /// Latency of its successful requests.
     pub latency_ms: LatencySummary,
+    /// `[latency_ms, fraction]` points of the same latencies, as the variant's `latency_cdf`.
+    #[serde(default)]
+    pub latency_cdf: Vec<[f64; 2]>,
     /// Per time window, from time 0, by completion time.
     pub windows: Vec<WindowResult>,
 }

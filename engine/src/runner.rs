@@ -289,6 +289,7 @@ fn class_results(
             },
             throughput_rps: c.ok() as f64 / measured_s,
             latency_ms: c.latency_summary(),
+            latency_cdf: c.latency_cdf(),
             windows: c.windows(end),
         })
         .collect()

@@ -538,6 +538,62 @@ mod tests {
     }
 
     #[test]
+    fn classes_add_up_to_the_whole() {
+        // Three classes, outcomes and latencies spread over windows and the warm-up; every
+        // count of the classes sums to the overall one and their histograms merge to it.
+        let mut m = RequestMetrics::new(SimTime(50_000), SimDuration(100_000)).with_classes(3);
+        let causes = [Cause::Timeout, Cause::Rejected, Cause::Shed];
+        for i in 0..3_000u64 {
+            let class = (i * 7 % 3) as u8;
+            let issued = SimTime(i * 97);
+            let result = if i % 5 == 0 {
+                Err(causes[(i % 3) as usize])
+            } else {
+                Ok(())
+            };
+            m.started();
+            m.ended_in(
+                class,
+                issued,
+                SimTime(issued.0 + 1 + i * i % 40_000),
+                result,
+            );
+        }
+        let classes = m.classes();
+        let sum = |f: &dyn Fn(&RequestMetrics) -> u64| classes.iter().map(f).sum::<u64>();
+        assert_eq!(sum(&|c| c.requests()), m.requests());
+        assert_eq!(sum(&|c| c.ok()), m.ok());
+        for (cause, n) in m.errors() {
+            assert_eq!(sum(&|c| c.errors().get(&cause).copied().unwrap_or(0)), n);
+        }
+        let end = SimTime(400_000);
+        for (i, w) in m.windows(end).iter().enumerate() {
+            let (ok, errors) = classes.iter().fold((0, 0), |(o, e), c| {
+                let cw = &c.windows(end)[i];
+                (o + cw.ok, e + cw.errors)
+            });
+            assert_eq!((ok, errors), (w.ok, w.errors), "window {i}");
+        }
+        let mut merged = classes[0].latency.histogram();
+        for c in &classes[1..] {
+            merged.add(c.latency.histogram()).expect("same layout");
+        }
+        let whole = m.latency.histogram();
+        assert_eq!(merged.len(), whole.len());
+        let counts = |h: &hdrhistogram::Histogram<u64>| {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(counts(&merged), counts(&whole));
+        assert!(
+            classes
+                .iter()
+                .all(|c| c.requests() > 0 && c.requests() < m.requests())
+        );
+    }
+
+    #[test]
     fn cdf_is_monotone_and_ends_at_one() {
         let mut m = RequestMetrics::new(SimTime(0), SimDuration(1_000_000_000));
         for i in 1..=1000u64 {

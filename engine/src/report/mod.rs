@@ -14,6 +14,7 @@ mod axis;
 mod blocks;
 mod cap;
 mod charts;
+mod classes;
 #[cfg(test)]
 mod collisions;
 mod durability;
@@ -121,7 +122,8 @@ struct PlotFile {
 }
 
 /// Every plot of the report, in order: the four request plots, replicas against the load
-/// where a pool is autoscaled, then one per component time series name (`series-<name>`), sorted by name, then the CAP plot if a history measured
+/// where a pool is autoscaled, latency and availability by request class where there are
+/// classes, then one per component time series name (`series-<name>`), sorted by name, then the CAP plot if a history measured
 /// stale reads.
 fn plots(results: &Results) -> Vec<PlotFile> {
     let mut out: Vec<PlotFile> = PLOTS
@@ -141,6 +143,28 @@ fn plots(results: &Results) -> Vec<PlotFile> {
             hint: "Above: the load offered; below: the replicas each variant ran for it, on the same time axis.",
             plot,
         });
+    }
+    if classes::applies(results) {
+        let by_class = [
+            (
+                classes::CDF_STEM,
+                classes::latency_cdf(results),
+                PLOTS[0].hint,
+            ),
+            (
+                classes::AVAILABILITY_STEM,
+                classes::availability(results),
+                PLOTS[2].hint,
+            ),
+        ];
+        for (stem, plot, hint) in by_class {
+            out.push(PlotFile {
+                stem: stem.to_string(),
+                caption: plot.title.clone(),
+                hint,
+                plot,
+            });
+        }
     }
     for name in charts::series_names(results) {
         let plot = charts::component_series(results, &name);
@@ -184,6 +208,7 @@ fn headline(results: &Results, stems: &[&str]) -> usize {
         (CAP_STEM, true),
         (DURABILITY_STEM, true),
         (scaling::STEM, true),
+        (classes::AVAILABILITY_STEM, lost),
         ("availability", lost),
         ("latency_over_time", !results.faults.is_empty()),
     ];
@@ -208,6 +233,23 @@ fn plot_captions(results: &Results) -> Vec<(String, String)> {
         .chain(
             scaling::applies(results)
                 .then(|| (scaling::STEM.to_string(), scaling::plot(results).title)),
+        )
+        .chain(
+            classes::applies(results)
+                .then(|| {
+                    [
+                        (
+                            classes::CDF_STEM.to_string(),
+                            classes::latency_cdf(results).title,
+                        ),
+                        (
+                            classes::AVAILABILITY_STEM.to_string(),
+                            classes::availability(results).title,
+                        ),
+                    ]
+                })
+                .into_iter()
+                .flatten(),
         )
         .chain(charts::series_names(results).into_iter().map(|name| {
             let title = charts::series_title(results, &name);

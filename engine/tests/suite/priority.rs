@@ -183,3 +183,58 @@ fn a_class_limit_caps_its_class_alone() {
         "standard admitted {s_ok} of 8010"
     );
 }
+
+#[test]
+fn every_metric_of_the_classes_adds_up_to_the_variant() {
+    // priority-overload at another seed, every variant: the classes' requests, successes,
+    // failures by cause and windows sum to the variant's, and the variant's latency CDF is
+    // the mixture of the classes' (at each latency, between the lowest and highest class
+    // fraction, up to the CDF's 3-significant-digit resolution).
+    let r = super::run_file_with_seed("priority-overload", 13);
+    for v in &r.variants {
+        assert_eq!(v.classes.len(), 2, "{}", v.name);
+        let sum = |f: &dyn Fn(&archsim::results::ClassResult) -> u64| {
+            v.classes.iter().map(f).sum::<u64>()
+        };
+        assert_eq!(sum(&|c| c.requests), v.requests, "{}", v.name);
+        assert_eq!(sum(&|c| c.ok), v.ok, "{}", v.name);
+        for (cause, n) in &v.errors {
+            let by_class = sum(&|c| c.errors.get(cause).copied().unwrap_or(0));
+            assert_eq!(by_class, *n, "{}: {cause}", v.name);
+        }
+        for (i, w) in v.windows.iter().enumerate() {
+            assert_eq!(sum(&|c| c.windows[i].ok), w.ok, "{} window {i}", v.name);
+            assert_eq!(
+                sum(&|c| c.windows[i].errors),
+                w.errors,
+                "{} window {i}",
+                v.name
+            );
+        }
+        let fraction_at = |cdf: &[[f64; 2]], ms: f64| {
+            cdf.iter()
+                .take_while(|p| p[0] <= ms * (1.0 + 1e-9))
+                .last()
+                .map_or(0.0, |p| p[1])
+        };
+        for p in &v.latency_cdf {
+            let at: Vec<f64> = v
+                .classes
+                .iter()
+                .map(|c| fraction_at(&c.latency_cdf, p[0] * 1.001))
+                .collect();
+            let below: Vec<f64> = v
+                .classes
+                .iter()
+                .map(|c| fraction_at(&c.latency_cdf, p[0] * 0.999))
+                .collect();
+            let hi = at.iter().copied().fold(0.0, f64::max);
+            let lo = below.iter().copied().fold(1.0, f64::min);
+            assert!(
+                p[1] <= hi + 0.01 && p[1] >= lo - 0.01,
+                "{}: overall {p:?} outside the classes' [{lo}, {hi}]",
+                v.name
+            );
+        }
+    }
+}
