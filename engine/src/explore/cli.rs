@@ -1,9 +1,12 @@
 //! `archsim explore`: reading its options into a search space, running the search and the
 //! shrink, and writing the found scenario, its report and explore.md.
 //!
-//! Exit codes as everywhere: 0 the search ran (whether or not it broke the objective); 1 a run
-//! hit one of the scenario's limits, the shrink ran out of its budget (what was found is still
-//! written), or output could not be written; 2 bad input (scenario, objective, options).
+//! Exit codes, so a script can branch on the answer: 0 the objective held under every schedule
+//! of the budget (only explore.md is written); 3 a schedule breaking it was found, shrunk to a
+//! minimal one and written as found.ron (also when the run without faults already breaks it:
+//! the empty schedule); 1 a run hit one of the scenario's limits, the shrink ran out of its
+//! budget (what was found is still written, not necessarily minimal), or output could not be
+//! written; 2 bad input (scenario, objective, options).
 
 use super::objective::Objective;
 use super::shrink::{Shrunk, shrink};
@@ -18,34 +21,53 @@ use crate::sim::time::{SimDuration, parse_duration};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// The options of `archsim explore`.
-#[derive(Clone, Debug, Default)]
+/// The options of `archsim explore`: the one definition `--help` prints.
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct ExploreArgs {
-    /// Scenario file.
+    /// Scenario file (RON); its `faults:` are replaced by the searched schedules.
     pub file: PathBuf,
-    /// What must hold.
+    /// What must hold: `availability >= 0.99`, `p99 <= 250ms` (p50, p90, p99, p999, mean,
+    /// max), either with `during 3s..6s`, or a checker's property (`linearizable`,
+    /// `atomic`, `no-lost-writes`, or any property the report's Checks table names).
+    #[arg(long, value_name = "OBJECTIVE")]
     pub objective: String,
     /// The variant to explore (required when the file has several).
+    #[arg(long, value_name = "NAME")]
     pub variant: Option<String>,
-    /// Schedules to try.
+    /// Fault schedules to try, at most 10000.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=super::MAX_BUDGET))]
     pub budget: u64,
-    /// Runs the shrink may make.
+    /// Simulations the shrink may run, at most 10000; past it the schedule written still
+    /// fails but may not be minimal (exit 1).
+    #[arg(long, value_name = "N", default_value_t = 200,
+          value_parser = clap::value_parser!(u64).range(1..=super::MAX_SHRINK_BUDGET))]
     pub shrink_budget: u64,
-    /// Search seed (default: the scenario's).
+    /// Search seed. Default: the scenario's `seed` (each run uses the scenario's seed).
+    #[arg(long)]
     pub seed: Option<u64>,
-    /// Fault kinds (default crash, pause, isolate, partition).
+    /// Fault kinds to draw: crash, pause, isolate, partition, slowdown (10x), loss (50%).
+    /// Default: crash,pause,isolate,partition.
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
     pub kinds: Vec<String>,
-    /// Nodes or groups faults may hit (default: every node but the clients).
+    /// Nodes or groups faults may hit. Default: every node but the clients.
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     pub targets: Vec<String>,
-    /// `FROM..TO` in which faults start (default: warmup..duration).
+    /// When faults may start, FROM..TO. Default: warmup..duration.
+    #[arg(long, value_name = "FROM..TO")]
     pub window: Option<String>,
-    /// `MIN..MAX` fault durations (default: duration/1000..duration/4).
+    /// How long faults last, MIN..MAX (drawn log-uniformly). Default: duration/1000..duration/4.
+    #[arg(long, value_name = "MIN..MAX")]
     pub durations: Option<String>,
-    /// Most faults per schedule.
-    pub max_faults: usize,
-    /// Output directory (default `explore/<file stem>/`).
+    /// Most faults in one schedule (1 to 20).
+    #[arg(long, value_name = "K", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(1..=super::MAX_FAULTS as u64))]
+    pub max_faults: u64,
+    /// Output directory. Default: explore/<scenario file name without .ron>/
+    #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Worker threads.
+    /// Worker threads for the search. Default: one per core. The output does not depend on it.
+    #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
 }
 
@@ -55,10 +77,23 @@ fn bad(message: impl Into<String>) -> Failure {
     (2, message.into())
 }
 
+/// The exit code of an explore that found a schedule breaking the objective and wrote it.
+pub const EXIT_BROKEN: u8 = 3;
+
+/// What the search concluded, for the exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// No schedule of the budget broke the objective.
+    Held,
+    /// A (shrunk) schedule broke it and was written.
+    Broken,
+}
+
 /// `archsim explore`.
 pub fn cmd_explore(registry: &Registry, a: &ExploreArgs) -> ExitCode {
     match explore(registry, a) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Held) => ExitCode::SUCCESS,
+        Ok(Outcome::Broken) => ExitCode::from(EXIT_BROKEN),
         Err((code, message)) => {
             eprintln!("{}", message.trim_end());
             ExitCode::from(code)
@@ -158,7 +193,7 @@ fn space(v: &Variant, a: &ExploreArgs) -> Result<Space, Failure> {
         stop,
         min_duration,
         max_duration,
-        max_faults: a.max_faults,
+        max_faults: a.max_faults as usize,
     })
 }
 
@@ -250,7 +285,7 @@ fn run_failure(e: ExploreError) -> Failure {
     )
 }
 
-fn explore(registry: &Registry, a: &ExploreArgs) -> Result<(), Failure> {
+fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Outcome, Failure> {
     let (s, src) = load(registry, &a.file)?;
     let v = pick_variant(&s, a.variant.as_deref())?;
     let parsed = Objective::parse(&a.objective).map_err(|e| bad(e.to_string()))?;
@@ -352,7 +387,7 @@ struct FoundRun<'a> {
 }
 
 /// Write explore.md, and for a broken objective the found scenario and its run's report.
-fn write(f: &FoundRun<'_>, summary: &Summary<'_>, out: &Path) -> Result<(), Failure> {
+fn write(f: &FoundRun<'_>, summary: &Summary<'_>, out: &Path) -> Result<Outcome, Failure> {
     let schedule = match (summary.shrunk, summary.final_measured) {
         (Some(sh), Some(m)) => Some((sh.picks.as_slice(), m)),
         _ if summary.baseline.broken => Some((&[][..], summary.baseline)),
@@ -368,7 +403,12 @@ fn write(f: &FoundRun<'_>, summary: &Summary<'_>, out: &Path) -> Result<(), Fail
     write_files_atomically(out, &files)
         .map_err(|e| (1, format!("error: cannot write {}: {e}", out.display())))?;
     eprintln!("wrote {}/ ({} files)", out.display(), files.len());
-    shrink_limit(summary.shrunk)
+    shrink_limit(summary.shrunk)?;
+    Ok(if schedule.is_some() {
+        Outcome::Broken
+    } else {
+        Outcome::Held
+    })
 }
 
 fn shrink_limit(shrunk: Option<&Shrunk>) -> Result<(), Failure> {

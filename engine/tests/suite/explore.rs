@@ -56,8 +56,8 @@ fn violated(results: &str, property: &str) -> u64 {
 fn async_replication_loses_acknowledged_writes_to_one_leader_crash_at_any_thread_count() {
     let (a, b) = (scratch("explore-j2"), scratch("explore-j1"));
     let args = replication("no-lost-writes", "16", &[]);
-    explore(&args, &a, "2").expect_code(0);
-    explore(&args, &b, "1").expect_code(0);
+    explore(&args, &a, "2").expect_code(3);
+    explore(&args, &b, "1").expect_code(3);
     let files = super::files_in(&a);
     assert_eq!(files, super::files_in(&b));
     for f in &files {
@@ -126,7 +126,7 @@ fn three_phase_commit_breaks_atomicity_under_a_single_partition() {
         "--kinds",
         "partition",
     ];
-    explore(&args, &out, "2").expect_code(0);
+    explore(&args, &out, "2").expect_code(3);
     let found = read(&out, "found.ron");
     let kept = faults(&found);
     assert_eq!(kept.len(), 1, "{found}");
