@@ -46,10 +46,16 @@ enum Command {
         jobs: Option<usize>,
         /// Trace N sampled requests per variant (the same ones at any thread count): write
         /// trace-<variant>.json (Chrome trace events: open in ui.perfetto.dev or
-        /// chrome://tracing), a latency breakdown by stage and hop, and a sequence diagram
-        /// of the p99 sampled request. At most 10000.
+        /// chrome://tracing), a latency breakdown by stage and hop, a sequence diagram of the
+        /// first traced requests with the run's faults, and one of the p99 sampled request.
+        /// At most 10000.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
         trace: Option<u64>,
+        /// With --trace: how many of the first traced requests the sequence diagram draws
+        /// (default 10, at most 50; requests past 200 messages are left out).
+        #[arg(long, value_name = "K", requires = "trace",
+              value_parser = clap::value_parser!(u64).range(1..=50))]
+        sequence: Option<u64>,
     },
     /// Rebuild summary.md, the plots and index.html from a saved results.json, without simulating.
     Report {
@@ -90,9 +96,10 @@ enum Command {
     /// hit a limit, the shrink used up --shrink-budget (found.ron written, maybe not minimal)
     /// or output could not be written; 2 bad input.
     Explore(crate::explore::cli::ExploreArgs),
-    /// Merge the run files of sweep shards into the report a single-machine sweep writes.
+    /// Merge the run files of sweep shards into the report a single-machine sweep writes, or
+    /// explore shards into what a single-machine explore writes.
     Merge {
-        /// Shard output directories (each holds sweep.json and runs/).
+        /// Shard output directories (each holds sweep.json and runs/, or explore-shard-*.json).
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
         /// Output directory for the report.
@@ -128,11 +135,13 @@ pub fn main_with(registry: Registry) -> ExitCode {
             check_determinism,
             jobs,
             trace,
+            sequence,
         } => {
             let opts = RunOptions {
                 seed,
                 variants,
                 trace: trace.unwrap_or(0) as usize,
+                sequence: sequence.unwrap_or(0) as usize,
             };
             cmd_run(&registry, &file, out, &opts, check_determinism, jobs)
         }
@@ -141,6 +150,9 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::List { kind } => cmd_list(&registry, kind.as_deref()),
         Command::Analyze { file, variants } => cmd_analyze(&registry, &file, &variants),
         Command::Sweep(args) => crate::sweep::cli::cmd_sweep(&registry, &args),
+        Command::Merge { dirs, out } if crate::explore::cli::holds_shards(&dirs) => {
+            crate::explore::cli::cmd_merge(&registry, &dirs, &out)
+        }
         Command::Merge { dirs, out } => crate::sweep::cli::cmd_merge(&dirs, &out),
         Command::Explore(args) => crate::explore::cli::cmd_explore(&registry, &args),
     }

@@ -9,20 +9,23 @@
 //! written; 2 bad input (scenario, objective, options).
 
 use super::objective::Objective;
+use super::shard::{self as shards, Merged, ShardFile, Stop};
 use super::shrink::{Shrunk, shrink};
 use super::write::{Story, Summary, found_scenario, markdown};
-use super::{ExploreError, Kind, Measured, Probe, Space, search};
+use super::{ExploreError, Found, Kind, Measured, Probe, Space, search, search_indices};
 use crate::output::write_files_atomically;
 use crate::registry::Registry;
 use crate::results::Verdict;
 use crate::runner::{RunOptions, run};
 use crate::scenario::{self, Scenario, Variant};
 use crate::sim::time::{SimDuration, parse_duration};
+use crate::sweep::shard::{self, Shard};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// The options of `archsim explore`: the one definition `--help` prints.
-#[derive(Clone, Debug, Default, clap::Args)]
+#[derive(Clone, Debug, Default, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct ExploreArgs {
     /// Scenario file (RON); its `faults:` are replaced by the searched schedules.
     pub file: PathBuf,
@@ -69,6 +72,16 @@ pub struct ExploreArgs {
     /// Worker threads for the search. Default: one per core. The output does not depend on it.
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
+    /// Run shard I of N of the search (0-based: the schedules i with i mod N = I) and write
+    /// explore-shard-I-of-N.json to --out; `archsim merge` of every shard's directory then
+    /// shrinks and writes what one machine would. `auto` reads Slurm, Kubernetes Indexed Job,
+    /// AWS Batch or Google Cloud Batch array variables.
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<String>,
+    /// Number of shards for `--shard auto` where the environment has no count
+    /// (Kubernetes: the Job's `completions`).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
 }
 
 type Failure = (u8, String);
@@ -87,17 +100,78 @@ enum Outcome {
     Held,
     /// A (shrunk) schedule broke it and was written.
     Broken,
+    /// One shard's part of the search was written, for `archsim merge`.
+    Shard,
 }
 
-/// `archsim explore`.
-pub fn cmd_explore(registry: &Registry, a: &ExploreArgs) -> ExitCode {
-    match explore(registry, a) {
-        Ok(Outcome::Held) => ExitCode::SUCCESS,
+/// How the schedules are searched.
+enum Mode {
+    /// All of them, here.
+    All,
+    /// One shard of them, written to a shard file.
+    Shard(Shard),
+    /// None: the shards' merged files say where the search stopped.
+    Merged(Box<Merged>),
+}
+
+fn exit(result: Result<Outcome, Failure>) -> ExitCode {
+    match result {
+        Ok(Outcome::Held | Outcome::Shard) => ExitCode::SUCCESS,
         Ok(Outcome::Broken) => ExitCode::from(EXIT_BROKEN),
         Err((code, message)) => {
             eprintln!("{}", message.trim_end());
             ExitCode::from(code)
         }
+    }
+}
+
+/// `archsim explore`.
+pub fn cmd_explore(registry: &Registry, a: &ExploreArgs) -> ExitCode {
+    let mode = match shard_of(a, &|k| std::env::var(k).ok()) {
+        Ok(Some(s)) => Mode::Shard(s),
+        Ok(None) => Mode::All,
+        Err(e) => return exit(Err(e)),
+    };
+    exit(explore(registry, a, &mode))
+}
+
+/// Whether `dirs` hold explore shard files (`archsim merge` then merges a search).
+pub fn holds_shards(dirs: &[PathBuf]) -> bool {
+    !shards::files_in(dirs).is_empty()
+}
+
+/// `archsim merge` of explore shards: the search as one machine finishes it, written to `out`.
+pub fn cmd_merge(registry: &Registry, dirs: &[PathBuf], out: &Path) -> ExitCode {
+    let merged = match shards::merge(&shards::files_in(dirs)) {
+        Ok(m) => m,
+        Err(e) => return exit(Err(bad(e))),
+    };
+    let args = ExploreArgs {
+        out: Some(out.to_path_buf()),
+        ..merged.args.clone()
+    };
+    exit(explore(registry, &args, &Mode::Merged(Box::new(merged))))
+}
+
+/// `--shard I/N` or `--shard auto`, as `sweep` reads them.
+fn shard_of(
+    a: &ExploreArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Shard>, Failure> {
+    if a.shards.is_some() && a.shard.as_deref() != Some("auto") {
+        return Err(bad("error: --shards N goes with --shard auto"));
+    }
+    match a.shard.as_deref() {
+        None => Ok(None),
+        Some("auto") => {
+            let (s, how) =
+                shard::from_env(env, a.shards).map_err(|e| bad(format!("error: {e}")))?;
+            eprintln!("{how}");
+            Ok(Some(s))
+        }
+        Some(text) => Ok(Some(
+            shard::parse(text).map_err(|e| bad(format!("error: {e}")))?,
+        )),
     }
 }
 
@@ -285,8 +359,16 @@ fn run_failure(e: ExploreError) -> Failure {
     )
 }
 
-fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Outcome, Failure> {
+fn explore(registry: &Registry, a: &ExploreArgs, mode: &Mode) -> Result<Outcome, Failure> {
     let (s, src) = load(registry, &a.file)?;
+    if let Mode::Merged(m) = mode
+        && shards::source_hash(&src) != m.source_hash
+    {
+        return Err(bad(format!(
+            "error: {} is not the file the shards explored (it changed since they ran)",
+            a.file.display()
+        )));
+    }
     let v = pick_variant(&s, a.variant.as_deref())?;
     let parsed = Objective::parse(&a.objective).map_err(|e| bad(e.to_string()))?;
     let space = space(v, a)?;
@@ -321,11 +403,19 @@ fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Outcome, Failure> {
     };
     let baseline = objective.measure(&without);
     let cmd = command(a, v, &space, seed, &objective.describe());
-    let (found, ran) = if baseline.broken {
-        (None, 0)
-    } else {
-        pool.install(|| search(&probe, &space, seed, a.budget))
-            .map_err(run_failure)?
+    let (found, ran) = match mode {
+        Mode::Shard(sh) => {
+            let owned: Vec<u64> = (0..a.budget)
+                .filter(|&i| !baseline.broken && sh.owns(i as usize))
+                .collect();
+            let (stop, ran) = pool.install(|| search_indices(&probe, &space, seed, &owned));
+            return write_shard(a, &src, *sh, (stop, ran));
+        }
+        _ if baseline.broken => (None, 0),
+        Mode::All => pool
+            .install(|| search(&probe, &space, seed, a.budget))
+            .map_err(run_failure)?,
+        Mode::Merged(m) => merged_found(m, &space, seed)?,
     };
     let shrunk = match &found {
         Some(f) => Some(
@@ -368,6 +458,80 @@ fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Outcome, Failure> {
         objective: &objective,
     };
     write(&found, &summary, &out)
+}
+
+/// The search's answer from the merged shards: the schedule at the lowest stop, as the search
+/// on one machine finds it.
+fn merged_found(m: &Merged, space: &Space, seed: u64) -> Result<(Option<Found>, u64), Failure> {
+    let Some(stop) = &m.first else {
+        return Ok((None, m.ran));
+    };
+    let picks = space.draw(seed, stop.index);
+    if !stop.broken {
+        return Err(run_failure(ExploreError::Run {
+            picks,
+            message: stop.text.clone(),
+        }));
+    }
+    let measured = Measured {
+        broken: true,
+        text: stop.text.clone(),
+    };
+    let found = Found {
+        index: stop.index,
+        picks,
+        measured,
+    };
+    Ok((Some(found), m.ran))
+}
+
+/// Write this shard's part of the search for `archsim merge`.
+fn write_shard(
+    a: &ExploreArgs,
+    src: &str,
+    sh: Shard,
+    (stop, ran): (Option<super::Stopped>, u64),
+) -> Result<Outcome, Failure> {
+    let first = stop.map(|(index, _, m)| match m {
+        Ok(m) => Stop {
+            index,
+            broken: true,
+            text: m.text,
+        },
+        Err(ExploreError::Run { message, .. }) => Stop {
+            index,
+            broken: false,
+            text: message,
+        },
+    });
+    let file = ShardFile {
+        archsim_version: env!("CARGO_PKG_VERSION").to_string(),
+        args: shards::shared_args(a),
+        source_hash: shards::source_hash(src),
+        shard: sh.index,
+        shards: sh.count,
+        ran,
+        first,
+    };
+    let mut json = serde_json::to_vec_pretty(&file).expect("a shard file serializes");
+    json.push(b'\n');
+    let out = a.out.clone().unwrap_or_else(|| default_out(&a.file));
+    let name = shards::file_name(sh);
+    write_files_atomically(&out, &[(name.clone(), json)])
+        .map_err(|e| (1, format!("error: cannot write {}: {e}", out.display())))?;
+    let stopped = file
+        .first
+        .as_ref()
+        .map_or("none broke the objective".to_string(), |s| {
+            format!("stopped at schedule {}", s.index)
+        });
+    eprintln!(
+        "shard {sh}: ran {ran} schedule{} ({stopped}); wrote {}/{name}; when every shard is \
+         done: archsim merge DIR... --out REPORT_DIR",
+        if ran == 1 { "" } else { "s" },
+        out.display()
+    );
+    Ok(Outcome::Shard)
 }
 
 fn default_out(file: &Path) -> PathBuf {
