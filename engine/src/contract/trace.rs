@@ -224,28 +224,17 @@ impl Tracer {
         let Some(since) = self.last_service(id, node).map(|end| *end) else {
             return;
         };
-        if since < at {
-            let (kind, start, end) = (SpanKind::Preempted, since, at);
-            self.record(
-                id,
-                Record::Span {
-                    node,
-                    kind,
-                    start,
-                    end,
-                },
-            );
-        }
-        let (kind, start, end) = (SpanKind::Service, at, at.after(left));
-        self.record(
-            id,
-            Record::Span {
+        let waited = (since < at).then_some((SpanKind::Preempted, since, at));
+        let served = (SpanKind::Service, at, at.after(left));
+        for (kind, start, end) in waited.into_iter().chain([served]) {
+            let span = Record::Span {
                 node,
                 kind,
                 start,
                 end,
-            },
-        );
+            };
+            self.record(id, span);
+        }
     }
 
     /// The end of the last service span `node` recorded for `id`, if it is kept.

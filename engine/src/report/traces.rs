@@ -122,6 +122,18 @@ fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
+/// A slice's duration in microseconds such that a viewer adding it to the slice's start in
+/// floating point never passes its end: rounding could put `ts + dur` one ulp past the start
+/// of the next slice on the same thread, which a viewer would read as an overlap and nest.
+fn dur_us(start: u64, end: u64) -> f64 {
+    let (a, c) = (us(start), us(end));
+    let mut d = (c - a).max(0.0);
+    while d > 0.0 && a + d > c {
+        d = d.next_down();
+    }
+    d
+}
+
 /// One slice before lanes are assigned: (lane, name, category, start ns, end ns, args).
 type Slice = (String, String, &'static str, u64, u64, Value);
 
@@ -272,7 +284,7 @@ fn request_events(pid: u64, r: &TracedRequest, events: &mut Vec<String>) {
     let mut timed: Vec<(u64, u8, String)> = Vec::new();
     for (tid, (_, name, cat, start, end, args)) in placed {
         let e = json!({"name": name, "cat": cat, "ph": "X", "ts": us(start),
-            "dur": us(end - start), "pid": pid, "tid": tid, "args": args});
+            "dur": dur_us(start, end), "pid": pid, "tid": tid, "args": args});
         timed.push((start, 0, e.to_string()));
     }
     let node_tid = |node: &str| threads.iter().find(|(_, n)| n == node).map(|t| t.0);
@@ -647,5 +659,23 @@ fn arrow(
                 &format!("\u{2715} lost {label}"),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slice_added_to_its_start_never_passes_its_end() {
+        let mut worst = 0.0f64;
+        for start in (0..2_000_000_000u64).step_by(7_919_993) {
+            for len in [1, 999, 1_242_240, 33_333_333, 900_000_001] {
+                let d = dur_us(start, start + len);
+                assert!(us(start) + d <= us(start + len), "{start} + {len}");
+                worst = worst.max((d - len as f64 / 1e3).abs());
+            }
+        }
+        assert!(worst < 1e-6, "off by {worst} µs");
     }
 }
