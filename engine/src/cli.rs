@@ -46,10 +46,16 @@ enum Command {
         jobs: Option<usize>,
         /// Trace N sampled requests per variant (the same ones at any thread count): write
         /// trace-<variant>.json (Chrome trace events: open in ui.perfetto.dev or
-        /// chrome://tracing), a latency breakdown by stage and hop, and a sequence diagram
-        /// of the p99 sampled request. At most 10000.
+        /// chrome://tracing), a latency breakdown by stage and hop, a sequence diagram of the
+        /// first traced requests with the run's faults, and one of the p99 sampled request.
+        /// At most 10000.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
         trace: Option<u64>,
+        /// With --trace: how many of the first traced requests the sequence diagram draws
+        /// (default 10, at most 50; requests past 200 messages are left out).
+        #[arg(long, value_name = "K", requires = "trace",
+              value_parser = clap::value_parser!(u64).range(1..=50))]
+        sequence: Option<u64>,
     },
     /// Rebuild summary.md, the plots and index.html from a saved results.json, without simulating.
     Report {
@@ -81,87 +87,19 @@ enum Command {
     },
     /// Run every (variant, point, replication) of the scenario's `sweep:` block, or one
     /// shard of them, and write the report with 95% confidence intervals.
-    Sweep {
-        /// Scenario file (RON) with a `sweep:` block.
-        file: PathBuf,
-        /// Output directory. Default: reports/<scenario file name without .ron>/
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Worker threads. Default: one per core. The output does not depend on it.
-        #[arg(long, short = 'j')]
-        jobs: Option<usize>,
-        /// Base seed instead of the scenario's `seed`.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Run only these runs (ids such as `p2c:3:7`, or indices; see --list) and write their
-        /// run files for `archsim merge`.
-        #[arg(long, value_delimiter = ',', value_name = "ID,...")]
-        runs: Vec<String>,
-        /// Print every run (index, id, seed, parameter values) and exit.
-        #[arg(long)]
-        list: bool,
-        /// Run shard I of N (0-based: the runs r with r mod N = I) and write their run files;
-        /// `auto` reads Slurm, Kubernetes Indexed Job, AWS Batch or Google Cloud Batch
-        /// array variables.
-        #[arg(long, value_name = "I/N|auto")]
-        shard: Option<String>,
-        /// Number of shards for `--shard auto` where the environment has no count
-        /// (Kubernetes: the Job's `completions`).
-        #[arg(long, value_name = "N")]
-        shards: Option<usize>,
-    },
+    Sweep(crate::sweep::cli::SweepArgs),
     /// Search fault schedules for one that breaks an objective, shrink it to a minimal one,
     /// and write it as a runnable scenario with its report and explore.md.
-    Explore {
-        /// Scenario file (RON); its `faults:` are replaced by the searched schedules.
-        file: PathBuf,
-        /// What must hold: `availability >= 0.99`, `p99 <= 250ms` (p50, p90, p99, p999, mean,
-        /// max), either with `during 3s..6s`, or a checker's property (`linearizable`,
-        /// `atomic`, `no-lost-writes`, or any property the report's Checks table names).
-        #[arg(long, value_name = "OBJECTIVE")]
-        objective: String,
-        /// The variant to explore (required when the file has several).
-        #[arg(long, value_name = "NAME")]
-        variant: Option<String>,
-        /// Fault schedules to try, at most 10000.
-        #[arg(long, value_name = "N", default_value_t = 100,
-              value_parser = clap::value_parser!(u64).range(1..=crate::explore::MAX_BUDGET ))]
-        budget: u64,
-        /// Simulations the shrink may run, at most 10000; past it the schedule written still
-        /// fails but may not be minimal (exit 1).
-        #[arg(long, value_name = "N", default_value_t = 200,
-              value_parser = clap::value_parser!(u64).range(1..=crate::explore::MAX_SHRINK_BUDGET ))]
-        shrink_budget: u64,
-        /// Search seed. Default: the scenario's `seed` (each run uses the scenario's seed).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Fault kinds to draw: crash, pause, isolate, partition, slowdown (10x), loss (50%).
-        /// Default: crash,pause,isolate,partition.
-        #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
-        kinds: Vec<String>,
-        /// Nodes or groups faults may hit. Default: every node but the clients.
-        #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
-        targets: Vec<String>,
-        /// When faults may start, FROM..TO. Default: warmup..duration.
-        #[arg(long, value_name = "FROM..TO")]
-        window: Option<String>,
-        /// How long faults last, MIN..MAX (drawn log-uniformly). Default: duration/1000..duration/4.
-        #[arg(long, value_name = "MIN..MAX")]
-        durations: Option<String>,
-        /// Most faults in one schedule (1 to 20).
-        #[arg(long, value_name = "K", default_value_t = 3,
-              value_parser = clap::value_parser!(u64).range(1..=crate::explore::MAX_FAULTS as u64))]
-        max_faults: u64,
-        /// Output directory. Default: explore/<scenario file name without .ron>/
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Worker threads for the search. Default: one per core. The output does not depend on it.
-        #[arg(long, short = 'j')]
-        jobs: Option<usize>,
-    },
-    /// Merge the run files of sweep shards into the report a single-machine sweep writes.
+    ///
+    /// Exit codes: 0 the objective held under every schedule tried (only explore.md is
+    /// written); 3 a schedule breaking it was found, shrunk and written as found.ron; 1 a run
+    /// hit a limit, the shrink used up --shrink-budget (found.ron written, maybe not minimal)
+    /// or output could not be written; 2 bad input.
+    Explore(crate::explore::cli::ExploreArgs),
+    /// Merge the run files of sweep shards into the report a single-machine sweep writes, or
+    /// explore shards into what a single-machine explore writes.
     Merge {
-        /// Shard output directories (each holds sweep.json and runs/).
+        /// Shard output directories (each holds sweep.json and runs/, or explore-shard-*.json).
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
         /// Output directory for the report.
@@ -197,11 +135,13 @@ pub fn main_with(registry: Registry) -> ExitCode {
             check_determinism,
             jobs,
             trace,
+            sequence,
         } => {
             let opts = RunOptions {
                 seed,
                 variants,
                 trace: trace.unwrap_or(0) as usize,
+                sequence: sequence.unwrap_or(0) as usize,
             };
             cmd_run(&registry, &file, out, &opts, check_determinism, jobs)
         }
@@ -209,61 +149,12 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Command::Validate { files } => cmd_validate(&registry, &files),
         Command::List { kind } => cmd_list(&registry, kind.as_deref()),
         Command::Analyze { file, variants } => cmd_analyze(&registry, &file, &variants),
-        Command::Sweep {
-            file,
-            out,
-            jobs,
-            seed,
-            runs,
-            list,
-            shard,
-            shards,
-        } => {
-            let args = crate::sweep::cli::SweepArgs {
-                file,
-                out,
-                jobs,
-                seed,
-                runs,
-                list,
-                shard,
-                shards,
-            };
-            crate::sweep::cli::cmd_sweep(&registry, &args)
+        Command::Sweep(args) => crate::sweep::cli::cmd_sweep(&registry, &args),
+        Command::Merge { dirs, out } if crate::explore::cli::holds_shards(&dirs) => {
+            crate::explore::cli::cmd_merge(&registry, &dirs, &out)
         }
         Command::Merge { dirs, out } => crate::sweep::cli::cmd_merge(&dirs, &out),
-        Command::Explore {
-            file,
-            objective,
-            variant,
-            budget,
-            shrink_budget,
-            seed,
-            kinds,
-            targets,
-            window,
-            durations,
-            max_faults,
-            out,
-            jobs,
-        } => {
-            let args = crate::explore::cli::ExploreArgs {
-                file,
-                objective,
-                variant,
-                budget,
-                shrink_budget,
-                seed,
-                kinds,
-                targets,
-                window,
-                durations,
-                max_faults: max_faults as usize,
-                out,
-                jobs,
-            };
-            crate::explore::cli::cmd_explore(&registry, &args)
-        }
+        Command::Explore(args) => crate::explore::cli::cmd_explore(&registry, &args),
     }
 }
 

@@ -269,6 +269,19 @@ pub struct Estimate {
     pub why: String,
 }
 
+/// The note the analysis adds to the model of a variant with faults: its latency and station
+/// figures are the fault-free steady state, so a gap from the simulation there is the faults'
+/// effect, not a model error.
+pub const FAULT_FREE_NOTE: &str = "latency and utilisation are the fault-free steady state; \
+availability averages over the fault timeline";
+
+impl Theory {
+    /// Whether the variant has faults the model leaves out of latency and utilisation.
+    pub fn under_faults(&self) -> bool {
+        self.notes.iter().any(|n| n == FAULT_FREE_NOTE)
+    }
+}
+
 /// The analytic model of one variant: queueing theory per station, flows through the call
 /// graph, latency as a sum over hops, availability by series, parallel and quorum formulas.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -661,6 +674,13 @@ mod tests {
     }
 }
 
+/// Requests the sequence diagram of a traced run draws when `--sequence` is not given.
+pub const DEFAULT_SEQUENCE: u64 = 10;
+
+fn default_sequence() -> u64 {
+    DEFAULT_SEQUENCE
+}
+
 /// The traced requests of one variant and where their time went (`archsim run --trace N`).
 ///
 /// Times are integer nanoseconds of simulated time, so that a request's segments add up to
@@ -669,6 +689,9 @@ mod tests {
 pub struct Traces {
     /// How many requests were asked for (`--trace N`).
     pub asked: u64,
+    /// How many of the first traced requests the sequence diagram draws (`--sequence K`).
+    #[serde(default = "default_sequence")]
+    pub sequence: u64,
     /// The sampled requests, in order of issue.
     pub requests: Vec<TracedRequest>,
     /// Shares of the latency of the typical (p50) and slow (p99) sampled requests by stage.
@@ -726,7 +749,8 @@ pub struct TraceMessage {
 pub struct TraceSpan {
     /// The node.
     pub node: String,
-    /// `queue`, `service` or `backoff`.
+    /// `queue`, `service`, `backoff` or `preempted` (taken off its worker by a higher class,
+    /// waiting to resume).
     pub kind: String,
     /// Start, ns.
     pub start_ns: u64,

@@ -27,6 +27,9 @@ pub struct RunOptions {
     pub variants: Vec<String>,
     /// Trace this many sampled requests per variant (`--trace N`; 0: none).
     pub trace: usize,
+    /// Draw the messages of this many of the first traced requests (`--sequence K`; 0: the
+    /// default, 10).
+    pub sequence: usize,
 }
 
 /// Why a run failed.
@@ -75,6 +78,12 @@ pub fn run(
         .par_iter()
         .map(|v| run_variant_traced(v, registry, seed, opts.trace))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut variants = variants;
+    if opts.sequence > 0 {
+        for t in variants.iter_mut().filter_map(|v| v.traces.as_mut()) {
+            t.sequence = opts.sequence as u64;
+        }
+    }
     let per_variant: Vec<(String, Vec<String>)> = chosen
         .iter()
         .zip(&variants)

@@ -53,11 +53,7 @@ pub fn analyze(model: &Model) -> Theory {
     let mut notes: Vec<String> = overloaded(&stations);
     notes.extend(unreached(&sol));
     if fails || delays {
-        notes.push(
-            "latency and utilisation are the fault-free steady state; availability averages \
-             over the fault timeline"
-                .to_string(),
-        );
+        notes.push(crate::results::FAULT_FREE_NOTE.to_string());
     }
     let latency_mean_ms = latency_estimate(model, &sol);
     let hops = if latency_mean_ms.value.is_some() {

@@ -12,7 +12,7 @@ use crate::components::txn::TxnMsg;
 use crate::contract::call::{Cause, Request, RequestId, Response};
 use crate::contract::metrics::{NodeStats, RequestMetrics};
 use crate::contract::trace::{Carried, Mark, Record, SpanKind};
-use crate::sim::time::SimTime;
+use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Sent, Vocabulary};
 use std::any::Any;
 use std::fmt;
@@ -158,6 +158,24 @@ impl Ctx<'_> {
                     end,
                 },
             );
+        }
+    }
+
+    /// This node took its worker from request `id` now (preemptive-resume priority).
+    #[inline]
+    pub fn trace_preempted(&mut self, id: RequestId) {
+        let (node, at) = (self.me(), self.now());
+        if let Some(t) = self.sink().tracer.as_deref_mut() {
+            t.preempted(id, node, at);
+        }
+    }
+
+    /// This node resumes request `id` now, with `left` of its service to go.
+    #[inline]
+    pub fn trace_resumed(&mut self, id: RequestId, left: SimDuration) {
+        let (node, at) = (self.me(), self.now());
+        if let Some(t) = self.sink().tracer.as_deref_mut() {
+            t.resumed(id, node, at, left);
         }
     }
 

@@ -12,7 +12,7 @@
 
 use crate::contract::call::{Cause, RequestId};
 use crate::sim::rng::mix64;
-use crate::sim::time::SimTime;
+use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{NodeId, Sent};
 use std::collections::BTreeMap;
 
@@ -41,6 +41,9 @@ pub enum SpanKind {
     Service,
     /// Waiting out a backoff before a retry.
     Backoff,
+    /// Taken off its worker by a request of a higher class (preemptive-resume priority),
+    /// waiting to resume: queueing, in the breakdown.
+    Preempted,
 }
 
 impl SpanKind {
@@ -50,6 +53,7 @@ impl SpanKind {
             SpanKind::Queue => "queue",
             SpanKind::Service => "service",
             SpanKind::Backoff => "backoff",
+            SpanKind::Preempted => "preempted",
         }
     }
 }
@@ -205,6 +209,49 @@ impl Tracer {
             }
             r.records.push(record);
         }
+    }
+
+    /// `node` stopped serving `id` at `at` (preempted): its service span ends there.
+    pub fn preempted(&mut self, id: RequestId, node: NodeId, at: SimTime) {
+        if let Some(end) = self.last_service(id, node) {
+            *end = at;
+        }
+    }
+
+    /// `node` resumes serving `id` at `at` for `left`: the wait since it was preempted, then
+    /// the rest of its service, so the pieces add up to the whole.
+    pub fn resumed(&mut self, id: RequestId, node: NodeId, at: SimTime, left: SimDuration) {
+        let Some(since) = self.last_service(id, node).map(|end| *end) else {
+            return;
+        };
+        let waited = (since < at).then_some((SpanKind::Preempted, since, at));
+        let served = (SpanKind::Service, at, at.after(left));
+        for (kind, start, end) in waited.into_iter().chain([served]) {
+            let span = Record::Span {
+                node,
+                kind,
+                start,
+                end,
+            };
+            self.record(id, span);
+        }
+    }
+
+    /// The end of the last service span `node` recorded for `id`, if it is kept.
+    fn last_service(&mut self, id: RequestId, node: NodeId) -> Option<&mut SimTime> {
+        if Self::rank(id) > self.cutoff {
+            return None;
+        }
+        let r = self.kept.get_mut(&id)?;
+        r.records.iter_mut().rev().find_map(|rec| match rec {
+            Record::Span {
+                node: n,
+                kind: SpanKind::Service,
+                end,
+                ..
+            } if *n == node => Some(end),
+            _ => None,
+        })
     }
 
     /// The kept requests, by id (ids grow with issue order per client).

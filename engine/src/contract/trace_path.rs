@@ -32,6 +32,7 @@ pub fn traces(asked: usize, kept: BTreeMap<RequestId, RequestRecords>, names: &[
     let breakdown = breakdown(&requests);
     Traces {
         asked: asked as u64,
+        sequence: crate::results::DEFAULT_SEQUENCE,
         requests,
         breakdown,
     }
@@ -272,17 +273,22 @@ fn local(
     cuts.dedup();
     for w in cuts.windows(2).rev() {
         let (a, b) = (w[0], w[1]);
-        let covering = [SpanKind::Service, SpanKind::Queue, SpanKind::Backoff]
-            .into_iter()
-            .find(|k| {
-                spans
-                    .iter()
-                    .any(|&(kind, s, e)| kind == *k && s <= a && e >= b)
-            });
+        let covering = [
+            SpanKind::Service,
+            SpanKind::Queue,
+            SpanKind::Preempted,
+            SpanKind::Backoff,
+        ]
+        .into_iter()
+        .find(|k| {
+            spans
+                .iter()
+                .any(|&(kind, s, e)| kind == *k && s <= a && e >= b)
+        });
         let stage = match covering {
             _ if lost => "retry",
             Some(SpanKind::Service) => "service",
-            Some(SpanKind::Queue) => "queue",
+            Some(SpanKind::Queue | SpanKind::Preempted) => "queue",
             Some(SpanKind::Backoff) => "retry",
             None => uncovered,
         };

@@ -1,52 +1,87 @@
 //! `archsim explore`: reading its options into a search space, running the search and the
 //! shrink, and writing the found scenario, its report and explore.md.
 //!
-//! Exit codes as everywhere: 0 the search ran (whether or not it broke the objective); 1 a run
-//! hit one of the scenario's limits, the shrink ran out of its budget (what was found is still
-//! written), or output could not be written; 2 bad input (scenario, objective, options).
+//! Exit codes, so a script can branch on the answer: 0 the objective held under every schedule
+//! of the budget (only explore.md is written); 3 a schedule breaking it was found, shrunk to a
+//! minimal one and written as found.ron (also when the run without faults already breaks it:
+//! the empty schedule); 1 a run hit one of the scenario's limits, the shrink ran out of its
+//! budget (what was found is still written, not necessarily minimal), or output could not be
+//! written; 2 bad input (scenario, objective, options).
 
 use super::objective::Objective;
+use super::shard::{self as shards, Merged, ShardFile, Stop};
 use super::shrink::{Shrunk, shrink};
 use super::write::{Story, Summary, found_scenario, markdown};
-use super::{ExploreError, Kind, Measured, Probe, Space, search};
+use super::{ExploreError, Found, Kind, Measured, Probe, Space, search, search_indices};
 use crate::output::write_files_atomically;
 use crate::registry::Registry;
 use crate::results::Verdict;
 use crate::runner::{RunOptions, run};
 use crate::scenario::{self, Scenario, Variant};
 use crate::sim::time::{SimDuration, parse_duration};
+use crate::sweep::shard::{self, Shard};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// The options of `archsim explore`.
-#[derive(Clone, Debug, Default)]
+/// The options of `archsim explore`: the one definition `--help` prints.
+#[derive(Clone, Debug, Default, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct ExploreArgs {
-    /// Scenario file.
+    /// Scenario file (RON); its `faults:` are replaced by the searched schedules.
     pub file: PathBuf,
-    /// What must hold.
+    /// What must hold: `availability >= 0.99`, `p99 <= 250ms` (p50, p90, p99, p999, mean,
+    /// max), either with `during 3s..6s`, or a checker's property (`linearizable`,
+    /// `atomic`, `no-lost-writes`, or any property the report's Checks table names).
+    #[arg(long, value_name = "OBJECTIVE")]
     pub objective: String,
     /// The variant to explore (required when the file has several).
+    #[arg(long, value_name = "NAME")]
     pub variant: Option<String>,
-    /// Schedules to try.
+    /// Fault schedules to try, at most 10000.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=super::MAX_BUDGET))]
     pub budget: u64,
-    /// Runs the shrink may make.
+    /// Simulations the shrink may run, at most 10000; past it the schedule written still
+    /// fails but may not be minimal (exit 1).
+    #[arg(long, value_name = "N", default_value_t = 200,
+          value_parser = clap::value_parser!(u64).range(1..=super::MAX_SHRINK_BUDGET))]
     pub shrink_budget: u64,
-    /// Search seed (default: the scenario's).
+    /// Search seed. Default: the scenario's `seed` (each run uses the scenario's seed).
+    #[arg(long)]
     pub seed: Option<u64>,
-    /// Fault kinds (default crash, pause, isolate, partition).
+    /// Fault kinds to draw: crash, pause, isolate, partition, slowdown (10x), loss (50%).
+    /// Default: crash,pause,isolate,partition.
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
     pub kinds: Vec<String>,
-    /// Nodes or groups faults may hit (default: every node but the clients).
+    /// Nodes or groups faults may hit. Default: every node but the clients.
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     pub targets: Vec<String>,
-    /// `FROM..TO` in which faults start (default: warmup..duration).
+    /// When faults may start, FROM..TO. Default: warmup..duration.
+    #[arg(long, value_name = "FROM..TO")]
     pub window: Option<String>,
-    /// `MIN..MAX` fault durations (default: duration/1000..duration/4).
+    /// How long faults last, MIN..MAX (drawn log-uniformly). Default: duration/1000..duration/4.
+    #[arg(long, value_name = "MIN..MAX")]
     pub durations: Option<String>,
-    /// Most faults per schedule.
-    pub max_faults: usize,
-    /// Output directory (default `explore/<file stem>/`).
+    /// Most faults in one schedule (1 to 20).
+    #[arg(long, value_name = "K", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(1..=super::MAX_FAULTS as u64))]
+    pub max_faults: u64,
+    /// Output directory. Default: explore/<scenario file name without .ron>/
+    #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Worker threads.
+    /// Worker threads for the search. Default: one per core. The output does not depend on it.
+    #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
+    /// Run shard I of N of the search (0-based: the schedules i with i mod N = I) and write
+    /// explore-shard-I-of-N.json to --out; `archsim merge` of every shard's directory then
+    /// shrinks and writes what one machine would. `auto` reads Slurm, Kubernetes Indexed Job,
+    /// AWS Batch or Google Cloud Batch array variables.
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<String>,
+    /// Number of shards for `--shard auto` where the environment has no count
+    /// (Kubernetes: the Job's `completions`).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
 }
 
 type Failure = (u8, String);
@@ -55,14 +90,88 @@ fn bad(message: impl Into<String>) -> Failure {
     (2, message.into())
 }
 
-/// `archsim explore`.
-pub fn cmd_explore(registry: &Registry, a: &ExploreArgs) -> ExitCode {
-    match explore(registry, a) {
-        Ok(()) => ExitCode::SUCCESS,
+/// The exit code of an explore that found a schedule breaking the objective and wrote it.
+pub const EXIT_BROKEN: u8 = 3;
+
+/// What the search concluded, for the exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// No schedule of the budget broke the objective.
+    Held,
+    /// A (shrunk) schedule broke it and was written.
+    Broken,
+    /// One shard's part of the search was written, for `archsim merge`.
+    Shard,
+}
+
+/// How the schedules are searched.
+enum Mode {
+    /// All of them, here.
+    All,
+    /// One shard of them, written to a shard file.
+    Shard(Shard),
+    /// None: the shards' merged files say where the search stopped.
+    Merged(Box<Merged>),
+}
+
+fn exit(result: Result<Outcome, Failure>) -> ExitCode {
+    match result {
+        Ok(Outcome::Held | Outcome::Shard) => ExitCode::SUCCESS,
+        Ok(Outcome::Broken) => ExitCode::from(EXIT_BROKEN),
         Err((code, message)) => {
             eprintln!("{}", message.trim_end());
             ExitCode::from(code)
         }
+    }
+}
+
+/// `archsim explore`.
+pub fn cmd_explore(registry: &Registry, a: &ExploreArgs) -> ExitCode {
+    let mode = match shard_of(a, &|k| std::env::var(k).ok()) {
+        Ok(Some(s)) => Mode::Shard(s),
+        Ok(None) => Mode::All,
+        Err(e) => return exit(Err(e)),
+    };
+    exit(explore(registry, a, &mode))
+}
+
+/// Whether `dirs` hold explore shard files (`archsim merge` then merges a search).
+pub fn holds_shards(dirs: &[PathBuf]) -> bool {
+    !shards::files_in(dirs).is_empty()
+}
+
+/// `archsim merge` of explore shards: the search as one machine finishes it, written to `out`.
+pub fn cmd_merge(registry: &Registry, dirs: &[PathBuf], out: &Path) -> ExitCode {
+    let merged = match shards::merge(&shards::files_in(dirs)) {
+        Ok(m) => m,
+        Err(e) => return exit(Err(bad(e))),
+    };
+    let args = ExploreArgs {
+        out: Some(out.to_path_buf()),
+        ..merged.args.clone()
+    };
+    exit(explore(registry, &args, &Mode::Merged(Box::new(merged))))
+}
+
+/// `--shard I/N` or `--shard auto`, as `sweep` reads them.
+fn shard_of(
+    a: &ExploreArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Shard>, Failure> {
+    if a.shards.is_some() && a.shard.as_deref() != Some("auto") {
+        return Err(bad("error: --shards N goes with --shard auto"));
+    }
+    match a.shard.as_deref() {
+        None => Ok(None),
+        Some("auto") => {
+            let (s, how) =
+                shard::from_env(env, a.shards).map_err(|e| bad(format!("error: {e}")))?;
+            eprintln!("{how}");
+            Ok(Some(s))
+        }
+        Some(text) => Ok(Some(
+            shard::parse(text).map_err(|e| bad(format!("error: {e}")))?,
+        )),
     }
 }
 
@@ -158,7 +267,7 @@ fn space(v: &Variant, a: &ExploreArgs) -> Result<Space, Failure> {
         stop,
         min_duration,
         max_duration,
-        max_faults: a.max_faults,
+        max_faults: a.max_faults as usize,
     })
 }
 
@@ -250,8 +359,16 @@ fn run_failure(e: ExploreError) -> Failure {
     )
 }
 
-fn explore(registry: &Registry, a: &ExploreArgs) -> Result<(), Failure> {
+fn explore(registry: &Registry, a: &ExploreArgs, mode: &Mode) -> Result<Outcome, Failure> {
     let (s, src) = load(registry, &a.file)?;
+    if let Mode::Merged(m) = mode
+        && shards::source_hash(&src) != m.source_hash
+    {
+        return Err(bad(format!(
+            "error: {} is not the file the shards explored (it changed since they ran)",
+            a.file.display()
+        )));
+    }
     let v = pick_variant(&s, a.variant.as_deref())?;
     let parsed = Objective::parse(&a.objective).map_err(|e| bad(e.to_string()))?;
     let space = space(v, a)?;
@@ -286,11 +403,19 @@ fn explore(registry: &Registry, a: &ExploreArgs) -> Result<(), Failure> {
     };
     let baseline = objective.measure(&without);
     let cmd = command(a, v, &space, seed, &objective.describe());
-    let (found, ran) = if baseline.broken {
-        (None, 0)
-    } else {
-        pool.install(|| search(&probe, &space, seed, a.budget))
-            .map_err(run_failure)?
+    let (found, ran) = match mode {
+        Mode::Shard(sh) => {
+            let owned: Vec<u64> = (0..a.budget)
+                .filter(|&i| !baseline.broken && sh.owns(i as usize))
+                .collect();
+            let (stop, ran) = pool.install(|| search_indices(&probe, &space, seed, &owned));
+            return write_shard(a, &src, *sh, (stop, ran));
+        }
+        _ if baseline.broken => (None, 0),
+        Mode::All => pool
+            .install(|| search(&probe, &space, seed, a.budget))
+            .map_err(run_failure)?,
+        Mode::Merged(m) => merged_found(m, &space, seed)?,
     };
     let shrunk = match &found {
         Some(f) => Some(
@@ -335,6 +460,80 @@ fn explore(registry: &Registry, a: &ExploreArgs) -> Result<(), Failure> {
     write(&found, &summary, &out)
 }
 
+/// The search's answer from the merged shards: the schedule at the lowest stop, as the search
+/// on one machine finds it.
+fn merged_found(m: &Merged, space: &Space, seed: u64) -> Result<(Option<Found>, u64), Failure> {
+    let Some(stop) = &m.first else {
+        return Ok((None, m.ran));
+    };
+    let picks = space.draw(seed, stop.index);
+    if !stop.broken {
+        return Err(run_failure(ExploreError::Run {
+            picks,
+            message: stop.text.clone(),
+        }));
+    }
+    let measured = Measured {
+        broken: true,
+        text: stop.text.clone(),
+    };
+    let found = Found {
+        index: stop.index,
+        picks,
+        measured,
+    };
+    Ok((Some(found), m.ran))
+}
+
+/// Write this shard's part of the search for `archsim merge`.
+fn write_shard(
+    a: &ExploreArgs,
+    src: &str,
+    sh: Shard,
+    (stop, ran): (Option<super::Stopped>, u64),
+) -> Result<Outcome, Failure> {
+    let first = stop.map(|(index, _, m)| match m {
+        Ok(m) => Stop {
+            index,
+            broken: true,
+            text: m.text,
+        },
+        Err(ExploreError::Run { message, .. }) => Stop {
+            index,
+            broken: false,
+            text: message,
+        },
+    });
+    let file = ShardFile {
+        archsim_version: env!("CARGO_PKG_VERSION").to_string(),
+        args: shards::shared_args(a),
+        source_hash: shards::source_hash(src),
+        shard: sh.index,
+        shards: sh.count,
+        ran,
+        first,
+    };
+    let mut json = serde_json::to_vec_pretty(&file).expect("a shard file serializes");
+    json.push(b'\n');
+    let out = a.out.clone().unwrap_or_else(|| default_out(&a.file));
+    let name = shards::file_name(sh);
+    write_files_atomically(&out, &[(name.clone(), json)])
+        .map_err(|e| (1, format!("error: cannot write {}: {e}", out.display())))?;
+    let stopped = file
+        .first
+        .as_ref()
+        .map_or("none broke the objective".to_string(), |s| {
+            format!("stopped at schedule {}", s.index)
+        });
+    eprintln!(
+        "shard {sh}: ran {ran} schedule{} ({stopped}); wrote {}/{name}; when every shard is \
+         done: archsim merge DIR... --out REPORT_DIR",
+        if ran == 1 { "" } else { "s" },
+        out.display()
+    );
+    Ok(Outcome::Shard)
+}
+
 fn default_out(file: &Path) -> PathBuf {
     let stem = file
         .file_stem()
@@ -352,7 +551,7 @@ struct FoundRun<'a> {
 }
 
 /// Write explore.md, and for a broken objective the found scenario and its run's report.
-fn write(f: &FoundRun<'_>, summary: &Summary<'_>, out: &Path) -> Result<(), Failure> {
+fn write(f: &FoundRun<'_>, summary: &Summary<'_>, out: &Path) -> Result<Outcome, Failure> {
     let schedule = match (summary.shrunk, summary.final_measured) {
         (Some(sh), Some(m)) => Some((sh.picks.as_slice(), m)),
         _ if summary.baseline.broken => Some((&[][..], summary.baseline)),
@@ -368,7 +567,12 @@ fn write(f: &FoundRun<'_>, summary: &Summary<'_>, out: &Path) -> Result<(), Fail
     write_files_atomically(out, &files)
         .map_err(|e| (1, format!("error: cannot write {}: {e}", out.display())))?;
     eprintln!("wrote {}/ ({} files)", out.display(), files.len());
-    shrink_limit(summary.shrunk)
+    shrink_limit(summary.shrunk)?;
+    Ok(if schedule.is_some() {
+        Outcome::Broken
+    } else {
+        Outcome::Held
+    })
 }
 
 fn shrink_limit(shrunk: Option<&Shrunk>) -> Result<(), Failure> {

@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod objective;
+pub mod shard;
 pub mod shrink;
 pub mod write;
 
@@ -341,31 +342,54 @@ pub fn search(
     seed: u64,
     budget: u64,
 ) -> Result<(Option<Found>, u64), ExploreError> {
-    let mut first = 0;
-    while first < budget {
-        let last = (first + BATCH).min(budget);
-        let outcomes: Vec<(u64, Vec<Pick>, Result<Measured, ExploreError>)> = (first..last)
-            .into_par_iter()
-            .map(|i| {
+    let indices: Vec<u64> = (0..budget).collect();
+    let (stop, ran) = search_indices(probe, space, seed, &indices);
+    match stop {
+        None => Ok((None, ran)),
+        Some((_, _, Err(e))) => Err(e),
+        Some((index, picks, Ok(measured))) => Ok((
+            Some(Found {
+                index,
+                picks,
+                measured,
+            }),
+            ran,
+        )),
+    }
+}
+
+/// A schedule that ended a search: its index, the schedule, and what it measured or why its
+/// run stopped.
+pub type Stopped = (u64, Vec<Pick>, Result<Measured, ExploreError>);
+
+/// Run the schedules `indices` (ascending) in batches of [`BATCH`] and stop at the first, in
+/// that order, that breaks the objective or whose run stops at a limit; with the number run.
+/// A shard of a search runs its own indices this way (`shard.rs`).
+pub fn search_indices(
+    probe: &Probe<'_>,
+    space: &Space,
+    seed: u64,
+    indices: &[u64],
+) -> (Option<Stopped>, u64) {
+    let mut ran = 0;
+    for batch in indices.chunks(BATCH as usize) {
+        let outcomes: Vec<Stopped> = batch
+            .par_iter()
+            .map(|&i| {
                 let picks = space.draw(seed, i);
                 let m = probe.test(&picks);
                 (i, picks, m)
             })
             .collect();
-        for (index, picks, m) in outcomes {
-            let measured = m?;
-            if measured.broken {
-                let found = Found {
-                    index,
-                    picks,
-                    measured,
-                };
-                return Ok((Some(found), last));
-            }
+        ran += batch.len() as u64;
+        if let Some(stop) = outcomes
+            .into_iter()
+            .find(|(_, _, m)| m.as_ref().map_or(true, |m| m.broken))
+        {
+            return (Some(stop), ran);
         }
-        first = last;
     }
-    Ok((None, budget))
+    (None, ran)
 }
 
 #[cfg(test)]

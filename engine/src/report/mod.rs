@@ -30,6 +30,8 @@ pub mod sweep;
 mod table;
 mod text;
 mod theory;
+pub use theory::FAULTS_ACTIVE;
+mod sequence;
 mod topology;
 mod traces;
 

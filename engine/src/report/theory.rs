@@ -14,6 +14,12 @@ use super::format;
 use super::table::{Align, Table};
 use crate::results::{Accuracy, Estimate, Results, StationTheory, Theory, VariantResult};
 
+/// The accuracy cell of a fault-free figure in a variant with faults.
+pub const FAULTS_ACTIVE: &str = "faults active: theory is fault-free";
+
+/// How the availability and throughput of a variant with faults are modelled.
+const OVER_FAULTS: &str = "over the fault timeline";
+
 /// Footnotes: reasons numbered in order of first use.
 #[derive(Default)]
 struct Notes(Vec<String>);
@@ -26,6 +32,19 @@ impl Notes {
             Accuracy::Approximate => "approximate",
             Accuracy::NotApplicable => "no formula",
         };
+        self.labelled(base, why, model)
+    }
+
+    /// A figure of the fault-free model beside a simulation with faults: the gap is the
+    /// faults' effect, so the cell says so rather than reading as a model error.
+    fn fault_free(&mut self, accuracy: Accuracy, why: &str, model: Option<&str>) -> String {
+        match accuracy {
+            Accuracy::NotApplicable => self.cell(accuracy, why, model),
+            _ => self.labelled(FAULTS_ACTIVE, why, model),
+        }
+    }
+
+    fn labelled(&mut self, base: &str, why: &str, model: Option<&str>) -> String {
         let base = match model {
             Some(m) => format!("{base} ({m})"),
             None => base.to_string(),
@@ -84,29 +103,38 @@ fn estimate_cell(e: &Estimate, show: impl Fn(f64) -> String) -> String {
 }
 
 /// measure, simulated, theory, accuracy: the headline figures, then each pool's.
+/// In a variant with faults, latency and the stations' figures are labelled as the fault-free
+/// model, availability and throughput as averaged over the fault timeline.
 fn variant_rows(v: &VariantResult, t: &Theory, notes: &mut Notes) -> Vec<Vec<String>> {
+    let faults = t.under_faults();
+    let over = faults.then_some(OVER_FAULTS);
+    let latency = &t.latency_mean_ms;
     let mut rows = vec![
         vec![
             "mean latency (ms)".to_string(),
             format::ms(v.latency_ms.mean),
-            estimate_cell(&t.latency_mean_ms, format::ms),
-            notes.cell(t.latency_mean_ms.accuracy, &t.latency_mean_ms.why, None),
+            estimate_cell(latency, format::ms),
+            if faults {
+                notes.fault_free(latency.accuracy, &latency.why, None)
+            } else {
+                notes.cell(latency.accuracy, &latency.why, None)
+            },
         ],
         vec![
             "availability".to_string(),
             format::percent(v.availability, 3),
             estimate_cell(&t.availability, |a| format::percent(a, 3)),
-            notes.cell(t.availability.accuracy, &t.availability.why, None),
+            notes.cell(t.availability.accuracy, &t.availability.why, over),
         ],
         vec![
             "throughput (req/s)".to_string(),
             format::grouped(v.throughput_rps, 1),
             estimate_cell(&t.throughput_rps, |x| format::grouped(x, 1)),
-            notes.cell(t.throughput_rps.accuracy, &t.throughput_rps.why, None),
+            notes.cell(t.throughput_rps.accuracy, &t.throughput_rps.why, over),
         ],
     ];
     for (group, stations) in pools(&t.stations) {
-        rows.extend(pool_rows(v, &group, &stations, notes));
+        rows.extend(pool_rows(v, &group, &stations, faults, notes));
     }
     rows
 }
@@ -133,6 +161,7 @@ fn pool_rows(
     v: &VariantResult,
     group: &str,
     stations: &[&StationTheory],
+    faults: bool,
     notes: &mut Notes,
 ) -> Vec<Vec<String>> {
     let sims: Vec<_> = stations
@@ -155,11 +184,18 @@ fn pool_rows(
     };
     let unknown = first.accuracy == Accuracy::NotApplicable;
     let theory = |x: f64| if unknown { f64::NAN } else { x };
+    let mut accuracy = |accuracy: Accuracy, why: &str| {
+        if faults {
+            notes.fault_free(accuracy, why, model)
+        } else {
+            notes.cell(accuracy, why, model)
+        }
+    };
     let mut rows = vec![vec![
         label("utilisation"),
         format::percent(mean(sims.iter().map(|s| s.utilisation)), 2),
         format::percent(theory(mean(stations.iter().map(|s| s.utilisation))), 2),
-        notes.cell(first.utilisation_accuracy, util_why, model),
+        accuracy(first.utilisation_accuracy, util_why),
     ]];
     // Little's law, Wq = Lq / λ, with the admitted rate from the busy workers over the same
     // window (λ = U c / E[S]).
@@ -180,7 +216,7 @@ fn pool_rows(
         label("wait in queue (ms)"),
         format::ms(sim_wait),
         format::ms(theory_wait),
-        notes.cell(first.accuracy, &first.why, model),
+        accuracy(first.accuracy, &first.why),
     ]);
     if stations.iter().any(|s| s.loss > 1e-6) {
         let sim_loss = mean(sims.iter().map(|s| {
@@ -195,7 +231,7 @@ fn pool_rows(
             label("turned away"),
             format::percent(sim_loss, 3),
             format::percent(theory(mean(stations.iter().map(|s| s.loss))), 3),
-            notes.cell(first.accuracy, &first.why, model),
+            accuracy(first.accuracy, &first.why),
         ]);
     }
     rows
@@ -205,6 +241,13 @@ fn pool_rows(
 pub fn heading(results: &Results) -> Option<&'static str> {
     let any = results.variants.iter().any(|v| v.theory.is_some());
     any.then_some("Theory beside simulation")
+}
+
+fn any_faults(results: &Results) -> bool {
+    results
+        .variants
+        .iter()
+        .any(|v| v.theory.as_ref().is_some_and(Theory::under_faults))
 }
 
 /// The section of `summary.md` and `index.html`: comparison, footnotes, model notes.
@@ -217,8 +260,11 @@ pub fn blocks(results: &Results) -> Vec<Block> {
     let mut out = vec![
         Block::Heading(2, heading.to_string()),
         Block::Para(THEORY_NOTE.to_string()),
-        Block::Table(table),
     ];
+    if any_faults(results) {
+        out.push(Block::Para(FAULTS_NOTE.to_string()));
+    }
+    out.push(Block::Table(table));
     if !notes.0.is_empty() {
         out.push(Block::List(notes.lines()));
     }
@@ -240,6 +286,13 @@ flows through the call graph, a queueing formula per station, latency as a sum o
 availability by series, parallel and quorum formulas over the fault timeline.\n\
 Exact means a closed form whose assumptions all hold, so the simulation should agree within its \
 sampling error; approximate means an assumption does not hold, and the note says which.";
+
+/// What the theory column means where a variant has faults.
+pub const FAULTS_NOTE: &str = "In a variant with faults, latency and the stations' figures are \
+the fault-free model, marked \"faults active: theory is fault-free\": a gap there is what the \
+faults cost, not a model error.\n\
+Availability and throughput are averaged over the fault timeline (series, parallel and quorum \
+formulas in each interval between fault boundaries).";
 
 /// The table printed after a run: theory beside simulation, with footnotes.
 pub fn terminal(results: &Results) -> String {

@@ -1,6 +1,7 @@
 //! What `run --trace N` adds to a report: each variant's sampled requests as Chrome
 //! trace-event JSON (for Perfetto and chrome://tracing), the latency breakdown table and its
-//! stacked-bar plot, and a sequence diagram of the p99 sampled request.
+//! stacked-bar plot, a sequence diagram of the first K traced requests (`sequence.rs`) and
+//! one of the p99 sampled request.
 //!
 //! The trace-event format is the one in Google's "Trace Event Format" document: a JSON
 //! object whose `traceEvents` holds complete events (`ph: "X"`, `ts` and `dur` in
@@ -63,6 +64,18 @@ pub fn figures(results: &Results) -> Vec<TraceFigure> {
         });
     }
     for (v, t) in traced(results) {
+        if let Some(svg) = super::sequence::svg(&v.name, t, &results.faults) {
+            let n = super::sequence::first_requests(t).len();
+            out.push(TraceFigure {
+                stem: format!("sequence-first-{}", file_part(&v.name)),
+                caption: format!(
+                    "Messages of the first {n} traced request{} ({}), with the faults of the run",
+                    if n == 1 { "" } else { "s" },
+                    v.name
+                ),
+                svg,
+            });
+        }
         if let Some(r) = p99_request(t) {
             out.push(TraceFigure {
                 stem: format!("sequence-{}", file_part(&v.name)),
@@ -109,6 +122,18 @@ fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
+/// A slice's duration in microseconds such that a viewer adding it to the slice's start in
+/// floating point never passes its end: rounding could put `ts + dur` one ulp past the start
+/// of the next slice on the same thread, which a viewer would read as an overlap and nest.
+fn dur_us(start: u64, end: u64) -> f64 {
+    let (a, c) = (us(start), us(end));
+    let mut d = (c - a).max(0.0);
+    while d > 0.0 && a + d > c {
+        d = d.next_down();
+    }
+    d
+}
+
 /// One slice before lanes are assigned: (lane, name, category, start ns, end ns, args).
 type Slice = (String, String, &'static str, u64, u64, Value);
 
@@ -130,7 +155,7 @@ fn slices(r: &TracedRequest) -> Vec<Slice> {
     for s in &r.spans {
         let cat = if s.kind == "backoff" {
             "retry"
-        } else if s.kind == "queue" {
+        } else if s.kind == "queue" || s.kind == "preempted" {
             "queue"
         } else {
             "service"
@@ -225,60 +250,7 @@ pub fn chrome_json(t: &Traces) -> String {
     // hold hundreds of megabytes.
     let mut events: Vec<String> = Vec::new();
     for (i, r) in t.requests.iter().enumerate() {
-        let pid = i as u64 + 1;
-        let latency = r.ended_ns.map_or("unfinished".to_string(), |e| {
-            format!("{} ms", fixed((e - r.issued_ns) as f64 / 1e6, 3))
-        });
-        let title = format!(
-            "request {} from {}: {}, {latency}",
-            r.id, r.client, r.outcome
-        );
-        events.push(
-            json!({"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
-            "args": {"name": title}})
-            .to_string(),
-        );
-        events.push(
-            json!({"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0,
-            "args": {"sort_index": pid}})
-            .to_string(),
-        );
-        let (placed, threads) = lanes(slices(r));
-        for (tid, name) in &threads {
-            events.push(
-                json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid,
-                "args": {"name": name}})
-                .to_string(),
-            );
-            events.push(
-                json!({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": tid,
-                "args": {"sort_index": tid}})
-                .to_string(),
-            );
-        }
-        for (tid, (_, name, cat, start, end, args)) in placed {
-            events.push(
-                json!({"name": name, "cat": cat, "ph": "X", "ts": us(start),
-                "dur": us(end - start), "pid": pid, "tid": tid, "args": args})
-                .to_string(),
-            );
-        }
-        let node_tid = |node: &str| threads.iter().find(|(_, n)| n == node).map_or(0, |t| t.0);
-        for m in &r.marks {
-            events.push(
-                json!({"name": m.what, "cat": "mark", "ph": "i", "s": "t",
-                "ts": us(m.at_ns), "pid": pid, "tid": node_tid(&m.node)})
-                .to_string(),
-            );
-        }
-        for m in r.messages.iter().filter(|m| m.arrives_ns.is_none()) {
-            let name = format!("lost: {} -> {}: {}", m.from, m.to, m.what);
-            events.push(
-                json!({"name": name, "cat": "network", "ph": "i", "s": "p",
-                "ts": us(m.departs_ns), "pid": pid, "tid": 0})
-                .to_string(),
-            );
-        }
+        request_events(i as u64 + 1, r, &mut events);
     }
     let other = json!({"sampled": t.requests.len(), "asked": t.asked,
         "note": "times are simulated; each process is one sampled request"});
@@ -286,6 +258,54 @@ pub fn chrome_json(t: &Traces) -> String {
         "{{\"traceEvents\":[{}],\"displayTimeUnit\":\"ms\",\"otherData\":{other}}}",
         events.join(",")
     )
+}
+
+/// One request's events: metadata naming its process and threads, then its slices and
+/// instants in time order (each thread's timestamps never go back).
+fn request_events(pid: u64, r: &TracedRequest, events: &mut Vec<String>) {
+    let latency = r.ended_ns.map_or("unfinished".to_string(), |e| {
+        format!("{} ms", fixed((e - r.issued_ns) as f64 / 1e6, 3))
+    });
+    let title = format!(
+        "request {} from {}: {}, {latency}",
+        r.id, r.client, r.outcome
+    );
+    let meta = |name: &str, tid: u32, args: Value| {
+        json!({"name": name, "ph": "M", "ts": 0, "pid": pid, "tid": tid, "args": args}).to_string()
+    };
+    events.push(meta("process_name", 0, json!({"name": title})));
+    events.push(meta("process_sort_index", 0, json!({"sort_index": pid})));
+    let (placed, threads) = lanes(slices(r));
+    for (tid, name) in &threads {
+        events.push(meta("thread_name", *tid, json!({"name": name})));
+        events.push(meta("thread_sort_index", *tid, json!({"sort_index": tid})));
+    }
+    // (ts ns, order on a tie, event): slices before the instants at the same moment.
+    let mut timed: Vec<(u64, u8, String)> = Vec::new();
+    for (tid, (_, name, cat, start, end, args)) in placed {
+        let e = json!({"name": name, "cat": cat, "ph": "X", "ts": us(start),
+            "dur": dur_us(start, end), "pid": pid, "tid": tid, "args": args});
+        timed.push((start, 0, e.to_string()));
+    }
+    let node_tid = |node: &str| threads.iter().find(|(_, n)| n == node).map(|t| t.0);
+    for m in &r.marks {
+        // On the node's thread when it has one, else on the request's process.
+        let e = match node_tid(&m.node) {
+            Some(tid) => json!({"name": m.what, "cat": "mark", "ph": "i", "s": "t",
+                "ts": us(m.at_ns), "pid": pid, "tid": tid}),
+            None => json!({"name": format!("{} at {}", m.what, m.node), "cat": "mark",
+                "ph": "i", "s": "p", "ts": us(m.at_ns), "pid": pid, "tid": 0}),
+        };
+        timed.push((m.at_ns, 1, e.to_string()));
+    }
+    for m in r.messages.iter().filter(|m| m.arrives_ns.is_none()) {
+        let name = format!("lost: {} -> {}: {}", m.from, m.to, m.what);
+        let e = json!({"name": name, "cat": "network", "ph": "i", "s": "p",
+            "ts": us(m.departs_ns), "pid": pid, "tid": 0});
+        timed.push((m.departs_ns, 1, e.to_string()));
+    }
+    timed.sort_by_key(|(ts, order, _)| (*ts, *order));
+    events.extend(timed.into_iter().map(|(_, _, e)| e));
 }
 
 /// The breakdown section: per variant, the shares of each stage for the p50 and p99 groups,
@@ -378,7 +398,7 @@ between the 45th and 55th percentile of the sample, p99 the slowest 1% (at least
 Each trace-<variant>.json opens in ui.perfetto.dev or chrome://tracing.";
 
 /// Colours of the stages, in [`STAGES`] order.
-const STAGE_COLOURS: [&str; 5] = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#bab0ac"];
+pub(super) const STAGE_COLOURS: [&str; 5] = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#bab0ac"];
 
 /// Horizontal 100% stacked bars: per traced variant, the p50 and p99 groups' shares by stage.
 fn breakdown_svg(results: &Results) -> Option<String> {
@@ -467,7 +487,7 @@ fn legend(s: &mut String, x0: f64, y: f64) {
     }
 }
 
-fn svg_open(width: f64, height: f64) -> String {
+pub(super) fn svg_open(width: f64, height: f64) -> String {
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
          viewBox=\"0 0 {width:.0} {height:.0}\" font-family=\"sans-serif\">\n\
@@ -475,7 +495,7 @@ fn svg_open(width: f64, height: f64) -> String {
     )
 }
 
-fn text(x: f64, y: f64, size: f64, anchor: &str, body: &str) -> String {
+pub(super) fn text(x: f64, y: f64, size: f64, anchor: &str, body: &str) -> String {
     format!(
         "<text x=\"{x:.2}\" y=\"{y:.2}\" font-size=\"{size}\" text-anchor=\"{anchor}\" fill=\"#222\">{}</text>\n",
         html_escape(body)
@@ -535,7 +555,7 @@ fn sequence_svg(variant: &str, r: &TracedRequest, results: &Results) -> String {
     }
     for sp in &r.spans {
         let colour = match sp.kind.as_str() {
-            "queue" => STAGE_COLOURS[1],
+            "queue" | "preempted" => STAGE_COLOURS[1],
             "service" => STAGE_COLOURS[2],
             _ => STAGE_COLOURS[3],
         };
@@ -639,5 +659,23 @@ fn arrow(
                 &format!("\u{2715} lost {label}"),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slice_added_to_its_start_never_passes_its_end() {
+        let mut worst = 0.0f64;
+        for start in (0..2_000_000_000u64).step_by(7_919_993) {
+            for len in [1, 999, 1_242_240, 33_333_333, 900_000_001] {
+                let d = dur_us(start, start + len);
+                assert!(us(start) + d <= us(start + len), "{start} + {len}");
+                worst = worst.max((d - len as f64 / 1e3).abs());
+            }
+        }
+        assert!(worst < 1e-6, "off by {worst} µs");
     }
 }

@@ -16,24 +16,35 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// The options of `archsim sweep`.
-#[derive(Clone, Debug, Default)]
+/// The options of `archsim sweep`: the one definition `--help` prints.
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct SweepArgs {
-    /// Scenario file.
+    /// Scenario file (RON) with a `sweep:` block.
     pub file: PathBuf,
-    /// Output directory (default `reports/<file stem>/`).
+    /// Output directory. Default: reports/<scenario file name without .ron>/
+    #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Worker threads (default: one per core).
+    /// Worker threads. Default: one per core. The output does not depend on it.
+    #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
-    /// Base seed instead of the scenario's.
+    /// Base seed instead of the scenario's `seed`.
+    #[arg(long)]
     pub seed: Option<u64>,
-    /// Only these runs (ids or indices).
+    /// Run only these runs (ids such as `p2c:3:7`, or indices; see --list) and write their
+    /// run files for `archsim merge`.
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
     pub runs: Vec<String>,
-    /// Print the runs instead of running them.
+    /// Print every run (index, id, seed, parameter values) and exit.
+    #[arg(long)]
     pub list: bool,
-    /// `I/N` or `auto`.
+    /// Run shard I of N (0-based: the runs r with r mod N = I) and write their run files;
+    /// `auto` reads Slurm, Kubernetes Indexed Job, AWS Batch or Google Cloud Batch
+    /// array variables.
+    #[arg(long, value_name = "I/N|auto")]
     pub shard: Option<String>,
-    /// Number of shards for `--shard auto` where the environment does not say.
+    /// Number of shards for `--shard auto` where the environment has no count
+    /// (Kubernetes: the Job's `completions`).
+    #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
 }
 

@@ -288,3 +288,52 @@ fn random_crashes_cost_what_the_availability_formula_says() {
         r.availability
     );
 }
+
+/// A crash of one of two replicas for a second of the five, in a variant of its own.
+const FAULTED: &str = r#"Scenario(
+    name: "faulted theory", seed: 5, duration: "5s", warmup: "0s",
+    nodes: {
+        "users": Client(target: "lb", arrival: Poisson(rate: 300.0), timeout: "1s"),
+        "lb": LoadBalancer(strategy: RoundRobin, backends: ["app"]),
+        "app": Server(replicas: 2, service_time: Exponential(mean: "2ms")),
+    },
+    variants: {
+        "clean": {},
+        "crash": { "faults": [Crash(node: "app-1", at: "2s", until: "3s")] },
+    },
+)"#;
+
+#[test]
+fn theory_gaps_under_faults_are_labelled_as_the_fault_free_model_only_where_faults_are() {
+    let r = super::run_text(FAULTED);
+    let table = archsim::report::theory_table(&r);
+    let rows = |variant: &str| -> Vec<&str> {
+        table
+            .lines()
+            .filter(|l| l.trim_start().starts_with(variant))
+            .collect()
+    };
+    let label = archsim::report::FAULTS_ACTIVE;
+    let (clean, crash) = (rows("clean"), rows("crash"));
+    assert!(!clean.is_empty() && !crash.is_empty(), "{table}");
+    assert!(clean.iter().all(|l| !l.contains(label)), "{table}");
+    for measure in ["mean latency", "app utilisation", "app wait in queue"] {
+        let row = crash.iter().find(|l| l.contains(measure)).expect(measure);
+        assert!(row.contains(label), "{measure}: {row}\n{table}");
+    }
+    // Availability is modelled with the crash: a fault-aware figure, not a fault-free one.
+    let availability = crash.iter().find(|l| l.contains("availability")).unwrap();
+    assert!(
+        availability.contains("over the fault timeline") && !availability.contains(label),
+        "{availability}"
+    );
+    let clean_availability = clean.iter().find(|l| l.contains("availability")).unwrap();
+    assert!(!clean_availability.contains("fault timeline"));
+    let files = archsim::report::render(&r).expect("renders");
+    let summary = files
+        .iter()
+        .find(|(n, _)| n == "summary.md")
+        .expect("summary");
+    let summary = String::from_utf8_lossy(&summary.1);
+    assert!(summary.contains("a gap there is what the faults cost, not a model error"));
+}

@@ -56,8 +56,8 @@ fn violated(results: &str, property: &str) -> u64 {
 fn async_replication_loses_acknowledged_writes_to_one_leader_crash_at_any_thread_count() {
     let (a, b) = (scratch("explore-j2"), scratch("explore-j1"));
     let args = replication("no-lost-writes", "16", &[]);
-    explore(&args, &a, "2").expect_code(0);
-    explore(&args, &b, "1").expect_code(0);
+    explore(&args, &a, "2").expect_code(3);
+    explore(&args, &b, "1").expect_code(3);
     let files = super::files_in(&a);
     assert_eq!(files, super::files_in(&b));
     for f in &files {
@@ -126,7 +126,7 @@ fn three_phase_commit_breaks_atomicity_under_a_single_partition() {
         "--kinds",
         "partition",
     ];
-    explore(&args, &out, "2").expect_code(0);
+    explore(&args, &out, "2").expect_code(3);
     let found = read(&out, "found.ron");
     let kept = faults(&found);
     assert_eq!(kept.len(), 1, "{found}");
@@ -177,4 +177,52 @@ fn bad_objectives_budgets_and_options_are_located_and_the_shrink_limit_is_named(
         .expect_code(1)
         .expect_stderr("the shrink stopped at its limit of 2 runs (--shrink-budget)");
     assert!(read(&out, "found.ron").contains("Crash(node: \"store-0\""));
+}
+
+#[test]
+fn three_shards_merged_write_byte_for_byte_what_one_machine_writes() {
+    let (one, parts, two, merged) = (
+        scratch("explore-one"),
+        scratch("explore-shards"),
+        scratch("explore-shard-2"),
+        scratch("explore-merged"),
+    );
+    let args = replication("no-lost-writes", "16", &[]);
+    explore(&args, &one, "2").expect_code(3);
+    // Shards 0 and 1 share a directory, shard 2 has its own: merge takes any number of them.
+    for (i, dir) in [(0, &parts), (1, &parts), (2, &two)] {
+        let shard = format!("{i}/3");
+        let mut a = args.clone();
+        a.extend(["--shard", &shard]);
+        explore(&a, dir, "1")
+            .expect_code(0)
+            .expect_stderr(&format!("shard {i}/3: ran"));
+    }
+    assert_eq!(
+        super::files_in(&parts),
+        ["explore-shard-0-of-3.json", "explore-shard-1-of-3.json"]
+    );
+    let root = super::repo_root();
+    let m = merged.display().to_string();
+    let (p, t) = (parts.display().to_string(), two.display().to_string());
+    archsim(&root, &["merge", &p, &t, "--out", &m]).expect_code(3);
+    let files = super::files_in(&one);
+    assert_eq!(files, super::files_in(&merged));
+    for f in &files {
+        let same = std::fs::read(one.join(f)).ok() == std::fs::read(merged.join(f)).ok();
+        assert!(
+            same,
+            "{f} differs between one machine and three merged shards"
+        );
+    }
+    assert!(read(&merged, "explore.md").contains("from 2 faults to 1"));
+    // A missing shard is named, and nothing is written.
+    let lonely = scratch("explore-merge-missing");
+    archsim(
+        &root,
+        &["merge", &p, "--out", &lonely.display().to_string()],
+    )
+    .expect_code(2)
+    .expect_stderr("shard 2 of 3 missing");
+    assert!(super::files_in(&lonely).is_empty());
 }

@@ -225,47 +225,229 @@ fn traces_are_the_same_at_any_thread_count_and_the_chrome_file_parses() {
     }
     let text = std::fs::read_to_string(dir.join("j1/trace-calm.json")).expect("trace");
     let doc: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
-    let events = doc["traceEvents"].as_array().expect("traceEvents array");
-    let processes = events
-        .iter()
-        .filter(|e| e["ph"] == "M" && e["name"] == "process_name")
-        .count();
-    assert_eq!(processes, 50, "one process per sampled request");
-    for e in events {
-        let ph = e["ph"].as_str().expect("every event has a phase");
-        assert!(
-            e["pid"].is_u64() && e["tid"].is_u64() && e["name"].is_string(),
-            "{e}"
-        );
-        match ph {
-            "X" => assert!(
-                e["ts"].as_f64().is_some() && e["dur"].as_f64().is_some_and(|d| d >= 0.0),
-                "{e}"
-            ),
-            "i" => assert!(e["ts"].as_f64().is_some() && e["s"].is_string(), "{e}"),
-            "M" => assert!(
-                e["args"]["name"].is_string() || e["args"]["sort_index"].is_u64(),
-                "{e}"
-            ),
-            other => panic!("unexpected phase {other}"),
-        }
-    }
-    // Complete events on one thread never overlap without nesting (viewers need that).
-    let mut by_thread: std::collections::BTreeMap<(u64, u64), Vec<(f64, f64)>> = Default::default();
-    for e in events.iter().filter(|e| e["ph"] == "X") {
-        let key = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
-        let ts = e["ts"].as_f64().unwrap();
-        by_thread
-            .entry(key)
-            .or_default()
-            .push((ts, ts + e["dur"].as_f64().unwrap()));
-    }
-    for slices in by_thread.values_mut() {
-        slices.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        for w in slices.windows(2) {
-            assert!(w[1].0 >= w[0].1 - 1e-9, "overlapping slices {w:?}");
-        }
-    }
+    let results: Results =
+        serde_json::from_slice(&std::fs::read(dir.join("j1/results.json")).expect("results"))
+            .expect("results.json");
+    let traced = results.variants[0].traces.as_ref().expect("traced");
+    check_trace_events(&doc, &traced.requests);
     let summary = std::fs::read_to_string(dir.join("j1/summary.md")).expect("summary");
     assert!(summary.contains("## Where the time went (traced requests)"));
+}
+
+/// The chain with `db` paused for 150 ms in the middle of its first requests.
+fn chain_with_pause() -> String {
+    CHAIN.replace(
+        "    nodes: {",
+        "    faults: [Pause(node: \"db\", at: \"250ms\", until: \"400ms\")],\n    nodes: {",
+    )
+}
+
+/// The sequence diagram of the first K requests and the messages it should draw.
+fn first_k_diagram(src: &str, trace: usize, k: usize) -> (String, Vec<TracedRequest>) {
+    let registry = Registry::builtin();
+    let scenario = parse("test.ron", src, &registry).unwrap_or_else(|e| panic!("{e}"));
+    let opts = RunOptions {
+        trace,
+        sequence: k,
+        ..RunOptions::default()
+    };
+    let r = run(&scenario, &registry, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let files = archsim::report::render(&r).expect("renders");
+    let svg = files
+        .iter()
+        .find(|(n, _)| n == "sequence-first-base.svg")
+        .map(|(_, b)| String::from_utf8(b.clone()).expect("utf-8"))
+        .expect("the first-K diagram is written");
+    let t = r.variants[0].traces.as_ref().expect("traced");
+    (svg, t.requests.iter().take(k).cloned().collect())
+}
+
+#[test]
+fn the_first_k_requests_diagram_draws_every_message_and_the_faults_that_overlap_it() {
+    let (svg, first) = first_k_diagram(&chain_with_pause(), 100, 4);
+    // Every request of the run is traced, so these are the run's first four.
+    assert_eq!(first.len(), 4);
+    assert!(first.windows(2).all(|w| w[0].issued_ns <= w[1].issued_ns));
+    let messages: usize = first.iter().map(|r| r.messages.len()).sum();
+    assert_eq!(svg.matches("class=\"message").count(), messages, "{svg}");
+    assert!(svg.contains("The first 4 traced requests of base"), "{svg}");
+    for r in &first {
+        assert!(
+            svg.contains(&format!("request {}: ", r.id)),
+            "request {}",
+            r.id
+        );
+    }
+    for node in ["users", "lb", "app-0", "db-0"] {
+        assert!(svg.contains(&format!(">{node}</text>")), "lifeline {node}");
+    }
+    assert_eq!(svg.matches("class=\"fault\"").count(), 1, "{svg}");
+    assert!(svg.contains("fault: pause db"), "{svg}");
+    assert_eq!(svg.matches("class=\"fault-hit\"").count(), 1, "db-0 marked");
+    // The pause delays the request that meets it: db holds it until the pause ends.
+    let held = first
+        .iter()
+        .find(|r| r.issued_ns < 400 * MS && r.ended_ns.is_some_and(|e| e > 400 * MS));
+    assert!(held.is_some(), "a request waits out the pause: {first:?}");
+    // Without the fault, no band; fewer requests asked, fewer arrows.
+    let (svg, first) = first_k_diagram(CHAIN, 100, 2);
+    assert_eq!(svg.matches("class=\"fault").count(), 0);
+    assert_eq!(svg.matches("class=\"message").count(), 6 * first.len());
+}
+
+/// One single-worker server with a constant 10 ms of work, premium requests preempting
+/// standard ones in service (preemptive-resume) at 60% load: standard requests are often
+/// taken off the worker and resumed later.
+const PREEMPTIVE: &str = r#"Scenario(
+    name: "preemption", seed: 7, duration: "20s", warmup: "0s",
+    classes: ["premium", "standard"],
+    network: (latency: Constant("1ms")),
+    nodes: {
+        "users": Client(target: "app", arrival: Poisson(rate: 60.0), timeout: "10s",
+                        classes: {"premium": 0.3, "standard": 0.7}),
+        "app": Server(workers: 1, scheduling: PreemptiveResume,
+                      service_time: Constant("10ms")),
+    },
+)"#;
+
+#[test]
+fn a_preempted_request_is_served_in_pieces_that_add_up_to_its_work_and_its_latency() {
+    let r = run_traced(PREEMPTIVE, 400);
+    let t = r.variants[0].traces.as_ref().expect("traced");
+    let mut preempted = 0;
+    for q in t.requests.iter().filter(|q| q.outcome == "ok") {
+        assert_path_partitions(q);
+        let at_app: Vec<_> = q.spans.iter().filter(|s| s.node == "app-0").collect();
+        let service: u64 = at_app
+            .iter()
+            .filter(|s| s.kind == "service")
+            .map(|s| s.end_ns - s.start_ns)
+            .sum();
+        assert_eq!(
+            service,
+            10 * MS,
+            "the pieces of service are its work: {at_app:?}"
+        );
+        // Queue, then service, preempted wait, service ... : contiguous, never overlapping.
+        for w in at_app.windows(2) {
+            assert_eq!(w[0].end_ns, w[1].start_ns, "{at_app:?}");
+        }
+        if at_app.iter().any(|s| s.kind == "preempted") {
+            preempted += 1;
+            let kinds: Vec<&str> = at_app.iter().map(|s| s.kind.as_str()).collect();
+            let last = kinds.len() - 1;
+            assert_eq!(kinds[last], "service", "{kinds:?}");
+            assert!(kinds.windows(2).all(|k| k[0] != k[1]), "{kinds:?}");
+            // The wait while preempted is queueing in the breakdown; the request's latency is
+            // 2 ms of network, 10 ms of service and its queueing, exactly.
+            let stage = |st: &str| -> u64 {
+                q.path
+                    .iter()
+                    .filter(|p| p.stage == st)
+                    .map(|p| p.end_ns - p.start_ns)
+                    .sum()
+            };
+            let waited: u64 = at_app
+                .iter()
+                .filter(|s| s.kind != "service")
+                .map(|s| s.end_ns - s.start_ns)
+                .sum();
+            assert_eq!(stage("service"), 10 * MS);
+            assert_eq!(stage("queue"), waited);
+            assert_eq!(stage("network"), 2 * MS);
+            assert_eq!(q.ended_ns.unwrap() - q.issued_ns, 12 * MS + waited);
+        }
+    }
+    assert!(
+        preempted >= 10,
+        "only {preempted} preempted requests traced"
+    );
+}
+
+/// The trace-event format's rules, as Perfetto's and chrome://tracing's JSON importers read
+/// them: every event has a name, phase, timestamp, process and thread; metadata names every
+/// process and every thread an event is on; complete events on a thread nest (ours never
+/// overlap) and each thread's timestamps never go back; and each request's process holds one
+/// slice per thing it did (the request, spans, local work before sending, flights, path).
+fn check_trace_events(doc: &serde_json::Value, requests: &[TracedRequest]) {
+    use std::collections::BTreeMap;
+    let events = doc["traceEvents"].as_array().expect("traceEvents array");
+    let mut named: BTreeMap<(u64, u64), &str> = BTreeMap::new();
+    let mut last_ts: BTreeMap<(u64, u64), f64> = BTreeMap::new();
+    let mut slices: BTreeMap<(u64, u64), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut per_process: BTreeMap<u64, usize> = BTreeMap::new();
+    for e in events {
+        let ph = e["ph"].as_str().expect("every event has a phase");
+        let (pid, tid) = (e["pid"].as_u64(), e["tid"].as_u64());
+        let (Some(pid), Some(tid)) = (pid, tid) else {
+            panic!("pid and tid are integers: {e}")
+        };
+        let ts = e["ts"].as_f64().unwrap_or_else(|| panic!("ts in µs: {e}"));
+        assert!(e["name"].is_string() && ts >= 0.0, "{e}");
+        match ph {
+            "M" => {
+                let name = e["name"].as_str().unwrap();
+                match name {
+                    "process_name" | "thread_name" => {
+                        let label = e["args"]["name"].as_str().expect("a name");
+                        let key = if name == "process_name" {
+                            (pid, u64::MAX)
+                        } else {
+                            (pid, tid)
+                        };
+                        assert!(named.insert(key, label).is_none(), "named twice: {e}");
+                    }
+                    "process_sort_index" | "thread_sort_index" => {
+                        assert!(e["args"]["sort_index"].is_u64(), "{e}")
+                    }
+                    other => panic!("unknown metadata {other}"),
+                }
+                continue;
+            }
+            "X" => {
+                let dur = e["dur"].as_f64().filter(|d| *d >= 0.0).expect("dur");
+                slices.entry((pid, tid)).or_default().push((ts, ts + dur));
+                *per_process.entry(pid).or_default() += 1;
+            }
+            "i" => {
+                let scope = e["s"].as_str().expect("an instant's scope");
+                assert!(scope == "t" || scope == "p", "{e}");
+                if scope == "p" {
+                    assert!(named.contains_key(&(pid, u64::MAX)), "{e}");
+                    continue;
+                }
+            }
+            other => panic!("unexpected phase {other}"),
+        }
+        assert!(
+            named.contains_key(&(pid, tid)),
+            "thread not named before use: {e}"
+        );
+        let last = last_ts.entry((pid, tid)).or_insert(0.0);
+        assert!(ts >= *last, "time goes back on a thread: {e}");
+        *last = ts;
+    }
+    for (thread, spans) in &slices {
+        for w in spans.windows(2) {
+            // Added exactly as a viewer adds them: no tolerance for rounding.
+            assert!(w[1].0 >= w[0].1, "{thread:?}: overlapping slices {w:?}");
+        }
+    }
+    assert_eq!(per_process.len(), requests.len(), "a process per request");
+    for (i, q) in requests.iter().enumerate() {
+        let want = usize::from(q.ended_ns.is_some())
+            + q.spans.len()
+            + q.messages
+                .iter()
+                .filter(|m| m.departs_ns > m.sent_ns)
+                .count()
+            + q.messages.iter().filter(|m| m.arrives_ns.is_some()).count()
+            + q.path.len();
+        assert_eq!(
+            per_process[&(i as u64 + 1)],
+            want,
+            "slices of request {}",
+            q.id
+        );
+    }
 }

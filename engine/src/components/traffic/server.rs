@@ -550,6 +550,7 @@ impl Server {
             ctx.cancel_timer(p.timer);
             q.freed(p.worker);
             if let Some(victim) = self.in_service[p.worker as usize].take() {
+                ctx.trace_preempted(victim.req.id);
                 q.requeue_front(victim.req.class, victim, p.remaining);
             }
             self.busy -= 1;
@@ -629,6 +630,7 @@ impl Server {
 
     /// Start a preempted request again with the work it has left (no new draw).
     fn resume(&mut self, ctx: &mut Ctx<'_>, job: Job, left: SimDuration) {
+        ctx.trace_resumed(job.req.id, left);
         let worker = self.take_worker(job);
         let timer = ctx.set_timer(left, worker as u64);
         if let Some(q) = self.classes.as_deref_mut() {
