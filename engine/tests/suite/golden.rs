@@ -35,7 +35,8 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     // Issue 21 (ops): diurnal's results.json gained main's theory section (its client is
     // opaque to the analysis: a workload shape has no steady state), event digest unchanged;
     // priority-overload gained a rate limiter and two variants (its first three variants'
-    // numbers are unchanged); latency-aware-balancing is new.
+    // numbers are unchanged); latency-aware-balancing is new. deploy-strategies is new (issue
+    // 21, item 3); no other digest changed with it.
     ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0xc9e98d46fd07234f),
     (
         "autoscaling-spike.ron",
@@ -60,6 +61,11 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "concurrency-models.ron",
         "395d5b19dd6fcc5e",
         0x7d5912efd62cc5b3,
+    ),
+    (
+        "deploy-strategies.ron",
+        "4a8634f3e89a417f",
+        0x7a20b5c870016803,
     ),
     ("diurnal.ron", "cfa262bd30442275", 0x5a01822bb5047f3f),
     ("event-stream.ron", "3f5c534f3bf555e5", 0x4115b80dd268801d),
