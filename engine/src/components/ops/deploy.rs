@@ -676,7 +676,7 @@ impl Deploy {
         let Some(cfg) = &self.cfg.analysis else {
             return true;
         };
-        if a.answered < cfg.min_requests {
+        if a.answered < cfg.min_requests.max(1) {
             self.events.record(
                 now,
                 format!("analysis inconclusive: {} answers", a.answered),
