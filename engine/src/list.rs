@@ -144,10 +144,28 @@ pub fn render(registry: &Registry) -> String {
             "REPLICA ACKS (ReadReplicas `replication`)",
             schema_for!(ReplicaAcks),
         ),
+        (
+            "DEPLOY STRATEGIES (Deploy `strategy`)",
+            schema_for!(crate::components::ops::deploy::Strategy),
+        ),
     ] {
         section(&mut out, title);
         variants(&mut out, schema.as_value());
     }
+    section(
+        &mut out,
+        "DEPLOY VERSION AND ANALYSIS (Deploy `version`, `analysis`)",
+    );
+    structure(
+        &mut out,
+        "version",
+        schema_for!(crate::components::ops::deploy::VersionConfig).as_value(),
+    );
+    structure(
+        &mut out,
+        "analysis",
+        schema_for!(crate::components::ops::deploy::AnalysisConfig).as_value(),
+    );
     resilience(&mut out);
     section(
         &mut out,
