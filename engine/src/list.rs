@@ -9,6 +9,7 @@ use crate::components::data::queue::QueueConfig;
 use crate::components::data::stream_msg::Rebalance;
 use crate::components::data::topic::{Acks, Partitioner, TopicConfig};
 use crate::components::ops::autoscaler::AutoscalerConfig;
+use crate::components::ops::deploy::DeployConfig;
 use crate::components::replication::kv_client::KvClientConfig;
 use crate::components::replication::read_replicas::{ReadReplicasConfig, ReadRouting, ReplicaAcks};
 use crate::components::replication::replicated_store::ReplicatedStoreConfig;
@@ -73,6 +74,7 @@ pub fn render(registry: &Registry) -> String {
         ("Topic", schema_for!(TopicConfig)),
         ("LogConsumer", schema_for!(LogConsumerConfig)),
         ("Autoscaler", schema_for!(AutoscalerConfig)),
+        ("Deploy", schema_for!(DeployConfig)),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
@@ -142,10 +144,28 @@ pub fn render(registry: &Registry) -> String {
             "REPLICA ACKS (ReadReplicas `replication`)",
             schema_for!(ReplicaAcks),
         ),
+        (
+            "DEPLOY STRATEGIES (Deploy `strategy`)",
+            schema_for!(crate::components::ops::deploy::Strategy),
+        ),
     ] {
         section(&mut out, title);
         variants(&mut out, schema.as_value());
     }
+    section(
+        &mut out,
+        "DEPLOY VERSION AND ANALYSIS (Deploy `version`, `analysis`)",
+    );
+    structure(
+        &mut out,
+        "version",
+        schema_for!(crate::components::ops::deploy::VersionConfig).as_value(),
+    );
+    structure(
+        &mut out,
+        "analysis",
+        schema_for!(crate::components::ops::deploy::AnalysisConfig).as_value(),
+    );
     resilience(&mut out);
     section(
         &mut out,
@@ -511,6 +531,11 @@ mod tests {
             "Bulkhead:",
             "Autoscaler:",
             "scale_down_stabilization",
+            "Deploy:",
+            "BlueGreen",
+            "max_unavailable",
+            "canary_replicas",
+            "failure_limit",
             "QueueLength",
             "DecorrelatedJitter",
             "SlidingWindowCounter",

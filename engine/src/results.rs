@@ -300,6 +300,20 @@ pub struct Theory {
     pub hops: Vec<HopTheory>,
     /// Findings that apply to the whole model (unstable stations, call cycles, faults).
     pub notes: Vec<String>,
+    /// Per deploy: the expected failures its new version causes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deploys: Vec<DeployTheory>,
+}
+
+/// What the analytic model expects of one deploy.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeployTheory {
+    /// The deploy's node name.
+    pub name: String,
+    /// Requests the new version fails, as a fraction of the requests issued over the measured
+    /// period: weight × error rate × exposure time over that period.
+    pub failed_fraction: Estimate,
 }
 
 /// The queueing model of one server replica.

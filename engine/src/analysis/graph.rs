@@ -118,6 +118,8 @@ pub struct Station {
     pub call_timeout: f64,
     /// Whether an autoscaler resizes its pool while it runs (the formula takes it whole).
     pub resized: bool,
+    /// Whether a deploy changes its pool's replicas and versions while it runs.
+    pub deployed: bool,
 }
 
 /// A node that forwards each request once: a load balancer or a proxy.
@@ -228,12 +230,22 @@ impl Graph {
                 _ => None,
             })
             .collect();
+        let deployed: Vec<&str> = model
+            .spec
+            .nodes
+            .values()
+            .filter_map(|c| match c {
+                NodeConfig::Deploy(d) => Some(d.pool.as_str()),
+                _ => None,
+            })
+            .collect();
         let nodes = (0..model.names.nodes.len())
             .map(|i| {
                 let group = &model.names.nodes[i].1;
                 let mut m = node_model(&model.spec.nodes[model.decl_of[i]], group, &ids);
                 if let NodeModel::Station(s) = &mut m {
                     s.resized = resized.contains(&group.as_str());
+                    s.deployed = deployed.contains(&group.as_str());
                 }
                 m
             })
@@ -336,6 +348,11 @@ fn node_model(cfg: &NodeConfig, group: &str, ids: &dyn Fn(&str) -> Vec<usize>) -
         NodeConfig::Autoscaler(_) => NodeModel::Opaque(
             "an autoscaler changes its pool's size while it runs; the pool is taken at its \
              full size"
+                .into(),
+        ),
+        NodeConfig::Deploy(_) => NodeModel::Opaque(
+            "a deploy changes its pool's replicas and versions while it runs; its expected \
+             failures are in the deploy figures"
                 .into(),
         ),
     }
@@ -570,6 +587,7 @@ fn station(c: &ServerConfig, ids: &dyn Fn(&str) -> Vec<usize>) -> Station {
             .map(|s| s.timeout.as_secs_f64())
             .fold(f64::INFINITY, f64::min),
         resized: false,
+        deployed: false,
     }
 }
 

@@ -15,13 +15,14 @@
 //! for availability.
 
 pub mod availability;
+pub mod deploy;
 pub mod flow;
 pub mod graph;
 pub mod keys;
 pub mod queueing;
 pub mod stations;
 
-use crate::results::{Accuracy, Estimate, HopTheory, StationTheory, Theory};
+use crate::results::{self, Accuracy, Estimate, HopTheory, StationTheory, Theory};
 use crate::scenario::validate::Model;
 use availability::{Fixed, fault_kinds, node_success, segments};
 use flow::Solution;
@@ -45,6 +46,7 @@ pub fn analyze(model: &Model) -> Theory {
             stations: Vec::new(),
             hops: Vec::new(),
             notes: vec![why.clone()],
+            deploys: Vec::new(),
         };
     }
     let (fails, delays) = fault_kinds(model);
@@ -55,6 +57,8 @@ pub fn analyze(model: &Model) -> Theory {
     if fails || delays {
         notes.push(crate::results::FAULT_FREE_NOTE.to_string());
     }
+    let deploys = deploy::deploys(model);
+    let availability = with_deploys(availability, &deploys);
     let latency_mean_ms = latency_estimate(model, &sol);
     let hops = if latency_mean_ms.value.is_some() {
         hops(model, &sol)
@@ -68,7 +72,34 @@ pub fn analyze(model: &Model) -> Theory {
         stations,
         hops,
         notes,
+        deploys,
     }
+}
+
+/// Availability less the failures deploys cause (approximate, as their estimate is).
+fn with_deploys(mut a: Estimate, deploys: &[results::DeployTheory]) -> Estimate {
+    if deploys.is_empty() {
+        return a;
+    }
+    let failed: Option<f64> = deploys.iter().map(|d| d.failed_fraction.value).sum();
+    let why = "a deploy's new version fails weight × error rate × exposure time of the requests";
+    match (a.value, failed) {
+        (Some(v), Some(f)) => a.value = Some((v - f).max(0.0)),
+        (Some(_), None) => {
+            a.value = None;
+            a.accuracy = Accuracy::NotApplicable;
+            a.why = "no formula for a rolling update's failures".to_string();
+            return a;
+        }
+        _ => return a,
+    }
+    a.accuracy = Accuracy::Approximate;
+    a.why = if a.why.is_empty() {
+        why.to_string()
+    } else {
+        format!("{}; {why}", a.why)
+    };
+    a
 }
 
 /// A note naming the stations no modelled request reaches (fed by a node without a model).

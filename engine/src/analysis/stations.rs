@@ -207,6 +207,15 @@ fn station(
             graph.names[i].1
         ));
     }
+    if s.deployed {
+        out.exact = false;
+        out.utilisation_exact = false;
+        out.why.push(format!(
+            "a deploy changes {}'s replicas and versions while it runs: the pool is taken \
+             as it serves before the deploy",
+            graph.names[i].1
+        ));
+    }
     out.exact &= flow.poisson[i] && flow.exact_rate[i] && flow.notes[i].is_empty();
     out.utilisation_exact &= flow.exact_rate[i];
     out.unknown = flow.unknown[i].clone();

@@ -147,11 +147,14 @@ pub enum Cause {
     Shed,
     /// A transaction aborted (a participant voted no, or a timeout or crash forced it).
     Aborted,
+    /// The server answered with an error (an HTTP 5xx): a bad release's version fails some
+    /// of the requests it serves.
+    ServerError,
 }
 
 impl Cause {
     /// Every cause, in report order.
-    pub const ALL: [Cause; 7] = [
+    pub const ALL: [Cause; 8] = [
         Cause::Rejected,
         Cause::Timeout,
         Cause::Unreachable,
@@ -159,6 +162,7 @@ impl Cause {
         Cause::CircuitOpen,
         Cause::Shed,
         Cause::Aborted,
+        Cause::ServerError,
     ];
 
     /// Name used in results and reports.
@@ -171,6 +175,7 @@ impl Cause {
             Cause::CircuitOpen => "circuit_open",
             Cause::Shed => "shed",
             Cause::Aborted => "aborted",
+            Cause::ServerError => "server_error",
         }
     }
 
@@ -184,6 +189,7 @@ impl Cause {
             Cause::CircuitOpen => 4,
             Cause::Shed => 5,
             Cause::Aborted => 6,
+            Cause::ServerError => 7,
         }
     }
 }

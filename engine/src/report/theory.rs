@@ -136,6 +136,27 @@ fn variant_rows(v: &VariantResult, t: &Theory, notes: &mut Notes) -> Vec<Vec<Str
     for (group, stations) in pools(&t.stations) {
         rows.extend(pool_rows(v, &group, &stations, faults, notes));
     }
+    for d in &t.deploys {
+        // The balancers' count of the new version's failures, over the requests issued.
+        let failed = v
+            .components
+            .get(&d.name)
+            .and_then(|c| c.get("new_version_failed"))
+            .copied()
+            .unwrap_or(0.0);
+        let simulated = if v.requests > 0 {
+            failed / v.requests as f64
+        } else {
+            f64::NAN
+        };
+        let e = &d.failed_fraction;
+        rows.push(vec![
+            format!("{} failed on the new version (of requests)", d.name),
+            format::percent(simulated, 3),
+            estimate_cell(e, |x| format::percent(x, 3)),
+            notes.cell(e.accuracy, &e.why, None),
+        ]);
+    }
     rows
 }
 

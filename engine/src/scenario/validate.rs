@@ -117,6 +117,7 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
                 check_consumer_topic(spec, c, &mut v, &at);
             }
             NodeConfig::Autoscaler(c) => c.validate(&mut v, &at),
+            NodeConfig::Deploy(c) => c.validate(&mut v, &at),
         }
     }
     super::wiring::check(spec, &names, &decl_of, &mut v);

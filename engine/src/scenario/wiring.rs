@@ -60,43 +60,48 @@ pub fn check(spec: &Spec, names: &NameTable, decl_of: &[usize], v: &mut Validato
     check_controlled(spec, &refs, names, v);
 }
 
-/// A controller names a `Server` pool by its declared name, at most one autoscaler per pool,
-/// within the pool's size; only load balancers send to a controlled pool (they follow which
-/// replicas are in rotation; a client or a caller picking replicas itself would not).
+/// A controller (autoscaler or deploy) names a `Server` pool by its declared name, at most one
+/// controller per pool, within the pool's size; only load balancers send to a controlled pool
+/// (they follow which replicas are in rotation; a client or a caller picking replicas itself
+/// would not).
 fn check_controlled(spec: &Spec, refs: &[Vec<Ref<'_>>], names: &NameTable, v: &mut Validator<'_>) {
     let nodes = Path::root().field("nodes");
     let mut controlled: Vec<&str> = Vec::new();
     for (name, cfg) in &spec.nodes {
-        let NodeConfig::Autoscaler(a) = cfg else {
-            continue;
+        // (pool, replicas it needs at most, the field that sets that, what it is)
+        let (pool, needs, field, what) = match cfg {
+            NodeConfig::Autoscaler(a) => (&a.pool, u64::from(a.max), "max", "max"),
+            NodeConfig::Deploy(d) => (&d.pool, d.needs(), "strategy", "the deploy runs"),
+            _ => continue,
         };
         let at = nodes.key(name).field("pool");
-        match spec.nodes.get(&a.pool) {
-            Some(NodeConfig::Server(s)) if a.max > s.replicas => v.error(
-                &nodes.key(name).field("max"),
+        match spec.nodes.get(pool) {
+            Some(NodeConfig::Server(s)) if needs > u64::from(s.replicas) => v.error(
+                &nodes.key(name).field(field),
                 format!(
-                    "max {} but pool \"{}\" has {} replicas",
-                    a.max, a.pool, s.replicas
+                    "{what} {needs}{} but pool \"{pool}\" has {} replicas",
+                    if what == "max" { "" } else { " replicas" },
+                    s.replicas
                 ),
-                "expected max <= the pool's `replicas` (its largest size, built in advance)",
+                "expected at most the pool's `replicas` (its largest size, built in advance)",
             ),
-            Some(NodeConfig::Server(_)) if controlled.contains(&a.pool.as_str()) => v.error(
+            Some(NodeConfig::Server(_)) if controlled.contains(&pool.as_str()) => v.error(
                 &at,
-                format!("pool \"{}\" already has an autoscaler", a.pool),
-                "expected one autoscaler per pool",
+                format!("pool \"{pool}\" already has a controller (autoscaler or deploy)"),
+                "expected one controller per pool",
             ),
-            Some(NodeConfig::Server(_)) => controlled.push(&a.pool),
+            Some(NodeConfig::Server(_)) => controlled.push(pool),
             Some(other) => v.error(
                 &at,
-                format!("\"{}\" is a {}", a.pool, kind(other)),
+                format!("\"{pool}\" is a {}", kind(other)),
                 "expected the declared name of a `Server` pool",
             ),
             None => v.error(
                 &at,
-                format!("unknown pool \"{}\"", a.pool),
+                format!("unknown pool \"{pool}\""),
                 format!(
                     "expected the declared name of a `Server` pool{}",
-                    names.resolve(&a.pool).first().map_or(String::new(), |id| {
+                    names.resolve(pool).first().map_or(String::new(), |id| {
                         format!(" (\"{}\", not a replica)", names.nodes[id.idx()].1)
                     })
                 ),
@@ -118,7 +123,7 @@ fn check_controlled(spec: &Spec, refs: &[Vec<Ref<'_>>], names: &NameTable, v: &m
             {
                 v.error(
                     &r.at,
-                    format!("\"{}\" is resized by an autoscaler", r.name),
+                    format!("\"{}\" is resized by an autoscaler or a deploy", r.name),
                     "expected a LoadBalancer in front of it (only balancers follow which \
                      replicas are in rotation)",
                 );
@@ -202,7 +207,7 @@ fn references<'a>(cfg: &'a NodeConfig, at: &Path) -> Vec<Ref<'a>> {
         | NodeConfig::Topic(_)
         | NodeConfig::LogConsumer(_) => Vec::new(),
         // A controller's pool is checked by `check_controlled` (no requests travel to it).
-        NodeConfig::Autoscaler(_) => Vec::new(),
+        NodeConfig::Autoscaler(_) | NodeConfig::Deploy(_) => Vec::new(),
     }
 }
 
@@ -228,6 +233,7 @@ fn kind(cfg: &NodeConfig) -> &str {
         NodeConfig::Topic(_) => "Topic",
         NodeConfig::LogConsumer(_) => "LogConsumer",
         NodeConfig::Autoscaler(_) => "Autoscaler",
+        NodeConfig::Deploy(_) => "Deploy",
     }
 }
 
@@ -240,7 +246,8 @@ fn serves_requests(cfg: &NodeConfig) -> bool {
         | NodeConfig::TxnCoordinator(_)
         | NodeConfig::TxnParticipant(_)
         | NodeConfig::LogConsumer(_)
-        | NodeConfig::Autoscaler(_) => false,
+        | NodeConfig::Autoscaler(_)
+        | NodeConfig::Deploy(_) => false,
         NodeConfig::LoadBalancer(_)
         | NodeConfig::Server(_)
         | NodeConfig::Plugin(_)

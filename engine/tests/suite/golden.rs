@@ -35,7 +35,8 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     // Issue 21 (ops): diurnal's results.json gained main's theory section (its client is
     // opaque to the analysis: a workload shape has no steady state), event digest unchanged;
     // priority-overload gained a rate limiter and two variants (its first three variants'
-    // numbers are unchanged); latency-aware-balancing is new.
+    // numbers are unchanged); latency-aware-balancing is new. deploy-strategies is new (issue
+    // 21, item 3); no other digest changed with it.
     // Issue 21 item 6: diurnal.ron re-pinned on purpose: its variants changed (a ten-minute
     // day; fixed 5 and 8, reactive and scheduled autoscaling on a pool of 12 replace the
     // fixed pools and the flash crowd), so its events and results are new.
@@ -65,6 +66,11 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "concurrency-models.ron",
         "395d5b19dd6fcc5e",
         0x7d5912efd62cc5b3,
+    ),
+    (
+        "deploy-strategies.ron",
+        "4a8634f3e89a417f",
+        0x7a20b5c870016803,
     ),
     ("diurnal.ron", "98756a99d5f7899a", 0x35ce1cebf283c199),
     ("event-stream.ron", "3f5c534f3bf555e5", 0x4115b80dd268801d),

@@ -8,6 +8,7 @@ mod cli;
 mod components;
 mod connections;
 mod convergence;
+mod deploy;
 mod determinism;
 mod election;
 mod errors;

@@ -13,6 +13,11 @@
 //! is in a cluster whose control plane is fast next to its cold starts), and at the end it
 //! reports the replicas in rotation over time and every replica's phase timeline.
 //! Its size is fixed when it is built: nothing in it grows with requests or time.
+//!
+//! Each replica also runs a version (0, the pool's own configuration, or 1, the new release
+//! a deploy ships, whose behaviour the pool holds), and the pool may split traffic between
+//! versions by weight at the balancers (a canary or a blue-green switch), whatever the
+//! replica counts; load balancers report every answer they see by version.
 
 use crate::contract::build::Observer;
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
@@ -92,6 +97,60 @@ struct Replica {
     /// A stopped replica kept initialised (a warm pool): it starts quickly.
     warm: bool,
     load: Load,
+    /// The version it runs: 0 the pool's own, 1 the new release.
+    version: u8,
+}
+
+/// How the new version behaves next to the pool's own configuration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Behaviour {
+    /// Fraction of the requests it serves that it answers with an error (0..1).
+    pub error_rate: f64,
+    /// Its service times are multiplied by this (> 0).
+    pub latency_factor: f64,
+}
+
+/// Answers load balancers saw from one version: in all, and since the analysis last read them.
+#[derive(Clone, Debug)]
+pub struct VersionCounts {
+    /// Requests answered (or timed out) after the warm-up.
+    pub answered: u64,
+    /// How many of them failed.
+    pub failed: u64,
+    /// Requests answered since the last [`Pool::take_analysis`].
+    pub window_answered: u64,
+    /// How many of those failed.
+    pub window_failed: u64,
+    /// When a balancer saw the first failure.
+    pub first_failure: Option<SimTime>,
+    /// When a balancer last sent a request to this version.
+    pub last_sent: Option<SimTime>,
+    window_latency: LatencyBuckets,
+}
+
+impl VersionCounts {
+    fn new() -> Self {
+        VersionCounts {
+            answered: 0,
+            failed: 0,
+            window_answered: 0,
+            window_failed: 0,
+            first_failure: None,
+            last_sent: None,
+            window_latency: LatencyBuckets::new(),
+        }
+    }
+}
+
+/// What one analysis period measured of the new version.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Analysis {
+    /// Answers seen from the new version.
+    pub answered: u64,
+    /// How many of them failed.
+    pub failed: u64,
+    /// The 99th percentile of their round trips at the balancers, if any.
+    pub p99: Option<SimDuration>,
 }
 
 /// Latency samples of the pool since the controller last read them, in logarithmic buckets
@@ -184,6 +243,18 @@ pub struct Pool {
     current: usize,
     since: SimTime,
     window: SimDuration,
+    /// The new version's behaviour (`None`: no deploy on this pool).
+    behaviour: Option<Behaviour>,
+    /// Fraction of the traffic sent to version 1 (`None`: to every replica in rotation).
+    split: Option<f64>,
+    /// Answers seen per version.
+    counts: [VersionCounts; 2],
+    /// Totals count answers from this time on (the end of the warm-up).
+    count_from: SimTime,
+    /// With a deploy: the share of requests sent to the new version, and its failures per
+    /// second, per window.
+    new_share: Series,
+    new_failures: Series,
 }
 
 impl Pool {
@@ -203,6 +274,7 @@ impl Pool {
                     in_flight: 0,
                     warm: false,
                     load: Load::default(),
+                    version: 0,
                 };
                 n
             ],
@@ -213,6 +285,12 @@ impl Pool {
             current: 0,
             since: SimTime::ZERO,
             window,
+            behaviour: None,
+            split: None,
+            counts: [VersionCounts::new(), VersionCounts::new()],
+            count_from: SimTime::ZERO,
+            new_share: Series::new(SeriesKind::Mean, window),
+            new_failures: Series::new(SeriesKind::Rate, window),
         }
     }
 
@@ -307,6 +385,82 @@ impl Pool {
         self.set_phase(r, phase, now);
     }
 
+    /// The new version behaves as `b` (a deploy ships it); totals count from `from`.
+    pub fn set_behaviour(&mut self, b: Behaviour, from: SimTime) {
+        self.behaviour = Some(b);
+        self.count_from = from;
+    }
+
+    /// Replica `r`'s version (0 the pool's own, 1 the new release).
+    pub fn version(&self, r: usize) -> u8 {
+        self.replicas[r].version
+    }
+
+    /// Replica `r` runs `version` from now on (balancers see the change at once).
+    pub fn set_version(&mut self, r: usize, version: u8) {
+        if self.replicas[r].version != version {
+            self.replicas[r].version = version;
+            self.epoch += 1;
+        }
+    }
+
+    /// How replica `r` behaves unlike the pool's own configuration, if it does.
+    pub fn behaviour(&self, r: usize) -> Option<Behaviour> {
+        self.behaviour.filter(|_| self.replicas[r].version == 1)
+    }
+
+    /// The fraction of traffic sent to the new version (`None`: by replicas in rotation).
+    pub fn split(&self) -> Option<f64> {
+        self.split
+    }
+
+    /// Send `weight` of the traffic to the new version from now on (`None`: no split).
+    pub fn set_split(&mut self, weight: Option<f64>) {
+        if self.split != weight {
+            self.split = weight;
+            self.epoch += 1;
+        }
+    }
+
+    /// A load balancer saw a request to replica `r` end at `now`, failed or not, after `rtt`.
+    pub fn outcome(&mut self, r: usize, now: SimTime, failed: bool, rtt: SimDuration) {
+        let c = &mut self.counts[usize::from(self.replicas[r].version.min(1))];
+        if failed && c.first_failure.is_none() {
+            c.first_failure = Some(now);
+        }
+        if failed && self.behaviour.is_some() && self.replicas[r].version == 1 {
+            self.new_failures.add(now, 1.0);
+        }
+        if now >= self.count_from {
+            c.answered += 1;
+            c.failed += u64::from(failed);
+        }
+        c.window_answered += 1;
+        c.window_failed += u64::from(failed);
+        if !failed {
+            c.window_latency.record(rtt);
+        }
+    }
+
+    /// Answers seen from `version` so far.
+    pub fn counts(&self, version: u8) -> &VersionCounts {
+        &self.counts[usize::from(version.min(1))]
+    }
+
+    /// What the new version's answers measured since the last call; a new period starts.
+    pub fn take_analysis(&mut self) -> Analysis {
+        let c = &mut self.counts[1];
+        let a = Analysis {
+            answered: c.window_answered,
+            failed: c.window_failed,
+            p99: c.window_latency.quantile(0.99),
+        };
+        c.window_answered = 0;
+        c.window_failed = 0;
+        c.window_latency.clear();
+        a
+    }
+
     /// Is the stopped replica `r` kept initialised (in a warm pool)?
     pub fn is_warm(&self, r: usize) -> bool {
         self.replicas[r].warm
@@ -328,9 +482,14 @@ impl Pool {
         rep.cold_capacity + (1.0 - rep.cold_capacity) * done
     }
 
-    /// A load balancer sent replica `r` a request.
-    pub fn sent(&mut self, r: usize) {
+    /// A load balancer sent replica `r` a request at `now`.
+    pub fn sent(&mut self, r: usize, now: SimTime) {
         self.replicas[r].in_flight += 1;
+        let version = self.replicas[r].version.min(1);
+        self.counts[usize::from(version)].last_sent = Some(now);
+        if self.behaviour.is_some() {
+            self.new_share.add(now, f64::from(version));
+        }
     }
 
     /// A load balancer saw `n` of its requests to replica `r` end (answered, timed out or
@@ -398,6 +557,20 @@ impl Observer for Pool {
             "replicas",
             now,
         ));
+        if self.behaviour.is_some() {
+            stats.series.push(self.new_share.finish(
+                "new_version_share",
+                "Share of requests the balancers send to the new version",
+                "fraction",
+                now,
+            ));
+            stats.series.push(self.new_failures.finish(
+                "new_version_failures",
+                "Requests the new version failed",
+                "per second",
+                now,
+            ));
+        }
         for (s, name) in self.states.iter_mut().zip(&self.names) {
             let mut r = s.finish("replica_phase", "Replica phase", now);
             r.label = Some(name.clone());
@@ -419,8 +592,8 @@ mod tests {
     #[test]
     fn a_draining_replica_stops_with_its_last_request() {
         let mut p = pool(2);
-        p.sent(1);
-        p.sent(1);
+        p.sent(1, SimTime(0));
+        p.sent(1, SimTime(0));
         p.drain(1, SimTime(10));
         assert_eq!(p.phase(1), Phase::Draining);
         p.ended(1, 1, SimTime(20));

@@ -320,7 +320,8 @@ impl KvClient {
                 self.counts[1] += 1;
                 history.failed();
             }
-            Err(Cause::Timeout) => {
+            // A server error may come after the write was applied: its outcome is unknown.
+            Err(Cause::Timeout | Cause::ServerError) => {
                 self.counts[2] += 1;
                 history.record(op(p.value, None));
             }

@@ -399,6 +399,14 @@ struct PoolRoutes {
     /// Per backend: (pool, replica) if it is in a controlled pool.
     seats: Vec<Option<(usize, usize)>>,
     in_rotation: Vec<bool>,
+    /// Per backend: the version its replica runs.
+    versions: Vec<u8>,
+    /// Per pool: the fraction of traffic its new version gets (`None`: no split).
+    splits: Vec<Option<f64>>,
+    /// Per pool: the version this request goes to (`None`: any), drawn per request.
+    wanted: Vec<Option<u8>>,
+    /// The stream of those draws, used only while a pool splits traffic.
+    split_rng: SimRng,
 }
 
 fn lock(pool: &Arc<Mutex<Pool>>) -> MutexGuard<'_, Pool> {
@@ -413,6 +421,10 @@ impl PoolRoutes {
             seen: Vec::new(),
             seats: vec![None; backends.len()],
             in_rotation: vec![true; backends.len()],
+            versions: vec![0; backends.len()],
+            splits: Vec::new(),
+            wanted: Vec::new(),
+            split_rng: b.rng("traffic_split"),
         };
         // Each group once: (name, its index in `pools` if a controller resizes it).
         let mut groups: Vec<(String, Option<usize>)> = Vec::new();
@@ -425,6 +437,8 @@ impl PoolRoutes {
                     let k = pool.map(|p| {
                         routes.pools.push(p);
                         routes.seen.push(None);
+                        routes.splits.push(None);
+                        routes.wanted.push(None);
                         routes.pools.len() - 1
                     });
                     groups.push((group.to_string(), k));
@@ -446,6 +460,7 @@ impl PoolRoutes {
                 continue;
             }
             self.seen[k] = Some(p.epoch());
+            self.splits[k] = p.split();
             for (i, seat) in self.seats.iter().enumerate() {
                 if let Some((pk, r)) = *seat
                     && pk == k
@@ -455,8 +470,45 @@ impl PoolRoutes {
                         joined(i);
                     }
                     self.in_rotation[i] = now_in;
+                    self.versions[i] = p.version(r);
                 }
             }
+        }
+    }
+
+    /// Draw which version of each splitting pool the next request goes to: one draw per
+    /// request, compared with each pool's weight (no draw while no pool splits).
+    fn draw_versions(&mut self) {
+        if self.splits.iter().all(Option::is_none) {
+            self.wanted.iter_mut().for_each(|w| *w = None);
+            return;
+        }
+        let u = self.split_rng.uniform();
+        for (w, split) in self.wanted.iter_mut().zip(&self.splits) {
+            *w = split.map(|weight| u8::from(u < weight));
+        }
+    }
+
+    /// Forget the drawn versions: any replica in rotation will do (the drawn version has
+    /// none in rotation).
+    fn any_version(&mut self) -> bool {
+        let drawn = self.wanted.iter().any(Option::is_some);
+        self.wanted.iter_mut().for_each(|w| *w = None);
+        drawn
+    }
+
+    /// May this request go to backend `i` (in rotation, and of the drawn version)?
+    fn routable(&self, i: usize) -> bool {
+        self.in_rotation[i]
+            && self.seats[i]
+                .is_none_or(|(k, _)| self.wanted[k].is_none_or(|v| v == self.versions[i]))
+    }
+
+    /// A request to backend `i` ended after `rtt`, failed or not: the pool counts it for
+    /// its version.
+    fn outcome(&self, i: usize, now: SimTime, failed: bool, rtt: SimDuration) {
+        if let Some((k, r)) = self.seats[i] {
+            lock(&self.pools[k]).outcome(r, now, failed, rtt);
         }
     }
 
@@ -467,7 +519,7 @@ impl PoolRoutes {
             if ended {
                 p.ended(r, n, now);
             } else {
-                p.sent(r);
+                p.sent(r, now);
             }
         }
     }
@@ -658,7 +710,7 @@ impl LoadBalancer {
         let backends = &self.backends;
         l.choose(
             |i| {
-                routes.is_none_or(|p| p.in_rotation[i])
+                routes.is_none_or(|p| p.routable(i))
                     && usable.map_or_else(|| ctx.reachable(backends[i]), |u| u[i])
             },
             &self.outstanding,
@@ -791,7 +843,18 @@ impl LoadBalancer {
     /// backend that just failed (`avoid`) unless it is the only one left.
     #[inline]
     fn pick(&mut self, ctx: &Ctx<'_>, key: u64, avoid: Option<u32>) -> Option<u32> {
-        let b = self.pick_avoiding(ctx, key, avoid)?;
+        if self.pools.is_some() {
+            self.refresh_pools(ctx.now());
+            self.pools.as_mut().expect("checked above").draw_versions();
+        }
+        let b = match self.pick_avoiding(ctx, key, avoid) {
+            Some(b) => b,
+            // The drawn version has no replica in rotation: the other one serves.
+            None if self.pools.as_mut().is_some_and(|p| p.any_version()) => {
+                self.pick_avoiding(ctx, key, avoid)?
+            }
+            None => return None,
+        };
         if self.slow_start.is_none() {
             return Some(b);
         }
@@ -813,18 +876,23 @@ impl LoadBalancer {
         self.pick_among(ctx, key, None)
     }
 
-    /// The strategy's choice among the backends reachable now, `avoid` left out.
-    fn pick_among(&mut self, ctx: &Ctx<'_>, key: u64, avoid: Option<u32>) -> Option<u32> {
-        let n = self.backends.len();
-        self.fill_usable(ctx);
+    /// Follow the controlled pools' phases and versions (slow start hears who joined).
+    fn refresh_pools(&mut self, now: SimTime) {
         if let Some(p) = self.pools.as_mut() {
-            let (slow_start, now) = (&mut self.slow_start, ctx.now());
+            let slow_start = &mut self.slow_start;
             p.refresh(|i| {
                 if let Some(s) = slow_start.as_mut() {
                     s.joined(i, now);
                 }
             });
         }
+    }
+
+    /// The strategy's choice among the backends reachable now, `avoid` left out.
+    fn pick_among(&mut self, ctx: &Ctx<'_>, key: u64, avoid: Option<u32>) -> Option<u32> {
+        let n = self.backends.len();
+        self.fill_usable(ctx);
+        self.refresh_pools(ctx.now());
         if !self.choose_tier(ctx) {
             return None;
         }
@@ -834,7 +902,7 @@ impl LoadBalancer {
         let reachable = |i: usize| {
             avoid != Some(i as u32)
                 && local.is_none_or(|l| l.allows(i))
-                && routes.is_none_or(|p| p.in_rotation[i])
+                && routes.is_none_or(|p| p.routable(i))
                 && match usable {
                     None => ctx.reachable(self.backends[i]),
                     Some(u) => u[i],
@@ -941,7 +1009,7 @@ impl LoadBalancer {
         let routes = self.pools.as_deref();
         for (i, &b) in self.backends.iter().enumerate() {
             if local.is_none_or(|l| l.allows(i))
-                && routes.is_none_or(|p| p.in_rotation[i])
+                && routes.is_none_or(|p| p.routable(i))
                 && usable.map_or_else(|| ctx.reachable(b), |u| u[i])
             {
                 self.candidates.push(i as u32);
@@ -1049,6 +1117,12 @@ impl LoadBalancer {
         self.outstanding[p.backend as usize] -= 1;
         if let Some(routes) = &self.pools {
             routes.count(p.backend as usize, 1, true, ctx.now());
+            routes.outcome(
+                p.backend as usize,
+                ctx.now(),
+                failed,
+                ctx.now().since(p.sent_at),
+            );
         }
         if let Some(r) = self.rtt.as_mut() {
             r.observe(p.backend as usize, ctx.now(), ctx.now().since(p.sent_at));

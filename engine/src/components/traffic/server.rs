@@ -37,7 +37,7 @@ use crate::contract::trace::SpanKind;
 use crate::contract::validate::{Path, Validator};
 use crate::results::ServerResult;
 use crate::sim::dist::Dist;
-use crate::sim::rng::{WorkRng, stable_hash};
+use crate::sim::rng::{RandomSource, WorkRng, stable_hash};
 use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
@@ -181,6 +181,9 @@ crate::settable!(ServerConfig {
 
 /// Keeps reply-size draws apart from service-time draws of the same request.
 const REPLY_SIZE_SALT: u64 = 0x5157_e5e1_2e5a_17ed;
+
+/// Keeps a new version's error draws apart from the other draws of the same execution.
+const VERSION_ERROR_SALT: u64 = 0x7e45_10e2_a11b_ad05;
 
 /// Most workers per replica, and per pool (replicas × workers).
 const MAX_WORKERS: u32 = 10_000;
@@ -612,8 +615,13 @@ impl Server {
             base = SimDuration(base.0 + tls.0);
         }
         let slowdown = match &self.seat {
-            // A replica warming up has a fraction of its capacity: its work takes longer.
-            Some(s) => ctx.slowdown() / s.lock().capacity(s.replica, ctx.now()),
+            // A replica warming up has a fraction of its capacity: its work takes longer; a
+            // new version may be slower.
+            Some(s) => {
+                let p = s.lock();
+                let factor = p.behaviour(s.replica).map_or(1.0, |b| b.latency_factor);
+                ctx.slowdown() * factor / p.capacity(s.replica, ctx.now())
+            }
             None => ctx.slowdown(),
         };
         let service = base.scaled(slowdown);
@@ -739,9 +747,21 @@ impl Server {
     }
 
     /// Count `job`'s outcome, apply its write, and send the answer.
-    fn answer(&mut self, ctx: &mut Ctx<'_>, job: Job, result: Result<(), Cause>) {
+    fn answer(&mut self, ctx: &mut Ctx<'_>, job: Job, mut result: Result<(), Cause>) {
         if let Some(s) = &self.seat {
-            s.lock().latency(ctx.now().since(job.queued_at));
+            let mut p = s.lock();
+            p.latency(ctx.now().since(job.queued_at));
+            // A new version fails its share of executions, drawn from the execution's own
+            // bits: the same executions fail whichever replica or strategy serves them.
+            if let Some(b) = p.behaviour(s.replica)
+                && result.is_ok()
+            {
+                let salt = self.salt ^ VERSION_ERROR_SALT;
+                let mut bits = WorkRng::execution(job.req.work, job.req.attempt, salt);
+                if bits.uniform() < b.error_rate {
+                    result = Err(Cause::ServerError);
+                }
+            }
         }
         self.count(job.req.class, SERVED);
         if ctx.now() >= self.accounting.from {

@@ -1,0 +1,301 @@
+//! Deploys: a canary's failures against weight × error rate (binomial, 4σ) and its rollback
+//! within one analysis window; blue-green's instant rollback; a rolling update's bounds on the
+//! replicas in rotation; the exact timeline of each strategy; located configuration errors.
+
+use super::run_text;
+use archsim::results::VariantResult;
+
+/// 2000 requests/s on 4 replicas (ρ ≈ 0.5), a deploy at 20 s of a version failing 20% of its
+/// requests, replicas ready 10 s after they start, analysis over 20 s windows.
+fn scenario(strategy: &str, analysis: &str, extra: &str) -> String {
+    format!(
+        r#"Scenario(
+    name: "deploy", seed: 5, duration: "100s", warmup: "0s",
+    network: (latency: Constant("100us")),
+    nodes: {{
+        "users": Client(target: "lb", timeout: "1s", arrival: Poisson(rate: 2000.0)),
+        "lb":    LoadBalancer(strategy: LeastConnections, backends: ["app"], timeout: "1s"),
+        "app":   Server(replicas: 8, workers: 4, queue_limit: 100,
+                        service_time: Constant("4ms")),
+        "deploy": Deploy(pool: "app", replicas: 4, start: "20s", provisioning: "10s",
+                         version: (error_rate: 0.2), strategy: {strategy},
+                         analysis: {analysis}{extra}),
+    }},
+)"#
+    )
+}
+
+const GATE: &str = r#"Some((window: "20s", max_error_rate: 0.05))"#;
+
+/// (time, text) of the deploy's state changes.
+fn events(v: &VariantResult) -> Vec<(f64, String)> {
+    v.state_changes["deploy"]
+        .iter()
+        .map(|e| (e.at_s, e.what.clone()))
+        .collect()
+}
+
+/// The time of the first state change containing `text`.
+fn when(v: &VariantResult, text: &str) -> f64 {
+    let e = events(v);
+    e.iter()
+        .find(|(_, w)| w.contains(text))
+        .unwrap_or_else(|| panic!("no `{text}` in {e:#?}"))
+        .0
+}
+
+fn counter(v: &VariantResult, name: &str) -> f64 {
+    v.components["deploy"][name]
+}
+
+/// (requests, failed) the client saw complete in windows starting in [from, to).
+fn completed(v: &VariantResult, from: f64, to: f64) -> (u64, u64) {
+    v.windows
+        .iter()
+        .filter(|w| w.start_s >= from && w.start_s < to)
+        .fold((0, 0), |(n, f), w| (n + w.ok + w.errors, f + w.errors))
+}
+
+#[test]
+fn a_5_percent_canary_failing_20_percent_fails_1_percent_until_its_rollback() {
+    let text = scenario(
+        r#"Canary(steps: [0.05, 0.2, 0.5, 1.0], pause: "40s", canary_replicas: Some(2))"#,
+        GATE,
+        "",
+    );
+    let r = run_text(&text);
+    let v = &r.variants[0];
+    // Ready at 30 s: 5% of the traffic from then on; the first check, one window later,
+    // sees 20% errors (> 5%) and rolls back.
+    let start = when(v, "step 1 of 4");
+    let back = when(v, "rollback");
+    assert_eq!(start, 30.0);
+    assert!(
+        back > start && back <= start + 20.0,
+        "rollback at {back}, canary from {start}"
+    );
+    // Until the rollback, each request fails with probability 0.05 × 0.2 (two independent
+    // draws: the balancer's split and the version's error): binomial, checked at 4σ.
+    let (n, failed) = completed(v, start, back);
+    let p = 0.05 * 0.2;
+    let expect = n as f64 * p;
+    let sigma = (n as f64 * p * (1.0 - p)).sqrt();
+    assert!(
+        (failed as f64 - expect).abs() <= 4.0 * sigma,
+        "{failed} failed of {n}: expected {expect:.1} ± {:.1}",
+        4.0 * sigma
+    );
+    // Nothing fails before the canary or after the rollback's last answers.
+    assert_eq!(completed(v, 0.0, start).1, 0);
+    assert_eq!(completed(v, back + 1.0, 100.0).1, 0);
+    assert_eq!(
+        v.errors["server_error"],
+        failed + completed(v, back, back + 1.0).1
+    );
+    assert_eq!(counter(v, "rolled_back"), 1.0);
+    assert_eq!(counter(v, "completed"), 0.0);
+    assert_eq!(
+        counter(v, "new_version_failed"),
+        v.errors["server_error"] as f64
+    );
+}
+
+#[test]
+fn blue_green_sends_nothing_to_the_new_version_after_switching_back() {
+    let text = scenario(
+        r#"BlueGreen(switch_after: "5s", scale_down_delay: "60s")"#,
+        GATE,
+        "",
+    );
+    let r = run_text(&text);
+    let v = &r.variants[0];
+    let switch = when(v, "traffic switched");
+    let back = when(v, "rollback");
+    assert_eq!(switch, 35.0, "ready at 30 s, switched 5 s later");
+    assert_eq!(back, 55.0, "the first check, one window after the switch");
+    let last = counter(v, "new_version_last_sent_s");
+    assert!(
+        last <= back,
+        "a request went to the new version at {last} s, after the rollback at {back} s"
+    );
+    // While switched, every request goes to the new version: 20% fail.
+    let (n, failed) = completed(v, switch + 1.0, back);
+    let share = failed as f64 / n as f64;
+    let sigma = (0.2 * 0.8 / n as f64).sqrt();
+    assert!((share - 0.2).abs() <= 4.0 * sigma, "{failed} of {n} failed");
+    assert_eq!(completed(v, back + 1.0, 100.0).1, 0);
+}
+
+/// Replicas in rotation (warming or serving) after each instant of change, from the pool's
+/// phase timelines.
+fn in_rotation_over_time(v: &VariantResult) -> Vec<(f64, i64)> {
+    let mut changes: Vec<(f64, i64)> = Vec::new();
+    let mut start = 0;
+    for s in v.series["app-pool"]
+        .iter()
+        .filter(|s| s.name == "replica_phase")
+    {
+        let track = s.states.as_ref().expect("a phase timeline");
+        let serving = |state: u32| {
+            let name = track.names[state as usize].as_str();
+            matches!(name, "warming" | "serving")
+        };
+        let mut was = track.changes.first().is_some_and(|c| serving(c.state));
+        start += i64::from(was);
+        for c in &track.changes {
+            let now = serving(c.state);
+            if now != was {
+                changes.push((c.at_s, if now { 1 } else { -1 }));
+            }
+            was = now;
+        }
+    }
+    changes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out: Vec<(f64, i64)> = vec![(0.0, start)];
+    let mut n = start;
+    for (t, delta) in changes {
+        n += delta;
+        match out.last_mut() {
+            Some(last) if last.0 == t => last.1 = n,
+            _ => out.push((t, n)),
+        }
+    }
+    out
+}
+
+#[test]
+fn a_rolling_update_keeps_replicas_in_rotation_within_its_surge_and_unavailability() {
+    // Four replicas, surge 2, one unavailable: between 3 and 6 in rotation, through a full
+    // rollout (no gating) and through a rollout rolled back by health gating.
+    for (analysis, outcome) in [
+        ("None", "rolling update completed"),
+        (GATE, "rollback completed"),
+    ] {
+        let text = scenario(
+            r#"Rolling(max_surge: Some(2), max_unavailable: Some(1))"#,
+            analysis,
+            "",
+        )
+        .replace("replicas: 8,", "replicas: 6,");
+        let r = run_text(&text);
+        let v = &r.variants[0];
+        when(v, outcome);
+        let counts = in_rotation_over_time(v);
+        assert!(
+            counts.iter().all(|&(_, n)| (3..=6).contains(&n)),
+            "{analysis}: in rotation left [3, 6]: {counts:?}"
+        );
+        assert!(counts.iter().any(|&(_, n)| n == 3), "{counts:?}");
+        assert_eq!(counts.last().map(|c| c.1), Some(4), "{counts:?}");
+    }
+}
+
+#[test]
+fn each_strategy_steps_at_the_times_its_configuration_says() {
+    // A version that fails nothing passes every check: the timeline is the configuration's.
+    let ok = |s: &str| s.replace("error_rate: 0.2", "error_rate: 0.0");
+    let canary = ok(&scenario(
+        r#"Canary(steps: [0.1, 0.5], pause: "20s", canary_replicas: Some(1))"#,
+        r#"Some((window: "10s"))"#,
+        "",
+    ));
+    let v = &run_text(&canary).variants[0];
+    let got: Vec<f64> = events(v).iter().map(|e| e.0).collect();
+    assert_eq!(got, [20.0, 30.0, 50.0, 70.0], "{:#?}", events(v));
+    assert!(events(v)[3].1.contains("promoted"));
+
+    let blue_green = ok(&scenario(
+        r#"BlueGreen(switch_after: "5s", scale_down_delay: "30s")"#,
+        r#"Some((window: "10s"))"#,
+        "",
+    ));
+    let v = &run_text(&blue_green).variants[0];
+    let got: Vec<f64> = events(v).iter().map(|e| e.0).collect();
+    assert_eq!(got, [20.0, 30.0, 35.0, 65.0], "{:#?}", events(v));
+
+    // Rolling, one at a time (surge 1, none unavailable), gated by a 5 s check: a replica
+    // starts at 20 s, is ready at 30 s, passes at 35 s, when an old one retires and the next
+    // starts; the fourth passes at 80 s, when the last old one retires.
+    let rolling = ok(&scenario(
+        r#"Rolling(max_surge: Some(1), max_unavailable: Some(0))"#,
+        r#"Some((window: "5s"))"#,
+        "",
+    ));
+    let v = &run_text(&rolling).variants[0];
+    let got: Vec<f64> = events(v).iter().map(|e| e.0).collect();
+    assert_eq!(
+        got,
+        [20.0, 20.0, 35.0, 50.0, 65.0, 80.0, 80.0],
+        "{:#?}",
+        events(v)
+    );
+    assert!(events(v)[6].1.contains("completed"));
+}
+
+#[test]
+fn deploy_mistakes_are_located() {
+    let src = r#"Scenario(
+    name: "x",
+    duration: "10s",
+    nodes: {
+        "lb": LoadBalancer(strategy: RoundRobin, backends: ["app"]),
+        "app": Server(replicas: 5, service_time: Exponential(mean: "1ms")),
+        "a": Deploy(pool: "ghost", replicas: 2, start: "1s", strategy: BlueGreen()),
+        "b": Deploy(pool: "app", replicas: 4, start: "1s",
+                    strategy: Canary(steps: [0.5, 0.2, 1.5], canary_replicas: Some(1)),
+                    analysis: Some((window: "0s"))),
+        "c": Deploy(pool: "other", replicas: 2, start: "1s", strategy: BlueGreen()),
+        "other": Server(replicas: 3, service_time: Exponential(mean: "1ms")),
+    },
+)"#;
+    let err = archsim::scenario::parse("bad.ron", src, &archsim::Registry::builtin())
+        .expect_err("the scenario should be rejected")
+        .to_string();
+    let expected = [
+        ("bad.ron:7:27", "unknown pool \"ghost\""),
+        ("bad.ron:9:51", "expected steps increasing"),
+        ("bad.ron:9:56", "expected a fraction in (0, 1]"),
+        ("bad.ron:10:45", "expected a positive duration"),
+        (
+            "bad.ron:11:72",
+            "the deploy runs 4 replicas but pool \"other\" has 3 replicas",
+        ),
+    ];
+    for (location, text) in expected {
+        assert!(err.contains(location), "missing {location} in:\n{err}");
+        assert!(err.contains(text), "missing `{text}` in:\n{err}");
+    }
+}
+
+#[test]
+fn a_canary_limits_the_blast_radius_of_a_bad_release_most() {
+    // The committed scenario's claim, at another seed: failed requests, smallest first, are
+    // the canary's (5% × 20% for one 20 s window at 1000/s: 200), the gated rolling update's
+    // (2 of 5 replicas for a window), blue-green's (all traffic for a window: 4000) and the
+    // ungated rolling update's (20% of everything after the rollout).
+    let r = super::run_file_with_seed("deploy-strategies", 7);
+    let failed = |name: &str| {
+        let v = r
+            .variants
+            .iter()
+            .find(|v| v.name == name)
+            .unwrap_or_else(|| panic!("variant {name}"));
+        v.errors["server_error"] as f64
+    };
+    let (canary, gated, blue_green, ungated) = (
+        failed("canary"),
+        failed("rolling, gated"),
+        failed("blue-green"),
+        failed("rolling, no gating"),
+    );
+    let binomial = |n: f64, p: f64| (n * p, 4.0 * (n * p * (1.0 - p)).sqrt());
+    let (expect, tol) = binomial(20_000.0, 0.05 * 0.2);
+    assert!((canary - expect).abs() <= tol, "canary {canary}");
+    let (expect, tol) = binomial(20_000.0, 0.2);
+    assert!(
+        (blue_green - expect).abs() <= tol,
+        "blue-green {blue_green}"
+    );
+    assert!(canary < gated && gated < blue_green && blue_green < ungated);
+    assert!(ungated > 0.2 * 1000.0 * 180.0, "ungated {ungated}");
+}
