@@ -71,7 +71,7 @@ impl<C: Component> PluginKind for Kind<C> {
 }
 
 /// Names of the built-in components, as written in scenario files.
-pub const BUILTIN_KINDS: [&str; 18] = [
+pub const BUILTIN_KINDS: [&str; 19] = [
     "Client",
     "LoadBalancer",
     "Server",
@@ -90,6 +90,7 @@ pub const BUILTIN_KINDS: [&str; 18] = [
     "Topic",
     "LogConsumer",
     "Autoscaler",
+    "Gslb",
 ];
 
 /// The component kinds a run may use.

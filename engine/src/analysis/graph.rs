@@ -338,6 +338,11 @@ fn node_model(cfg: &NodeConfig, group: &str, ids: &dyn Fn(&str) -> Vec<usize>) -
              full size"
                 .into(),
         ),
+        NodeConfig::Gslb(_) => NodeModel::Opaque(
+            "a GSLB's answers follow its health checks and each client's cached TTL; see the \
+             DNS failover counters"
+                .into(),
+        ),
     }
 }
 

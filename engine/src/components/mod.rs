@@ -44,6 +44,7 @@ use resilience::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerNode};
 use resilience::rate_limiter::{RateLimiterConfig, RateLimiterNode};
 use serde::Serialize;
 use traffic::client::{Client, ClientConfig};
+use traffic::gslb::{Gslb, GslbConfig};
 use traffic::load_balancer::{LoadBalancer, LoadBalancerConfig};
 use traffic::server::{Server, ServerConfig};
 use txn::client::{TxnClient, TxnClientConfig};
@@ -109,6 +110,8 @@ pub enum NodeConfig {
     LogConsumer(LogConsumerConfig),
     /// See [`AutoscalerConfig`].
     Autoscaler(AutoscalerConfig),
+    /// See [`GslbConfig`].
+    Gslb(GslbConfig),
 }
 
 impl NodeConfig {
@@ -128,7 +131,8 @@ impl NodeConfig {
             | NodeConfig::KvClient(_)
             | NodeConfig::Queue(_)
             | NodeConfig::ShardRouter(_)
-            | NodeConfig::Autoscaler(_) => None,
+            | NodeConfig::Autoscaler(_)
+            | NodeConfig::Gslb(_) => None,
             NodeConfig::TxnParticipant(p) => Some(p.replicas),
             NodeConfig::ReplicatedStore(s) => Some(s.replicas),
             NodeConfig::ReadReplicas(_) => None,
@@ -156,7 +160,8 @@ impl NodeConfig {
             | NodeConfig::ShardRouter(_)
             | NodeConfig::Topic(_)
             | NodeConfig::LogConsumer(_)
-            | NodeConfig::Autoscaler(_) => None,
+            | NodeConfig::Autoscaler(_)
+            | NodeConfig::Gslb(_) => None,
             NodeConfig::TxnClient(c) => Some(c.timeout),
             NodeConfig::KvClient(c) => Some(c.timeout),
         }
@@ -183,6 +188,7 @@ impl NodeConfig {
             NodeConfig::Topic(c) => c.set(field, text),
             NodeConfig::LogConsumer(c) => c.set(field, text),
             NodeConfig::Autoscaler(c) => c.set(field, text),
+            NodeConfig::Gslb(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -214,13 +220,15 @@ impl NodeConfig {
             NodeConfig::Topic(c) => AnyNode::Topic(Topic::new(c, b)),
             NodeConfig::LogConsumer(c) => AnyNode::LogConsumer(LogConsumer::new(c, b)),
             NodeConfig::Autoscaler(c) => AnyNode::Autoscaler(Autoscaler::new(c, b)),
+            NodeConfig::Gslb(c) => AnyNode::Gslb(Gslb::new(c, b)),
         }
     }
 
-    /// Is it a controller of other nodes (an autoscaler), which assembly builds before the
-    /// rest so that the pool state it creates is there when the pool and its balancers ask?
+    /// Is it a controller of other nodes (an autoscaler, a GSLB), which assembly builds
+    /// before the rest so that the state it creates (a pool's, the GSLB's answers) is there
+    /// when the nodes that follow it ask?
     pub fn builds_first(&self) -> bool {
-        matches!(self, NodeConfig::Autoscaler(_))
+        matches!(self, NodeConfig::Autoscaler(_) | NodeConfig::Gslb(_))
     }
 }
 
@@ -267,6 +275,8 @@ pub enum AnyNode {
     LogConsumer(LogConsumer),
     /// An autoscaler of a server pool.
     Autoscaler(Autoscaler),
+    /// A global traffic manager (DNS/GSLB).
+    Gslb(Gslb),
 }
 
 macro_rules! dispatch {
@@ -291,6 +301,7 @@ macro_rules! dispatch {
             AnyNode::Topic($n) => $e,
             AnyNode::LogConsumer($n) => $e,
             AnyNode::Autoscaler($n) => $e,
+            AnyNode::Gslb($n) => $e,
         }
     };
 }

@@ -932,6 +932,7 @@ impl<'s> Errors<'s> {
             "Topic" => parse_value(text).map(NodeConfig::Topic),
             "LogConsumer" => parse_value(text).map(NodeConfig::LogConsumer),
             "Autoscaler" => parse_value(text).map(NodeConfig::Autoscaler),
+            "Gslb" => parse_value(text).map(NodeConfig::Gslb),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),

@@ -28,6 +28,8 @@ enum Want {
     ParticipantGroup,
     /// A `Cache` (a purge's next tier).
     Cache,
+    /// A node that answers requests, or a `Gslb` (a client resolves it to an entry point).
+    Resolvable,
 }
 
 /// One name a node's configuration uses, where, and whether requests travel along it.
@@ -146,7 +148,17 @@ fn references<'a>(cfg: &'a NodeConfig, at: &Path) -> Vec<Ref<'a>> {
             .collect()
     };
     match cfg {
-        NodeConfig::Client(c) => vec![one("target", &c.target, Want::Service)],
+        NodeConfig::Client(c) => vec![one("target", &c.target, Want::Resolvable)],
+        NodeConfig::Gslb(c) => c
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Ref {
+                at: at.field("entries").index(i).field("target"),
+                name: &e.target,
+                want: Want::Service,
+            })
+            .collect(),
         NodeConfig::KvClient(c) => vec![one("target", &c.target, Want::Service)],
         NodeConfig::LoadBalancer(c) => list("backends", &c.backends),
         NodeConfig::ShardRouter(c) => list("shards", &c.shards),
@@ -228,6 +240,7 @@ fn kind(cfg: &NodeConfig) -> &str {
         NodeConfig::Topic(_) => "Topic",
         NodeConfig::LogConsumer(_) => "LogConsumer",
         NodeConfig::Autoscaler(_) => "Autoscaler",
+        NodeConfig::Gslb(_) => "Gslb",
     }
 }
 
@@ -240,7 +253,8 @@ fn serves_requests(cfg: &NodeConfig) -> bool {
         | NodeConfig::TxnCoordinator(_)
         | NodeConfig::TxnParticipant(_)
         | NodeConfig::LogConsumer(_)
-        | NodeConfig::Autoscaler(_) => false,
+        | NodeConfig::Autoscaler(_)
+        | NodeConfig::Gslb(_) => false,
         NodeConfig::LoadBalancer(_)
         | NodeConfig::Server(_)
         | NodeConfig::Plugin(_)
@@ -266,6 +280,7 @@ fn check_kind(spec: &Spec, r: &Ref<'_>, decl: usize, v: &mut Validator<'_>) {
         Want::Service => serves_requests(cfg),
         Want::Coordinator => matches!(cfg, NodeConfig::TxnCoordinator(_)),
         Want::Cache => matches!(cfg, NodeConfig::Cache(_)),
+        Want::Resolvable => serves_requests(cfg) || matches!(cfg, NodeConfig::Gslb(_)),
         Want::ParticipantGroup => {
             matches!(cfg, NodeConfig::TxnParticipant(_)) && decl_name == r.name
         }
@@ -276,6 +291,10 @@ fn check_kind(spec: &Spec, r: &Ref<'_>, decl: usize, v: &mut Validator<'_>) {
     let expected = match r.want {
         Want::Service => "expected a node that answers requests (a Server, LoadBalancer, proxy, \
                           Cache, Queue, ShardRouter, ReplicatedStore, ReadReplicas, Topic or plug-in)"
+            .to_string(),
+        Want::Resolvable => "expected a node that answers requests (a Server, LoadBalancer, \
+                             proxy, Cache, Queue, ShardRouter, ReplicatedStore, ReadReplicas, \
+                             Topic or plug-in) or a Gslb to resolve"
             .to_string(),
         Want::Coordinator => "expected a TxnCoordinator".to_string(),
         Want::Cache => "expected a Cache (a purge goes from cache to cache)".to_string(),

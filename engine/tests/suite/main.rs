@@ -16,6 +16,7 @@ mod fault_kinds;
 mod faults;
 mod fuzz;
 mod golden;
+mod gslb;
 mod harness;
 mod headlines;
 mod layers;
