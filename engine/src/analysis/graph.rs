@@ -339,8 +339,10 @@ fn node_model(cfg: &NodeConfig, group: &str, ids: &dyn Fn(&str) -> Vec<usize>) -
                 .into(),
         ),
         NodeConfig::Gslb(_) => NodeModel::Opaque(
-            "a GSLB's answers follow its health checks and each client's cached TTL; see the \
-             DNS failover counters"
+            "no formula here for routing through a GSLB (its answers follow health checks and \
+             each client's cached TTL); by hand: a client loses about rate × (detection + TTL/2) \
+             requests per outage of its region, detection ≈ (unhealthy_threshold − ½) × \
+             interval + timeout on average (see the clients' failover counters)"
                 .into(),
         ),
     }
