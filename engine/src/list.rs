@@ -75,6 +75,10 @@ pub fn render(registry: &Registry) -> String {
         ("LogConsumer", schema_for!(LogConsumerConfig)),
         ("Autoscaler", schema_for!(AutoscalerConfig)),
         ("Deploy", schema_for!(DeployConfig)),
+        (
+            "Gslb",
+            schema_for!(crate::components::traffic::gslb::GslbConfig),
+        ),
     ];
     components.extend(registry.plugin_schemas());
     for (kind, schema) in &components {
@@ -185,6 +189,7 @@ pub fn render(registry: &Registry) -> String {
     }
     out.push_str(ZONES_NOTE);
     connections(&mut out);
+    dns(&mut out);
     section(&mut out, "SWEEP (`sweep: (...)`, run with `archsim sweep`)");
     for (kind, schema) in [
         ("sweep", schema_for!(SweepRepr<'_>)),
@@ -241,6 +246,35 @@ fn connections(out: &mut String) {
         variants(out, schema.as_value());
     }
 }
+
+/// DNS and GSLB: the entry block, the client's cache block and the policies.
+fn dns(out: &mut String) {
+    use crate::components::traffic::{dns, gslb};
+    section(
+        out,
+        "DNS AND GSLB (Gslb `entries`/`policy`, Client `dns` when its target is a Gslb)",
+    );
+    for (kind, schema) in [
+        ("entry", schema_for!(gslb::GslbEntry)),
+        ("dns", schema_for!(dns::DnsConfig)),
+    ] {
+        structure(out, kind, schema.as_value());
+    }
+    out.push_str(DNS_NOTE);
+    section(out, "GSLB POLICIES (Gslb `policy`)");
+    variants(out, schema_for!(gslb::GslbPolicy).as_value());
+}
+
+/// How failover through DNS works, which no schema says.
+const DNS_NOTE: &str = "\
+A client whose `target` is a Gslb resolves it to one entry point and caches the answer for
+the TTL: it keeps sending to a failed region until its cached answer expires. Health checks
+take an entry out after `unhealthy_threshold` failed probes in a row (probes every `interval`,
+each failing after `timeout`), so failover takes about threshold x interval + timeout to
+detect, plus each cache's remaining TTL. With no healthy entry, every entry counts as healthy
+(Route 53's rule). The lookup costs no time; the GSLB itself does not fail.
+
+";
 
 /// The resilience options: policy structs and the enums of their kinds.
 fn resilience(out: &mut String) {

@@ -71,7 +71,7 @@ impl<C: Component> PluginKind for Kind<C> {
 }
 
 /// Names of the built-in components, as written in scenario files.
-pub const BUILTIN_KINDS: [&str; 19] = [
+pub const BUILTIN_KINDS: [&str; 20] = [
     "Client",
     "LoadBalancer",
     "Server",
@@ -91,6 +91,7 @@ pub const BUILTIN_KINDS: [&str; 19] = [
     "LogConsumer",
     "Autoscaler",
     "Deploy",
+    "Gslb",
 ];
 
 /// The component kinds a run may use.

@@ -355,6 +355,13 @@ fn node_model(cfg: &NodeConfig, group: &str, ids: &dyn Fn(&str) -> Vec<usize>) -
              failures are in the deploy figures"
                 .into(),
         ),
+        NodeConfig::Gslb(_) => NodeModel::Opaque(
+            "no formula here for routing through a GSLB (its answers follow health checks and \
+             each client's cached TTL); by hand: a client loses about rate × (detection + TTL/2) \
+             requests per outage of its region, detection ≈ (unhealthy_threshold − ½) × \
+             interval + timeout on average (see the clients' failover counters)"
+                .into(),
+        ),
     }
 }
 

@@ -45,6 +45,7 @@ use resilience::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerNode};
 use resilience::rate_limiter::{RateLimiterConfig, RateLimiterNode};
 use serde::Serialize;
 use traffic::client::{Client, ClientConfig};
+use traffic::gslb::{Gslb, GslbConfig};
 use traffic::load_balancer::{LoadBalancer, LoadBalancerConfig};
 use traffic::server::{Server, ServerConfig};
 use txn::client::{TxnClient, TxnClientConfig};
@@ -112,6 +113,8 @@ pub enum NodeConfig {
     Autoscaler(AutoscalerConfig),
     /// See [`DeployConfig`].
     Deploy(DeployConfig),
+    /// See [`GslbConfig`].
+    Gslb(GslbConfig),
 }
 
 impl NodeConfig {
@@ -132,7 +135,8 @@ impl NodeConfig {
             | NodeConfig::Queue(_)
             | NodeConfig::ShardRouter(_)
             | NodeConfig::Autoscaler(_)
-            | NodeConfig::Deploy(_) => None,
+            | NodeConfig::Deploy(_)
+            | NodeConfig::Gslb(_) => None,
             NodeConfig::TxnParticipant(p) => Some(p.replicas),
             NodeConfig::ReplicatedStore(s) => Some(s.replicas),
             NodeConfig::ReadReplicas(_) => None,
@@ -161,7 +165,8 @@ impl NodeConfig {
             | NodeConfig::Topic(_)
             | NodeConfig::LogConsumer(_)
             | NodeConfig::Autoscaler(_)
-            | NodeConfig::Deploy(_) => None,
+            | NodeConfig::Deploy(_)
+            | NodeConfig::Gslb(_) => None,
             NodeConfig::TxnClient(c) => Some(c.timeout),
             NodeConfig::KvClient(c) => Some(c.timeout),
         }
@@ -189,6 +194,7 @@ impl NodeConfig {
             NodeConfig::LogConsumer(c) => c.set(field, text),
             NodeConfig::Autoscaler(c) => c.set(field, text),
             NodeConfig::Deploy(c) => c.set(field, text),
+            NodeConfig::Gslb(c) => c.set(field, text),
             // A plug-in's config is opaque text to the engine, so its fields have no names here.
             NodeConfig::Plugin(p) => Err(SetError::Unsupported(format!(
                 "plug-in component `{}` cannot be overridden field by field; override the whole \
@@ -221,13 +227,18 @@ impl NodeConfig {
             NodeConfig::LogConsumer(c) => AnyNode::LogConsumer(LogConsumer::new(c, b)),
             NodeConfig::Autoscaler(c) => AnyNode::Autoscaler(Autoscaler::new(c, b)),
             NodeConfig::Deploy(c) => AnyNode::Deploy(Deploy::new(c, b)),
+            NodeConfig::Gslb(c) => AnyNode::Gslb(Gslb::new(c, b)),
         }
     }
 
-    /// Is it a controller of other nodes (an autoscaler), which assembly builds before the
-    /// rest so that the pool state it creates is there when the pool and its balancers ask?
+    /// Is it a controller of other nodes (an autoscaler, a deploy, a GSLB), which assembly builds
+    /// before the rest so that the state it creates (a pool's, the GSLB's answers) is there
+    /// when the nodes that follow it ask?
     pub fn builds_first(&self) -> bool {
-        matches!(self, NodeConfig::Autoscaler(_) | NodeConfig::Deploy(_))
+        matches!(
+            self,
+            NodeConfig::Autoscaler(_) | NodeConfig::Deploy(_) | NodeConfig::Gslb(_)
+        )
     }
 }
 
@@ -276,6 +287,8 @@ pub enum AnyNode {
     Autoscaler(Autoscaler),
     /// A deploy controller of a server pool.
     Deploy(Deploy),
+    /// A global traffic manager (DNS/GSLB).
+    Gslb(Gslb),
 }
 
 macro_rules! dispatch {
@@ -301,6 +314,7 @@ macro_rules! dispatch {
             AnyNode::LogConsumer($n) => $e,
             AnyNode::Autoscaler($n) => $e,
             AnyNode::Deploy($n) => $e,
+            AnyNode::Gslb($n) => $e,
         }
     };
 }

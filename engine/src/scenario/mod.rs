@@ -933,6 +933,7 @@ impl<'s> Errors<'s> {
             "LogConsumer" => parse_value(text).map(NodeConfig::LogConsumer),
             "Autoscaler" => parse_value(text).map(NodeConfig::Autoscaler),
             "Deploy" => parse_value(text).map(NodeConfig::Deploy),
+            "Gslb" => parse_value(text).map(NodeConfig::Gslb),
             other if registry.has_plugin(other) => {
                 let plugin = PluginConfig {
                     kind: other.to_string(),

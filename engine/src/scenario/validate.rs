@@ -118,11 +118,28 @@ pub fn validate(spec: &Spec, registry: &Registry) -> Result<Model, Vec<Problem>>
             }
             NodeConfig::Autoscaler(c) => c.validate(&mut v, &at),
             NodeConfig::Deploy(c) => c.validate(&mut v, &at),
+            NodeConfig::Gslb(c) => c.validate(&mut v, &at),
         }
     }
     super::wiring::check(spec, &names, &decl_of, &mut v);
     let (default_link, links) = network(&spec.network, &mut v);
     let zones = super::topology::resolve(spec, &names, &mut v);
+    for (name, cfg) in &spec.nodes {
+        if let NodeConfig::Gslb(c) = cfg {
+            let resolve = |n: &str| names.resolve(n).to_vec();
+            c.check_regions(&zones.topology, resolve, &mut v, &nodes.key(name));
+        }
+        if let NodeConfig::Client(c) = cfg {
+            let gslb = matches!(spec.nodes.get(&c.target), Some(NodeConfig::Gslb(_)));
+            if !gslb && !c.dns.is_default() {
+                v.error(
+                    &nodes.key(name).field("dns"),
+                    format!("\"{}\" is not a Gslb, so nothing is resolved", c.target),
+                    "expected `dns` only on a client whose `target` is a Gslb",
+                );
+            }
+        }
+    }
     let (faults, fault_windows, random_faults) = faults(spec, &names, &zones.topology, &mut v);
     let problems = v.into_problems();
     if !problems.is_empty() {

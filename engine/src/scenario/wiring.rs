@@ -28,6 +28,8 @@ enum Want {
     ParticipantGroup,
     /// A `Cache` (a purge's next tier).
     Cache,
+    /// A node that answers requests, or a `Gslb` (a client resolves it to an entry point).
+    Resolvable,
 }
 
 /// One name a node's configuration uses, where, and whether requests travel along it.
@@ -151,7 +153,17 @@ fn references<'a>(cfg: &'a NodeConfig, at: &Path) -> Vec<Ref<'a>> {
             .collect()
     };
     match cfg {
-        NodeConfig::Client(c) => vec![one("target", &c.target, Want::Service)],
+        NodeConfig::Client(c) => vec![one("target", &c.target, Want::Resolvable)],
+        NodeConfig::Gslb(c) => c
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Ref {
+                at: at.field("entries").index(i).field("target"),
+                name: &e.target,
+                want: Want::Service,
+            })
+            .collect(),
         NodeConfig::KvClient(c) => vec![one("target", &c.target, Want::Service)],
         NodeConfig::LoadBalancer(c) => list("backends", &c.backends),
         NodeConfig::ShardRouter(c) => list("shards", &c.shards),
@@ -234,6 +246,7 @@ fn kind(cfg: &NodeConfig) -> &str {
         NodeConfig::LogConsumer(_) => "LogConsumer",
         NodeConfig::Autoscaler(_) => "Autoscaler",
         NodeConfig::Deploy(_) => "Deploy",
+        NodeConfig::Gslb(_) => "Gslb",
     }
 }
 
@@ -247,7 +260,8 @@ fn serves_requests(cfg: &NodeConfig) -> bool {
         | NodeConfig::TxnParticipant(_)
         | NodeConfig::LogConsumer(_)
         | NodeConfig::Autoscaler(_)
-        | NodeConfig::Deploy(_) => false,
+        | NodeConfig::Deploy(_)
+        | NodeConfig::Gslb(_) => false,
         NodeConfig::LoadBalancer(_)
         | NodeConfig::Server(_)
         | NodeConfig::Plugin(_)
@@ -273,6 +287,7 @@ fn check_kind(spec: &Spec, r: &Ref<'_>, decl: usize, v: &mut Validator<'_>) {
         Want::Service => serves_requests(cfg),
         Want::Coordinator => matches!(cfg, NodeConfig::TxnCoordinator(_)),
         Want::Cache => matches!(cfg, NodeConfig::Cache(_)),
+        Want::Resolvable => serves_requests(cfg) || matches!(cfg, NodeConfig::Gslb(_)),
         Want::ParticipantGroup => {
             matches!(cfg, NodeConfig::TxnParticipant(_)) && decl_name == r.name
         }
@@ -283,6 +298,10 @@ fn check_kind(spec: &Spec, r: &Ref<'_>, decl: usize, v: &mut Validator<'_>) {
     let expected = match r.want {
         Want::Service => "expected a node that answers requests (a Server, LoadBalancer, proxy, \
                           Cache, Queue, ShardRouter, ReplicatedStore, ReadReplicas, Topic or plug-in)"
+            .to_string(),
+        Want::Resolvable => "expected a node that answers requests (a Server, LoadBalancer, \
+                             proxy, Cache, Queue, ShardRouter, ReplicatedStore, ReadReplicas, \
+                             Topic or plug-in) or a Gslb to resolve"
             .to_string(),
         Want::Coordinator => "expected a TxnCoordinator".to_string(),
         Want::Cache => "expected a Cache (a purge goes from cache to cache)".to_string(),

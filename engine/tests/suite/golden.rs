@@ -95,6 +95,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         0x9363352189ad29d0,
     ),
     ("lb-strategies.ron", "9f026c7f4f2db736", 0xbf677330a8f01f68),
+    ("multi-region.ron", "bb7be1043991d58b", 0xe93bed9b0ebb8e54),
     (
         "priority-overload.ron",
         "960f421cd73fd4b4",

@@ -17,6 +17,7 @@ mod fault_kinds;
 mod faults;
 mod fuzz;
 mod golden;
+mod gslb;
 mod harness;
 mod headlines;
 mod layers;

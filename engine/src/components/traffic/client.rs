@@ -22,8 +22,9 @@
 
 use crate::components::message::{Builtin, Ctx, Message};
 use crate::components::resilience::policy::{HedgeConfig, RetryBudget, RetryConfig};
-use crate::components::traffic::calls::CallTable;
+use crate::components::traffic::calls::{CallTable, pick_reachable};
 use crate::components::traffic::connections::{self, ConnectionConfig, Pools};
+use crate::components::traffic::dns::{DnsConfig, Resolver};
 use crate::components::traffic::keys::{KeySampler, Keys};
 use crate::components::traffic::workload::{Shape, Trace, TraceCursor};
 use crate::contract::build::{BuildCtx, Observer};
@@ -161,6 +162,11 @@ pub struct ClientConfig {
     /// its own trip).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<ConnectionConfig>,
+    /// When `target` is a `Gslb`: how the client caches its answers,
+    /// `(caches: 100, cache_for: None, synchronised: false)` (see DNS AND GSLB). Default: 100
+    /// caches expiring at spread times, each holding an answer for the GSLB's TTL.
+    #[serde(default, skip_serializing_if = "DnsConfig::is_default")]
+    pub dns: DnsConfig,
 }
 
 fn default_timeout() -> SimDuration {
@@ -178,7 +184,8 @@ crate::settable!(ClientConfig {
     hedge,
     request_size,
     classes,
-    connections
+    connections,
+    dns
 });
 
 /// The most users one closed loop may have: each holds a pending event and its state.
@@ -394,6 +401,7 @@ impl ClientConfig {
         }
         self.request_size.validate(v, &at.field("request_size"));
         connections::validate_option(&self.connections, v, &at.field("connections"));
+        self.dns.validate(v, &at.field("dns"));
         if matches!(self.arrival, Arrival::Trace { .. }) && self.write_fraction > 0.0 {
             v.error(
                 &at.field("write_fraction"),
@@ -547,6 +555,8 @@ pub struct Client {
     trace: Option<Box<TraceCursor>>,
     /// Connection pools per target (with `connections`).
     pools: Option<Box<Pools>>,
+    /// Resolver caches, when the target is a GSLB.
+    dns: Option<Box<Resolver>>,
 }
 
 /// The run's clients, counted while they are built: with two or more, each reports its own
@@ -623,6 +633,7 @@ impl Client {
                 .connections
                 .as_ref()
                 .map(|c| Box::new(Pools::new(c, b.window()))),
+            dns: Resolver::new(&cfg.target, &cfg.dns, b),
         }
     }
 
@@ -669,6 +680,27 @@ impl Client {
             0 => None,
             n => Some(self.candidates[self.route_rng.below(n as u64) as usize]),
         }
+    }
+
+    /// The node this attempt of `request` goes to: through the GSLB's cached answer (its
+    /// entry's nodes) or among the targets; `None` if none is reachable.
+    fn route(&mut self, ctx: &Ctx<'_>, request: CallId, avoid: Option<NodeId>) -> Option<NodeId> {
+        let Some(dns) = self.dns.as_mut() else {
+            return self.pick_target(ctx, avoid);
+        };
+        let o = self.open.get_mut(request)?;
+        // A closed-loop user keeps its own cache; open-loop requests take them in turn.
+        let key = match self.cfg.arrival {
+            Arrival::Closed { .. } => u64::from(o.user),
+            _ => o.req.id.0 & ((1 << 40) - 1),
+        };
+        let nodes = dns.entry_nodes(ctx.now(), key);
+        let picked = pick_reachable(ctx, nodes, &mut self.candidates, &mut self.route_rng);
+        if picked.is_none() {
+            // The failure is charged to the entry the cache pointed at.
+            o.last_target = nodes.first().copied();
+        }
+        picked
     }
 
     fn issue(&mut self, ctx: &mut Ctx<'_>, user: u32) {
@@ -735,7 +767,7 @@ impl Client {
         }) else {
             return;
         };
-        let Some(target) = self.pick_target(ctx, avoid) else {
+        let Some(target) = self.route(ctx, request, avoid) else {
             self.attempt_failed(ctx, request, Cause::Unreachable);
             return;
         };
@@ -847,6 +879,9 @@ impl Client {
             ctx.cancel_timer(t);
         }
         ctx.request_ended_in(o.req.class, o.issued_at, result);
+        if let Some(d) = self.dns.as_mut() {
+            d.ended(ctx.now(), o.issued_at, o.last_target, result);
+        }
         ctx.trace_end(o.req.id, result);
         if let Some(own) = self.own.as_mut() {
             if o.issued_at >= self.measure_from {
@@ -1030,6 +1065,9 @@ impl Node<Builtin> for Client {
         }
         if let Some(p) = self.pools.as_mut() {
             series.extend(p.report(now, &mut counters));
+        }
+        if let Some(d) = self.dns.as_mut() {
+            series.extend(d.report(now, &mut counters));
         }
         Some(NodeStats {
             counters,
