@@ -98,6 +98,11 @@ fn comparison_table(results: &Results, notes: &mut Notes) -> Table {
     table
 }
 
+/// The fault-timeline label belongs to a figure the model gave, not to "no formula".
+fn with_value<'a>(e: &Estimate, label: Option<&'a str>) -> Option<&'a str> {
+    label.filter(|_| e.value.is_some())
+}
+
 fn estimate_cell(e: &Estimate, show: impl Fn(f64) -> String) -> String {
     e.value.map_or(format::MISSING.to_string(), show)
 }
@@ -124,13 +129,21 @@ fn variant_rows(v: &VariantResult, t: &Theory, notes: &mut Notes) -> Vec<Vec<Str
             "availability".to_string(),
             format::percent(v.availability, 3),
             estimate_cell(&t.availability, |a| format::percent(a, 3)),
-            notes.cell(t.availability.accuracy, &t.availability.why, over),
+            notes.cell(
+                t.availability.accuracy,
+                &t.availability.why,
+                with_value(&t.availability, over),
+            ),
         ],
         vec![
             "throughput (req/s)".to_string(),
             format::grouped(v.throughput_rps, 1),
             estimate_cell(&t.throughput_rps, |x| format::grouped(x, 1)),
-            notes.cell(t.throughput_rps.accuracy, &t.throughput_rps.why, over),
+            notes.cell(
+                t.throughput_rps.accuracy,
+                &t.throughput_rps.why,
+                with_value(&t.throughput_rps, over),
+            ),
         ],
     ];
     for (group, stations) in pools(&t.stations) {

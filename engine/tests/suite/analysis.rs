@@ -337,3 +337,28 @@ fn theory_gaps_under_faults_are_labelled_as_the_fault_free_model_only_where_faul
     let summary = String::from_utf8_lossy(&summary.1);
     assert!(summary.contains("a gap there is what the faults cost, not a model error"));
 }
+
+/// A figure the model cannot give carries no fault label: "no formula (over the fault
+/// timeline)" would read as if there were a fault-aware figure somewhere.
+#[test]
+fn the_fault_timeline_label_is_only_beside_a_figure_the_model_gave() {
+    let reports = super::repo_root().join("reports");
+    let mut faulted_without_formula = 0;
+    for entry in std::fs::read_dir(&reports).expect("reports/") {
+        let summary = entry.expect("entry").path().join("summary.md");
+        let Ok(text) = std::fs::read_to_string(&summary) else {
+            continue;
+        };
+        assert!(
+            !text.contains("no formula (over the fault timeline)"),
+            "{}",
+            summary.display()
+        );
+        if text.contains("faults active") || text.contains("over the fault timeline") {
+            faulted_without_formula += usize::from(text.contains("| - | no formula"));
+        }
+    }
+    // The committed reports include faulted scenarios without formulas (2pc-vs-3pc,
+    // multi-region), so the check above has cases to look at.
+    assert!(faulted_without_formula >= 2, "{faulted_without_formula}");
+}
