@@ -66,7 +66,8 @@ pub struct Scheduled {
     pub max: Option<u32>,
 }
 
-/// Resizes a `Server` pool while it runs (see the module docs for the rules).
+/// Resizes a `Server` pool while it runs, on a measured metric or a schedule, with cold
+/// starts and warm-up (the rules: "Autoscaler" in docs/scenario-format.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename = "Autoscaler", deny_unknown_fields)]
 pub struct AutoscalerConfig {

@@ -124,7 +124,8 @@ pub struct AnalysisConfig {
     pub min_requests: u64,
 }
 
-/// Ships a new version to a `Server` pool (see the module docs for the strategies).
+/// Ships a new version to a `Server` pool: rolling, blue-green or canary, with an analysis
+/// that rolls a bad release back (see DEPLOY STRATEGIES and DEPLOY VERSION AND ANALYSIS).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename = "Deploy", deny_unknown_fields)]
 pub struct DeployConfig {
