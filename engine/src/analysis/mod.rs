@@ -22,6 +22,7 @@ pub mod keys;
 pub mod queueing;
 pub mod stations;
 
+use crate::components::NodeConfig;
 use crate::results::{self, Accuracy, Estimate, HopTheory, StationTheory, Theory};
 use crate::scenario::validate::Model;
 use availability::{Fixed, fault_kinds, node_success, segments};
@@ -293,12 +294,35 @@ fn latency_estimate(model: &Model, sol: &Solution) -> Estimate {
         exact = false;
         why.push("faults change latency while they last (the model is fault-free)".into());
     }
+    if let Some(name) = connection_caller(model) {
+        exact = false;
+        why.push(format!(
+            "connection setup is not modelled: a request of {name} that opens a connection also \
+             waits for its handshake (TCP 1 round trip, TLS 1.3 one more, TLS 1.2 two more) and \
+             its CPU, so cold or churning pools simulate slower than this"
+        ));
+    }
     let why = dedup(&why);
     Estimate {
         value: Some(total / weight * 1e3),
         accuracy: accuracy(exact && why.is_empty()),
         why: why.join("; "),
     }
+}
+
+/// The first node (by name) that calls over modelled connections, whose handshakes the
+/// queueing model leaves out.
+fn connection_caller(model: &Model) -> Option<&str> {
+    model
+        .spec
+        .nodes
+        .iter()
+        .find(|(_, cfg)| match cfg {
+            NodeConfig::Client(c) => c.connections.is_some(),
+            NodeConfig::LoadBalancer(b) => b.connections.is_some(),
+            _ => false,
+        })
+        .map(|(name, _)| name.as_str())
 }
 
 /// `i` and every node its requests reach.

@@ -362,3 +362,36 @@ fn the_fault_timeline_label_is_only_beside_a_figure_the_model_gave() {
     // multi-region), so the check above has cases to look at.
     assert!(faulted_without_formula >= 2, "{faulted_without_formula}");
 }
+
+/// The queueing model has no connection setup: a design whose callers open connections
+/// (handshakes on cold or churning pools) gets an approximate latency naming why, and the
+/// same design without connections keeps its exact M/M/1 figure.
+#[test]
+fn latency_theory_names_connection_setup_as_left_out() {
+    let with = |connections: &str| {
+        format!(
+            r#"Scenario(name: "tls", seed: 1, duration: "10s", warmup: "0s",
+            network: (latency: Constant("1ms")),
+            nodes: {{
+                "users": Client(target: "app", arrival: Poisson(rate: 100.0), timeout: "10s"{connections}),
+                "app": Server(replicas: 1, workers: 1, service_time: Exponential(mean: "2ms")),
+            }})"#
+        )
+    };
+    let registry = Registry::builtin();
+    let theory = |src: &str| {
+        let s = parse("tls.ron", src, &registry).unwrap_or_else(|e| panic!("{e}"));
+        analyze(&s.variants[0].model).latency_mean_ms
+    };
+    let plain = theory(&with(""));
+    assert_eq!(plain.accuracy, Accuracy::Exact, "{}", plain.why);
+    let tls = theory(&with(", connections: Some((protocol: Tls12))"));
+    assert_eq!(tls.accuracy, Accuracy::Approximate);
+    assert!(
+        tls.why.contains("connection setup is not modelled"),
+        "{}",
+        tls.why
+    );
+    assert!(tls.why.contains("users"), "{}", tls.why);
+    assert_eq!(tls.value, plain.value);
+}

@@ -42,6 +42,9 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     // fixed pools and the flash crowd), so its events and results are new.
     // Issue 21 item 4: priority-overload's results.json hash re-pinned on purpose: each class
     // carries its latency CDF (`classes[].latency_cdf`); its event digest is unchanged.
+    // Issue 20: tls-termination's results.json hash re-pinned on purpose: its latency theory
+    // names connection setup (handshakes) as left out of the model; its event digest is
+    // unchanged.
     ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0xc9e98d46fd07234f),
     (
         "autoscaling-spike.ron",
@@ -124,7 +127,7 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     (
         "tls-termination.ron",
         "b11ec9b3af49a394",
-        0x4d3b189d71ba0b4c,
+        0xcb3db7b00ac8c768,
     ),
 ];
 
