@@ -17,7 +17,7 @@
 //! a pod that is not ready when it scales up.
 
 use crate::components::message::{Builtin, Ctx, Message};
-use crate::components::ops::pool::{Phase, Pool, pool_name};
+use crate::components::ops::pool::{Phase, Pool, lock, pool_name};
 use crate::contract::build::BuildCtx;
 use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
 use crate::contract::validate::{Path, Validator};
@@ -26,7 +26,7 @@ use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// What an autoscaler scales on, and its target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -617,10 +617,6 @@ impl Autoscaler {
         self.last_change = None;
         self.apply(ctx, target, why);
     }
-}
-
-fn lock(pool: &Arc<Mutex<Pool>>) -> MutexGuard<'_, Pool> {
-    pool.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 impl Node<Builtin> for Autoscaler {

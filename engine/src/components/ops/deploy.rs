@@ -22,7 +22,7 @@
 //! balancers (as with a traffic router), whatever the replica counts.
 
 use crate::components::message::{Builtin, Ctx, Message};
-use crate::components::ops::pool::{Behaviour, Phase, Pool, pool_name};
+use crate::components::ops::pool::{Behaviour, Phase, Pool, lock, pool_name};
 use crate::contract::build::BuildCtx;
 use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
 use crate::contract::state_series::StateSeries;
@@ -32,7 +32,7 @@ use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// How the new version behaves next to the pool's own configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -415,10 +415,6 @@ pub struct Deploy {
     weight: Series,
     new_in_rotation: Series,
     events: EventLog,
-}
-
-fn lock(pool: &Arc<Mutex<Pool>>) -> MutexGuard<'_, Pool> {
-    pool.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 impl Deploy {

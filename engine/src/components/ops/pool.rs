@@ -23,6 +23,7 @@ use crate::contract::build::Observer;
 use crate::contract::metrics::{NodeStats, Series, SeriesKind};
 use crate::contract::state_series::StateSeries;
 use crate::sim::time::{SimDuration, SimTime};
+use std::sync::{Mutex, MutexGuard};
 
 /// The phases of a replica, as the timeline names them.
 pub const PHASES: [&str; 5] = ["stopped", "provisioning", "warming", "serving", "draining"];
@@ -61,6 +62,12 @@ impl Phase {
 /// The observer name of the pool state of the server group `group`.
 pub fn pool_name(group: &str) -> String {
     format!("{group}-pool")
+}
+
+/// The pool's state for reading or changing; a run is one thread, so a poisoned lock only
+/// means a panic elsewhere already ended it, and the state is still the last one written.
+pub fn lock(pool: &Mutex<Pool>) -> MutexGuard<'_, Pool> {
+    pool.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 /// Time integrals of one replica's load since the controller last read them.

@@ -27,7 +27,7 @@
 //! `unreachable` otherwise. Every change of health or breaker state is recorded with its time.
 
 use crate::components::message::{Builtin, Ctx, Message};
-use crate::components::ops::pool::{Pool, pool_name};
+use crate::components::ops::pool::{Pool, lock, pool_name};
 use crate::components::resilience::policy::{
     Breaker, BreakerConfig, BreakerState, Health, HealthCheckConfig, RetryBudget, RetryConfig,
 };
@@ -51,7 +51,7 @@ use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// A backend's health states, as the load balancer sees it.
 const HEALTH_STATES: [&str; 3] = ["in rotation", "unhealthy", "breaker open"];
@@ -407,10 +407,6 @@ struct PoolRoutes {
     wanted: Vec<Option<u8>>,
     /// The stream of those draws, used only while a pool splits traffic.
     split_rng: SimRng,
-}
-
-fn lock(pool: &Arc<Mutex<Pool>>) -> MutexGuard<'_, Pool> {
-    pool.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 impl PoolRoutes {

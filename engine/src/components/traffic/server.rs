@@ -313,9 +313,7 @@ impl Seat {
     }
 
     fn lock(&self) -> MutexGuard<'_, Pool> {
-        self.pool
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        crate::components::ops::pool::lock(&self.pool)
     }
 }
 
