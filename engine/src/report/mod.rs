@@ -26,6 +26,7 @@ mod raster;
 mod scaling;
 mod states;
 mod summary;
+mod svg;
 pub mod sweep;
 mod table;
 mod text;

@@ -9,7 +9,7 @@
 //! apart are both readable. Between two rows, time is interpolated (fault bands).
 
 use super::format::{fixed, html_escape};
-use super::traces::{STAGE_COLOURS, svg_open, text};
+use super::svg::{STAGE_COLOURS, svg_open, text};
 use crate::results::{FaultWindow, TraceMessage, TracedRequest, Traces};
 
 /// Most message arrows drawn: requests past it are left out (at least one is always drawn),
@@ -134,6 +134,16 @@ struct Page<'a> {
     width: f64,
 }
 
+/// A fault's label, in the column right of the last lifeline.
+fn fault_label(f: &FaultWindow) -> String {
+    format!(
+        "fault: {} ({} to {} s)",
+        f.label,
+        fixed(f.start_s, 3),
+        fixed(f.end_s, 3)
+    )
+}
+
 impl Page<'_> {
     fn x(&self, node: &str) -> f64 {
         let i = self.nodes.iter().position(|n| *n == node).unwrap_or(0);
@@ -150,12 +160,6 @@ impl Page<'_> {
 /// The diagram of `variant`'s first requests, or `None` when nothing was traced.
 pub fn svg(variant: &str, t: &Traces, faults: &[FaultWindow]) -> Option<String> {
     let requests = first_requests(t);
-    let first = requests.first()?;
-    let nodes = lifelines(requests);
-    let unfaulted = instants(requests, &[]);
-    let last = unfaulted.last().copied().unwrap_or(first.issued_ns);
-    let hit = overlapping(faults, (first.issued_ns, last));
-    let rows = instants(requests, &hit);
     let arrows: usize = requests.iter().map(|r| r.messages.len()).sum();
     let title = format!(
         "The first {} traced request{} of {variant}: {arrows} message{}",
@@ -163,9 +167,38 @@ pub fn svg(variant: &str, t: &Traces, faults: &[FaultWindow]) -> Option<String> 
         if requests.len() == 1 { "" } else { "s" },
         if arrows == 1 { "" } else { "s" },
     );
-    let lanes_w = AXIS_W + GUTTER + COL_W * nodes.len() as f64 + 20.0;
+    draw(&title, requests, faults)
+}
+
+/// The diagram of one request: the p99 of `variant`'s traced sample.
+pub fn p99_svg(variant: &str, r: &TracedRequest, faults: &[FaultWindow]) -> String {
+    let latency = r.ended_ns.map_or(0.0, |e| (e - r.issued_ns) as f64 / 1e6);
+    let title = format!(
+        "Request {} of {variant}: the p99 of the traced sample, {} ms",
+        r.id,
+        fixed(latency, 3)
+    );
+    let one = std::slice::from_ref(r);
+    draw(&title, one, faults).unwrap_or_default()
+}
+
+/// `requests` on one page under `title`, with the faults that overlap them; `None` when
+/// there are no requests.
+fn draw(title: &str, requests: &[TracedRequest], faults: &[FaultWindow]) -> Option<String> {
+    let first = requests.first()?;
+    let nodes = lifelines(requests);
+    let unfaulted = instants(requests, &[]);
+    let last = unfaulted.last().copied().unwrap_or(first.issued_ns);
+    let hit = overlapping(faults, (first.issued_ns, last));
+    let rows = instants(requests, &hit);
+    // Fault labels get a column of their own right of the lifelines, so no label crosses one.
+    let labels_w = hit
+        .iter()
+        .map(|(f, _, _)| super::text::width_px(&fault_label(f), 10.0) + 16.0)
+        .fold(0.0, f64::max);
+    let lanes_w = AXIS_W + GUTTER + COL_W * nodes.len() as f64 + 20.0 + labels_w;
     let width = lanes_w
-        .max(super::text::width_px(&title, 15.0) + 40.0)
+        .max(super::text::width_px(title, 15.0) + 40.0)
         .max(640.0);
     let page = Page {
         left: AXIS_W + GUTTER + (width - lanes_w) / 2.0,
@@ -175,7 +208,7 @@ pub fn svg(variant: &str, t: &Traces, faults: &[FaultWindow]) -> Option<String> 
     };
     let height = page.bottom() + 30.0;
     let mut s = svg_open(width, height);
-    s.push_str(&text(width / 2.0, 24.0, 15.0, "middle", &title));
+    s.push_str(&text(width / 2.0, 24.0, 15.0, "middle", title));
     s.push_str(&text(width / 2.0, 44.0, 11.0, "middle", KEY));
     s.push_str(&text(width / 2.0, 60.0, 11.0, "middle", KEY2));
     draw_faults(&mut s, &page, &hit);
@@ -224,13 +257,8 @@ fn draw_faults(s: &mut String, page: &Page<'_>, hit: &[(&FaultWindow, u64, u64)]
             page.width - page.left,
             html_escape(&f.label)
         ));
-        let when = format!(
-            "fault: {} ({} to {} s)",
-            f.label,
-            fixed(f.start_s, 3),
-            fixed(f.end_s, 3)
-        );
-        s.push_str(&text(page.width - 6.0, y0 + 10.0, 10.0, "end", &when));
+        let column = page.left + COL_W * page.nodes.len() as f64 + 8.0;
+        s.push_str(&text(column, y0 + 10.0, 10.0, "start", &fault_label(f)));
         for n in page.nodes.iter().filter(|n| fault_hits(&f.label, n)) {
             let x = page.x(n);
             s.push_str(&format!(

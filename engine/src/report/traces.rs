@@ -10,7 +10,8 @@
 //! one thread never overlap, so every viewer draws them the same way.
 
 use super::blocks::Block;
-use super::format::{fixed, html_escape};
+use super::format::fixed;
+use super::svg::{STAGE_COLOURS, svg_open, text};
 use super::table::{Align, Table};
 use super::{ReportError, ReportFile, raster};
 use crate::contract::trace_path::STAGES;
@@ -80,7 +81,7 @@ pub fn figures(results: &Results) -> Vec<TraceFigure> {
             out.push(TraceFigure {
                 stem: format!("sequence-{}", file_part(&v.name)),
                 caption: format!("Sequence diagram of the p99 traced request ({})", v.name),
-                svg: sequence_svg(&v.name, r, results),
+                svg: super::sequence::p99_svg(&v.name, r, &results.faults),
             });
         }
     }
@@ -397,9 +398,6 @@ The segments add up to each request's latency exactly; p50 is the successful sam
 between the 45th and 55th percentile of the sample, p99 the slowest 1% (at least one).\n\
 Each trace-<variant>.json opens in ui.perfetto.dev or chrome://tracing.";
 
-/// Colours of the stages, in [`STAGES`] order.
-pub(super) const STAGE_COLOURS: [&str; 5] = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#bab0ac"];
-
 /// Horizontal 100% stacked bars: per traced variant, the p50 and p99 groups' shares by stage.
 fn breakdown_svg(results: &Results) -> Option<String> {
     let mut bars: Vec<(String, f64, Vec<f64>)> = Vec::new();
@@ -484,181 +482,6 @@ fn legend(s: &mut String, x0: f64, y: f64) {
         ));
         s.push_str(&text(x + 16.0, y, 12.0, "start", stage));
         x += 16.0 + super::text::width_px(stage, 12.0) + 18.0;
-    }
-}
-
-pub(super) fn svg_open(width: f64, height: f64) -> String {
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
-         viewBox=\"0 0 {width:.0} {height:.0}\" font-family=\"sans-serif\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-    )
-}
-
-pub(super) fn text(x: f64, y: f64, size: f64, anchor: &str, body: &str) -> String {
-    format!(
-        "<text x=\"{x:.2}\" y=\"{y:.2}\" font-size=\"{size}\" text-anchor=\"{anchor}\" fill=\"#222\">{}</text>\n",
-        html_escape(body)
-    )
-}
-
-/// A message sequence diagram of one request: a lifeline per node it visited, its messages
-/// as arrows from sending to arrival, what nodes did as bars on their lifelines, instants as
-/// labels, and fault windows that overlap it shaded.
-fn sequence_svg(variant: &str, r: &TracedRequest, results: &Results) -> String {
-    let mut nodes: Vec<&str> = vec![r.client.as_str()];
-    for m in &r.messages {
-        for n in [m.from.as_str(), m.to.as_str()] {
-            if !nodes.contains(&n) {
-                nodes.push(n);
-            }
-        }
-    }
-    let start = r.issued_ns;
-    let end = r
-        .messages
-        .iter()
-        .filter_map(|m| m.arrives_ns)
-        .chain(r.ended_ns)
-        .max()
-        .unwrap_or(start)
-        .max(start + 1);
-    let (col_w, left, top, plot_h) = (170.0, 90.0, 86.0, 560.0);
-    let latency = r.ended_ns.map_or(0.0, |e| (e - r.issued_ns) as f64 / 1e6);
-    let title = format!(
-        "Request {} of {variant}: the p99 of the traced sample, {} ms",
-        r.id,
-        fixed(latency, 3)
-    );
-    let lanes_w = left + col_w * nodes.len() as f64 + 20.0;
-    let width = lanes_w
-        .max(super::text::width_px(&title, 15.0) + 40.0)
-        .max(KEY_W);
-    // Lifelines are centred when the title is wider than they are.
-    let left = left + (width - lanes_w) / 2.0;
-    let height = top + plot_h + 40.0;
-    let x_of =
-        |n: &str| left + col_w * (nodes.iter().position(|x| *x == n).unwrap_or(0) as f64 + 0.5);
-    let y_of = |t: u64| top + plot_h * (t.saturating_sub(start)) as f64 / (end - start) as f64;
-    let mut s = svg_open(width, height);
-    s.push_str(&text(width / 2.0, 24.0, 15.0, "middle", &title));
-    faults_band(&mut s, results, (start, end), (left, width), &y_of);
-    for n in &nodes {
-        let x = x_of(n);
-        s.push_str(&text(x, top - 14.0, 13.0, "middle", n));
-        s.push_str(&format!("<line x1=\"{x:.2}\" y1=\"{:.2}\" x2=\"{x:.2}\" y2=\"{:.2}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>\n", top - 6.0, top + plot_h));
-    }
-    for k in 0..=4 {
-        let t = start + (end - start) * k / 4;
-        let label = format!("{} ms", fixed((t - start) as f64 / 1e6, 2));
-        s.push_str(&text(left - 8.0, y_of(t) + 4.0, 11.0, "end", &label));
-    }
-    for sp in &r.spans {
-        let colour = match sp.kind.as_str() {
-            "queue" | "preempted" => STAGE_COLOURS[1],
-            "service" => STAGE_COLOURS[2],
-            _ => STAGE_COLOURS[3],
-        };
-        let (y0, y1) = (y_of(sp.start_ns), y_of(sp.end_ns));
-        s.push_str(&format!("<rect x=\"{:.2}\" y=\"{y0:.2}\" width=\"10\" height=\"{:.2}\" fill=\"{colour}\"><title>{}</title></rect>\n", x_of(&sp.node) - 5.0, (y1 - y0).max(1.0), html_escape(&sp.kind)));
-    }
-    for m in &r.messages {
-        arrow(&mut s, m, &x_of, &y_of);
-    }
-    for mk in &r.marks {
-        s.push_str(&text(
-            x_of(&mk.node) - 9.0,
-            y_of(mk.at_ns) + 4.0,
-            11.0,
-            "end",
-            &mk.what,
-        ));
-    }
-    let key = "bars: queue (orange), service (green), backoff (red); dashed arrows are answers";
-    s.push_str(&text(width / 2.0, 46.0, 11.0, "middle", key));
-    s.push_str("</svg>\n");
-    s
-}
-
-/// The width the key line under the title needs.
-const KEY_W: f64 = 520.0;
-
-/// Shade the fault windows of the run that overlap `[start, end]`, labelled.
-fn faults_band(
-    s: &mut String,
-    results: &Results,
-    (start, end): (u64, u64),
-    (left, width): (f64, f64),
-    y_of: &dyn Fn(u64) -> f64,
-) {
-    for f in &results.faults {
-        let (fs, fe) = ((f.start_s * 1e9) as u64, (f.end_s * 1e9) as u64);
-        if fe < start || fs > end {
-            continue;
-        }
-        let (y0, y1) = (y_of(fs.max(start)), y_of(fe.min(end)));
-        s.push_str(&format!("<rect x=\"{left:.2}\" y=\"{y0:.2}\" width=\"{:.2}\" height=\"{:.2}\" fill=\"#e15759\" fill-opacity=\"0.12\"/>\n", width - left, (y1 - y0).max(1.0)));
-        s.push_str(&text(
-            width - 6.0,
-            y0 + 12.0,
-            11.0,
-            "end",
-            &format!("fault: {}", f.label),
-        ));
-    }
-}
-
-fn arrow(
-    s: &mut String,
-    m: &crate::results::TraceMessage,
-    x_of: &dyn Fn(&str) -> f64,
-    y_of: &dyn Fn(u64) -> f64,
-) {
-    let (x0, y0) = (x_of(&m.from), y_of(m.departs_ns));
-    let answer = !m.what.starts_with("request");
-    let dash = if answer {
-        " stroke-dasharray=\"5 3\""
-    } else {
-        ""
-    };
-    let colour = if m.what == "ok" || !answer {
-        "#333"
-    } else {
-        "#c0392b"
-    };
-    let label = if answer {
-        m.what.clone()
-    } else {
-        "request".to_string()
-    };
-    match m.arrives_ns {
-        Some(a) => {
-            let (x1, y1) = (x_of(&m.to), y_of(a));
-            let dir = if x1 >= x0 { 1.0 } else { -1.0 };
-            s.push_str(&format!("<line x1=\"{x0:.2}\" y1=\"{y0:.2}\" x2=\"{x1:.2}\" y2=\"{y1:.2}\" stroke=\"{colour}\" stroke-width=\"1.4\"{dash}/>\n"));
-            s.push_str(&format!(
-                "<path d=\"M{x1:.2},{y1:.2} l{:.2},-4 l0,8 z\" fill=\"{colour}\"/>\n",
-                -8.0 * dir
-            ));
-            s.push_str(&text(
-                (x0 + x1) / 2.0,
-                (y0 + y1) / 2.0 - 4.0,
-                10.0,
-                "middle",
-                &label,
-            ));
-        }
-        None => {
-            let x1 = (x0 + x_of(&m.to)) / 2.0;
-            s.push_str(&format!("<line x1=\"{x0:.2}\" y1=\"{y0:.2}\" x2=\"{x1:.2}\" y2=\"{y0:.2}\" stroke=\"#c0392b\" stroke-width=\"1.4\"/>\n"));
-            s.push_str(&text(
-                x1 + 2.0,
-                y0 + 4.0,
-                13.0,
-                "start",
-                &format!("\u{2715} lost {label}"),
-            ));
-        }
     }
 }
 

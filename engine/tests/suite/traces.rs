@@ -284,6 +284,25 @@ fn the_first_k_requests_diagram_draws_every_message_and_the_faults_that_overlap_
     assert_eq!(svg.matches("class=\"fault\"").count(), 1, "{svg}");
     assert!(svg.contains("fault: pause db"), "{svg}");
     assert_eq!(svg.matches("class=\"fault-hit\"").count(), 1, "db-0 marked");
+    // The fault's label starts right of the last lifeline, so it crosses none.
+    let x_attr = |element: &str| -> f64 {
+        let rest = &element[element.find(" x=\"").or(element.find(" x1=\"")).expect("x")..];
+        let rest = &rest[rest.find('"').expect("quote") + 1..];
+        rest[..rest.find('"').expect("quote")]
+            .parse()
+            .expect("number")
+    };
+    let label = svg
+        .lines()
+        .find(|l| l.contains(">fault: pause db"))
+        .expect("fault label");
+    let last_lifeline = svg
+        .lines()
+        .filter(|l| l.contains("class=\"lifeline\""))
+        .map(x_attr)
+        .fold(f64::MIN, f64::max);
+    assert!(label.contains("text-anchor=\"start\""), "{label}");
+    assert!(x_attr(label) > last_lifeline, "{label} vs {last_lifeline}");
     // The pause delays the request that meets it: db holds it until the pause ends.
     let held = first
         .iter()
