@@ -95,7 +95,7 @@ enum Command {
     /// written); 3 a schedule breaking it was found, shrunk and written as found.ron; 1 a run
     /// hit a limit, the shrink used up --shrink-budget (found.ron written, maybe not minimal)
     /// or output could not be written; 2 bad input.
-    Explore(crate::explore::cli::ExploreArgs),
+    Explore(crate::explore::args::ExploreArgs),
     /// Merge the run files of sweep shards into the report a single-machine sweep writes, or
     /// explore shards into what a single-machine explore writes.
     Merge {

@@ -12,6 +12,7 @@
 //! is drawn from its own stream (`!explore/i` under the search seed), so it does not depend on
 //! the budget, the batch it ran in or the thread count.
 
+pub mod args;
 pub mod cli;
 pub mod objective;
 pub mod shard;

@@ -8,7 +8,7 @@
 //! over the shards is the lowest index of all that breaks the objective (or stops a run),
 //! whatever the shards found above it.
 
-use super::cli::ExploreArgs;
+use super::args::ExploreArgs;
 use crate::sweep::shard::Shard;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
