@@ -296,3 +296,169 @@ fn per_user_connections_open_one_per_user() {
     assert_eq!(users["connection_pool_overflows"], 0.0);
     assert_eq!(users["connections_reused"] + 5.0, v.requests as f64);
 }
+
+/// A client sending one request every 100 ms (`count` of them, no connection model of its
+/// own) to `app`, which after 1 ms of work calls `svc` over connections `conn`; `svc` adds
+/// `svc_fields`. Every link is 1 ms one way.
+fn service_to_service(conn: &str, svc_fields: &str, faults: &str, count: u32) -> VariantResult {
+    let src = format!(
+        r#"Scenario(name: "s2s", seed: 3, duration: "20s",
+        network: (latency: Constant("1ms")),
+        nodes: {{
+            "users": Client(target: "app", arrival: Constant(rate: 10.0), max_requests: Some({count})),
+            "app": Server(service_time: Constant("1ms"), calls: [(to: ["svc"])],
+                          connections: Some({conn})),
+            "svc": Server(service_time: Constant("1ms"), {svc_fields}),
+        }},
+        faults: [{faults}],
+    )"#
+    );
+    run_text(&src).variants.remove(0)
+}
+
+/// Users → app (1 RTT + service) and app → svc (1 RTT + service), before any handshake.
+const TWO_HOPS_MS: f64 = 2.0 * (RTT_MS + SERVICE_MS);
+
+/// A server's first call to another service on a new connection costs its handshake round
+/// trips on top of the call's own, every later call on the kept-alive connection only its
+/// own: TLS 1.2 exactly one round trip more than TLS 1.3, one more than TCP.
+#[test]
+fn a_servers_first_call_pays_the_handshake_round_trips_and_the_rest_one() {
+    let mut firsts = Vec::new();
+    for (protocol, handshake_rtts) in [("Tcp", 1.0), ("Tls13", 2.0), ("Tls12", 3.0)] {
+        let v = service_to_service(
+            &format!("(protocol: {protocol}, {NO_CPU})"),
+            SERVER_NO_CPU,
+            "",
+            20,
+        );
+        let first = TWO_HOPS_MS + handshake_rtts * RTT_MS;
+        let l = &v.latency_ms;
+        assert_eq!(v.ok, 20, "{protocol}");
+        assert!(exact(l.max, first), "{protocol}: first {} ≠ {first}", l.max);
+        assert!(exact(l.p50, TWO_HOPS_MS), "{protocol}: later {}", l.p50);
+        let want_mean = (first + 19.0 * TWO_HOPS_MS) / 20.0;
+        assert!(exact(l.mean, want_mean), "{protocol}: mean {}", l.mean);
+        let app = &v.components["app-0"];
+        assert_eq!(app["connections_opened"], 1.0, "{protocol}");
+        assert_eq!(app["connections_reused"], 19.0, "{protocol}");
+        let tls = if protocol == "Tcp" { None } else { Some(1.0) };
+        let svc = v.components.get("svc-0");
+        assert_eq!(svc.and_then(|c| c.get("tls_handshakes")).copied(), tls);
+        firsts.push(l.max);
+    }
+    let close = |a: f64, b: f64| (a - b - RTT_MS).abs() <= (a + b) * 1e-3;
+    assert!(close(firsts[2], firsts[1]), "TLS 1.2 vs 1.3: {firsts:?}");
+    assert!(close(firsts[1], firsts[0]), "TLS 1.3 vs TCP: {firsts:?}");
+}
+
+/// The calling server's handshake CPU delays its call and the callee's worker does its side
+/// before serving it; mTLS adds exactly the certificate work of both ends, `mutual` of each.
+#[test]
+fn mtls_between_services_adds_the_mutual_cpu_on_both_ends() {
+    let caller = r#"cpu: (full: "300us", resumed: "50us", mutual: "2ms")"#;
+    let callee = r#"handshake_cpu: (full: "1500us", resumed: "70us", mutual: "400us")"#;
+    let mut firsts = Vec::new();
+    for (mutual, cpu_ms, callee_cpu_ms) in [("false", 0.3 + 1.5, 1.5), ("true", 2.3 + 1.9, 1.9)] {
+        let v = service_to_service(
+            &format!("(protocol: Tls13, mutual: {mutual}, {caller})"),
+            callee,
+            "",
+            10,
+        );
+        let first = TWO_HOPS_MS + 2.0 * RTT_MS + cpu_ms;
+        let l = &v.latency_ms;
+        assert!(exact(l.max, first), "mutual {mutual}: {} ≠ {first}", l.max);
+        assert!(exact(l.p50, TWO_HOPS_MS), "mutual {mutual}: {}", l.p50);
+        let svc = &v.components["svc-0"];
+        assert_eq!(svc["tls_handshakes"], 1.0);
+        assert!(
+            (svc["tls_handshake_cpu_s"] - callee_cpu_ms / 1e3).abs() < 1e-9,
+            "{}",
+            svc["tls_handshake_cpu_s"]
+        );
+        firsts.push(l.max);
+    }
+    let mutual_ms = 2.0 + 0.4;
+    assert!(
+        (firsts[1] - firsts[0] - mutual_ms).abs() <= (firsts[0] + firsts[1]) * 1e-3,
+        "{firsts:?}"
+    );
+}
+
+/// A restart of the callee drops the caller's connections to it, and a restart of the caller
+/// drops its own pools: either way the next call handshakes again, and pays for it.
+#[test]
+fn after_a_restart_of_either_end_the_next_call_handshakes_again() {
+    // Requests leave at 0, 100, ... ms; the one at 600 ms finds the crashed node down.
+    for node in ["svc", "app"] {
+        let crash = format!(r#"Crash(node: "{node}-0", at: "550ms", until: "650ms")"#);
+        let v = service_to_service(
+            &format!("(protocol: Tls13, {NO_CPU})"),
+            SERVER_NO_CPU,
+            &crash,
+            10,
+        );
+        let first = TWO_HOPS_MS + 2.0 * RTT_MS;
+        assert_eq!(v.ok, 9, "{node}: {:?}", v.errors);
+        let app = &v.components["app-0"];
+        assert_eq!(app["connections_opened"], 2.0, "{node}");
+        let dropped = if node == "svc" { 1.0 } else { 0.0 };
+        assert_eq!(app["connections_dropped_by_restart"], dropped, "{node}");
+        assert_eq!(v.components["svc-0"]["tls_handshakes"], 2.0, "{node}");
+        // Two first calls (at 0 and 700 ms) among nine answered requests.
+        let want_mean = (2.0 * first + 7.0 * TWO_HOPS_MS) / 9.0;
+        let l = &v.latency_ms;
+        assert!(exact(l.max, first), "{node}: {}", l.max);
+        assert!(
+            exact(l.mean, want_mean),
+            "{node}: mean {} ≠ {want_mean}",
+            l.mean
+        );
+    }
+}
+
+/// A server's pool at `max_connections` fails the call as `rejected` (and the request with
+/// it) instead of opening more connections.
+#[test]
+fn a_servers_pool_never_exceeds_max_connections() {
+    let src = format!(
+        r#"Scenario(name: "conn", seed: 3, duration: "2s",
+        network: (latency: Constant("1ms")),
+        nodes: {{
+            "users": Client(target: "app", arrival: Poisson(rate: 2000.0)),
+            "app": Server(service_time: Constant("100us"), workers: 50, calls: [(to: ["svc"])],
+                          connections: Some((max_connections: 2, {NO_CPU}))),
+            "svc": Server(service_time: Constant("2ms"), workers: 50),
+        }},
+    )"#
+    );
+    let v = run_text(&src).variants.remove(0);
+    let app = &v.components["app-0"];
+    assert_eq!(app["connections_opened"], 2.0);
+    assert!(app["connection_pool_overflows"] > 1000.0);
+    assert_eq!(
+        v.errors.get("rejected").copied().unwrap_or(0) as f64,
+        app["connection_pool_overflows"]
+    );
+}
+
+#[test]
+fn server_connections_are_validated_with_their_locations() {
+    let src = r#"Scenario(name: "x", duration: "1s",
+  nodes: {
+    "users": Client(target: "app", arrival: Poisson(rate: 10.0)),
+    "app": Server(service_time: Constant("1ms"), calls: [(to: ["db"])],
+                  connections: Some((per_user: true, max_streams: 0))),
+    "db": Server(service_time: Constant("1ms"), connections: Some(())),
+  },
+)"#;
+    crate::network::rejected(
+        src,
+        &[
+            ("5:48", "per-user connections on a server"),
+            ("5:67", "a connection that carries no call"),
+            ("6:62", "connections for a server that calls no one"),
+        ],
+    );
+}
