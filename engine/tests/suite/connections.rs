@@ -301,13 +301,23 @@ fn per_user_connections_open_one_per_user() {
 /// own) to `app`, which after 1 ms of work calls `svc` over connections `conn`; `svc` adds
 /// `svc_fields`. Every link is 1 ms one way.
 fn service_to_service(conn: &str, svc_fields: &str, faults: &str, count: u32) -> VariantResult {
+    two_tiers(
+        &format!("connections: Some({conn})"),
+        svc_fields,
+        faults,
+        count,
+    )
+}
+
+/// As `service_to_service`, with `app_fields` added to `app`.
+fn two_tiers(app_fields: &str, svc_fields: &str, faults: &str, count: u32) -> VariantResult {
     let src = format!(
         r#"Scenario(name: "s2s", seed: 3, duration: "20s",
         network: (latency: Constant("1ms")),
         nodes: {{
             "users": Client(target: "app", arrival: Constant(rate: 10.0), max_requests: Some({count})),
             "app": Server(service_time: Constant("1ms"), workers: 100, calls: [(to: ["svc"])],
-                          connections: Some({conn})),
+                          {app_fields}),
             "svc": Server(service_time: Constant("1ms"), {svc_fields}),
         }},
         faults: [{faults}],
@@ -548,4 +558,36 @@ fn theory_matches_churning_per_user_pools() {
         "{share} vs {p}"
     );
     assert_eq!(users["connections_resumed"], opened - 50.0);
+}
+
+/// Which core pays the caller's handshake CPU: with `Hold` the worker waits through the
+/// opening (its busy time grows by the handshake's round trips and CPU), with `Release` it
+/// serves other requests meanwhile (its busy time does not grow). Busy time is utilisation ×
+/// the measured span × workers; the span is the same in all four runs, so ratios are exact.
+#[test]
+fn a_held_worker_pays_the_callers_handshake_and_a_released_one_does_not() {
+    let caller_cpu = r#"cpu: (full: "500us", resumed: "0s", mutual: "0s")"#;
+    let util = |mode: &str, conn: &str| {
+        let fields = format!("while_calling: {mode}, {conn}");
+        let v = two_tiers(&fields, SERVER_NO_CPU, "", 20);
+        assert_eq!(v.ok, 20, "{mode} {conn}");
+        v.servers
+            .iter()
+            .find(|s| s.name == "app-0")
+            .expect("app-0")
+            .utilisation
+    };
+    let conn = format!("connections: Some((protocol: Tls13, {caller_cpu}))");
+    let (hold, hold_plain) = (util("Hold", &conn), util("Hold", ""));
+    let (release, release_plain) = (util("Release", &conn), util("Release", ""));
+    // Twenty calls each hold a worker 3 ms longer (a 2 ms round trip and 1 ms at svc) ...
+    let calls_ms = 20.0 * (RTT_MS + SERVICE_MS);
+    // ... and the one that opens the connection 4.5 ms more (two round trips, 0.5 ms CPU).
+    let opening_ms = 2.0 * RTT_MS + 0.5;
+    let ratio = (hold - hold_plain) / (hold_plain - release_plain);
+    assert!((ratio - opening_ms / calls_ms).abs() < 1e-9, "{ratio}");
+    assert!(
+        (release - release_plain).abs() < 1e-12,
+        "{release} vs {release_plain}"
+    );
 }
