@@ -224,7 +224,7 @@ fn connections(out: &mut String) {
     use crate::components::traffic::connections as c;
     section(
         out,
-        "CONNECTIONS AND TLS (Client/LoadBalancer `connections`, Server/LoadBalancer `handshake_cpu`)",
+        "CONNECTIONS AND TLS (Client/LoadBalancer/Server `connections`, Server/LoadBalancer `handshake_cpu`)",
     );
     for (kind, schema) in [
         ("connections", schema_for!(c::ConnectionConfig)),

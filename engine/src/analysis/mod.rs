@@ -15,6 +15,7 @@
 //! for availability.
 
 pub mod availability;
+pub mod connections;
 pub mod deploy;
 pub mod flow;
 pub mod graph;
@@ -22,7 +23,6 @@ pub mod keys;
 pub mod queueing;
 pub mod stations;
 
-use crate::components::NodeConfig;
 use crate::results::{self, Accuracy, Estimate, HopTheory, StationTheory, Theory};
 use crate::scenario::validate::Model;
 use availability::{Fixed, fault_kinds, node_success, segments};
@@ -294,13 +294,19 @@ fn latency_estimate(model: &Model, sol: &Solution) -> Estimate {
         exact = false;
         why.push("faults change latency while they last (the model is fault-free)".into());
     }
-    if let Some(name) = connection_caller(model) {
-        exact = false;
-        why.push(format!(
-            "connection setup is not modelled: a request of {name} that opens a connection also \
-             waits for its handshake (TCP 1 round trip, TLS 1.3 one more, TLS 1.2 two more) and \
-             its CPU, so cold or churning pools simulate slower than this"
-        ));
+    let net = stations::Net::with_connections(model, &sol.graph, &sol.flow);
+    if !net.setups().is_empty() {
+        let (setups_exact, lines) = connections::notes(&sol.graph, net.setups());
+        exact &= setups_exact;
+        why.extend(lines);
+        if fails {
+            exact = false;
+            why.push(
+                "a restart drops every connection to the node, and their callers reconnect at once \
+                 (a reconnect storm, queueing at the handshake cores): not in the model"
+                    .to_string(),
+            );
+        }
     }
     let why = dedup(&why);
     Estimate {
@@ -308,21 +314,6 @@ fn latency_estimate(model: &Model, sol: &Solution) -> Estimate {
         accuracy: accuracy(exact && why.is_empty()),
         why: why.join("; "),
     }
-}
-
-/// The first node (by name) that calls over modelled connections, whose handshakes the
-/// queueing model leaves out.
-fn connection_caller(model: &Model) -> Option<&str> {
-    model
-        .spec
-        .nodes
-        .iter()
-        .find(|(_, cfg)| match cfg {
-            NodeConfig::Client(c) => c.connections.is_some(),
-            NodeConfig::LoadBalancer(b) => b.connections.is_some(),
-            _ => false,
-        })
-        .map(|(name, _)| name.as_str())
 }
 
 /// `i` and every node its requests reach.
@@ -490,7 +481,7 @@ fn hops(model: &Model, sol: &Solution) -> Vec<HopTheory> {
     if issued == 0.0 {
         return Vec::new();
     }
-    let net = stations::Net::new(model);
+    let net = stations::Net::with_connections(model, &sol.graph, &sol.flow);
     let mut order: Vec<String> = Vec::new();
     let mut by_hop: BTreeMap<String, HopTheory> = BTreeMap::new();
     let mut add = |hop: String, visits: f64, network: f64, wait: f64, service: f64| {
@@ -516,7 +507,9 @@ fn hops(model: &Model, sol: &Solution) -> Vec<HopTheory> {
             if calls == 0.0 {
                 continue;
             }
-            let transit = net.link(a, b).mean + net.link(b, a).mean;
+            // Openings of connections add their handshakes to the hop's network time.
+            let setup = net.setup(a, b).map_or(0.0, |s| s.added().mean);
+            let transit = net.link(a, b).mean + net.link(b, a).mean + setup;
             let hop = format!("{group} -> {}", sol.graph.names[b].1);
             add(hop, calls / issued, calls * transit / issued, 0.0, 0.0);
         }

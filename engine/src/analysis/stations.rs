@@ -9,6 +9,7 @@
 //!  station        unbounded: M/M/c, M/G/1 or M/G/c; no room: Erlang B; a finite queue: M/M/c/K
 //! ```
 
+use super::connections::{self, EdgeSetup};
 use super::flow::{Flow, KeyFlow, Solution};
 use super::graph::{CacheNode, Graph, NodeModel, Pool, Station};
 use super::keys::{self, HitRatio};
@@ -17,6 +18,7 @@ use super::queueing::{Moments, erlang_b, kth_of, mgc_wait, mmck, moments};
 use crate::components::data::cache::{CacheStrategy, Eviction};
 use crate::scenario::validate::Model;
 use crate::sim::NodeId;
+use std::collections::BTreeMap;
 
 /// What the model says about one station (a server replica).
 #[derive(Clone, Debug)]
@@ -80,10 +82,12 @@ impl Evaluated {
     }
 }
 
-/// Network transit moments per link.
+/// Network transit moments per link, and what opening connections adds to calls.
 pub struct Net<'m> {
     model: &'m Model,
     default: Moments,
+    /// Per (caller, callee) with the caller's `connections`: what openings add.
+    setups: BTreeMap<(usize, usize), EdgeSetup>,
 }
 
 impl<'m> Net<'m> {
@@ -92,7 +96,25 @@ impl<'m> Net<'m> {
         Net {
             model,
             default: moments(&model.default_link.latency),
+            setups: BTreeMap::new(),
         }
+    }
+
+    /// The links of `model`, and the connection setups of its calls at the rates of `flow`.
+    pub fn with_connections(model: &'m Model, graph: &Graph, flow: &Flow) -> Net<'m> {
+        let mut net = Net::new(model);
+        net.setups = connections::setups(model, graph, flow, &net);
+        net
+    }
+
+    /// What opening connections adds to the calls from `a` to `b`, if `a` models them.
+    pub fn setup(&self, a: usize, b: usize) -> Option<&EdgeSetup> {
+        self.setups.get(&(a, b))
+    }
+
+    /// Every edge's connection setup.
+    pub fn setups(&self) -> &BTreeMap<(usize, usize), EdgeSetup> {
+        &self.setups
     }
 
     /// One-way transit from `a` to `b`.
@@ -109,7 +131,7 @@ impl<'m> Net<'m> {
 
 /// Evaluate every node, callees first.
 pub fn evaluate(model: &Model, graph: &Graph, flow: &Flow, order: &[usize]) -> Evaluated {
-    let net = Net::new(model);
+    let net = Net::with_connections(model, graph, flow);
     let mut ev = Evaluated::new(graph.nodes.len());
     for &i in order.iter().rev() {
         ev.why[i] = flow.notes[i].clone();
@@ -161,7 +183,12 @@ pub fn call(
             continue;
         }
         let resp = ev.resp[m].as_ref().map_err(Clone::clone)?[op];
-        let x = net.link(caller, m).plus(&resp).plus(&net.link(m, caller));
+        let mut x = net.link(caller, m).plus(&resp).plus(&net.link(m, caller));
+        if let Some(s) = net.setup(caller, m) {
+            // Calls that open a connection wait for its handshakes first.
+            x = x.plus(&s.added());
+            exact &= s.exact;
+        }
         mean += w * x.mean;
         second += w * x.second;
         exact &= ev.exact[m];

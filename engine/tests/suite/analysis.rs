@@ -363,11 +363,14 @@ fn the_fault_timeline_label_is_only_beside_a_figure_the_model_gave() {
     assert!(faulted_without_formula >= 2, "{faulted_without_formula}");
 }
 
-/// The queueing model has no connection setup: a design whose callers open connections
-/// (handshakes on cold or churning pools) gets an approximate latency naming why, and the
-/// same design without connections keeps its exact M/M/1 figure.
+/// The queueing model adds connection setup to the calls that open a connection: here a
+/// shared pool that never expires opens once, on the first of the 1000 requests measured, so
+/// the mean grows by a thousandth of a TLS 1.2 opening (three 2 ms round trips, 0.2 ms of the
+/// client's CPU and 1 ms of the server's); the estimate says so and is approximate (a shared
+/// pool is taken as one connection), and the same design without connections keeps its
+/// exact M/M/1 figure.
 #[test]
-fn latency_theory_names_connection_setup_as_left_out() {
+fn latency_theory_adds_connection_setup_to_the_calls_that_open_one() {
     let with = |connections: &str| {
         format!(
             r#"Scenario(name: "tls", seed: 1, duration: "10s", warmup: "0s",
@@ -388,10 +391,12 @@ fn latency_theory_names_connection_setup_as_left_out() {
     let tls = theory(&with(", connections: Some((protocol: Tls12))"));
     assert_eq!(tls.accuracy, Accuracy::Approximate);
     assert!(
-        tls.why.contains("connection setup is not modelled"),
+        tls.why
+            .contains("connection setup users -> app: 0.1% of calls open a connection"),
         "{}",
         tls.why
     );
-    assert!(tls.why.contains("users"), "{}", tls.why);
-    assert_eq!(tls.value, plain.value);
+    let opening_ms = 3.0 * 2.0 + 0.2 + 1.0;
+    let (a, b) = (tls.value.expect("a figure"), plain.value.expect("a figure"));
+    assert!((a - b - opening_ms / 1000.0).abs() < 1e-9, "{a} vs {b}");
 }

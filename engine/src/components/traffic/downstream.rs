@@ -21,10 +21,21 @@
 //! A connection pool (`max_in_flight` of the server, per service called) bounds the calls in
 //! flight from one replica to one service; a call beyond it waits for a connection, within its
 //! stage's timeout, and the calls waiting are a time series.
+//!
+//! With the server's `connections`, each call also goes out on a kept-alive connection of the
+//! replica's pool to the replica it picked (the same [`Pools`] a client and a balancer use):
+//! ```text
+//!  send ─▶ pick a replica ─▶ Pools::acquire: reuse (send now) or open (send after the
+//!          handshake round trips and the caller's CPU; the callee pays its side first)
+//!          pool at max_connections ─▶ the try fails with `rejected` (a retry may follow)
+//! ```
+//! The timeout runs through the handshake. A restart of the callee drops the connections to
+//! it (the next calls handshake again); a crash of this server drops all of its own.
 
 use crate::components::message::{Ctx, Message};
 use crate::components::resilience::policy::{RetryBudget, RetryConfig};
 use crate::components::traffic::calls::CallTable;
+use crate::components::traffic::connections::{ConnectionConfig, Pools};
 use crate::contract::build::BuildCtx;
 use crate::contract::call::{CallId, Cause, Handshake, Op, Request};
 use crate::contract::metrics::{Series, SeriesKind};
@@ -200,6 +211,8 @@ struct Call {
     timer: Option<TimerId>,
     /// The replica of the last try (a retry avoids it).
     to: Option<NodeId>,
+    /// The kept-alive connection the try went out on (with `connections`).
+    conn: Option<u32>,
     previous_pause: SimDuration,
 }
 
@@ -247,6 +260,8 @@ pub struct Downstream {
     rng: SimRng,
     retry_rng: SimRng,
     candidates: Vec<NodeId>,
+    /// Kept-alive connections to the replicas called (with the server's `connections`).
+    conns: Option<Box<Pools>>,
     /// Slots whose stage may have moved since the server last looked (see `next_decided`).
     moved: Vec<u32>,
     /// What the calls did.
@@ -264,8 +279,14 @@ fn cancel(ctx: &mut Ctx<'_>, timer: Option<TimerId>) {
 const CALL_TIMER: u64 = 1 << 63;
 
 impl Downstream {
-    /// The stages of `calls`, with names resolved and `pools` (service name to limit) set up.
-    pub fn new(calls: &[CallStage], pools: &BTreeMap<String, u32>, b: &BuildCtx<'_>) -> Self {
+    /// The stages of `calls`, with names resolved, `pools` (service name to limit) set up,
+    /// and calls made over kept-alive connections if `connections` says how.
+    pub fn new(
+        calls: &[CallStage],
+        pools: &BTreeMap<String, u32>,
+        connections: Option<&ConnectionConfig>,
+        b: &BuildCtx<'_>,
+    ) -> Self {
         let pool_names: Vec<&String> = pools.keys().collect();
         let stages = calls
             .iter()
@@ -305,6 +326,7 @@ impl Downstream {
             rng: b.rng("downstream"),
             retry_rng: b.rng("downstream/retry"),
             candidates: Vec::new(),
+            conns: connections.map(|c| Box::new(Pools::new(c, b.window()))),
             moved: Vec::new(),
             counts: CallCounts::default(),
         }
@@ -497,6 +519,7 @@ impl Downstream {
                 state: State::Backoff,
                 timer: None,
                 to: None,
+                conn: None,
                 previous_pause: SimDuration::ZERO,
             };
             self.try_call(ctx, first, None);
@@ -515,6 +538,7 @@ impl Downstream {
             timer: Some(ctx.set_timer(timeout, CALL_TIMER | call.0)),
             tries: c.tries + 1,
             state: State::Queued,
+            conn: None,
             ..c
         });
         let open = &mut self.progress_mut(c.slot).open;
@@ -570,24 +594,44 @@ impl Downstream {
             self.failed(ctx, call, Cause::Unreachable);
             return;
         };
+        let lease = match self.conns.as_mut().map(|p| p.acquire(ctx, to, 0)) {
+            None => None,
+            Some(Ok(lease)) => Some(lease),
+            Some(Err(e)) => {
+                let entry = self.calls.get_mut(call).expect("open");
+                entry.state = State::InFlight;
+                cancel(ctx, entry.timer);
+                let entry = *entry;
+                self.release_connection(ctx, entry);
+                self.failed(ctx, call, e.cause());
+                return;
+            }
+        };
         let entry = self.calls.get_mut(call).expect("open");
         entry.state = State::InFlight;
         entry.to = Some(to);
+        entry.conn = lease.map(|l| l.conn);
         self.counts.sent += 1;
         // The call's own execution: the first try of the first service of the first stage
         // keeps the request's tag.
         let copy = (stage as u64) << 40 | u64::from(c.target) << 20 | u64::from(entry.tries - 1);
         let attempt = req.copy(copy);
-        ctx.send(
-            to,
-            Message::Request(Request {
-                call,
-                attempt,
-                // A call of this service's own: the handshake its caller opened is paid here.
-                handshake: Handshake::NONE,
-                ..req
-            }),
-        );
+        // A call of this service's own: the handshake its caller opened was paid here, and
+        // the callee pays the side of one this call opens.
+        let (delay, handshake) = lease.map_or((SimDuration::ZERO, Handshake::NONE), |l| {
+            (l.delay, l.handshake)
+        });
+        let msg = Message::Request(Request {
+            call,
+            attempt,
+            handshake,
+            ..req
+        });
+        if delay > SimDuration::ZERO {
+            ctx.send_after(delay, to, msg);
+        } else {
+            ctx.send(to, msg);
+        }
     }
 
     /// A reachable replica of service `t` of `stage`, other than `avoid` if there is another.
@@ -620,6 +664,9 @@ impl Downstream {
     fn release_connection(&mut self, ctx: &mut Ctx<'_>, c: Call) {
         if c.state != State::InFlight {
             return;
+        }
+        if let (Some(pools), Some(to), Some(conn)) = (self.conns.as_mut(), c.to, c.conn) {
+            pools.release(ctx.now(), to, 0, conn);
         }
         let stage = self.progress_of(c.slot).stage;
         let Some(p) = self.stages[stage].targets[c.target as usize].pool else {
@@ -672,6 +719,9 @@ impl Downstream {
     pub fn clear(&mut self, now: SimTime) {
         self.calls.clear();
         self.progress.iter_mut().for_each(|p| *p = None);
+        if let Some(p) = self.conns.as_mut() {
+            p.crashed(now);
+        }
         for pool in &mut self.pools {
             pool.in_use = 0;
             pool.queue.clear();
@@ -687,6 +737,9 @@ impl Downstream {
         counters: &mut BTreeMap<String, f64>,
     ) -> Vec<SeriesResult> {
         let mut series = Vec::new();
+        if let Some(p) = self.conns.as_mut() {
+            series.extend(p.report(now, counters));
+        }
         for pool in &mut self.pools {
             counters.insert(
                 format!("connection_waits.{}", pool.name),

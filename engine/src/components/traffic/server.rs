@@ -22,11 +22,12 @@
 //! ```
 //! A sequence app → cache → db is two stages of one service each; a fan-out A → {B, C, D} is
 //! one stage of three. Calls still pending when their stage is decided are abandoned (their
-//! late answers are ignored).
+//! late answers are ignored). With `connections`, the calls go out on each replica's
+//! kept-alive pools (see `connections.rs`): a call that opens one pays its handshakes.
 
 use crate::components::message::{Builtin, Ctx, Message};
 use crate::components::ops::pool::{Pool, pool_name};
-use crate::components::traffic::connections::HandshakeCpu;
+use crate::components::traffic::connections::{self, ConnectionConfig, HandshakeCpu};
 use crate::components::traffic::downstream::{CallStage, Downstream, validate_pools};
 use crate::components::traffic::priority::{ClassQueues, Scheduling};
 use crate::contract::build::BuildCtx;
@@ -115,6 +116,16 @@ pub struct ServerConfig {
     /// Default `{}`: no quotas.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub class_workers: BTreeMap<String, u32>,
+    /// How this server connects to the services in `calls` (see `ConnectionConfig`, as for a
+    /// client): `Some((protocol: Tls13, mutual: true))` for mTLS between services. Each
+    /// replica keeps its own kept-alive pools, one per replica it calls; a call that opens a
+    /// connection goes out after the handshake's round trips and this server's handshake CPU
+    /// (`cpu`, spent on the calling request's held worker with `Hold`, off the workers with
+    /// `Release`), and the callee's worker does its side (`handshake_cpu`) before serving it.
+    /// A callee's restart drops the connections to it; every call to it then handshakes
+    /// again. Default `None`: calls cost only their trips.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionConfig>,
     /// CPU a worker spends on its side of a TLS handshake, before serving the request that
     /// opened the connection (callers with `connections` open them):
     /// `(full: "1ms", resumed: "100us", mutual: "200us")`, `mutual` added to `full` when the
@@ -176,6 +187,7 @@ crate::settable!(ServerConfig {
     response_size,
     scheduling,
     class_workers,
+    connections,
     handshake_cpu
 });
 
@@ -220,6 +232,7 @@ impl ServerConfig {
         for (i, stage) in self.calls.iter().enumerate() {
             stage.validate(v, &at.field("calls").index(i));
         }
+        self.validate_connections(v, &at.field("connections"));
         validate_pools(
             &self.max_in_flight,
             &self.calls,
@@ -253,6 +266,30 @@ impl ServerConfig {
             if *quota == 0 {
                 v.error(&at, "a class with no workers", "expected a count >= 1");
             }
+        }
+    }
+}
+
+impl ServerConfig {
+    /// A server's connections: valid, for a server that calls out, shared by its requests.
+    fn validate_connections(&self, v: &mut Validator, at: &Path) {
+        let Some(c) = &self.connections else {
+            return;
+        };
+        connections::validate_option(&self.connections, v, at);
+        if self.calls.is_empty() {
+            v.error(
+                at,
+                "connections for a server that calls no one",
+                "expected `calls` to name the services these connections go to",
+            );
+        }
+        if c.per_user {
+            v.error(
+                &at.field("per_user"),
+                "per-user connections on a server",
+                "expected `per_user` only on a client's connections (a server's requests share its pools)",
+            );
         }
     }
 }
@@ -402,7 +439,12 @@ impl Server {
             rejected: 0,
             calling: (!cfg.calls.is_empty()).then(|| {
                 Box::new(Calling {
-                    downstream: Downstream::new(&cfg.calls, &cfg.max_in_flight, b),
+                    downstream: Downstream::new(
+                        &cfg.calls,
+                        &cfg.max_in_flight,
+                        cfg.connections.as_ref(),
+                        b,
+                    ),
                     release: cfg.while_calling == WhileCalling::Release,
                     parked: Vec::new(),
                     free_parked: Vec::new(),
