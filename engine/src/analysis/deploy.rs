@@ -20,6 +20,9 @@ use crate::components::ops::deploy::{DeployConfig, Strategy};
 use crate::results::{Accuracy, DeployTheory, Estimate};
 use crate::scenario::validate::Model;
 
+/// How the reason for a crash-looping release's missing formula starts.
+pub const NO_FORMULA_CRASH_LOOP: &str = "no formula: a crash loop";
+
 /// The expected failed fraction of issued requests for each deploy of `model`.
 pub fn deploys(model: &Model) -> Vec<DeployTheory> {
     let from = model.spec.warmup.as_secs_f64();
@@ -44,9 +47,10 @@ fn failed_fraction(d: &DeployConfig, from: f64, to: f64) -> Estimate {
         return Estimate {
             value: None,
             accuracy: Accuracy::NotApplicable,
-            why: "no formula: a crash loop's failures are the requests in flight at each crash \
-                  and those sent while no replica is in rotation"
-                .to_string(),
+            why: format!(
+                "{NO_FORMULA_CRASH_LOOP}'s failures are the requests in flight at each crash \
+                 and those sent while no replica is in rotation"
+            ),
         };
     }
     let Some(weights) = weights(d) else {

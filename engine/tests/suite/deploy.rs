@@ -598,3 +598,42 @@ fn crash_loop_and_deadline_mistakes_are_located() {
         assert!(err.contains(text), "missing `{text}` in:\n{err}");
     }
 }
+
+#[test]
+fn a_crash_check_catches_a_crash_loop_that_error_rates_miss() {
+    // The committed crash-loop scenario's claims, at another seed: the gated rolling update
+    // completes and fails a large share afterwards; a crash check rolls the canary back within
+    // one window of the first crash, with the fewest requests failed; failures, fewest first:
+    // canary + crash check, canary, then the rolling updates (with the crash check, rolled
+    // back at a gate; without, completed).
+    let r = super::run_file_with_seed("deploy-crashloop", 7);
+    let v = |name: &str| {
+        r.variants
+            .iter()
+            .find(|v| v.name == name)
+            .unwrap_or_else(|| panic!("variant {name}"))
+    };
+    let failed = |name: &str| v(name).errors.values().sum::<u64>();
+    let rolling = v("rolling, gated");
+    assert_eq!(counter(rolling, "completed"), 1.0);
+    let done = when(rolling, "rolling update completed");
+    let (n, f) = completed(rolling, done + 20.0, 300.0);
+    assert!(
+        f as f64 > 0.1 * n as f64,
+        "{f} of {n} failed after the rollout"
+    );
+    let checked = v("canary + crash check");
+    assert_eq!(counter(checked, "rolled_back"), 1.0);
+    assert!(counter(checked, "rollback_after_first_crash_s") <= 20.0);
+    for name in ["rolling, gated + crash check", "blue-green", "canary"] {
+        assert_eq!(counter(v(name), "rolled_back"), 1.0, "{name}");
+    }
+    let order = [
+        failed("canary + crash check"),
+        failed("canary"),
+        failed("rolling, gated + crash check"),
+        failed("rolling, gated"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    assert!(failed("blue-green") < failed("rolling, gated + crash check"));
+}

@@ -190,9 +190,10 @@ pub struct AnalysisConfig {
     #[serde(default = "default_min_requests")]
     pub min_requests: u64,
     /// A check also fails when the new version's replicas crashed more than this many times
-    /// in its window, as a restart-count query in an Argo AnalysisTemplate (count); a crash
-    /// fails a check even with too few answers to judge their errors. Default `None`: crashes
-    /// not checked (only the requests they lose count, as errors).
+    /// since the last check (or the deploy's start), as a restart-count query in an Argo
+    /// AnalysisTemplate (count); a crash fails a check even with too few answers to judge
+    /// their errors. Default `None`: crashes not checked (only the requests they lose count,
+    /// as errors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_crashes: Option<u64>,
 }
@@ -724,7 +725,7 @@ impl Deploy {
                         gated: true,
                         promoting,
                     };
-                    lock(&self.pool).take_analysis();
+                    lock(&self.pool).restart_window();
                     let w = self.window();
                     ctx.set_timer(w, TAG_TICK);
                 } else {
@@ -894,7 +895,7 @@ impl Deploy {
             ),
         );
         self.stage = Stage::Step(i, now);
-        lock(&self.pool).take_analysis();
+        lock(&self.pool).restart_window();
         let tick = self.window();
         ctx.set_timer(tick, TAG_TICK);
     }
@@ -1042,7 +1043,7 @@ impl Deploy {
             .record(now, "blue-green: traffic switched to the new version");
         self.switch_due = false;
         self.stage = Stage::Switched(now);
-        lock(&self.pool).take_analysis();
+        lock(&self.pool).restart_window();
         ctx.set_timer(self.window(), TAG_TICK);
     }
 

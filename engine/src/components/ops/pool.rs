@@ -543,6 +543,14 @@ impl Pool {
         a
     }
 
+    /// A check's window starts now: answers seen so far are forgotten, crashes are not (a
+    /// crash between two checks, as between a rolling update's gates, fails the next one).
+    pub fn restart_window(&mut self) {
+        let crashes = self.counts[1].window_crashes;
+        self.take_analysis();
+        self.counts[1].window_crashes = crashes;
+    }
+
     /// Is the stopped replica `r` kept initialised (in a warm pool)?
     pub fn is_warm(&self, r: usize) -> bool {
         self.replicas[r].warm
