@@ -313,10 +313,10 @@ fn a_canary_limits_the_blast_radius_of_a_bad_release_most() {
     assert!(ungated > 0.2 * 1000.0 * 180.0, "ungated {ungated}");
 }
 
-/// A pool of two (one old replica, room for one new), requests every 10 ms round-robin to
-/// the replicas in rotation, 40 ms of work on 8 workers each: a new replica in rotation gets
-/// every other request, one each 20 ms, so exactly two are in service at any instant. Its
-/// version crashes 15 s after each start.
+/// A pool of three (one old replica, room for more new ones than a surge of one allows),
+/// requests every 10 ms round-robin to the replicas in rotation, 40 ms of work on 8 workers
+/// each: a new replica in rotation gets every other request, one each 20 ms, so exactly two
+/// are in service at any instant. Its version crashes 15 s after each start.
 fn crash_loop_scenario(strategy: &str, analysis: &str, duration: &str) -> String {
     format!(
         r#"Scenario(
@@ -325,7 +325,7 @@ fn crash_loop_scenario(strategy: &str, analysis: &str, duration: &str) -> String
     nodes: {{
         "users": Client(target: "lb", timeout: "1s", arrival: Constant(rate: 100.0)),
         "lb":    LoadBalancer(strategy: RoundRobin, backends: ["app"], timeout: "1s"),
-        "app":   Server(replicas: 2, workers: 8, service_time: Constant("40ms")),
+        "app":   Server(replicas: 3, workers: 8, service_time: Constant("40ms")),
         "deploy": Deploy(pool: "app", replicas: 1, start: "20s", provisioning: "10s",
                          version: (crash_loop: Some((after: Constant("15s")))),
                          strategy: {strategy}, analysis: {analysis}),
@@ -388,6 +388,7 @@ fn a_crash_looping_replica_crashes_after_each_start_and_restarts_with_kubernetes
     // new replica starts (max_surge = 1): the rollout stalls, and its progress deadline
     // (600 s after the new replica was first ready) marks it failed, as Kubernetes does.
     assert_eq!(phases(v, "app-pool", "app-0"), [(0, "serving".to_string())]);
+    assert_eq!(phases(v, "app-pool", "app-2"), [(0, "stopped".to_string())]);
     assert_eq!(when(v, "progress deadline exceeded"), 630.0);
     assert_eq!(counter(v, "progress_deadline_exceeded"), 1.0);
     assert_eq!(counter(v, "completed"), 0.0);
