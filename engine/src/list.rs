@@ -158,12 +158,17 @@ pub fn render(registry: &Registry) -> String {
     }
     section(
         &mut out,
-        "DEPLOY VERSION AND ANALYSIS (Deploy `version`, `analysis`)",
+        "DEPLOY VERSION AND ANALYSIS (Deploy `version`, `version.crash_loop`, `analysis`)",
     );
     structure(
         &mut out,
         "version",
         schema_for!(crate::components::ops::deploy::VersionConfig).as_value(),
+    );
+    structure(
+        &mut out,
+        "crash_loop",
+        schema_for!(crate::components::ops::deploy::CrashLoopConfig).as_value(),
     );
     structure(
         &mut out,
@@ -570,6 +575,10 @@ mod tests {
             "max_unavailable",
             "canary_replicas",
             "failure_limit",
+            "crash_loop",
+            "CrashLoopBackOff",
+            "progress_deadline",
+            "max_crashes",
             "QueueLength",
             "DecorrelatedJitter",
             "SlidingWindowCounter",

@@ -4,10 +4,13 @@
 //! ```text
 //!  canary:     weight steps[i] for `pause` each from ready (start + provisioning); with an
 //!              analysis whose limit the error rate exceeds, rolled back after
-//!              (failure_limit + 1) windows of the first step; else promoted (weight 1)
+//!              (failure_limit + 1) windows of the first step; else promoted (weight 1; the
+//!              promotion's batches, while traffic follows the replicas, are not modelled)
 //!  blue-green: weight 1 from ready + switch_after; rolled back after (failure_limit + 1)
 //!              windows when the error rate exceeds the limit
 //!  rolling:    no formula: the new replicas' share depends on the balancer's choices
+//!  crash loop: no formula: what a crash loses depends on the requests in flight then, and
+//!              on when the balancers route around the replicas backing off
 //! ```
 //! It assumes each analysis check measures the version's true error rate (a check of n
 //! answers sees it within about 1/√n) and that the balancers have a replica of each version.
@@ -16,6 +19,9 @@ use crate::components::NodeConfig;
 use crate::components::ops::deploy::{DeployConfig, Strategy};
 use crate::results::{Accuracy, DeployTheory, Estimate};
 use crate::scenario::validate::Model;
+
+/// How the reason for a crash-looping release's missing formula starts.
+pub const NO_FORMULA_CRASH_LOOP: &str = "no formula: a crash loop";
 
 /// The expected failed fraction of issued requests for each deploy of `model`.
 pub fn deploys(model: &Model) -> Vec<DeployTheory> {
@@ -37,6 +43,16 @@ pub fn deploys(model: &Model) -> Vec<DeployTheory> {
 
 /// The expected failed fraction of the requests issued in [from, to] (seconds).
 fn failed_fraction(d: &DeployConfig, from: f64, to: f64) -> Estimate {
+    if d.version.crash_loop.is_some() {
+        return Estimate {
+            value: None,
+            accuracy: Accuracy::NotApplicable,
+            why: format!(
+                "{NO_FORMULA_CRASH_LOOP}'s failures are the requests in flight at each crash \
+                 and those sent while no replica is in rotation"
+            ),
+        };
+    }
     let Some(weights) = weights(d) else {
         return Estimate {
             value: None,
@@ -128,6 +144,7 @@ mod tests {
             version: VersionConfig {
                 error_rate,
                 latency_factor: 1.0,
+                crash_loop: None,
             },
             strategy,
             provisioning: SimDuration::from_secs(20),
@@ -137,6 +154,7 @@ mod tests {
                 max_p99: None,
                 failure_limit: 0,
                 min_requests: 10,
+                max_crashes: None,
             }),
         }
     }
@@ -146,6 +164,8 @@ mod tests {
             steps: vec![0.05, 0.2, 0.5, 1.0],
             pause: SimDuration::from_secs(60),
             canary_replicas: None,
+            max_surge: None,
+            max_unavailable: None,
         }
     }
 
@@ -166,6 +186,8 @@ mod tests {
                 steps: vec![0.05, 0.2],
                 pause: SimDuration::from_secs(40),
                 canary_replicas: None,
+                max_surge: None,
+                max_unavailable: None,
             },
             0.2,
         );
@@ -203,6 +225,7 @@ mod tests {
         let rolling = Strategy::Rolling {
             max_surge: None,
             max_unavailable: None,
+            progress_deadline: SimDuration::from_secs(600),
         };
         let e = failed_fraction(&deploy(rolling, 0.2), 0.0, 300.0);
         assert_eq!((e.value, e.accuracy), (None, Accuracy::NotApplicable));

@@ -89,7 +89,17 @@ fn with_deploys(mut a: Estimate, deploys: &[results::DeployTheory]) -> Estimate 
         (Some(_), None) => {
             a.value = None;
             a.accuracy = Accuracy::NotApplicable;
-            a.why = "no formula for a rolling update's failures".to_string();
+            let crash_loop = deploys.iter().any(|d| {
+                d.failed_fraction
+                    .why
+                    .starts_with(deploy::NO_FORMULA_CRASH_LOOP)
+            });
+            a.why = if crash_loop {
+                "no formula for a crash-looping release's failures"
+            } else {
+                "no formula for a rolling update's failures"
+            }
+            .to_string();
             return a;
         }
         _ => return a,

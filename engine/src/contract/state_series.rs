@@ -62,6 +62,23 @@ impl StateSeries {
         }
     }
 
+    /// Name the states by `names` from now on: the same names first, then more (a state only
+    /// some runs reach, listed only when one does). Time already spent keeps its state.
+    pub fn widen(&mut self, names: &'static [&'static str]) {
+        let n = self.names.len();
+        if names.len() <= n || names[..n] != *self.names {
+            return;
+        }
+        let m = names.len();
+        let windows = self.time_in.len() / n.max(1);
+        let mut time_in = vec![0; windows * m];
+        for w in 0..windows {
+            time_in[w * m..w * m + n].copy_from_slice(&self.time_in[w * n..(w + 1) * n]);
+        }
+        self.time_in = time_in;
+        self.names = names;
+    }
+
     /// The current state, if one was set.
     pub fn state(&self) -> Option<usize> {
         self.state.map(|s| s as usize)
@@ -144,6 +161,18 @@ mod tests {
         let changes: Vec<(f64, u32)> = track.changes.iter().map(|c| (c.at_s, c.state)).collect();
         assert_eq!(changes, [(0.0, 0), (3e-7, 2), (1.6e-6, 1), (1.7e-6, 0)]);
         assert_eq!(track.names, ["closed", "half-open", "open"]);
+    }
+
+    #[test]
+    fn widening_keeps_the_time_already_spent() {
+        let mut s = StateSeries::new(&["a", "b"], SimDuration(10));
+        s.set(SimTime(0), 1);
+        s.set(SimTime(15), 0);
+        s.widen(&["a", "b", "c"]);
+        s.set(SimTime(22), 2);
+        let r = s.finish("x", "X", SimTime(30));
+        assert_eq!(r.values, vec![Some(1.0), Some(0.0), Some(2.0)]);
+        assert_eq!(r.states.expect("states").names, ["a", "b", "c"]);
     }
 
     #[test]

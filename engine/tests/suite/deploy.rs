@@ -1,6 +1,9 @@
 //! Deploys: a canary's failures against weight × error rate (binomial, 4σ) and its rollback
 //! within one analysis window; blue-green's instant rollback; a rolling update's bounds on the
-//! replicas in rotation; the exact timeline of each strategy; located configuration errors.
+//! replicas in rotation; the exact timeline of each strategy; located configuration errors; a
+//! crash-looping release (the kubelet's back-off to the nanosecond, the requests each crash
+//! loses, a stalled rollout's progress deadline, blue-green waiting for a ready set); a
+//! canary's promotion under the rolling limits, analysed as it goes.
 
 use super::run_text;
 use archsim::results::VariantResult;
@@ -201,8 +204,18 @@ fn each_strategy_steps_at_the_times_its_configuration_says() {
     ));
     let v = &run_text(&canary).variants[0];
     let got: Vec<f64> = events(v).iter().map(|e| e.0).collect();
-    assert_eq!(got, [20.0, 30.0, 50.0, 70.0], "{:#?}", events(v));
-    assert!(events(v)[3].1.contains("promoted"));
+    // Promoting at 70 s under Argo's 25% limits (surge 1, one unavailable): two stable
+    // replicas retire and two new ones start (3 in rotation, 5 running); at 80 s the new ones
+    // are ready: as each enters rotation one more stable replica retires and, for the first,
+    // a last new one starts, ready at 90 s, when all four run the new version.
+    assert_eq!(
+        got,
+        [20.0, 30.0, 50.0, 70.0, 70.0, 80.0, 80.0, 90.0],
+        "{:#?}",
+        events(v)
+    );
+    assert!(events(v)[3].1.contains("canary promoting"));
+    assert!(events(v)[7].1.contains("canary promoted"));
 
     let blue_green = ok(&scenario(
         r#"BlueGreen(switch_after: "5s", scale_down_delay: "30s")"#,
@@ -298,4 +311,330 @@ fn a_canary_limits_the_blast_radius_of_a_bad_release_most() {
     );
     assert!(canary < gated && gated < blue_green && blue_green < ungated);
     assert!(ungated > 0.2 * 1000.0 * 180.0, "ungated {ungated}");
+}
+
+/// A pool of three (one old replica, room for more new ones than a surge of one allows),
+/// requests every 10 ms round-robin to the replicas in rotation, 40 ms of work on 8 workers
+/// each: a new replica in rotation gets every other request, one each 20 ms, so exactly two
+/// are in service at any instant. Its version crashes 15 s after each start.
+fn crash_loop_scenario(strategy: &str, analysis: &str, duration: &str) -> String {
+    format!(
+        r#"Scenario(
+    name: "crash loop", seed: 3, duration: "{duration}", warmup: "0s",
+    network: (latency: Constant("100us")),
+    nodes: {{
+        "users": Client(target: "lb", timeout: "1s", arrival: Constant(rate: 100.0)),
+        "lb":    LoadBalancer(strategy: RoundRobin, backends: ["app"], timeout: "1s"),
+        "app":   Server(replicas: 3, workers: 8, service_time: Constant("40ms")),
+        "deploy": Deploy(pool: "app", replicas: 1, start: "20s", provisioning: "10s",
+                         version: (crash_loop: Some((after: Constant("15s")))),
+                         strategy: {strategy}, analysis: {analysis}),
+    }},
+)"#
+    )
+}
+
+const ONE_AT_A_TIME: &str = "Rolling(max_surge: Some(1), max_unavailable: Some(0))";
+
+/// (time in ns, phase) of replica `name`'s timeline in the pool.
+fn phases(v: &VariantResult, pool: &str, name: &str) -> Vec<(u64, String)> {
+    let s = v.series[pool]
+        .iter()
+        .find(|s| s.name == "replica_phase" && s.label.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no timeline of {name}"));
+    let track = s.states.as_ref().expect("a phase timeline");
+    track
+        .changes
+        .iter()
+        .map(|c| {
+            let ns = (c.at_s * 1e9).round() as u64;
+            (ns, track.names[c.state as usize].clone())
+        })
+        .collect()
+}
+
+const S: u64 = 1_000_000_000;
+
+#[test]
+fn a_crash_looping_replica_crashes_after_each_start_and_restarts_with_kubernetes_back_off() {
+    // Health-gated (a 20 s error-rate check the few lost requests pass): the rollout stalls.
+    let text = crash_loop_scenario(ONE_AT_A_TIME, GATE, "1100s");
+    let v = &run_text(&text).variants[0];
+    // The timeline the kubelet's rule gives: ready at 30 s, a crash 15 s after each start,
+    // restarts after 10 s × 2^k, at most 300 s.
+    let mut expected = vec![(0, "stopped".to_string()), (20 * S, "provisioning".into())];
+    let (mut up, mut k) = (30 * S, 0u32);
+    let mut crashes = 0;
+    while up < 1100 * S {
+        expected.push((up, "serving".into()));
+        let crash = up + 15 * S;
+        if crash > 1100 * S {
+            break;
+        }
+        expected.push((crash, "back-off".into()));
+        crashes += 1;
+        up = crash + ((10 * S) << k).min(300 * S);
+        k += 1;
+    }
+    assert_eq!(phases(v, "app-pool", "app-1"), expected);
+    // Back-offs 10, 20, 40, 80, 160, 300 and 300 s: seven restarts, eight crashes.
+    assert_eq!(crashes, 8);
+    assert_eq!(counter(v, "new_version_crashes"), 8.0);
+    assert_eq!(counter(v, "new_version_restarts"), 7.0);
+    // Each crash loses the two requests in service (no answer: they time out), no more.
+    assert_eq!(v.errors.get("timeout").copied(), Some(2 * crashes));
+    assert_eq!(v.requests - v.ok, 2 * crashes);
+    // The old replica never leaves rotation (replicas − max_unavailable = 1), and no second
+    // new replica starts (max_surge = 1): the rollout stalls, and its progress deadline
+    // (600 s after the new replica was first ready) marks it failed, as Kubernetes does.
+    assert_eq!(phases(v, "app-pool", "app-0"), [(0, "serving".to_string())]);
+    assert_eq!(phases(v, "app-pool", "app-2"), [(0, "stopped".to_string())]);
+    assert_eq!(when(v, "progress deadline exceeded"), 630.0);
+    assert_eq!(counter(v, "progress_deadline_exceeded"), 1.0);
+    assert_eq!(counter(v, "completed"), 0.0);
+    assert_eq!(counter(v, "rolled_back"), 0.0);
+    let state = v.series["deploy"]
+        .iter()
+        .find(|s| s.name == "deploy_state")
+        .and_then(|s| s.states.as_ref())
+        .expect("a deploy timeline");
+    let last = state.changes.last().expect("changes");
+    assert_eq!(
+        (last.at_s, state.names[last.state as usize].as_str()),
+        (630.0, "failed")
+    );
+}
+
+#[test]
+fn the_back_off_starts_again_after_ten_minutes_up() {
+    // Up 600 s before each crash: every back-off is the first one, 10 s.
+    let text = crash_loop_scenario(ONE_AT_A_TIME, "None", "1900s")
+        .replace(r#"Constant("15s")"#, r#"Constant("600s")"#);
+    let v = &run_text(&text).variants[0];
+    let crashes: Vec<(u64, String)> = phases(v, "app-pool", "app-1").into_iter().skip(2).collect();
+    let serving = |t: u64| (t * S, "serving".to_string());
+    let back_off = |t: u64| (t * S, "back-off".to_string());
+    assert_eq!(
+        crashes,
+        [
+            serving(30),
+            back_off(630),
+            serving(640),
+            back_off(1240),
+            serving(1250),
+            back_off(1850),
+            serving(1860)
+        ]
+    );
+}
+
+#[test]
+fn a_crash_check_rolls_back_a_gated_rollout_and_no_gating_replaces_every_old_replica() {
+    // With a check of crashes, the first check after the crash (at 45 s) rolls back at 50 s.
+    let gate = r#"Some((window: "20s", max_crashes: Some(0)))"#;
+    let v = &run_text(&crash_loop_scenario(ONE_AT_A_TIME, gate, "120s")).variants[0];
+    assert_eq!(when(v, "analysis failed"), 50.0);
+    assert_eq!(when(v, "rollback completed"), 50.0);
+    assert_eq!(counter(v, "rollback_after_first_crash_s"), 5.0);
+    let app1 = phases(v, "app-pool", "app-1");
+    assert_eq!(
+        app1.last(),
+        Some(&(50 * S, "stopped".to_string())),
+        "{app1:?}"
+    );
+    assert_eq!(phases(v, "app-pool", "app-0"), [(0, "serving".to_string())]);
+    // Without gating the update goes on as replicas become ready, crash loop or not: the
+    // old replica is retired once the new one is ready, and the pool is left crash-looping.
+    let v = &run_text(&crash_loop_scenario(ONE_AT_A_TIME, "None", "120s")).variants[0];
+    assert_eq!(when(v, "rolling update completed"), 30.0);
+    let app0 = phases(v, "app-pool", "app-0");
+    assert_eq!(
+        app0.last().map(|p| p.1.as_str()),
+        Some("stopped"),
+        "{app0:?}"
+    );
+    assert!(
+        v.errors.get("unreachable").copied().unwrap_or(0) > 0,
+        "{:?}",
+        v.errors
+    );
+}
+
+#[test]
+fn blue_green_switches_only_to_a_set_that_is_all_ready() {
+    // Due at 50 s (ready at 30 s + 20 s), when the new replica is in back-off (crashed at
+    // 45 s): the switch waits for its restart at 55 s.
+    let text = crash_loop_scenario(
+        r#"BlueGreen(switch_after: "20s", scale_down_delay: "30s")"#,
+        "None",
+        "120s",
+    );
+    let v = &run_text(&text).variants[0];
+    assert_eq!(when(v, "the switch waits"), 50.0);
+    assert_eq!(when(v, "traffic switched"), 55.0);
+    let app1 = phases(v, "app-pool", "app-1");
+    assert!(
+        app1.contains(&(55 * S, "serving".to_string())),
+        "switched to a replica not in rotation: {app1:?}"
+    );
+}
+
+/// Per replica, whether it is new (started after the deploy began, so at the new version)
+/// and its phase, after each instant of change, from the pool's timelines.
+fn fleet_over_time(v: &VariantResult, names: &[&str]) -> Vec<(u64, Vec<(bool, String)>)> {
+    let timelines: Vec<Vec<(u64, String)>> =
+        names.iter().map(|n| phases(v, "app-pool", n)).collect();
+    let mut instants: Vec<u64> = timelines.iter().flatten().map(|c| c.0).collect();
+    instants.sort_unstable();
+    instants.dedup();
+    instants
+        .into_iter()
+        .map(|t| {
+            let fleet = timelines
+                .iter()
+                .map(|tl| {
+                    let upto: Vec<&(u64, String)> = tl.iter().filter(|c| c.0 <= t).collect();
+                    let new = upto.iter().any(|c| c.1 == "provisioning");
+                    (new, upto.last().map_or(String::new(), |c| c.1.clone()))
+                })
+                .collect();
+            (t, fleet)
+        })
+        .collect()
+}
+
+#[test]
+fn a_canary_promotion_replaces_the_stable_replicas_within_surge_and_unavailability() {
+    // Four stable replicas, one canary, Argo's 25% limits: surge 1, one unavailable.
+    let text = scenario(
+        r#"Canary(steps: [0.2], pause: "20s", canary_replicas: Some(1))"#,
+        r#"Some((window: "10s"))"#,
+        "",
+    )
+    .replace("error_rate: 0.2", "error_rate: 0.0");
+    let v = &run_text(&text).variants[0];
+    let promoting = when(v, "canary promoting");
+    let promoted = when(v, "canary promoted");
+    assert_eq!(promoting, 50.0, "ready at 30 s, one 20 s step");
+    let names: Vec<String> = (0..8).map(|i| format!("app-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let in_rotation = |p: &str| matches!(p, "warming" | "serving");
+    let active = |p: &str| in_rotation(p) || matches!(p, "provisioning" | "back-off");
+    let (mut fewest, mut most) = (usize::MAX, 0);
+    for (t, fleet) in fleet_over_time(v, &names) {
+        let count =
+            |keep: &dyn Fn(&(bool, String)) -> bool| fleet.iter().filter(|r| keep(r)).count();
+        let ready = count(&|r| in_rotation(&r.1));
+        let running = count(&|r| active(&r.1));
+        let old_ready = count(&|r| !r.0 && in_rotation(&r.1));
+        if t >= promoting as u64 * S {
+            // replicas − max_unavailable in rotation, replicas + max_surge running, at least
+            // and at most.
+            assert!(ready >= 3, "{ready} in rotation at {t} ns: {fleet:?}");
+            assert!(running <= 5, "{running} running at {t} ns: {fleet:?}");
+            fewest = fewest.min(ready);
+            most = most.max(running);
+        }
+        if t >= (promoted * 1e9) as u64 {
+            assert_eq!((ready, old_ready), (4, 0), "at {t} ns: {fleet:?}");
+        }
+    }
+    // Replaced in batches, not at once: both limits were reached on the way.
+    assert_eq!((fewest, most), (3, 5));
+    assert!(
+        promoted > promoting && promoted <= promoting + 30.0,
+        "{promoted}"
+    );
+    assert_eq!(counter(v, "completed"), 1.0);
+    assert_eq!(v.errors.values().sum::<u64>(), 0, "{:?}", v.errors);
+}
+
+#[test]
+fn the_analysis_goes_on_during_a_canary_promotion() {
+    // The canary is ready at 30 s and passes its step (at 40 s and 50 s, no crash yet); it
+    // crashes 25 s after it is ready, at 55 s, during the promotion: the check at 60 s fails
+    // and rolls the promotion back, replica by replica.
+    let text = scenario(
+        r#"Canary(steps: [0.2], pause: "20s", canary_replicas: Some(1))"#,
+        r#"Some((window: "10s", max_crashes: Some(0)))"#,
+        "",
+    )
+    .replace(
+        "version: (error_rate: 0.2)",
+        r#"version: (crash_loop: Some((after: Constant("25s"))))"#,
+    );
+    let v = &run_text(&text).variants[0];
+    assert_eq!(when(v, "canary promoting"), 50.0);
+    assert_eq!(when(v, "crashed"), 55.0);
+    assert_eq!(when(v, "analysis failed"), 60.0);
+    assert!(when(v, "rollback completed") >= 60.0);
+    assert_eq!(counter(v, "rolled_back"), 1.0);
+    assert_eq!(counter(v, "completed"), 0.0);
+}
+
+#[test]
+fn crash_loop_and_deadline_mistakes_are_located() {
+    let src = r#"Scenario(
+    name: "x",
+    duration: "10s",
+    nodes: {
+        "lb": LoadBalancer(strategy: RoundRobin, backends: ["app"]),
+        "app": Server(replicas: 5, service_time: Exponential(mean: "1ms")),
+        "d": Deploy(pool: "app", replicas: 4, start: "1s",
+                    version: (crash_loop: Some((after: Constant("0s")))),
+                    strategy: Rolling(progress_deadline: "0s")),
+    },
+)"#;
+    let err = archsim::scenario::parse("bad.ron", src, &archsim::Registry::builtin())
+        .expect_err("the scenario should be rejected")
+        .to_string();
+    for (location, text) in [
+        (
+            "bad.ron:8:56",
+            "a replica that crashes the instant it is ready",
+        ),
+        ("bad.ron:9:58", "a zero progress deadline"),
+    ] {
+        assert!(err.contains(location), "missing {location} in:\n{err}");
+        assert!(err.contains(text), "missing `{text}` in:\n{err}");
+    }
+}
+
+#[test]
+fn a_crash_check_catches_a_crash_loop_that_error_rates_miss() {
+    // The committed crash-loop scenario's claims, at another seed: the gated rolling update
+    // completes and fails a large share afterwards; a crash check rolls the canary back within
+    // one window of the first crash, with the fewest requests failed; failures, fewest first:
+    // canary + crash check, canary, then the rolling updates (with the crash check, rolled
+    // back at a gate; without, completed).
+    let r = super::run_file_with_seed("deploy-crashloop", 7);
+    let v = |name: &str| {
+        r.variants
+            .iter()
+            .find(|v| v.name == name)
+            .unwrap_or_else(|| panic!("variant {name}"))
+    };
+    let failed = |name: &str| v(name).errors.values().sum::<u64>();
+    let rolling = v("rolling, gated");
+    assert_eq!(counter(rolling, "completed"), 1.0);
+    let done = when(rolling, "rolling update completed");
+    let (n, f) = completed(rolling, done + 20.0, 300.0);
+    assert!(
+        f as f64 > 0.1 * n as f64,
+        "{f} of {n} failed after the rollout"
+    );
+    let checked = v("canary + crash check");
+    assert_eq!(counter(checked, "rolled_back"), 1.0);
+    assert!(counter(checked, "rollback_after_first_crash_s") <= 20.0);
+    for name in ["rolling, gated + crash check", "blue-green", "canary"] {
+        assert_eq!(counter(v(name), "rolled_back"), 1.0, "{name}");
+    }
+    let order = [
+        failed("canary + crash check"),
+        failed("canary"),
+        failed("rolling, gated + crash check"),
+        failed("rolling, gated"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    assert!(failed("blue-green") < failed("rolling, gated + crash check"));
 }

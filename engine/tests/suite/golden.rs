@@ -36,7 +36,8 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     // opaque to the analysis: a workload shape has no steady state), event digest unchanged;
     // priority-overload gained a rate limiter and two variants (its first three variants'
     // numbers are unchanged); latency-aware-balancing is new. deploy-strategies is new (issue
-    // 21, item 3); no other digest changed with it.
+    // 21, item 3); no other digest changed with it. deploy-crashloop is new (issue 21 item 3:
+    // a crash-looping version, a canary's rolling promotion); no other digest changed with it.
     // Issue 21 item 6: diurnal.ron re-pinned on purpose: its variants changed (a ten-minute
     // day; fixed 5 and 8, reactive and scheduled autoscaling on a pool of 12 replace the
     // fixed pools and the flash crowd), so its events and results are new.
@@ -76,6 +77,11 @@ const COMMITTED: &[(&str, &str, u64)] = &[
         "concurrency-models.ron",
         "395d5b19dd6fcc5e",
         0x7d5912efd62cc5b3,
+    ),
+    (
+        "deploy-crashloop.ron",
+        "752bd820a14dc329",
+        0x80b570e7c1117f79,
     ),
     (
         "deploy-strategies.ron",

@@ -10,7 +10,8 @@
 //!              ─▶ analysis over `scale_down_delay` ─▶ old set drained: completed
 //!              (a failed analysis switches back at once, while the old set still runs)
 //!  canary:     start ─▶ canary replicas start ─▶ ready ─▶ weight steps[0] for `pause`
-//!              ─▶ steps[1] ... ─▶ promoted (the stable replicas take the new version)
+//!              ─▶ steps[1] ... ─▶ promoting: the stable replicas are replaced by the
+//!              rolling rules (`max_surge`, `max_unavailable`), analysed meanwhile ─▶ promoted
 //!              (a failed analysis sends all traffic back to the stable replicas at once)
 //!  analysis:   every `window`: the new version's answers at the balancers in that window;
 //!              a check fails when their error rate > `max_error_rate` or their p99 >
@@ -20,6 +21,15 @@
 //! executions it serves (answered as `server_error`) and its service times are multiplied by
 //! `latency_factor`. A canary's and a blue-green switch's weight is a traffic fraction at the
 //! balancers (as with a traffic router), whatever the replica counts.
+//!
+//! A new version may crash-loop (`crash_loop`): this controller then also plays the kubelet.
+//! ```text
+//!  ready ─(after)─▶ crash: back-off, out of rotation ─(10 s)─▶ restarted, ready ─(after)─▶
+//!  crash ─(20 s)─▶ ... 40 s, 80 s, 160 s, 300 s, 300 s ... (reset to 10 s after 10 min up)
+//! ```
+//! A rolling update counts only first readiness and retirements as progress: a stalled one
+//! (its new replicas in back-off) is marked failed after `progress_deadline`; blue-green
+//! switches only to a set whose replicas are all in rotation.
 
 use crate::components::message::{Builtin, Ctx, Message};
 use crate::components::ops::pool::{Behaviour, Phase, Pool, lock, pool_name};
@@ -27,6 +37,7 @@ use crate::contract::build::BuildCtx;
 use crate::contract::metrics::{EventLog, NodeStats, Series, SeriesKind};
 use crate::contract::state_series::StateSeries;
 use crate::contract::validate::{Path, Validator};
+use crate::sim::dist::Dist;
 use crate::sim::time::{SimDuration, SimTime};
 use crate::sim::{Node, NodeId, TimerId};
 use schemars::JsonSchema;
@@ -45,6 +56,10 @@ pub struct VersionConfig {
     /// Its service times are multiplied by this (factor, > 0). Default 1.
     #[serde(default = "one_f")]
     pub latency_factor: f64,
+    /// Its replicas crash and are restarted with Kubernetes' CrashLoopBackOff:
+    /// `Some((after: Constant("20s")))`. Default `None`: they never crash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_loop: Option<CrashLoopConfig>,
 }
 
 impl Default for VersionConfig {
@@ -52,8 +67,42 @@ impl Default for VersionConfig {
         VersionConfig {
             error_rate: 0.0,
             latency_factor: 1.0,
+            crash_loop: None,
         }
     }
+}
+
+/// A release whose process crashes a while after it starts serving, over and over.
+///
+/// A crash loses the replica's queued and in-service requests (their callers time out, as on
+/// any crash) and takes it out of rotation; the kubelet restarts it after a back-off of 10 s,
+/// doubled at each restart up to 5 min, and reset to 10 s once it ran 10 min without a crash
+/// (Kubernetes' pod lifecycle: "exponential back-off delay (10s, 20s, 40s, …), that is capped
+/// at five minutes. Once a container has executed for 10 minutes without any problems, the
+/// kubelet resets the restart backoff timer"). A restarted replica is ready at once (its image
+/// is on the node; a readiness probe's delay is not modelled).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrashLoopConfig {
+    /// How long a replica of the new version serves before it crashes, counted from when it
+    /// became ready or was restarted (a distribution of durations, drawn per start from the
+    /// deploy's own random stream: `Constant("20s")`, `Exponential(mean: "30s")`). Required.
+    pub after: Dist,
+}
+
+/// The kubelet's first restart back-off, its cap, and how long a container must run without
+/// a crash for the back-off to start again from the first (Kubernetes' pod lifecycle docs).
+pub const BACKOFF_FIRST: SimDuration = SimDuration::from_secs(10);
+/// The longest restart back-off (5 min).
+pub const BACKOFF_CAP: SimDuration = SimDuration::from_secs(300);
+/// Running this long (10 min) without a crash resets the back-off.
+pub const BACKOFF_RESET: SimDuration = SimDuration::from_secs(600);
+
+/// The back-off before the restart after crash number `k` (from 0) of a streak: 10 s × 2^k,
+/// at most 5 min.
+pub fn backoff(k: u32) -> SimDuration {
+    let doubled = BACKOFF_FIRST.0.saturating_mul(1u64 << k.min(20));
+    SimDuration(doubled.min(BACKOFF_CAP.0))
 }
 
 /// How the new version replaces the old one.
@@ -72,6 +121,15 @@ pub enum Strategy {
         /// `replicas`, rounded down, as Kubernetes.
         #[serde(default)]
         max_unavailable: Option<u32>,
+        /// A rollout that makes no progress (no new replica ready for the first time, no old
+        /// one retired) for this long is marked failed, as Kubernetes' ProgressDeadlineExceeded;
+        /// it goes on trying, and a failed analysis still rolls it back (duration, > 0).
+        /// Default "600s", Kubernetes' progressDeadlineSeconds.
+        #[serde(
+            default = "default_progress_deadline",
+            skip_serializing_if = "is_default_progress_deadline"
+        )]
+        progress_deadline: SimDuration,
     },
     /// A full second set at the new version; all traffic switched to it at once:
     /// `BlueGreen(switch_after: "0s", scale_down_delay: "30s")`.
@@ -98,6 +156,15 @@ pub enum Strategy {
         /// the primary's size.
         #[serde(default)]
         canary_replicas: Option<u32>,
+        /// At promotion, replicas started above `replicas` at once while the stable replicas
+        /// are replaced (count). Default `None`: 25% of `replicas`, rounded up, as Argo Rollouts'
+        /// canary `maxSurge`. The pool's spare replicas also bound it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_surge: Option<u32>,
+        /// At promotion, replicas in rotation allowed below `replicas` (count). Default `None`:
+        /// 25% of `replicas`, rounded down, as Argo Rollouts' canary `maxUnavailable`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_unavailable: Option<u32>,
     },
 }
 
@@ -122,6 +189,13 @@ pub struct AnalysisConfig {
     /// A check with fewer answers is inconclusive: neither passes nor fails (count). Default 10.
     #[serde(default = "default_min_requests")]
     pub min_requests: u64,
+    /// A check also fails when the new version's replicas crashed more than this many times
+    /// since the last check (or the deploy's start), as a restart-count query in an Argo
+    /// AnalysisTemplate (count); a crash fails a check even with too few answers to judge
+    /// their errors. Default `None`: crashes not checked (only the requests they lose count,
+    /// as errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_crashes: Option<u64>,
 }
 
 /// Ships a new version to a `Server` pool: rolling, blue-green or canary, with an analysis
@@ -176,6 +250,12 @@ fn default_min_requests() -> u64 {
 fn default_provisioning() -> SimDuration {
     SimDuration::from_secs(10)
 }
+fn default_progress_deadline() -> SimDuration {
+    SimDuration::from_secs(600)
+}
+fn is_default_progress_deadline(d: &SimDuration) -> bool {
+    *d == default_progress_deadline()
+}
 
 crate::settable!(DeployConfig {
     pool,
@@ -217,6 +297,17 @@ impl DeployConfig {
                 "expected a positive factor",
             );
         }
+        if let Some(c) = &self.version.crash_loop {
+            let after = version.field("crash_loop").field("after");
+            v.check_dist(&after, &c.after);
+            if c.after == Dist::Constant(SimDuration::ZERO) {
+                v.error(
+                    &after,
+                    "a replica that crashes the instant it is ready",
+                    "expected a positive duration",
+                );
+            }
+        }
         self.validate_strategy(v, &at.field("strategy"));
         if let Some(a) = &self.analysis {
             validate_analysis(a, v, &at.field("analysis"));
@@ -225,13 +316,15 @@ impl DeployConfig {
 
     fn validate_strategy(&self, v: &mut Validator, at: &Path) {
         match &self.strategy {
-            Strategy::Rolling { .. } => {
-                let (surge, unavailable) = self.rolling_limits();
-                if surge == 0 && unavailable == 0 {
+            Strategy::Rolling {
+                progress_deadline, ..
+            } => {
+                self.validate_limits(v, at);
+                if *progress_deadline == SimDuration::ZERO {
                     v.error(
-                        at,
-                        "max_surge and max_unavailable both 0: no replica can ever be replaced",
-                        "expected at least one of them >= 1",
+                        &at.field("progress_deadline"),
+                        "a zero progress deadline",
+                        "expected a positive duration",
                     );
                 }
             }
@@ -240,9 +333,22 @@ impl DeployConfig {
                 steps,
                 pause,
                 canary_replicas,
+                ..
             } => {
                 self.validate_canary(v, at, steps, *pause, *canary_replicas);
+                self.validate_limits(v, at);
             }
+        }
+    }
+
+    fn validate_limits(&self, v: &mut Validator, at: &Path) {
+        let (surge, unavailable) = self.rolling_limits();
+        if surge == 0 && unavailable == 0 {
+            v.error(
+                at,
+                "max_surge and max_unavailable both 0: no replica can ever be replaced",
+                "expected at least one of them >= 1",
+            );
         }
     }
 
@@ -301,14 +407,21 @@ impl DeployConfig {
         }
     }
 
-    /// (max surge, max unavailable) of a rolling update, with Kubernetes' 25% defaults.
+    /// (max surge, max unavailable) of a rolling update or a canary's promotion, with
+    /// Kubernetes' (and Argo Rollouts') 25% defaults.
     pub fn rolling_limits(&self) -> (u32, u32) {
-        let Strategy::Rolling {
-            max_surge,
-            max_unavailable,
-        } = &self.strategy
-        else {
-            return (0, 0);
+        let (max_surge, max_unavailable) = match &self.strategy {
+            Strategy::Rolling {
+                max_surge,
+                max_unavailable,
+                ..
+            }
+            | Strategy::Canary {
+                max_surge,
+                max_unavailable,
+                ..
+            } => (max_surge, max_unavailable),
+            Strategy::BlueGreen { .. } => return (0, 0),
         };
         let n = self.replicas;
         (
@@ -367,6 +480,17 @@ const PROGRESSING: usize = 1;
 const ROLLING_BACK: usize = 2;
 const COMPLETED: usize = 3;
 const ROLLED_BACK: usize = 4;
+const FAILED: usize = 5;
+
+/// The states of a deploy whose rollout passed its progress deadline: one more.
+pub const STATES_FAILED: [&str; 6] = [
+    "not started",
+    "progressing",
+    "rolling back",
+    "completed",
+    "rolled back",
+    "failed",
+];
 
 /// Timer tags: the start, the analysis or step tick, a retry of a stalled rolling step, and
 /// per replica (low bits) its cold start's end.
@@ -374,6 +498,9 @@ const TAG_START: u64 = 1 << 60;
 const TAG_TICK: u64 = 2 << 60;
 const TAG_RECONCILE: u64 = 3 << 60;
 const TAG_READY: u64 = 4 << 60;
+const TAG_CRASH: u64 = 5 << 60;
+const TAG_RESTART: u64 = 6 << 60;
+const TAG_DEADLINE: u64 = 7 << 60;
 const TAG_KIND: u64 = 15 << 60;
 
 /// How long a rolling step waits for a draining replica to stop before it looks again (a
@@ -393,8 +520,13 @@ enum Stage {
     Waiting,
     /// Blue-green: switched, since when.
     Switched(SimTime),
-    /// Rolling: replacing replicas towards `version`; `gated` while a check is pending.
-    Rolling { version: u8, gated: bool },
+    /// Rolling: replacing replicas towards `version`; `gated` while a check is pending;
+    /// `promoting` when it is a canary's promotion (analysed every window, not gated).
+    Rolling {
+        version: u8,
+        gated: bool,
+        promoting: bool,
+    },
     /// Nothing left to do.
     Done,
 }
@@ -406,6 +538,19 @@ pub struct Deploy {
     stage: Stage,
     /// Per replica: when its cold start ends.
     ready_at: Vec<Option<SimTime>>,
+    /// Per replica of a crash-looping version: when it crashes next, when it restarts, the
+    /// crashes in its current streak and since when it has been up.
+    crash_at: Vec<Option<SimTime>>,
+    restart_at: Vec<Option<SimTime>>,
+    streak: Vec<u32>,
+    up_since: Vec<SimTime>,
+    restarts: u64,
+    first_crash: Option<SimTime>,
+    /// The progress deadline's timer, while a rollout runs.
+    deadline: Option<TimerId>,
+    deadline_passed: bool,
+    /// Blue-green: the switch is due, waiting for the whole new set to be in rotation.
+    switch_due: bool,
     /// Replicas of the new set (canary or green), by index.
     new_set: Vec<usize>,
     failed_checks: u32,
@@ -431,6 +576,7 @@ impl Deploy {
             let version = Behaviour {
                 error_rate: cfg.version.error_rate,
                 latency_factor: cfg.version.latency_factor,
+                crash_loop: cfg.version.crash_loop.is_some(),
             };
             p.set_behaviour(version, b.measure_from());
         }
@@ -443,6 +589,15 @@ impl Deploy {
             pool,
             stage: Stage::Starting,
             ready_at: vec![None; n],
+            crash_at: vec![None; n],
+            restart_at: vec![None; n],
+            streak: vec![0; n],
+            up_since: vec![SimTime::ZERO; n],
+            restarts: 0,
+            first_crash: None,
+            deadline: None,
+            deadline_passed: false,
+            switch_due: false,
             new_set: Vec::new(),
             failed_checks: 0,
             started_at: None,
@@ -471,7 +626,9 @@ impl Deploy {
                 self.stage = Stage::Rolling {
                     version: 1,
                     gated: false,
+                    promoting: false,
                 };
+                self.progressed(ctx);
                 self.reconcile(ctx);
             }
             Strategy::BlueGreen { .. } => {
@@ -512,8 +669,10 @@ impl Deploy {
     /// Take replica `r` out: a replica not ready yet stops, one in rotation drains.
     fn retire(&mut self, r: usize, now: SimTime) {
         self.ready_at[r] = None;
+        self.crash_at[r] = None;
+        self.restart_at[r] = None;
         let mut p = lock(&self.pool);
-        if p.phase(r) == Phase::Provisioning {
+        if matches!(p.phase(r), Phase::Provisioning | Phase::BackOff) {
             p.set_phase(r, Phase::Stopped, now);
         } else if p.phase(r).in_rotation() {
             p.drain(r, now);
@@ -543,19 +702,30 @@ impl Deploy {
         }
         self.ready_at[r] = None;
         lock(&self.pool).ready(r, now, now, 1.0);
+        self.up(ctx, r);
         self.count_new(now);
+        self.progressed(ctx);
+        self.went_in_rotation(ctx);
+    }
+
+    /// A replica entered rotation (ready, or restarted after a crash): the strategy moves on.
+    fn went_in_rotation(&mut self, ctx: &mut Ctx<'_>) {
         match self.stage {
             Stage::Starting if self.new_set.iter().all(|&r| self.ready_at[r].is_none()) => {
                 self.set_ready(ctx)
             }
-            Stage::Rolling { version, .. } => {
-                if version == 1 && self.cfg.analysis.is_some() && !self.gated() {
+            Stage::Waiting if self.switch_due && self.new_set_in_rotation() => self.switch(ctx),
+            Stage::Rolling {
+                version, promoting, ..
+            } => {
+                if version == 1 && self.cfg.analysis.is_some() && !self.gated() && !promoting {
                     // Health gating: the next batch waits for one check of this one.
                     self.stage = Stage::Rolling {
                         version,
                         gated: true,
+                        promoting,
                     };
-                    lock(&self.pool).take_analysis();
+                    lock(&self.pool).restart_window();
                     let w = self.window();
                     ctx.set_timer(w, TAG_TICK);
                 } else {
@@ -564,6 +734,113 @@ impl Deploy {
             }
             _ => {}
         }
+    }
+
+    /// Is every replica of the new set in rotation?
+    fn new_set_in_rotation(&self) -> bool {
+        let p = lock(&self.pool);
+        self.new_set.iter().all(|&r| p.phase(r).in_rotation())
+    }
+
+    /// Replica `r` is up (ready or restarted) at `now`: a crash-looping version's replica
+    /// will crash `after` from now.
+    fn up(&mut self, ctx: &mut Ctx<'_>, r: usize) {
+        let Some(c) = &self.cfg.version.crash_loop else {
+            return;
+        };
+        if lock(&self.pool).version(r) != 1 {
+            return;
+        }
+        let after = c.after.sample(ctx.rng());
+        let now = ctx.now();
+        self.up_since[r] = now;
+        self.crash_at[r] = Some(now.after(after));
+        ctx.set_timer(after, TAG_CRASH | r as u64);
+    }
+
+    /// Replica `r` crashes (if it is still due to): out of rotation, restarted after the
+    /// back-off (10 s doubling to 5 min, from 10 s again after 10 min up).
+    fn crash(&mut self, ctx: &mut Ctx<'_>, r: usize) {
+        let now = ctx.now();
+        if self.crash_at[r] != Some(now) {
+            return;
+        }
+        self.crash_at[r] = None;
+        let mut p = lock(&self.pool);
+        if !p.phase(r).in_rotation() {
+            return;
+        }
+        p.crash(r, now);
+        let name = p.name(r).to_string();
+        drop(p);
+        if now.since(self.up_since[r]) >= BACKOFF_RESET {
+            self.streak[r] = 0;
+        }
+        let delay = backoff(self.streak[r]);
+        self.streak[r] += 1;
+        self.first_crash.get_or_insert(now);
+        self.restart_at[r] = Some(now.after(delay));
+        ctx.set_timer(delay, TAG_RESTART | r as u64);
+        self.events.record(
+            now,
+            format!(
+                "{name} crashed (crash {} in a row): back-off {} s",
+                self.streak[r],
+                delay.as_secs_f64()
+            ),
+        );
+        self.count_new(now);
+    }
+
+    /// Replica `r`'s back-off ended: the kubelet restarts it, ready at once.
+    fn restart(&mut self, ctx: &mut Ctx<'_>, r: usize) {
+        let now = ctx.now();
+        if self.restart_at[r] != Some(now) {
+            return;
+        }
+        self.restart_at[r] = None;
+        let mut p = lock(&self.pool);
+        if p.phase(r) != Phase::BackOff {
+            return;
+        }
+        p.ready(r, now, now, 1.0);
+        drop(p);
+        self.restarts += 1;
+        self.up(ctx, r);
+        self.count_new(now);
+        self.went_in_rotation(ctx);
+    }
+
+    /// A rollout made progress (started, a new replica ready for the first time, replicas
+    /// retired): its progress deadline starts again.
+    fn progressed(&mut self, ctx: &mut Ctx<'_>) {
+        let Strategy::Rolling {
+            progress_deadline, ..
+        } = self.cfg.strategy
+        else {
+            return;
+        };
+        if let Some(t) = self.deadline.take() {
+            ctx.cancel_timer(t);
+        }
+        if matches!(self.stage, Stage::Rolling { .. }) {
+            self.deadline = Some(ctx.set_timer(progress_deadline, TAG_DEADLINE));
+        }
+    }
+
+    /// No progress for the whole deadline: the rollout is marked failed, and goes on trying.
+    fn deadline_passed(&mut self, now: SimTime) {
+        self.deadline = None;
+        if !matches!(self.stage, Stage::Rolling { .. }) {
+            return;
+        }
+        self.deadline_passed = true;
+        self.state.widen(&STATES_FAILED);
+        self.state.set(now, FAILED);
+        self.events.record(
+            now,
+            "progress deadline exceeded: the rollout is marked failed (it keeps trying)",
+        );
     }
 
     /// Is a rolling update waiting for a health check?
@@ -618,7 +895,7 @@ impl Deploy {
             ),
         );
         self.stage = Stage::Step(i, now);
-        lock(&self.pool).take_analysis();
+        lock(&self.pool).restart_window();
         let tick = self.window();
         ctx.set_timer(tick, TAG_TICK);
     }
@@ -627,7 +904,16 @@ impl Deploy {
     fn tick(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now();
         match self.stage {
-            Stage::Waiting => return self.switch(ctx),
+            Stage::Waiting if self.new_set_in_rotation() => return self.switch(ctx),
+            Stage::Waiting => {
+                // Not every new replica is in rotation (one crashed): switch when they are.
+                self.switch_due = true;
+                self.events.record(
+                    now,
+                    "blue-green: the new set is not all ready; the switch waits",
+                );
+                return;
+            }
             Stage::Done | Stage::Starting => return,
             _ => {}
         }
@@ -641,7 +927,7 @@ impl Deploy {
                 } else if i + 1 < steps.len() {
                     self.step(ctx, i + 1);
                 } else {
-                    self.promote(now);
+                    self.promote(ctx);
                 }
             }
             (
@@ -656,10 +942,31 @@ impl Deploy {
                     self.finish_blue_green(now);
                 }
             }
+            (
+                Stage::Rolling {
+                    version: 1,
+                    promoting: true,
+                    ..
+                },
+                _,
+            ) => {
+                // A promotion is analysed every window until it ends; replicas becoming
+                // ready drive it.
+                ctx.set_timer(self.window(), TAG_TICK);
+            }
+            (
+                Stage::Rolling {
+                    promoting: true, ..
+                },
+                _,
+            ) => {
+                // Rolling a promotion back: nothing left to analyse.
+            }
             (Stage::Rolling { version, .. }, _) => {
                 self.stage = Stage::Rolling {
                     version,
                     gated: false,
+                    promoting: false,
                 };
                 self.reconcile(ctx);
             }
@@ -670,6 +977,34 @@ impl Deploy {
     /// One analysis check of the window that just ended; false when it rolls back.
     fn check(&mut self, now: SimTime) -> bool {
         let a = lock(&self.pool).take_analysis();
+        if let Some(go_on) = self.check_crashes(now, a.crashes) {
+            return go_on;
+        }
+        self.check_answers(now, a)
+    }
+
+    /// A check of the new version's crashes in the window (with `max_crashes`): `None` when
+    /// it passes, else whether the rollout goes on.
+    fn check_crashes(&mut self, now: SimTime, crashes: u64) -> Option<bool> {
+        let cfg = self.cfg.analysis.as_ref()?;
+        let max = cfg.max_crashes?;
+        if crashes <= max {
+            return None;
+        }
+        self.failed_checks += 1;
+        self.events.record(
+            now,
+            format!(
+                "analysis failed (failed checks {}, limit {}): {crashes} crashes of the new \
+                 version (at most {max})",
+                self.failed_checks, cfg.failure_limit
+            ),
+        );
+        Some(self.failed_checks <= cfg.failure_limit)
+    }
+
+    /// The answers part of a check (see [`Deploy::check`]).
+    fn check_answers(&mut self, now: SimTime, a: crate::components::ops::pool::Analysis) -> bool {
         let Some(cfg) = &self.cfg.analysis else {
             return true;
         };
@@ -706,8 +1041,9 @@ impl Deploy {
         self.set_weight(now, Some(1.0));
         self.events
             .record(now, "blue-green: traffic switched to the new version");
+        self.switch_due = false;
         self.stage = Stage::Switched(now);
-        lock(&self.pool).take_analysis();
+        lock(&self.pool).restart_window();
         ctx.set_timer(self.window(), TAG_TICK);
     }
 
@@ -722,24 +1058,31 @@ impl Deploy {
         self.complete(now, "blue-green: old set scaled down");
     }
 
-    /// Canary passed its last step: the stable replicas take the new version (Flagger's
-    /// promotion), the canary replicas drain, and the split ends.
-    fn promote(&mut self, now: SimTime) {
-        {
-            let mut p = lock(&self.pool);
-            for r in 0..self.replicas().min(p.len()) {
-                p.set_version(r, 1);
-            }
-        }
-        for r in self.new_set.clone() {
-            self.retire(r, now);
-        }
-        self.set_weight(now, None);
-        self.weight.set(now, 1.0);
-        self.complete(
+    /// Canary passed its last step: the stable replicas are replaced by new ones under the
+    /// rolling rules (Argo Rollouts scales the stable ReplicaSet down as a rolling update),
+    /// the canary replicas counting as new ones. The split ends: traffic follows the replicas
+    /// in rotation, as in a rolling update, so no replica gets more than its share (a weight
+    /// kept on a few new replicas would overload them). The analysis goes on until every
+    /// replica runs the new version.
+    fn promote(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now();
+        // The weight series keeps the last step's weight until the promotion ends.
+        lock(&self.pool).set_split(None);
+        let (surge, unavailable) = self.cfg.rolling_limits();
+        self.events.record(
             now,
-            "canary promoted: the stable replicas run the new version",
+            format!(
+                "canary promoting: stable replicas replaced (max surge {surge}, max \
+                 unavailable {unavailable})"
+            ),
         );
+        self.stage = Stage::Rolling {
+            version: 1,
+            gated: false,
+            promoting: true,
+        };
+        ctx.set_timer(self.window(), TAG_TICK);
+        self.reconcile(ctx);
     }
 
     fn complete(&mut self, now: SimTime, what: &str) {
@@ -754,14 +1097,16 @@ impl Deploy {
     fn rollback(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now();
         self.rolled_back_at = Some(now);
-        if let Stage::Rolling { .. } = self.stage {
+        if let Stage::Rolling { promoting, .. } = self.stage {
             self.events
                 .record(now, "rollback: rolling back to the old version");
             self.state.set(now, ROLLING_BACK);
             self.stage = Stage::Rolling {
                 version: 0,
                 gated: false,
+                promoting,
             };
+            self.progressed(ctx);
             self.reconcile(ctx);
             return;
         }
@@ -782,6 +1127,7 @@ impl Deploy {
         let Stage::Rolling {
             version,
             gated: false,
+            promoting,
         } = self.stage
         else {
             return;
@@ -798,26 +1144,45 @@ impl Deploy {
             self.launch(ctx, r, version);
         }
         self.log_batch(now, version, &launch, &retire);
+        if !retire.is_empty() {
+            self.progressed(ctx);
+        }
         self.count_new(now);
         let p = lock(&self.pool);
         let done = (0..p.len()).all(|r| !p.phase(r).active() || p.version(r) == version)
             && p.count(Phase::in_rotation) >= n;
         drop(p);
         if done {
-            self.stage = Stage::Done;
-            let (state, what) = if version == 1 {
-                (COMPLETED, "rolling update completed")
-            } else {
-                (
-                    ROLLED_BACK,
-                    "rollback completed: every replica runs the old version",
-                )
-            };
-            self.state.set(now, state);
-            self.events.record(now, what);
+            self.rollout_done(ctx, version, promoting);
         } else if stalled {
             ctx.set_timer(STALL_RETRY, TAG_RECONCILE);
         }
+    }
+
+    /// Every replica runs `version`: the rollout (or a canary's promotion) is over.
+    fn rollout_done(&mut self, ctx: &mut Ctx<'_>, version: u8, promoting: bool) {
+        let now = ctx.now();
+        self.stage = Stage::Done;
+        if let Some(t) = self.deadline.take() {
+            ctx.cancel_timer(t);
+        }
+        if promoting {
+            self.set_weight(now, None);
+            self.weight.set(now, f64::from(version));
+        }
+        let (state, what) = match (version, promoting) {
+            (1, false) => (COMPLETED, "rolling update completed"),
+            (1, true) => (
+                COMPLETED,
+                "canary promoted: every replica runs the new version",
+            ),
+            _ => (
+                ROLLED_BACK,
+                "rollback completed: every replica runs the old version",
+            ),
+        };
+        self.state.set(now, state);
+        self.events.record(now, what);
     }
 
     /// Name the replicas a rolling step starts and retires.
@@ -850,7 +1215,7 @@ impl Deploy {
         let p = lock(&self.pool);
         let other = |r: usize| p.version(r) != version;
         let mut retire: Vec<usize> = (0..p.len())
-            .filter(|&r| p.phase(r) == Phase::Provisioning && other(r))
+            .filter(|&r| matches!(p.phase(r), Phase::Provisioning | Phase::BackOff) && other(r))
             .collect();
         let mut in_rotation = p.count(Phase::in_rotation);
         for r in (0..p.len()).rev() {
@@ -898,6 +1263,9 @@ impl Node<Builtin> for Deploy {
             TAG_TICK => self.tick(ctx),
             TAG_RECONCILE => self.reconcile(ctx),
             TAG_READY => self.ready(ctx, (tag & !TAG_KIND) as usize),
+            TAG_CRASH => self.crash(ctx, (tag & !TAG_KIND) as usize),
+            TAG_RESTART => self.restart(ctx, (tag & !TAG_KIND) as usize),
+            TAG_DEADLINE => self.deadline_passed(ctx.now()),
             _ => {}
         }
     }
@@ -911,11 +1279,20 @@ impl Node<Builtin> for Deploy {
             ctx.set_timer(start.since(now), TAG_START);
         }
         for r in 0..self.ready_at.len() {
-            if let Some(at) = self.ready_at[r] {
-                let at = at.max(now);
-                self.ready_at[r] = Some(at);
-                ctx.set_timer(at.since(now), TAG_READY | r as u64);
+            for (due, tag) in [
+                (&mut self.ready_at[r], TAG_READY),
+                (&mut self.crash_at[r], TAG_CRASH),
+                (&mut self.restart_at[r], TAG_RESTART),
+            ] {
+                if let Some(at) = *due {
+                    let at = at.max(now);
+                    *due = Some(at);
+                    ctx.set_timer(at.since(now), tag | r as u64);
+                }
             }
+        }
+        if self.deadline.take().is_some() {
+            self.progressed(ctx);
         }
         if !matches!(self.stage, Stage::Done | Stage::Starting) {
             ctx.set_timer(self.window(), TAG_TICK);
@@ -964,6 +1341,23 @@ impl Node<Builtin> for Deploy {
             "state_changes_dropped".to_string(),
             self.events.dropped() as f64,
         );
+        if self.cfg.version.crash_loop.is_some() || self.deadline_passed {
+            counters.insert(
+                "progress_deadline_exceeded".to_string(),
+                f64::from(u8::from(self.deadline_passed)),
+            );
+        }
+        if self.cfg.version.crash_loop.is_some() {
+            counters.insert("new_version_crashes".to_string(), new.crashes as f64);
+            counters.insert("new_version_restarts".to_string(), self.restarts as f64);
+            if let Some(first) = self.first_crash {
+                counters.insert("first_crash_at_s".to_string(), first.as_secs_f64());
+                if let Some(back) = self.rolled_back_at {
+                    let after = back.since(first).as_secs_f64();
+                    counters.insert("rollback_after_first_crash_s".to_string(), after);
+                }
+            }
+        }
         drop(p);
         let series = vec![
             self.weight.finish(
@@ -1019,6 +1413,7 @@ mod tests {
             let mut d = deploy(Strategy::Rolling {
                 max_surge: None,
                 max_unavailable: None,
+                progress_deadline: default_progress_deadline(),
             });
             d.replicas = n;
             (d.rolling_limits(), d.needs())
@@ -1039,8 +1434,11 @@ mod tests {
             steps: default_steps(),
             pause: default_pause(),
             canary_replicas: Some(1),
+            max_surge: None,
+            max_unavailable: None,
         });
         assert_eq!(canary.needs(), 5);
+        assert_eq!(canary.rolling_limits(), (1, 1), "Argo's 25% at promotion");
     }
 
     #[test]
@@ -1049,6 +1447,8 @@ mod tests {
             steps: vec![0.5, 0.5, 1.2, 0.0],
             pause: SimDuration::from_secs(25),
             canary_replicas: Some(0),
+            max_surge: None,
+            max_unavailable: None,
         });
         d.analysis = Some(AnalysisConfig {
             window: SimDuration::from_secs(10),
@@ -1056,22 +1456,41 @@ mod tests {
             max_p99: None,
             failure_limit: 0,
             min_requests: 10,
+            max_crashes: None,
         });
         // Not increasing, above 1, zero; pause not a multiple; no replicas; error rate 1.
         assert_eq!(problems(&d), 6);
         let mut r = deploy(Strategy::Rolling {
             max_surge: Some(0),
             max_unavailable: Some(0),
+            progress_deadline: SimDuration::ZERO,
         });
         r.version.latency_factor = 0.0;
-        assert_eq!(problems(&r), 2);
+        r.version.crash_loop = Some(CrashLoopConfig {
+            after: Dist::Constant(SimDuration::ZERO),
+        });
+        // Both limits 0, a zero deadline, a zero factor, a crash at once.
+        assert_eq!(problems(&r), 4);
         assert_eq!(
             problems(&deploy(Strategy::Canary {
                 steps: default_steps(),
                 pause: default_pause(),
                 canary_replicas: None,
+                max_surge: None,
+                max_unavailable: None,
             })),
             0
+        );
+    }
+
+    #[test]
+    fn the_restart_back_off_doubles_from_10_s_to_5_min() {
+        let secs: Vec<u64> = (0..8).map(|k| backoff(k).0 / 1_000_000_000).collect();
+        assert_eq!(secs, [10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(
+            backoff(u32::MAX),
+            BACKOFF_CAP,
+            "no overflow however long the streak"
         );
     }
 }

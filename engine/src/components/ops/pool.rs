@@ -7,7 +7,12 @@
 //!                                            └──── in rotation ────┘   (no new requests;
 //!                                                                        stops when its last
 //!                                                                        request is answered)
+//!  a release that crash-loops:  serving ─(crash)─▶ back-off ─(restart)─▶ serving ─▶ ...
 //! ```
+//! A replica in back-off (Kubernetes' CrashLoopBackOff) is a replica the pool has, not ready:
+//! out of rotation, waiting for the kubelet to restart it. Its crashes are counted here, with
+//! the time of the last, so the replica's server learns of one at its next event and drops
+//! the work it had then (see `traffic/server.rs`).
 //! It is a run-wide observer (one per pool, named `<pool>-pool`), so the nodes that share it
 //! need no messages for it (a controller's change is seen at once, as an endpoint update
 //! is in a cluster whose control plane is fast next to its cold starts), and at the end it
@@ -28,6 +33,16 @@ use std::sync::{Mutex, MutexGuard};
 /// The phases of a replica, as the timeline names them.
 pub const PHASES: [&str; 5] = ["stopped", "provisioning", "warming", "serving", "draining"];
 
+/// The phases of a replica of a pool whose new version crash-loops: one more.
+pub const PHASES_CRASH_LOOP: [&str; 6] = [
+    "stopped",
+    "provisioning",
+    "warming",
+    "serving",
+    "draining",
+    "back-off",
+];
+
 /// Where a replica of a controlled pool is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -41,6 +56,8 @@ pub enum Phase {
     Serving,
     /// Out of rotation, finishing the requests it has.
     Draining,
+    /// Crashed, waiting to be restarted (CrashLoopBackOff): out of rotation, its work lost.
+    BackOff,
 }
 
 impl Phase {
@@ -49,9 +66,13 @@ impl Phase {
         matches!(self, Phase::Warming | Phase::Serving)
     }
 
-    /// Does it count as a replica the pool has (ready or on its way)?
+    /// Does it count as a replica the pool has (ready or on its way, or crashed and waiting
+    /// to restart: a pod that exists)?
     pub fn active(self) -> bool {
-        matches!(self, Phase::Provisioning | Phase::Warming | Phase::Serving)
+        matches!(
+            self,
+            Phase::Provisioning | Phase::Warming | Phase::Serving | Phase::BackOff
+        )
     }
 
     fn index(self) -> usize {
@@ -106,6 +127,9 @@ struct Replica {
     load: Load,
     /// The version it runs: 0 the pool's own, 1 the new release.
     version: u8,
+    /// How many times it crashed (a crash-looping release), and when it last did.
+    crashes: u32,
+    crashed_at: SimTime,
 }
 
 /// How the new version behaves next to the pool's own configuration.
@@ -115,6 +139,8 @@ pub struct Behaviour {
     pub error_rate: f64,
     /// Its service times are multiplied by this (> 0).
     pub latency_factor: f64,
+    /// Its replicas crash and restart (a controller times the crashes: [`Pool::crash`]).
+    pub crash_loop: bool,
 }
 
 /// Answers load balancers saw from one version: in all, and since the analysis last read them.
@@ -132,6 +158,10 @@ pub struct VersionCounts {
     pub first_failure: Option<SimTime>,
     /// When a balancer last sent a request to this version.
     pub last_sent: Option<SimTime>,
+    /// Crashes of its replicas, in all and since the last [`Pool::take_analysis`].
+    pub crashes: u64,
+    /// Crashes since the last [`Pool::take_analysis`].
+    pub window_crashes: u64,
     window_latency: LatencyBuckets,
 }
 
@@ -144,6 +174,8 @@ impl VersionCounts {
             window_failed: 0,
             first_failure: None,
             last_sent: None,
+            crashes: 0,
+            window_crashes: 0,
             window_latency: LatencyBuckets::new(),
         }
     }
@@ -158,6 +190,8 @@ pub struct Analysis {
     pub failed: u64,
     /// The 99th percentile of their round trips at the balancers, if any.
     pub p99: Option<SimDuration>,
+    /// Crashes of its replicas.
+    pub crashes: u64,
 }
 
 /// Latency samples of the pool since the controller last read them, in logarithmic buckets
@@ -282,6 +316,8 @@ impl Pool {
                     warm: false,
                     load: Load::default(),
                     version: 0,
+                    crashes: 0,
+                    crashed_at: SimTime::ZERO,
                 };
                 n
             ],
@@ -313,6 +349,9 @@ impl Pool {
             };
             rep.warm = r >= serving && r < serving + warm;
             self.states[r] = StateSeries::starting(&PHASES, self.window, rep.phase.index());
+            if self.behaviour.is_some_and(|b| b.crash_loop) {
+                self.states[r].widen(&PHASES_CRASH_LOOP);
+            }
         }
         let n = self.count(Phase::in_rotation);
         self.in_rotation = Series::new(SeriesKind::Level, self.window);
@@ -320,6 +359,15 @@ impl Pool {
         self.latency = vec![LatencyBuckets::new(); periods.max(1)];
         self.current = 0;
         self.epoch += 1;
+    }
+
+    /// The phase names of its timelines.
+    fn phase_names(&self) -> &'static [&'static str] {
+        if self.behaviour.is_some_and(|b| b.crash_loop) {
+            &PHASES_CRASH_LOOP
+        } else {
+            &PHASES
+        }
     }
 
     /// Number of replicas (the pool's largest size).
@@ -396,6 +444,31 @@ impl Pool {
     pub fn set_behaviour(&mut self, b: Behaviour, from: SimTime) {
         self.behaviour = Some(b);
         self.count_from = from;
+        let names = self.phase_names();
+        self.states.iter_mut().for_each(|s| s.widen(names));
+    }
+
+    /// Does the new version crash-loop?
+    pub fn crash_loops(&self) -> bool {
+        self.behaviour.is_some_and(|b| b.crash_loop)
+    }
+
+    /// Replica `r` crashed at `now`: out of rotation until it restarts ([`Pool::ready`]); its
+    /// server drops the work it had when it learns of it ([`Pool::crashes`]).
+    pub fn crash(&mut self, r: usize, now: SimTime) {
+        let rep = &mut self.replicas[r];
+        rep.crashes += 1;
+        rep.crashed_at = now;
+        let c = &mut self.counts[usize::from(rep.version.min(1))];
+        c.crashes += 1;
+        c.window_crashes += 1;
+        self.set_phase(r, Phase::BackOff, now);
+    }
+
+    /// How many times replica `r` crashed, and when it last did.
+    pub fn crashes(&self, r: usize) -> (u32, SimTime) {
+        let rep = &self.replicas[r];
+        (rep.crashes, rep.crashed_at)
     }
 
     /// Replica `r`'s version (0 the pool's own, 1 the new release).
@@ -461,11 +534,21 @@ impl Pool {
             answered: c.window_answered,
             failed: c.window_failed,
             p99: c.window_latency.quantile(0.99),
+            crashes: c.window_crashes,
         };
         c.window_answered = 0;
         c.window_failed = 0;
+        c.window_crashes = 0;
         c.window_latency.clear();
         a
+    }
+
+    /// A check's window starts now: answers seen so far are forgotten, crashes are not (a
+    /// crash between two checks, as between a rolling update's gates, fails the next one).
+    pub fn restart_window(&mut self) {
+        let crashes = self.counts[1].window_crashes;
+        self.take_analysis();
+        self.counts[1].window_crashes = crashes;
     }
 
     /// Is the stopped replica `r` kept initialised (in a warm pool)?

@@ -24,9 +24,17 @@
 //! one stage of three. Calls still pending when their stage is decided are abandoned (their
 //! late answers are ignored). With `connections`, the calls go out on each replica's
 //! kept-alive pools (see `connections.rs`): a call that opens one pays its handshakes.
+//!
+//! A replica of a pool whose new release crash-loops (a `Deploy`'s `version.crash_loop`) crashes
+//! when its controller says so: the controller marks the crash in the pool at its exact time,
+//! and the replica learns of it at its next event (a request, an answer or one of its timers),
+//! before handling that event. It then drops what it had at the crash (the queue, the requests
+//! in service, their timers and calls), as a kernel crash would, and ignores requests that
+//! reach it while it waits to restart: their callers time out. Nothing it sends after the crash
+//! instant belongs to the crashed process, so it is as if it had crashed then.
 
 use crate::components::message::{Builtin, Ctx, Message};
-use crate::components::ops::pool::{Pool, pool_name};
+use crate::components::ops::pool::{Phase, Pool, pool_name};
 use crate::components::traffic::connections::{self, ConnectionConfig, HandshakeCpu};
 use crate::components::traffic::downstream::{CallStage, Downstream, validate_pools};
 use crate::components::traffic::priority::{ClassQueues, Scheduling};
@@ -333,12 +341,23 @@ pub struct Server {
     /// TLS handshakes served (full and resumed) and the CPU they took.
     handshakes: u64,
     handshake_cpu: SimDuration,
+    /// In a pool whose new release crash-loops: the crashes it has handled and the timers of
+    /// its workers, to cancel at a crash.
+    crash: Option<Box<CrashWatch>>,
 }
 
 /// A replica's place in a controlled pool.
 struct Seat {
     pool: Arc<Mutex<Pool>>,
     replica: usize,
+}
+
+/// What a replica of a crash-looping pool keeps to drop its work at a crash.
+struct CrashWatch {
+    /// Crashes of this replica handled so far.
+    seen: u32,
+    /// Per worker, the timer of its request in service.
+    timers: Vec<Option<TimerId>>,
 }
 
 impl Seat {
@@ -351,6 +370,16 @@ impl Seat {
 
     fn lock(&self) -> MutexGuard<'_, Pool> {
         crate::components::ops::pool::lock(&self.pool)
+    }
+
+    /// What to watch for crashes, if the pool's new release crash-loops.
+    fn crash_watch(&self, workers: u32) -> Option<Box<CrashWatch>> {
+        self.lock().crash_loops().then(|| {
+            Box::new(CrashWatch {
+                seen: 0,
+                timers: vec![None; workers as usize],
+            })
+        })
     }
 }
 
@@ -464,7 +493,7 @@ impl Server {
             }),
             writes_applied: 0,
             response_size: SizeSampler::new(&cfg.response_size),
-            seat: Seat::find(b),
+            seat: None,
             classes: (!cfg.scheduling.is_fifo() || !cfg.class_workers.is_empty()).then(|| {
                 let quota = b
                     .classes()
@@ -489,7 +518,39 @@ impl Server {
                 busy_area: 0.0,
                 queue_area: 0.0,
             },
+            crash: None,
         }
+        .seated(b)
+    }
+
+    /// Take its place in a controlled pool, if a controller created one.
+    fn seated(mut self, b: &BuildCtx<'_>) -> Server {
+        self.seat = Seat::find(b);
+        self.crash = self
+            .seat
+            .as_ref()
+            .and_then(|s| s.crash_watch(self.cfg.workers));
+        self
+    }
+
+    /// Has the controller crashed this replica since its last event? Then drop what it had
+    /// at the crash. Whether it is down now (crashed, not restarted yet).
+    fn crashed(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let (Some(watch), Some(seat)) = (self.crash.as_deref_mut(), self.seat.as_deref()) else {
+            return false;
+        };
+        let p = seat.lock();
+        let (crashes, at) = p.crashes(seat.replica);
+        let down = p.phase(seat.replica) == Phase::BackOff;
+        drop(p);
+        if crashes != watch.seen {
+            watch.seen = crashes;
+            for t in watch.timers.iter_mut().filter_map(Option::take) {
+                ctx.cancel_timer(t);
+            }
+            self.on_crash(at);
+        }
+        down
     }
 
     fn account(&mut self, now: SimTime) {
@@ -666,6 +727,9 @@ impl Server {
         };
         let service = base.scaled(slowdown);
         let timer = ctx.set_timer(service, worker as u64);
+        if let Some(w) = self.crash.as_deref_mut() {
+            w.timers[worker as usize] = Some(timer);
+        }
         let now = ctx.now();
         if job.queued_at < now {
             ctx.trace_span(job.req.id, SpanKind::Queue, job.queued_at, now);
@@ -681,6 +745,9 @@ impl Server {
         ctx.trace_resumed(job.req.id, left);
         let worker = self.take_worker(job);
         let timer = ctx.set_timer(left, worker as u64);
+        if let Some(w) = self.crash.as_deref_mut() {
+            w.timers[worker as usize] = Some(timer);
+        }
         if let Some(q) = self.classes.as_deref_mut() {
             q.started(worker, job.req.class, timer, ctx.now().after(left));
         }
@@ -887,6 +954,10 @@ impl Node<Builtin> for Server {
     fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
+        if self.crash.is_some() && self.crashed(ctx) {
+            // The process is down: what reaches it is lost.
+            return;
+        }
         match msg {
             Message::Request(req) => self.on_request(ctx, from, req),
             Message::Response(resp) => {
@@ -901,6 +972,9 @@ impl Node<Builtin> for Server {
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, _timer: TimerId, tag: u64) {
+        if self.crash.is_some() && self.crashed(ctx) {
+            return;
+        }
         match Downstream::call_of_timer(tag) {
             Some(call) => self.downstream_event(ctx, call, None),
             None => self.complete(ctx, tag as u32),
