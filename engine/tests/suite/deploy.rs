@@ -101,6 +101,19 @@ fn a_5_percent_canary_failing_20_percent_fails_1_percent_until_its_rollback() {
         counter(v, "new_version_failed"),
         v.errors["server_error"] as f64
     );
+    // The theory's successful throughput is the offered 2000/s times its availability, the
+    // deploy's failures taken out of both, and approximate as the deploy's estimate is.
+    let t = v.theory.as_ref().expect("a theory");
+    let (a, ok) = (
+        t.availability.value.expect("availability"),
+        t.throughput_rps.value.expect("throughput"),
+    );
+    assert!(a < 1.0, "the deploy's failures are taken out: {a}");
+    assert!((ok - 2000.0 * a).abs() < 1e-6, "{ok} against 2000 × {a}");
+    assert_eq!(
+        t.throughput_rps.accuracy,
+        archsim::results::Accuracy::Approximate
+    );
 }
 
 #[test]

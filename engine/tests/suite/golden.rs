@@ -53,6 +53,10 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     // variant's app servers now call an accounts service over connections of the variant's
     // transport (TCP, TLS 1.3, mTLS: "mTLS everywhere" is end to end), and an accounts
     // replica restarts at 45 s.
+    // deploy-strategies' and deploy-crashloop's results.json hashes re-pinned on purpose: the
+    // theory's successful throughput takes the deploy's failures as availability does
+    // (approximate, or no formula where availability has none) instead of reading "exact"
+    // beside 14% less; their event digests are unchanged.
     ("2pc-vs-3pc.ron", "160a203e6ffcfc65", 0xc9e98d46fd07234f),
     (
         "autoscaling-spike.ron",
@@ -81,12 +85,12 @@ const COMMITTED: &[(&str, &str, u64)] = &[
     (
         "deploy-crashloop.ron",
         "752bd820a14dc329",
-        0x80b570e7c1117f79,
+        0x70bbe18b1a6de15c,
     ),
     (
         "deploy-strategies.ron",
         "4a8634f3e89a417f",
-        0x7a20b5c870016803,
+        0xbeefa6a42bd425a2,
     ),
     ("diurnal.ron", "98756a99d5f7899a", 0x35ce1cebf283c199),
     ("event-stream.ron", "3f5c534f3bf555e5", 0x4115b80dd268801d),
