@@ -370,30 +370,37 @@ const S: u64 = 1_000_000_000;
 
 #[test]
 fn a_crash_looping_replica_crashes_after_each_start_and_restarts_with_kubernetes_back_off() {
-    // Health-gated (a 20 s error-rate check the few lost requests pass): the rollout stalls.
-    let text = crash_loop_scenario(ONE_AT_A_TIME, GATE, "1100s");
+    // Health-gated (a 20 s error-rate check the few lost requests pass), crashing 7 s after
+    // each start: the replica is never up for a whole window, so the rollout stalls.
+    let text = crash_loop_scenario(ONE_AT_A_TIME, GATE, "1100s")
+        .replace(r#"Constant("15s")"#, r#"Constant("7s")"#);
     let v = &run_text(&text).variants[0];
-    // The timeline the kubelet's rule gives: ready at 30 s, a crash 15 s after each start,
-    // restarts after 10 s × 2^k, at most 300 s.
+    // The timeline the kubelet's rule gives: ready at 30 s, a crash 7 s after each start,
+    // restarted at once after the first, then after 10 s × 2^(k − 1), at most 300 s.
     let mut expected = vec![(0, "stopped".to_string()), (20 * S, "provisioning".into())];
     let (mut up, mut k) = (30 * S, 0u32);
     let mut crashes = 0;
     while up < 1100 * S {
         expected.push((up, "serving".into()));
-        let crash = up + 15 * S;
+        let crash = up + 7 * S;
         if crash > 1100 * S {
             break;
         }
         expected.push((crash, "back-off".into()));
         crashes += 1;
-        up = crash + ((10 * S) << k).min(300 * S);
+        up = crash
+            + if k == 0 {
+                0
+            } else {
+                ((10 * S) << (k - 1)).min(300 * S)
+            };
         k += 1;
     }
     assert_eq!(phases(v, "app-pool", "app-1"), expected);
-    // Back-offs 10, 20, 40, 80, 160, 300 and 300 s: seven restarts, eight crashes.
-    assert_eq!(crashes, 8);
-    assert_eq!(counter(v, "new_version_crashes"), 8.0);
-    assert_eq!(counter(v, "new_version_restarts"), 7.0);
+    // Back-offs 0, 10, 20, 40, 80, 160, 300 and 300 s: eight restarts, nine crashes.
+    assert_eq!(crashes, 9);
+    assert_eq!(counter(v, "new_version_crashes"), 9.0);
+    assert_eq!(counter(v, "new_version_restarts"), 8.0);
     // Each crash loses the two requests in service (no answer: they time out), no more.
     assert_eq!(v.errors.get("timeout").copied(), Some(2 * crashes));
     assert_eq!(v.requests - v.ok, 2 * crashes);
@@ -420,7 +427,7 @@ fn a_crash_looping_replica_crashes_after_each_start_and_restarts_with_kubernetes
 
 #[test]
 fn the_back_off_starts_again_after_ten_minutes_up() {
-    // Up 600 s before each crash: every back-off is the first one, 10 s.
+    // Up 600 s before each crash: every crash is a first one, restarted at once.
     let text = crash_loop_scenario(ONE_AT_A_TIME, "None", "1900s")
         .replace(r#"Constant("15s")"#, r#"Constant("600s")"#);
     let v = &run_text(&text).variants[0];
@@ -432,27 +439,29 @@ fn the_back_off_starts_again_after_ten_minutes_up() {
         [
             serving(30),
             back_off(630),
-            serving(640),
-            back_off(1240),
-            serving(1250),
-            back_off(1850),
-            serving(1860)
+            serving(630),
+            back_off(1230),
+            serving(1230),
+            back_off(1830),
+            serving(1830)
         ]
     );
 }
 
 #[test]
 fn a_crash_check_rolls_back_a_gated_rollout_and_no_gating_replaces_every_old_replica() {
-    // With a check of crashes, the first check after the crash (at 45 s) rolls back at 50 s.
+    // With a check of crashes, the first check after the crash (at 45 s, restarted at once)
+    // rolls back at 50 s: the new replica drains what it holds and stops.
     let gate = r#"Some((window: "20s", max_crashes: Some(0)))"#;
     let v = &run_text(&crash_loop_scenario(ONE_AT_A_TIME, gate, "120s")).variants[0];
     assert_eq!(when(v, "analysis failed"), 50.0);
     assert_eq!(when(v, "rollback completed"), 50.0);
     assert_eq!(counter(v, "rollback_after_first_crash_s"), 5.0);
     let app1 = phases(v, "app-pool", "app-1");
-    assert_eq!(
-        app1.last(),
-        Some(&(50 * S, "stopped".to_string())),
+    let n = app1.len();
+    assert_eq!(app1[n - 2], (50 * S, "draining".to_string()), "{app1:?}");
+    assert!(
+        app1[n - 1].1 == "stopped" && app1[n - 1].0 < 51 * S,
         "{app1:?}"
     );
     assert_eq!(phases(v, "app-pool", "app-0"), [(0, "serving".to_string())]);
@@ -475,19 +484,20 @@ fn a_crash_check_rolls_back_a_gated_rollout_and_no_gating_replaces_every_old_rep
 
 #[test]
 fn blue_green_switches_only_to_a_set_that_is_all_ready() {
-    // Due at 50 s (ready at 30 s + 20 s), when the new replica is in back-off (crashed at
-    // 45 s): the switch waits for its restart at 55 s.
+    // Due at 65 s (ready at 30 s + 35 s), when the new replica is in back-off (crashed at
+    // 45 s and restarted at once, crashed again at 60 s): the switch waits for its restart
+    // at 70 s.
     let text = crash_loop_scenario(
-        r#"BlueGreen(switch_after: "20s", scale_down_delay: "30s")"#,
+        r#"BlueGreen(switch_after: "35s", scale_down_delay: "30s")"#,
         "None",
         "120s",
     );
     let v = &run_text(&text).variants[0];
-    assert_eq!(when(v, "the switch waits"), 50.0);
-    assert_eq!(when(v, "traffic switched"), 55.0);
+    assert_eq!(when(v, "the switch waits"), 65.0);
+    assert_eq!(when(v, "traffic switched"), 70.0);
     let app1 = phases(v, "app-pool", "app-1");
     assert!(
-        app1.contains(&(55 * S, "serving".to_string())),
+        app1.contains(&(70 * S, "serving".to_string())),
         "switched to a replica not in rotation: {app1:?}"
     );
 }
@@ -615,11 +625,12 @@ fn crash_loop_and_deadline_mistakes_are_located() {
 
 #[test]
 fn a_crash_check_catches_a_crash_loop_that_error_rates_miss() {
-    // The committed crash-loop scenario's claims, at another seed: the gated rolling update
-    // completes and fails a large share afterwards; a crash check rolls the canary back within
-    // one window of the first crash, with the fewest requests failed; failures, fewest first:
-    // canary + crash check, canary, then the rolling updates (with the crash check, rolled
-    // back at a gate; without, completed).
+    // The committed crash-loop scenario's claims, at another seed: error-rate gates pass while
+    // the first crashes restart at once, so the gated rolling update and blue-green complete
+    // and fail a large share afterwards; a crash check rolls the canary back within one window
+    // of the first crash, with the fewest requests failed; failures, fewest first: canary +
+    // crash check, canary, then the rolling updates (with the crash check, rolled back at a
+    // gate; without, completed).
     let r = super::run_file_with_seed("deploy-crashloop", 7);
     let v = |name: &str| {
         r.variants
@@ -628,18 +639,23 @@ fn a_crash_check_catches_a_crash_loop_that_error_rates_miss() {
             .unwrap_or_else(|| panic!("variant {name}"))
     };
     let failed = |name: &str| v(name).errors.values().sum::<u64>();
-    let rolling = v("rolling, gated");
-    assert_eq!(counter(rolling, "completed"), 1.0);
-    let done = when(rolling, "rolling update completed");
-    let (n, f) = completed(rolling, done + 20.0, 300.0);
-    assert!(
-        f as f64 > 0.1 * n as f64,
-        "{f} of {n} failed after the rollout"
-    );
+    for (name, done) in [
+        ("rolling, gated", "rolling update completed"),
+        ("blue-green", "old set scaled down"),
+    ] {
+        let v = v(name);
+        assert_eq!(counter(v, "completed"), 1.0, "{name}");
+        let done = when(v, done);
+        let (n, f) = completed(v, done + 20.0, 300.0);
+        assert!(
+            f as f64 > 0.1 * n as f64,
+            "{name}: {f} of {n} failed after the rollout"
+        );
+    }
     let checked = v("canary + crash check");
     assert_eq!(counter(checked, "rolled_back"), 1.0);
     assert!(counter(checked, "rollback_after_first_crash_s") <= 20.0);
-    for name in ["rolling, gated + crash check", "blue-green", "canary"] {
+    for name in ["rolling, gated + crash check", "canary"] {
         assert_eq!(counter(v(name), "rolled_back"), 1.0, "{name}");
     }
     let order = [
@@ -649,5 +665,38 @@ fn a_crash_check_catches_a_crash_loop_that_error_rates_miss() {
         failed("rolling, gated"),
     ];
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
-    assert!(failed("blue-green") < failed("rolling, gated + crash check"));
+    assert!(failed("blue-green") > failed("rolling, gated + crash check"));
+}
+
+#[test]
+fn a_balancer_handshakes_again_with_a_replica_its_controller_restarted() {
+    // The crash loop above, with the balancer on kept-alive TCP connections: a restart after
+    // a crash is a new process, so the connections to the old one are gone (the kernel's
+    // incarnation does not see a crash the controller times).
+    let text = crash_loop_scenario(ONE_AT_A_TIME, "None", "200s").replace(
+        r#"backends: ["app"], timeout: "1s")"#,
+        r#"backends: ["app"], timeout: "1s",
+                         connections: Some((protocol: Tcp, max_connections: 64)))"#,
+    );
+    let r = run_text(&text);
+    let v = &r.variants[0];
+    let lb = &v.components["lb"];
+    let handshakes = v.series["lb"]
+        .iter()
+        .find(|s| s.name == "handshakes")
+        .expect("the balancer's handshakes");
+    let windows: Vec<(usize, f64)> = handshakes
+        .values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, x)| x.filter(|x| *x > 0.0).map(|x| (i, x)))
+        .collect();
+    // Opened to app-0 at the start and to app-1 when it is ready (30 s), then again at each
+    // of its restarts: 45, 70, 105 and 160 s (crashes at 45, 60, 85 and 120 s; back-off 0,
+    // 10, 20 and 40 s).
+    let at: Vec<usize> = windows.iter().map(|(i, _)| *i).collect();
+    assert_eq!(at, vec![0, 30, 45, 70, 105, 160], "{windows:?}");
+    let reopened: f64 = windows.iter().skip(2).map(|(_, x)| x).sum();
+    assert!(reopened > 0.0);
+    assert_eq!(lb["connections_dropped_by_restart"], reopened, "{lb:?}");
 }

@@ -24,8 +24,9 @@
 //!
 //! A new version may crash-loop (`crash_loop`): this controller then also plays the kubelet.
 //! ```text
-//!  ready ─(after)─▶ crash: back-off, out of rotation ─(10 s)─▶ restarted, ready ─(after)─▶
-//!  crash ─(20 s)─▶ ... 40 s, 80 s, 160 s, 300 s, 300 s ... (reset to 10 s after 10 min up)
+//!  ready ─(after)─▶ crash: restarted at once, ready ─(after)─▶ crash: back-off, out of
+//!  rotation ─(10 s)─▶ restarted ─(after)─▶ crash ─(20 s)─▶ ... 40 s, 80 s, 160 s, 300 s ...
+//!  (after 10 min up, the next crash is a first one again: restarted at once)
 //! ```
 //! A rolling update counts only first readiness and retirements as progress: a stalled one
 //! (its new replicas in back-off) is marked failed after `progress_deadline`; blue-green
@@ -75,11 +76,13 @@ impl Default for VersionConfig {
 /// A release whose process crashes a while after it starts serving, over and over.
 ///
 /// A crash loses the replica's queued and in-service requests (their callers time out, as on
-/// any crash) and takes it out of rotation; the kubelet restarts it after a back-off of 10 s,
-/// doubled at each restart up to 5 min, and reset to 10 s once it ran 10 min without a crash
-/// (Kubernetes' pod lifecycle: "exponential back-off delay (10s, 20s, 40s, …), that is capped
-/// at five minutes. Once a container has executed for 10 minutes without any problems, the
-/// kubelet resets the restart backoff timer"). A restarted replica is ready at once (its image
+/// any crash) and takes it out of rotation; the kubelet restarts it at once after its first
+/// crash, then after a back-off of 10 s doubled at each restart up to 5 min, and treats a
+/// crash after 10 min without one as a first crash again (Kubernetes' pod lifecycle: "Initial
+/// crash: Kubernetes attempts an immediate restart"; then an "exponential back-off delay (10s,
+/// 20s, 40s, …), that is capped at five minutes. Once a container has executed for 10 minutes
+/// without any problems, the kubelet resets the restart backoff timer"; kubelet's `doBackOff`
+/// finds no back-off entry at the first crash, kubernetes/kubernetes#133472). A restarted replica is ready at once (its image
 /// is on the node; a readiness probe's delay is not modelled).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -90,18 +93,22 @@ pub struct CrashLoopConfig {
     pub after: Dist,
 }
 
-/// The kubelet's first restart back-off, its cap, and how long a container must run without
-/// a crash for the back-off to start again from the first (Kubernetes' pod lifecycle docs).
+/// The kubelet's first restart back-off (after the second crash: the first restarts at once),
+/// its cap, and how long a container must run without a crash for the streak to start again
+/// (Kubernetes' pod lifecycle docs).
 pub const BACKOFF_FIRST: SimDuration = SimDuration::from_secs(10);
 /// The longest restart back-off (5 min).
 pub const BACKOFF_CAP: SimDuration = SimDuration::from_secs(300);
 /// Running this long (10 min) without a crash resets the back-off.
 pub const BACKOFF_RESET: SimDuration = SimDuration::from_secs(600);
 
-/// The back-off before the restart after crash number `k` (from 0) of a streak: 10 s × 2^k,
-/// at most 5 min.
+/// The back-off before the restart after crash number `k` (from 0) of a streak: none after
+/// the first, then 10 s × 2^(k − 1), at most 5 min.
 pub fn backoff(k: u32) -> SimDuration {
-    let doubled = BACKOFF_FIRST.0.saturating_mul(1u64 << k.min(20));
+    if k == 0 {
+        return SimDuration::ZERO;
+    }
+    let doubled = BACKOFF_FIRST.0.saturating_mul(1u64 << (k - 1).min(20));
     SimDuration(doubled.min(BACKOFF_CAP.0))
 }
 
@@ -759,7 +766,8 @@ impl Deploy {
     }
 
     /// Replica `r` crashes (if it is still due to): out of rotation, restarted after the
-    /// back-off (10 s doubling to 5 min, from 10 s again after 10 min up).
+    /// back-off (none after a streak's first crash, then 10 s doubling to 5 min; a streak
+    /// starts again after 10 min up).
     fn crash(&mut self, ctx: &mut Ctx<'_>, r: usize) {
         let now = ctx.now();
         if self.crash_at[r] != Some(now) {
@@ -783,11 +791,18 @@ impl Deploy {
         ctx.set_timer(delay, TAG_RESTART | r as u64);
         self.events.record(
             now,
-            format!(
-                "{name} crashed (crash {} in a row): back-off {} s",
-                self.streak[r],
-                delay.as_secs_f64()
-            ),
+            if delay == SimDuration::ZERO {
+                format!(
+                    "{name} crashed (crash {} in a row): restarted at once",
+                    self.streak[r]
+                )
+            } else {
+                format!(
+                    "{name} crashed (crash {} in a row): back-off {} s",
+                    self.streak[r],
+                    delay.as_secs_f64()
+                )
+            },
         );
         self.count_new(now);
     }
@@ -1484,9 +1499,9 @@ mod tests {
     }
 
     #[test]
-    fn the_restart_back_off_doubles_from_10_s_to_5_min() {
-        let secs: Vec<u64> = (0..8).map(|k| backoff(k).0 / 1_000_000_000).collect();
-        assert_eq!(secs, [10, 20, 40, 80, 160, 300, 300, 300]);
+    fn the_first_restart_is_at_once_then_the_back_off_doubles_from_10_s_to_5_min() {
+        let secs: Vec<u64> = (0..9).map(|k| backoff(k).0 / 1_000_000_000).collect();
+        assert_eq!(secs, [0, 10, 20, 40, 80, 160, 300, 300, 300]);
         assert_eq!(
             backoff(u32::MAX),
             BACKOFF_CAP,

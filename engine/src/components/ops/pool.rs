@@ -130,6 +130,9 @@ struct Replica {
     /// How many times it crashed (a crash-looping release), and when it last did.
     crashes: u32,
     crashed_at: SimTime,
+    /// How many processes it has started since the run began: one more each time it leaves
+    /// `Stopped` or `BackOff` for a running phase. A caller's connections belong to one.
+    lives: u32,
 }
 
 /// How the new version behaves next to the pool's own configuration.
@@ -318,6 +321,7 @@ impl Pool {
                     version: 0,
                     crashes: 0,
                     crashed_at: SimTime::ZERO,
+                    lives: 0,
                 };
                 n
             ],
@@ -407,6 +411,10 @@ impl Pool {
             return;
         }
         self.replicas[r].phase = phase;
+        let dead = |p: Phase| matches!(p, Phase::Stopped | Phase::BackOff);
+        if dead(was) && !dead(phase) {
+            self.replicas[r].lives += 1;
+        }
         self.states[r].set(now, phase.index());
         if was.in_rotation() != phase.in_rotation() {
             self.epoch += 1;
@@ -469,6 +477,13 @@ impl Pool {
     pub fn crashes(&self, r: usize) -> (u32, SimTime) {
         let rep = &self.replicas[r];
         (rep.crashes, rep.crashed_at)
+    }
+
+    /// How many processes replica `r` has started (a restart after a crash-loop crash, or a
+    /// start after a stop, is a new one): connections to it are one life's (the kernel's
+    /// incarnation counts only crash faults).
+    pub fn lives(&self, r: usize) -> u32 {
+        self.replicas[r].lives
     }
 
     /// Replica `r`'s version (0 the pool's own, 1 the new release).

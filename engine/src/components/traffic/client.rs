@@ -771,7 +771,7 @@ impl Client {
             self.attempt_failed(ctx, request, Cause::Unreachable);
             return;
         };
-        let lease = match self.pools.as_mut().map(|p| p.acquire(ctx, target, user)) {
+        let lease = match self.pools.as_mut().map(|p| p.acquire(ctx, target, user, 0)) {
             None => None,
             Some(Ok(lease)) => Some(lease),
             Some(Err(e)) => {

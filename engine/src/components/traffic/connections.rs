@@ -324,16 +324,19 @@ impl Pools {
     }
 
     /// A connection to `to` for one call of `user` (ignored unless `per_user`): an existing
-    /// one with a free stream, else a new one.
+    /// one with a free stream, else a new one. `life` counts the destination's restarts the
+    /// kernel does not see (a controlled pool's replica restarted by its controller: see
+    /// `Pool::lives`), 0 otherwise.
     pub fn acquire(
         &mut self,
         ctx: &mut Ctx<'_>,
         to: NodeId,
         user: u32,
+        life: u32,
     ) -> Result<Lease, NoConnection> {
         let key = (to, if self.cfg.per_user { user } else { 0 });
         let now = ctx.now();
-        let incarnation = ctx.incarnation(to);
+        let incarnation = ctx.incarnation(to).wrapping_add(life);
         let known = self.pools.len();
         self.pools.entry(key).or_default();
         if self.pools.len() > known {

@@ -594,7 +594,7 @@ impl Downstream {
             self.failed(ctx, call, Cause::Unreachable);
             return;
         };
-        let lease = match self.conns.as_mut().map(|p| p.acquire(ctx, to, 0)) {
+        let lease = match self.conns.as_mut().map(|p| p.acquire(ctx, to, 0, 0)) {
             None => None,
             Some(Ok(lease)) => Some(lease),
             Some(Err(e)) => {

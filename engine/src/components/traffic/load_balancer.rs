@@ -401,6 +401,8 @@ struct PoolRoutes {
     in_rotation: Vec<bool>,
     /// Per backend: the version its replica runs.
     versions: Vec<u8>,
+    /// Per backend: its replica's lives (`Pool::lives`), which its connections belong to.
+    lives: Vec<u32>,
     /// Per pool: the fraction of traffic its new version gets (`None`: no split).
     splits: Vec<Option<f64>>,
     /// Per pool: the version this request goes to (`None`: any), drawn per request.
@@ -418,6 +420,7 @@ impl PoolRoutes {
             seats: vec![None; backends.len()],
             in_rotation: vec![true; backends.len()],
             versions: vec![0; backends.len()],
+            lives: vec![0; backends.len()],
             splits: Vec::new(),
             wanted: Vec::new(),
             split_rng: b.rng("traffic_split"),
@@ -467,6 +470,7 @@ impl PoolRoutes {
                     }
                     self.in_rotation[i] = now_in;
                     self.versions[i] = p.version(r);
+                    self.lives[i] = p.lives(r);
                 }
             }
         }
@@ -1050,7 +1054,9 @@ impl LoadBalancer {
             return;
         };
         let to = self.backends[b as usize];
-        let lease = match self.conns.as_mut().map(|p| p.acquire(ctx, to, 0)) {
+        // A replica its controller restarted is a new process: connections to it are new.
+        let life = self.pools.as_ref().map_or(0, |p| p.lives[b as usize]);
+        let lease = match self.conns.as_mut().map(|p| p.acquire(ctx, to, 0, life)) {
             None => None,
             Some(Ok(lease)) => Some(lease),
             Some(Err(e)) => {
