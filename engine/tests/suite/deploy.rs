@@ -6,7 +6,7 @@
 //! canary's promotion under the rolling limits, analysed as it goes.
 
 use super::run_text;
-use archsim::results::VariantResult;
+use archsim::results::{Results, VariantResult};
 
 /// 2000 requests/s on 4 replicas (ρ ≈ 0.5), a deploy at 20 s of a version failing 20% of its
 /// requests, replicas ready 10 s after they start, analysis over 20 s windows.
@@ -45,6 +45,14 @@ fn when(v: &VariantResult, text: &str) -> f64 {
         .find(|(_, w)| w.contains(text))
         .unwrap_or_else(|| panic!("no `{text}` in {e:#?}"))
         .0
+}
+
+/// The variant of `r` called `name`.
+fn variant<'a>(r: &'a Results, name: &str) -> &'a VariantResult {
+    r.variants
+        .iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("variant {name}"))
 }
 
 fn counter(v: &VariantResult, name: &str) -> f64 {
@@ -300,14 +308,7 @@ fn a_canary_limits_the_blast_radius_of_a_bad_release_most() {
     // (2 of 5 replicas for a window), blue-green's (all traffic for a window: 4000) and the
     // ungated rolling update's (20% of everything after the rollout).
     let r = super::run_file_with_seed("deploy-strategies", 7);
-    let failed = |name: &str| {
-        let v = r
-            .variants
-            .iter()
-            .find(|v| v.name == name)
-            .unwrap_or_else(|| panic!("variant {name}"));
-        v.errors["server_error"] as f64
-    };
+    let failed = |name: &str| variant(&r, name).errors["server_error"] as f64;
     let (canary, gated, blue_green, ungated) = (
         failed("canary"),
         failed("rolling, gated"),
@@ -632,12 +633,7 @@ fn a_crash_check_catches_a_crash_loop_that_error_rates_miss() {
     // crash check, canary, then the rolling updates (with the crash check, rolled back at a
     // gate; without, completed).
     let r = super::run_file_with_seed("deploy-crashloop", 7);
-    let v = |name: &str| {
-        r.variants
-            .iter()
-            .find(|v| v.name == name)
-            .unwrap_or_else(|| panic!("variant {name}"))
-    };
+    let v = |name: &str| variant(&r, name);
     let failed = |name: &str| v(name).errors.values().sum::<u64>();
     for (name, done) in [
         ("rolling, gated", "rolling update completed"),
