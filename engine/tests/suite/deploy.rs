@@ -696,3 +696,26 @@ fn a_balancer_handshakes_again_with_a_replica_its_controller_restarted() {
     assert!(reopened > 0.0);
     assert_eq!(lb["connections_dropped_by_restart"], reopened, "{lb:?}");
 }
+
+#[test]
+fn a_canary_step_waits_for_its_canary_replicas_to_be_in_rotation() {
+    // The canary crashes 7 s after each start: ready at 30 s, crashes at 37 (restarted at
+    // once), 44 (back 54), 61 (back 81), 88 (back 128). Its 20 s pauses end at 50, 70, 90 and
+    // 110 s with it in back-off each time, so, as Argo Rollouts waits for the canary to be
+    // available, the second step waits until the check at 130 s finds it up.
+    let text = crash_loop_scenario(
+        r#"Canary(steps: [0.5, 1.0], pause: "20s", canary_replicas: Some(1))"#,
+        "None",
+        "140s",
+    )
+    .replace(r#"Constant("15s")"#, r#"Constant("7s")"#);
+    let v = &run_text(&text).variants[0];
+    assert_eq!(when(v, "step 1 of 2"), 30.0);
+    assert_eq!(when(v, "the next step waits"), 50.0);
+    assert_eq!(when(v, "step 2 of 2"), 130.0);
+    let waits = events(v)
+        .iter()
+        .filter(|(_, w)| w.contains("the next step waits"))
+        .count();
+    assert_eq!(waits, 1, "one event per step, however long it waits");
+}

@@ -558,6 +558,8 @@ pub struct Deploy {
     deadline_passed: bool,
     /// Blue-green: the switch is due, waiting for the whole new set to be in rotation.
     switch_due: bool,
+    /// Canary: this step's pause is over, waiting for the canary replicas to be in rotation.
+    step_waits: bool,
     /// Replicas of the new set (canary or green), by index.
     new_set: Vec<usize>,
     failed_checks: u32,
@@ -605,6 +607,7 @@ impl Deploy {
             deadline: None,
             deadline_passed: false,
             switch_due: false,
+            step_waits: false,
             new_set: Vec::new(),
             failed_checks: 0,
             started_at: None,
@@ -910,6 +913,7 @@ impl Deploy {
             ),
         );
         self.stage = Stage::Step(i, now);
+        self.step_waits = false;
         lock(&self.pool).restart_window();
         let tick = self.window();
         ctx.set_timer(tick, TAG_TICK);
@@ -938,6 +942,17 @@ impl Deploy {
         match (self.stage, self.cfg.strategy.clone()) {
             (Stage::Step(i, since), Strategy::Canary { steps, pause, .. }) => {
                 if now.since(since) < pause {
+                    ctx.set_timer(self.window(), TAG_TICK);
+                } else if !self.new_set_in_rotation() {
+                    // As Argo Rollouts: a step completes only once the canary replicas are
+                    // available; checked again every window.
+                    if !self.step_waits {
+                        self.step_waits = true;
+                        self.events.record(
+                            now,
+                            "canary: not every canary replica is in rotation; the next step waits",
+                        );
+                    }
                     ctx.set_timer(self.window(), TAG_TICK);
                 } else if i + 1 < steps.len() {
                     self.step(ctx, i + 1);
