@@ -345,6 +345,7 @@ impl Pool {
     /// initialised (a warm pool), the rest stopped; latency is kept over `periods` controller
     /// periods.
     pub fn start_with(&mut self, serving: usize, warm: usize, periods: usize) {
+        let names = self.phase_names();
         for (r, rep) in self.replicas.iter_mut().enumerate() {
             rep.phase = if r < serving {
                 Phase::Serving
@@ -352,10 +353,7 @@ impl Pool {
                 Phase::Stopped
             };
             rep.warm = r >= serving && r < serving + warm;
-            self.states[r] = StateSeries::starting(&PHASES, self.window, rep.phase.index());
-            if self.behaviour.is_some_and(|b| b.crash_loop) {
-                self.states[r].widen(&PHASES_CRASH_LOOP);
-            }
+            self.states[r] = StateSeries::starting(names, self.window, rep.phase.index());
         }
         let n = self.count(Phase::in_rotation);
         self.in_rotation = Series::new(SeriesKind::Level, self.window);
@@ -367,7 +365,7 @@ impl Pool {
 
     /// The phase names of its timelines.
     fn phase_names(&self) -> &'static [&'static str] {
-        if self.behaviour.is_some_and(|b| b.crash_loop) {
+        if self.crash_loops() {
             &PHASES_CRASH_LOOP
         } else {
             &PHASES

@@ -1055,8 +1055,11 @@ impl LoadBalancer {
         };
         let to = self.backends[b as usize];
         // A replica its controller restarted is a new process: connections to it are new.
-        let life = self.pools.as_ref().map_or(0, |p| p.lives[b as usize]);
-        let lease = match self.conns.as_mut().map(|p| p.acquire(ctx, to, 0, life)) {
+        let routes = self.pools.as_deref();
+        let lease = match self.conns.as_mut().map(|p| {
+            let life = routes.map_or(0, |r| r.lives[b as usize]);
+            p.acquire(ctx, to, 0, life)
+        }) {
             None => None,
             Some(Ok(lease)) => Some(lease),
             Some(Err(e)) => {
